@@ -1,0 +1,3 @@
+from mfftools.cli import main
+
+main()

@@ -1,0 +1,11 @@
+"""`mfftools inst-eval`."""
+import click
+
+from mfftools.errors import MfftoolsError
+
+
+@click.command("inst-eval", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def command(args):
+    """Not available yet."""
+    raise MfftoolsError("'mfftools inst-eval' is not available yet in this version.")

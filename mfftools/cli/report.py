@@ -1,0 +1,11 @@
+"""`mfftools report`."""
+import click
+
+from mfftools.errors import MfftoolsError
+
+
+@click.command("report", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def command(args):
+    """Not available yet."""
+    raise MfftoolsError("'mfftools report' is not available yet in this version.")

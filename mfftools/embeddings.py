@@ -1,0 +1,345 @@
+"""The embeddings file (HDF5, schema `mfftools-embeddings/1`): streaming writer, validated reader.
+
+Layout `images` holds one row per image with its identity and group (instance protocol);
+layout `pairs` holds 2P rows, rows 2k and 2k+1 forming pair k (pair protocol).
+A file is marked `complete=false` until its writer finishes, so an interrupted extraction can be
+told apart from a finished one and resumed from the first unwritten row.
+"""
+import datetime
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from mfftools import __version__
+from mfftools.errors import MfftoolsError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = "mfftools-embeddings/1"
+LAYOUTS = ("images", "pairs")
+# Columns with one value per row, by layout; `source_index` (position of the row's image in its
+# source) is our own addition, used to resume after skipped images.
+ROW_COLUMNS = {
+    "images": ("identity", "group", "path", "source_index"),
+    "pairs": ("source_index",),
+}
+PAIR_COLUMNS = ("issame", "pair_group")
+_COLUMN_DTYPES = {
+    "identity": np.int64,
+    "group": np.int64,
+    "source_index": np.int64,
+    "path": h5py.string_dtype("utf-8"),
+    "issame": np.bool_,
+    "pair_group": np.int64,
+}
+_CHUNK_ROWS = 1024
+
+
+@dataclass
+class Embeddings:
+    """A validated embeddings file; labels in memory, embedding rows read on demand.
+
+    `identity`/`group` (images layout) and `issame`/`pair_group` (pairs layout) are numpy arrays;
+    the others are None.
+    """
+
+    path: Path
+    layout: str
+    group_names: list
+    n_rows: int
+    dim: int
+    dtype: np.dtype
+    attrs: dict = field(default_factory=dict)
+    identity: np.ndarray = None
+    group: np.ndarray = None
+    image_paths: np.ndarray = None
+    issame: np.ndarray = None
+    pair_group: np.ndarray = None
+
+    def iter_blocks(self, block_rows=65536, start=0, stop=None):
+        """Yield (first_row, float32 block) over rows [start, stop), validating each block."""
+        stop = self.n_rows if stop is None else stop
+        with h5py.File(self.path, "r") as handle:
+            dataset = handle["embeddings"]
+            for first in range(start, stop, block_rows):
+                block = dataset[first : min(first + block_rows, stop)].astype(np.float32)
+                _check_rows(block, first, self.path)
+                yield first, block
+
+    def read(self, start=0, stop=None):
+        """Rows [start, stop) as one float32 array (validated)."""
+        stop = self.n_rows if stop is None else stop
+        out = np.empty((stop - start, self.dim), dtype=np.float32)
+        for first, block in self.iter_blocks(start=start, stop=stop):
+            out[first - start : first - start + len(block)] = block
+        return out
+
+
+def _check_rows(block, first_row, path):
+    finite = np.isfinite(block).all(axis=1)
+    if not finite.all():
+        row = first_row + int(np.flatnonzero(~finite)[0])
+        raise MfftoolsError(f"{path}: dataset 'embeddings' row {row} contains NaN or Inf")
+    zero = ~block.any(axis=1)
+    if zero.any():
+        row = first_row + int(np.flatnonzero(zero)[0])
+        raise MfftoolsError(f"{path}: dataset 'embeddings' row {row} is all zeros")
+
+
+def _str(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def open_embeddings(path, layout=None, allow_incomplete=False):
+    """Open and validate an embeddings file; labels are loaded, embeddings are not.
+
+    Checks the schema, layout, lengths, group indices and identity count here; NaN/Inf/zero rows
+    are checked as rows are read (`Embeddings.read` / `iter_blocks`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MfftoolsError(f"{path}: embeddings file not found")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise MfftoolsError(f"{path}: not a readable HDF5 file ({error})") from error
+    with handle:
+        attrs = {key: handle.attrs[key] for key in handle.attrs}
+        schema = _str(attrs.get("schema", ""))
+        if schema != SCHEMA:
+            raise MfftoolsError(f"{path}: schema is {schema!r}, expected {SCHEMA!r}")
+        file_layout = _str(attrs.get("layout", ""))
+        if file_layout not in LAYOUTS:
+            raise MfftoolsError(f"{path}: layout is {file_layout!r}, expected one of {LAYOUTS}")
+        if layout is not None and file_layout != layout:
+            raise MfftoolsError(
+                f"{path}: this command needs a {layout!r}-layout embeddings file, "
+                f"this one has layout {file_layout!r}"
+            )
+        if not bool(attrs.get("complete", False)) and not allow_incomplete:
+            raise MfftoolsError(
+                f"{path}: the file is incomplete (an extraction was interrupted); "
+                "resume it with `mfftools extract --resume` first"
+            )
+        if "group_names" not in attrs:
+            raise MfftoolsError(f"{path}: root attribute 'group_names' is missing")
+        group_names = [_str(name) for name in np.atleast_1d(attrs["group_names"])]
+        if "embeddings" not in handle:
+            raise MfftoolsError(f"{path}: dataset 'embeddings' is missing")
+        dataset = handle["embeddings"]
+        if dataset.ndim != 2 or dataset.dtype not in (np.float32, np.float16):
+            raise MfftoolsError(
+                f"{path}: dataset 'embeddings' must be [N, D] float32 or float16, "
+                f"found shape {dataset.shape} {dataset.dtype}"
+            )
+        n_rows, dim = dataset.shape
+        embeddings = Embeddings(
+            path=path,
+            layout=file_layout,
+            group_names=group_names,
+            n_rows=n_rows,
+            dim=dim,
+            dtype=dataset.dtype,
+            attrs={key: value for key, value in attrs.items() if key != "group_names"},
+        )
+        if file_layout == "images":
+            _read_images_labels(handle, embeddings)
+        else:
+            _read_pairs_labels(handle, embeddings)
+    return embeddings
+
+
+def _read_column(handle, name, length, path):
+    if name not in handle:
+        raise MfftoolsError(f"{path}: dataset {name!r} is missing")
+    column = handle[name][()]
+    if column.ndim != 1 or len(column) != length:
+        raise MfftoolsError(
+            f"{path}: dataset {name!r} has shape {column.shape}, expected ({length},)"
+        )
+    return column
+
+
+def _check_group_index(groups, n_groups, name, path):
+    bad = (groups < 0) | (groups >= n_groups)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise MfftoolsError(
+            f"{path}: dataset {name!r} row {row} is {int(groups[row])}, "
+            f"outside the {n_groups} group names"
+        )
+
+
+def _read_images_labels(handle, embeddings):
+    path, n_rows = embeddings.path, embeddings.n_rows
+    identity = _read_column(handle, "identity", n_rows, path)
+    group = _read_column(handle, "group", n_rows, path)
+    for name, column in (("identity", identity), ("group", group)):
+        if not np.issubdtype(column.dtype, np.integer):
+            raise MfftoolsError(f"{path}: dataset {name!r} must be integer, found {column.dtype}")
+    _check_group_index(group, len(embeddings.group_names), "group", path)
+    if len(np.unique(identity)) < 2:
+        raise MfftoolsError(f"{path}: fewer than two identities; nothing to compare")
+    embeddings.identity = identity.astype(np.int64)
+    embeddings.group = group.astype(np.int64)
+    if "path" in handle:
+        _read_column(handle, "path", n_rows, path)
+        embeddings.image_paths = handle["path"].asstr()[()]
+
+
+def _read_pairs_labels(handle, embeddings):
+    path, n_rows = embeddings.path, embeddings.n_rows
+    if n_rows % 2:
+        raise MfftoolsError(f"{path}: pairs layout needs an even number of rows, found {n_rows}")
+    issame = _read_column(handle, "issame", n_rows // 2, path)
+    pair_group = _read_column(handle, "pair_group", n_rows // 2, path)
+    _check_group_index(pair_group, len(embeddings.group_names), "pair_group", path)
+    embeddings.issame = issame.astype(bool)
+    embeddings.pair_group = pair_group.astype(np.int64)
+
+
+class EmbeddingsWriter:
+    """Stream embedding rows (and their per-row labels) into a new or resumed file.
+
+    The file stays `complete=false` until `finish()`. Every `append` is flushed and then recorded
+    in the root attribute `rows_written`, so a crash loses at most the block being written and
+    `resume` continues from the first row not recorded.
+
+    Use as a context manager: leaving the block normally finishes the file, an exception leaves
+    it incomplete (and resumable).
+    """
+
+    def __init__(self, handle, layout):
+        self._handle = handle
+        self.layout = layout
+        self.rows_written = int(handle.attrs["rows_written"])
+
+    @classmethod
+    def create(cls, path, *, layout, dim, group_names, dtype="float32", pairs=None, attrs=None):
+        """Start a new file. `pairs` = dict(issame=..., pair_group=...) for the pairs layout.
+
+        `attrs` are extra root attributes (model, checkpoint, checkpoint_sha256, flip, source, ...).
+        """
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if (layout == "pairs") != (pairs is not None):
+            raise ValueError("`pairs` columns are given exactly for the pairs layout")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = h5py.File(path, "w")
+        handle.attrs["schema"] = SCHEMA
+        handle.attrs["layout"] = layout
+        handle.attrs["group_names"] = np.array(list(group_names), dtype=h5py.string_dtype())
+        handle.attrs["complete"] = False
+        handle.attrs["rows_written"] = 0
+        handle.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        handle.attrs["mfftools_version"] = __version__
+        for key, value in (attrs or {}).items():
+            handle.attrs[key] = value
+        handle.create_dataset(
+            "embeddings",
+            shape=(0, dim),
+            maxshape=(None, dim),
+            dtype=np.dtype(dtype),
+            chunks=(_CHUNK_ROWS, dim),
+        )
+        for name in ROW_COLUMNS[layout]:
+            handle.create_dataset(
+                name, shape=(0,), maxshape=(None,), dtype=_COLUMN_DTYPES[name], chunks=(8192,)
+            )
+        if pairs is not None:
+            for name in PAIR_COLUMNS:
+                handle.create_dataset(name, data=np.asarray(pairs[name], _COLUMN_DTYPES[name]))
+        handle.flush()
+        return cls(handle, layout)
+
+    @classmethod
+    def resume(cls, path, expected_attrs=None):
+        """Reopen an incomplete file, dropping any rows written after the last recorded append.
+
+        `expected_attrs` (e.g. source, checkpoint_sha256, flip) must equal the file's, so a
+        different model or source is never appended to an old file.
+        """
+        path = Path(path)
+        try:
+            handle = h5py.File(path, "r+")
+        except OSError as error:
+            raise MfftoolsError(f"{path}: cannot reopen to resume ({error})") from error
+        try:
+            if _str(handle.attrs.get("schema", "")) != SCHEMA:
+                raise MfftoolsError(f"{path}: not an mfftools embeddings file; cannot resume")
+            if bool(handle.attrs.get("complete", False)):
+                raise MfftoolsError(f"{path}: already complete; nothing to resume")
+            for key, expected in (expected_attrs or {}).items():
+                found = handle.attrs.get(key)
+                if found is None or _str(found) != _str(expected):
+                    raise MfftoolsError(
+                        f"{path}: cannot resume: attribute {key!r} is {found!r} in the file "
+                        f"but {expected!r} now"
+                    )
+            layout = _str(handle.attrs["layout"])
+            rows = int(handle.attrs["rows_written"])
+            for name in ("embeddings",) + ROW_COLUMNS[layout]:
+                handle[name].resize(rows, axis=0)
+        except Exception:
+            handle.close()
+            raise
+        logger.info("resuming %s after %d rows", path, rows)
+        return cls(handle, layout)
+
+    @property
+    def path(self):
+        return Path(self._handle.filename)
+
+    @property
+    def last_source_index(self):
+        """Source position of the last written row, or -1 if none."""
+        if self.rows_written == 0:
+            return -1
+        return int(self._handle["source_index"][self.rows_written - 1])
+
+    def append(self, embeddings, **columns):
+        """Append a block of rows; `columns` holds this layout's per-row labels, same length.
+
+        `source_index` defaults to consecutive positions after the last written row.
+        """
+        embeddings = np.asarray(embeddings)
+        count = len(embeddings)
+        if "source_index" not in columns:
+            start = self.last_source_index + 1
+            columns["source_index"] = np.arange(start, start + count)
+        expected = set(ROW_COLUMNS[self.layout])
+        if set(columns) != expected:
+            raise ValueError(f"append needs columns {sorted(expected)}, got {sorted(columns)}")
+        first, last = self.rows_written, self.rows_written + count
+        for name, values in [("embeddings", embeddings)] + list(columns.items()):
+            if len(values) != count:
+                raise ValueError(f"column {name!r} has {len(values)} rows, embeddings {count}")
+            dataset = self._handle[name]
+            dataset.resize(last, axis=0)
+            dataset[first:last] = values
+        self._handle.flush()
+        self.rows_written = last
+        self._handle.attrs["rows_written"] = last
+        self._handle.flush()
+
+    def finish(self):
+        """Mark the file complete and close it."""
+        self._handle.attrs["complete"] = True
+        self.close()
+
+    def close(self):
+        if self._handle.id.valid:
+            self._handle.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is None:
+            self.finish()
+        else:
+            self.close()

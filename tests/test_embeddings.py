@@ -1,0 +1,152 @@
+import h5py
+import numpy as np
+import pytest
+
+from conftest import write_images_file, write_pairs_file
+from mfftools.embeddings import SCHEMA, EmbeddingsWriter, open_embeddings
+from mfftools.errors import MfftoolsError
+
+GROUPS = ["A", "B"]
+
+
+def _labels(n):
+    identity = np.arange(n) // 3
+    group = (identity % 2).astype(np.int64)
+    return identity, group
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_images_round_trip(tmp_path, rng, dtype):
+    emb = rng.normal(size=(50, 8)).astype(dtype)
+    identity, group = _labels(50)
+    path = write_images_file(tmp_path / "e.h5", emb, identity, group, GROUPS, model="r18")
+    loaded = open_embeddings(path, layout="images")
+    assert (loaded.n_rows, loaded.dim, loaded.dtype) == (50, 8, np.dtype(dtype))
+    assert loaded.group_names == GROUPS
+    np.testing.assert_array_equal(loaded.identity, identity)
+    np.testing.assert_array_equal(loaded.group, group)
+    np.testing.assert_array_equal(loaded.read(), emb.astype(np.float32))
+    assert loaded.read().dtype == np.float32
+    assert loaded.image_paths[3] == "img_3.jpg"
+    assert loaded.attrs["model"] == "r18"
+    blocks = list(loaded.iter_blocks(block_rows=16))
+    assert [first for first, _ in blocks] == [0, 16, 32, 48]
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), emb.astype(np.float32))
+
+
+def test_pairs_round_trip(tmp_path, rng):
+    emb = rng.normal(size=(20, 4)).astype(np.float32)
+    issame = np.array([True, False] * 5)
+    pair_group = np.array([0] * 5 + [1] * 5)
+    path = write_pairs_file(tmp_path / "p.h5", emb, issame, pair_group, GROUPS)
+    loaded = open_embeddings(path, layout="pairs")
+    np.testing.assert_array_equal(loaded.issame, issame)
+    np.testing.assert_array_equal(loaded.pair_group, pair_group)
+    np.testing.assert_array_equal(loaded.read(), emb)
+    with pytest.raises(MfftoolsError, match="needs a 'images'-layout"):
+        open_embeddings(path, layout="images")
+
+
+def test_resume_after_crash_keeps_written_rows(tmp_path, rng):
+    emb = rng.normal(size=(40, 6)).astype(np.float32)
+    identity, group = _labels(40)
+    path = tmp_path / "e.h5"
+    columns = lambda a, b: dict(  # noqa: E731
+        identity=identity[a:b], group=group[a:b], path=[f"p{k}" for k in range(a, b)]
+    )
+    with pytest.raises(RuntimeError):
+        with EmbeddingsWriter.create(
+            path, layout="images", dim=6, group_names=GROUPS, attrs={"source": "s.zip"}
+        ) as writer:
+            writer.append(emb[:10], **columns(0, 10))
+            writer.append(emb[10:25], **columns(10, 25))
+            raise RuntimeError("killed")
+    # A crash between the data flush and the `rows_written` update leaves extra rows behind.
+    with h5py.File(path, "r+") as handle:
+        handle["embeddings"].resize(30, axis=0)
+        handle["embeddings"][25:30] = 7.0
+    with pytest.raises(MfftoolsError, match="incomplete"):
+        open_embeddings(path)
+    with pytest.raises(MfftoolsError, match="'source' is"):
+        EmbeddingsWriter.resume(path, expected_attrs={"source": "other.zip"})
+    with EmbeddingsWriter.resume(path, expected_attrs={"source": "s.zip"}) as writer:
+        assert writer.rows_written == 25 and writer.last_source_index == 24
+        writer.append(emb[25:], **columns(25, 40))
+    loaded = open_embeddings(path)
+    np.testing.assert_array_equal(loaded.read(), emb)
+    np.testing.assert_array_equal(loaded.identity, identity)
+    with h5py.File(path, "r") as handle:
+        np.testing.assert_array_equal(handle["source_index"][()], np.arange(40))
+    with pytest.raises(MfftoolsError, match="already complete"):
+        EmbeddingsWriter.resume(path)
+
+
+def _write_raw(path, **overrides):
+    """A hand-written valid images file, with datasets/attributes overridden."""
+    n = 6
+    content = {
+        "embeddings": np.ones((n, 3), np.float32),
+        "identity": np.array([0, 0, 1, 1, 2, 2]),
+        "group": np.array([0, 0, 1, 1, 0, 0]),
+    }
+    attrs = {"schema": SCHEMA, "layout": "images", "group_names": GROUPS, "complete": True}
+    for key, value in overrides.items():
+        (attrs if key in attrs else content)[key] = value
+    with h5py.File(path, "w") as handle:
+        handle.attrs.update({k: v for k, v in attrs.items() if v is not None})
+        for key, value in content.items():
+            if value is not None:
+                handle[key] = value
+    return path
+
+
+def test_hand_written_file_is_accepted(tmp_path):
+    loaded = open_embeddings(_write_raw(tmp_path / "ok.h5"))
+    assert loaded.n_rows == 6 and loaded.image_paths is None
+
+
+def _emb_with(row, value):
+    emb = np.ones((6, 3), np.float32)
+    emb[row] = value
+    return emb
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"schema": "other/2"}, "schema is 'other/2'"),
+        ({"layout": "grid"}, "layout is 'grid'"),
+        ({"complete": False}, "incomplete"),
+        ({"group_names": None}, "'group_names' is missing"),
+        ({"identity": np.arange(5)}, "'identity' has shape"),
+        ({"group": np.array([0, 0, 1, 1, 0, 2])}, "'group' row 5 is 2"),
+        ({"identity": np.zeros(6, int)}, "fewer than two identities"),
+        ({"embeddings": np.ones((6, 3), np.float64)}, "float32 or float16"),
+        ({"embeddings": None}, "'embeddings' is missing"),
+    ],
+)
+def test_validation_errors(tmp_path, overrides, message):
+    with pytest.raises(MfftoolsError, match=message):
+        open_embeddings(_write_raw(tmp_path / "bad.h5", **overrides))
+
+
+@pytest.mark.parametrize(
+    "value, message", [(np.nan, "row 4 contains NaN"), (np.inf, "row 4 contains NaN or Inf"), (0.0, "row 4 is all zeros")]
+)
+def test_bad_rows_named_when_read(tmp_path, value, message):
+    loaded = open_embeddings(_write_raw(tmp_path / "bad.h5", embeddings=_emb_with(4, value)))
+    with pytest.raises(MfftoolsError, match=message):
+        loaded.read()
+
+
+def test_missing_and_non_hdf5_files(tmp_path):
+    with pytest.raises(MfftoolsError, match="not found"):
+        open_embeddings(tmp_path / "none.h5")
+    (tmp_path / "text.h5").write_text("hello")
+    with pytest.raises(MfftoolsError, match="not a readable HDF5"):
+        open_embeddings(tmp_path / "text.h5")
+
+
+def test_incomplete_allowed_on_request(tmp_path):
+    loaded = open_embeddings(_write_raw(tmp_path / "i.h5", complete=False), allow_incomplete=True)
+    assert loaded.n_rows == 6
