@@ -1,0 +1,76 @@
+"""torch.distributed set-up shared by training and evaluation.
+
+Reads torchrun's RANK / LOCAL_RANK / WORLD_SIZE; without them everything runs as a single
+process (rank 0 of 1). Only rank 0 writes files and shows progress.
+"""
+import datetime
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as torch_dist
+
+from mfftools.errors import MfftoolsError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self):
+        """True on the process that writes files and logs progress."""
+        return self.rank == 0
+
+    @property
+    def distributed(self):
+        return self.world_size > 1
+
+
+def info_from_env():
+    """The process's place in a torchrun job (rank 0 of 1 when not launched by torchrun)."""
+    return DistInfo(
+        rank=int(os.environ.get("RANK", 0)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+    )
+
+
+def init(device_type="cpu", timeout_minutes=30):
+    """Join the process group when launched by torchrun: NCCL for CUDA, gloo for CPU.
+
+    Returns the DistInfo; a single process needs no process group.
+    """
+    info = info_from_env()
+    if info.distributed and not torch_dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            torch.cuda.set_device(info.local_rank)
+        torch_dist.init_process_group(
+            backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes)
+        )
+        logger.info("rank %d/%d joined (%s)", info.rank, info.world_size, backend)
+    return info
+
+
+def shutdown():
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+def resolve_device(requested="auto", local_rank=0):
+    """`auto` -> cuda:LOCAL_RANK when CUDA is available, else cpu; `cuda` without CUDA is an error."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MfftoolsError("--device cuda was asked for, but CUDA is not available here")
+        return torch.device("cuda", local_rank) if requested == "cuda" else torch.device(requested)
+    if requested != "cpu":
+        raise MfftoolsError(f"unknown device {requested!r}: use auto, cpu or cuda")
+    return torch.device("cpu")
