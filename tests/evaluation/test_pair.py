@@ -1,0 +1,290 @@
+"""The pair protocol against a textbook per-threshold loop (insightface's `calculate_roc`)."""
+import json
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from mfftools.embeddings import open_embeddings
+from mfftools.errors import MfftoolsError
+from mfftools.evaluation import pair
+from conftest import write_images_file, write_pairs_file
+
+GRID = np.arange(0, 10, 0.001)
+TAR_GRID = np.arange(0, 4, 0.001)
+
+
+def reference_folds(n_pairs, n_folds=10):
+    """scikit-learn KFold(n_folds, shuffle=False): (train indices, test indices) per fold."""
+    indices = np.arange(n_pairs)
+    sizes = [n_pairs // n_folds + (1 if fold < n_pairs % n_folds else 0) for fold in range(n_folds)]
+    start = 0
+    for size in sizes:
+        test = indices[start : start + size]
+        train = np.concatenate([indices[:start], indices[start + size :]])
+        yield train, test
+        start += size
+
+
+def reference_accuracy(threshold, dist, issame):
+    predict_same = dist < threshold
+    return np.count_nonzero(predict_same == issame) / dist.size
+
+
+def reference_verification(dist, issame):
+    """The per-threshold loop over the full grid: fold accuracies and chosen thresholds."""
+    accuracies, thresholds = [], []
+    for train, test in reference_folds(len(dist)):
+        train_accuracy = np.zeros(len(GRID))
+        for index, threshold in enumerate(GRID):
+            train_accuracy[index] = reference_accuracy(threshold, dist[train], issame[train])
+        best = np.argmax(train_accuracy)
+        accuracies.append(reference_accuracy(GRID[best], dist[test], issame[test]))
+        thresholds.append(GRID[best])
+    return np.array(accuracies), np.array(thresholds)
+
+
+def reference_tar_at_far(dist, issame, far_target=1e-3):
+    """Per-threshold FAR loop on the training part; first crossing of the linear interpolant.
+
+    Folds without genuine test pairs or impostor training pairs are left out.
+    """
+    tars = []
+    for train, test in reference_folds(len(dist)):
+        train_dist, train_same = dist[train], issame[train]
+        if not issame[test].any() or train_same.all():
+            continue
+        far = np.array(
+            [np.sum((train_dist < t) & ~train_same) / np.sum(~train_same) for t in TAR_GRID]
+        )
+        threshold = 0.0
+        for index in range(1, len(TAR_GRID)):
+            if far[index] >= far_target:
+                lower, upper = index - 1, index
+                threshold = TAR_GRID[lower] + (far_target - far[lower]) * (
+                    TAR_GRID[upper] - TAR_GRID[lower]
+                ) / (far[upper] - far[lower])
+                break
+        test_dist, test_same = dist[test], issame[test]
+        tars.append(np.sum((test_dist < threshold) & test_same) / np.sum(test_same))
+    return float(np.mean(tars))
+
+
+def reference_distances(first, second):
+    """Normalise each row by its Euclidean norm and sum the squared differences, in float64."""
+    first = first.astype(np.float64)
+    second = second.astype(np.float64)
+    first = first / np.linalg.norm(first, axis=1, keepdims=True)
+    second = second / np.linalg.norm(second, axis=1, keepdims=True)
+    return ((first - second) ** 2).sum(axis=1)
+
+
+def tied_distances(rng, n_pairs):
+    """Distances exactly on grid values, one float step beside them, and typical values."""
+    on_grid = GRID[rng.integers(300, 2500, n_pairs)]
+    beside = np.nextafter(on_grid, rng.choice([-np.inf, np.inf], n_pairs))
+    smooth = rng.uniform(0.2, 2.6, n_pairs)
+    kind = rng.integers(0, 3, n_pairs)
+    dist = np.choose(kind, [on_grid, beside, smooth])
+    dist[:3] = [0.5, 1.234, 0.5]  # the float64 literals equal the grid's values
+    return dist
+
+
+@pytest.mark.parametrize("n_pairs", [10, 57, 123])
+def test_accuracy_matches_loop_on_random_pairs(rng, n_pairs):
+    issame = rng.random(n_pairs) < 0.5
+    dist = np.where(issame, rng.normal(0.9, 0.3, n_pairs), rng.normal(1.5, 0.3, n_pairs))
+    dist = np.clip(dist, 0, 4)
+    accuracies, thresholds = pair.verification_accuracy(dist, issame)
+    expected_accuracies, expected_thresholds = reference_verification(dist, issame)
+    assert_array_equal(accuracies, expected_accuracies)
+    assert_array_equal(thresholds, expected_thresholds)
+
+
+@pytest.mark.parametrize("n_pairs", [61, 200])
+def test_accuracy_matches_loop_with_ties_on_grid_values(rng, n_pairs):
+    dist = tied_distances(rng, n_pairs)
+    issame = dist + rng.normal(0, 0.4, n_pairs) < 1.3
+    accuracies, thresholds = pair.verification_accuracy(dist, issame)
+    expected_accuracies, expected_thresholds = reference_verification(dist, issame)
+    assert_array_equal(accuracies, expected_accuracies)
+    assert_array_equal(thresholds, expected_thresholds)
+
+
+def test_first_best_threshold_on_a_plateau():
+    # Genuine below 0.5, impostors at or above 1.0: every threshold in (0.5, 1.0] is perfect;
+    # a genuine distance exactly 0.5 is accepted only from the next grid value on.
+    issame = np.array([True, False] * 10)
+    dist = np.where(issame, 0.5, 1.0)
+    accuracies, thresholds = pair.verification_accuracy(dist, issame)
+    assert_array_equal(accuracies, np.ones(10))
+    assert_array_equal(thresholds, np.full(10, GRID[501]))
+
+
+def test_kfold_bounds_follow_scikit_learn():
+    assert pair.kfold_bounds(23) == [
+        (0, 3), (3, 6), (6, 9), (9, 11), (11, 13), (13, 15), (15, 17), (17, 19), (19, 21), (21, 23)
+    ]
+    for n_pairs in (10, 57, 6000):
+        expected = [(test[0], test[-1] + 1) for _, test in reference_folds(n_pairs)]
+        assert pair.kfold_bounds(n_pairs) == expected
+
+
+@pytest.mark.parametrize("n_pairs", [57, 300])
+def test_tar_at_far_matches_loop(rng, n_pairs):
+    issame = rng.random(n_pairs) < 0.5
+    dist = np.where(issame, rng.normal(0.9, 0.35, n_pairs), rng.normal(1.6, 0.3, n_pairs))
+    tar, far, folds = pair.tar_at_far(np.clip(dist, 0, 4), issame)
+    assert folds == 10
+    assert 0 <= far <= 1
+    assert tar == pytest.approx(reference_tar_at_far(np.clip(dist, 0, 4), issame), abs=0)
+
+
+def test_tar_at_far_with_repeated_far_values_and_ties(rng):
+    # Few impostors: the training FAR jumps from 0 to far above 1e-3 and then repeats for long
+    # runs of thresholds (scipy's interp1d fails there); distances sit on grid values.
+    dist = tied_distances(rng, 150)
+    issame = dist < 1.2
+    tar, _, _ = pair.tar_at_far(dist, issame)
+    assert tar == reference_tar_at_far(dist, issame)
+
+
+def test_tar_at_far_equals_plain_interpolation_where_far_is_strictly_increasing():
+    # One impostor per grid step: FAR rises strictly, so interpolation is unambiguous.
+    impostor = TAR_GRID[1000:3000] - 0.0005
+    genuine = np.linspace(0.0, 1.3, 500)
+    dist = np.concatenate([genuine, impostor])
+    issame = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
+    order = np.random.default_rng(1).permutation(len(dist))
+    dist, issame = dist[order], issame[order]
+    tar, _, _ = pair.tar_at_far(dist, issame)
+    expected = []
+    for train, test in reference_folds(len(dist)):
+        far = np.array([np.mean(dist[train][~issame[train]] < t) for t in TAR_GRID])
+        keep = np.concatenate([[True], np.diff(far) > 0])
+        threshold = np.interp(1e-3, far[keep], TAR_GRID[keep])
+        expected.append(np.mean(dist[test][issame[test]] < threshold))
+    assert tar == pytest.approx(np.mean(expected), abs=1e-12)
+
+
+def test_pair_distances_match_reference(rng):
+    first = rng.normal(size=(40, 16)).astype(np.float32)
+    second = rng.normal(size=(40, 16)).astype(np.float32)
+    np.testing.assert_allclose(
+        pair.pair_distances(first, second), reference_distances(first, second), rtol=1e-13
+    )
+    assert pair.pair_distances(first, first * 3).max() < 1e-14
+
+
+def test_roc_at_far_levels_is_tar_at_the_largest_admissible_threshold(rng):
+    issame = rng.random(400) < 0.5
+    dist = np.where(issame, rng.normal(1.0, 0.3, 400), rng.normal(1.6, 0.3, 400))
+    levels = np.array([0.0, 0.01, 0.1, 0.5, 1.0])
+    far, tar = pair.roc_at_far_levels(dist, issame, levels)
+    assert_array_equal(far, levels)
+    for level, found in zip(levels, tar):
+        best = 0.0
+        for threshold in GRID[::7]:
+            if np.mean(dist[~issame] < threshold) <= level:
+                best = max(best, np.mean(dist[issame] < threshold))
+        assert found >= best
+        admissible = [t for t in GRID if np.mean(dist[~issame] < t) <= level]
+        assert found == np.mean(dist[issame] < max(admissible))
+
+
+def make_pairs_file(tmp_path, rng, group_sizes, dim=8, harder=None, dtype=np.float32):
+    """Pairs of noisy copies (genuine) or independent vectors (impostors), groups interleaved."""
+    pair_group = np.concatenate([np.full(size, g) for g, size in enumerate(group_sizes)])
+    pair_group = pair_group[rng.permutation(len(pair_group))]
+    n_pairs = len(pair_group)
+    issame = rng.random(n_pairs) < 0.5
+    first = rng.normal(size=(n_pairs, dim))
+    noise = np.where(pair_group == harder, 1.2, 0.6)[:, None]
+    second = np.where(
+        issame[:, None], first + noise * rng.normal(size=(n_pairs, dim)), rng.normal(size=(n_pairs, dim))
+    )
+    rows = np.empty((2 * n_pairs, dim), dtype=dtype)
+    rows[0::2], rows[1::2] = first, second
+    names = [f"G{g}" for g in range(len(group_sizes))]
+    path = write_pairs_file(tmp_path / "pairs.h5", rows, issame, pair_group, names)
+    return path, rows, issame, pair_group, names
+
+
+def test_evaluate_pairs_matches_reference_per_group(tmp_path, rng):
+    path, rows, issame, pair_group, names = make_pairs_file(tmp_path, rng, [53, 40, 31], harder=1)
+    results = pair.evaluate_pairs(open_embeddings(path, layout="pairs"))
+    dist = reference_distances(rows[0::2], rows[1::2])
+    assert results["protocol"] == "pair"
+    assert results["group_names"] == names
+    percent = []
+    for index, name in enumerate(names):
+        mask = pair_group == index
+        expected, thresholds = reference_verification(dist[mask], issame[mask])
+        group = results["groups"][name]
+        assert group["fold_accuracies"] == pytest.approx(list(expected), abs=1e-12)
+        assert group["accuracy"] == pytest.approx(np.mean(expected), abs=1e-12)
+        assert group["n_pairs"] == mask.sum()
+        assert group["tar_at_far_1e-3"] == pytest.approx(
+            reference_tar_at_far(dist[mask], issame[mask]), abs=1e-12
+        )
+        percent.append(np.mean(expected) * 100)
+    assert results["mean_accuracy"] == pytest.approx(np.mean(percent), abs=1e-9)
+    assert results["std"] == pytest.approx(np.std(percent, ddof=1), abs=1e-9)
+    errors = [100 - value for value in percent]
+    assert results["ser"] == pytest.approx(max(errors) / min(errors), rel=1e-12)
+    assert results["groups"]["G1"]["accuracy"] < results["groups"]["G0"]["accuracy"]
+    assert set(results["roc"]) == set(names)
+    json.dumps(results, allow_nan=False)
+
+
+def test_evaluate_pairs_reads_float16_and_skips_empty_groups(tmp_path, rng):
+    path, rows, issame, pair_group, _ = make_pairs_file(tmp_path, rng, [30], dtype=np.float16)
+    results = pair.evaluate_pair_distances(
+        reference_distances(rows[0::2], rows[1::2]), issame, pair_group, ["G0", "Empty"]
+    )
+    assert results["group_names"] == ["G0"]
+    assert results["std"] is None
+    from_file = pair.evaluate_pairs(open_embeddings(path))
+    assert from_file["groups"]["G0"]["accuracy"] == results["groups"]["G0"]["accuracy"]
+
+
+def test_ser_is_none_when_only_the_best_group_is_perfect():
+    issame = np.array([True, False] * 10)
+    perfect = np.where(issame, 0.2, 1.8)
+    imperfect = perfect.copy()
+    imperfect[0] = 3.0
+    results = pair.evaluate_pair_distances(
+        np.concatenate([perfect, imperfect]),
+        np.concatenate([issame, issame]),
+        np.repeat([0, 1], 20),
+        ["A", "B"],
+    )
+    assert results["groups"]["A"]["accuracy"] == 1.0
+    assert results["groups"]["B"]["accuracy"] < 1.0
+    assert results["ser"] is None
+    json.dumps(results, allow_nan=False)
+
+
+def test_separation_error_ratio():
+    assert pair.separation_error_ratio([4.0, 2.0, 8.0]) == 4.0
+    assert pair.separation_error_ratio([0.0, 0.0]) == 1.0
+    assert pair.separation_error_ratio([0.0, 1.0]) == float("inf")
+
+
+def test_too_few_pairs_or_one_kind_only_is_an_error():
+    with pytest.raises(MfftoolsError, match="'Asian' has 9 pairs"):
+        pair.verify_group(np.ones(9), np.arange(9) % 2 == 0, "Asian")
+    with pytest.raises(MfftoolsError, match="0 impostor"):
+        pair.verify_group(np.ones(20), np.ones(20, bool), "Asian")
+
+
+def test_images_layout_is_refused(tmp_path, rng):
+    path = write_images_file(
+        tmp_path / "images.h5",
+        rng.normal(size=(6, 4)).astype(np.float32),
+        np.array([0, 0, 1, 1, 2, 2]),
+        np.zeros(6, np.int64),
+        ["G0"],
+    )
+    with pytest.raises(MfftoolsError, match="'pairs'-layout"):
+        pair.evaluate_pairs(open_embeddings(path))
