@@ -1,0 +1,1 @@
+"""Backbones (IResNet), the MixFairFace network, margin heads, and checkpoint loading."""

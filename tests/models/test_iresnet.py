@@ -1,0 +1,72 @@
+"""IResNet: key-for-key compatibility with insightface's arcface_torch, and the forward pass."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mfftools.models.iresnet import ARCH_LAYERS, arch_from_layers, iresnet
+
+KEYS_FIXTURE = Path(__file__).with_name("iresnet_keys.json")
+
+
+def _keys_and_shapes(model):
+    return [[key, list(value.shape)] for key, value in model.state_dict().items()]
+
+
+@pytest.mark.parametrize("arch", ["r18", "r34"])
+def test_state_dict_matches_insightface_key_for_key(arch):
+    expected = json.loads(KEYS_FIXTURE.read_text())[arch]
+    with torch.device("meta"):
+        model = iresnet(arch)
+    assert _keys_and_shapes(model) == expected
+
+
+@pytest.mark.parametrize("arch", sorted(ARCH_LAYERS))
+def test_blocks_per_stage(arch):
+    with torch.device("meta"):
+        state = iresnet(arch).state_dict()
+    blocks = []
+    for stage in range(1, 5):
+        blocks.append(sum(key.endswith(".conv1.weight") and key.startswith(f"layer{stage}.") for key in state))
+        # only the first block of a stage projects its shortcut
+        assert f"layer{stage}.0.downsample.0.weight" in state
+        assert f"layer{stage}.1.downsample.0.weight" not in state
+    assert tuple(blocks) == ARCH_LAYERS[arch]
+    assert arch_from_layers(blocks) == arch
+    assert state["fc.weight"].shape == (512, 512 * 7 * 7)
+    assert not any(key.endswith("conv1.bias") or key.endswith("conv2.bias") for key in state)
+
+
+def test_unknown_arch_is_rejected():
+    with pytest.raises(ValueError, match="r27"):
+        iresnet("r27")
+    assert arch_from_layers((1, 1, 1, 1)) is None
+
+
+def test_forward_shapes_and_frozen_embedding_scale():
+    torch.manual_seed(0)
+    model = iresnet("r18").eval()
+    images = torch.randn(2, 3, 112, 112)
+    with torch.inference_mode():
+        trunk = model.trunk(images)
+        embedding = model(images)
+    assert trunk.shape == (2, 512, 7, 7)
+    assert embedding.shape == (2, 512)
+    assert torch.isfinite(embedding).all()
+    assert not model.features.weight.requires_grad
+    assert torch.equal(model.features.weight, torch.ones(512))
+    # the head: bn2 -> flatten -> fc -> features, in that order
+    with torch.inference_mode():
+        by_hand = model.features(model.fc(torch.flatten(model.bn2(trunk), 1)))
+    torch.testing.assert_close(embedding, by_hand)
+
+
+def test_fp16_flag_is_a_no_op_on_cpu():
+    torch.manual_seed(0)
+    plain = iresnet("r18").eval()
+    flagged = iresnet("r18", fp16=True).eval()
+    flagged.load_state_dict(plain.state_dict())
+    images = torch.randn(1, 3, 112, 112)
+    with torch.inference_mode():
+        assert torch.equal(plain(images), flagged(images))
