@@ -1,1 +1,1 @@
-"""Results tables, plots and reports."""
+"""Reports: tables, figures, HTML and Markdown from result JSONs of one or several models."""

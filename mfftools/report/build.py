@@ -1,0 +1,112 @@
+"""Result JSONs in, report folder out: report.html, report.md and the figures as PNGs."""
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from mfftools.errors import MfftoolsError
+from mfftools.report.bootstrap import bootstrap_instance
+from mfftools.report.document import Report, Section
+from mfftools.report.figures import FigureWriter
+from mfftools.report.html import render_html
+from mfftools.report.markdown import render_markdown
+from mfftools.report.results import load_results, per_identity
+from mfftools.report.tables import (
+    entries_at,
+    fairness_table,
+    instance_table,
+    operating_points,
+    pair_table,
+    similarity_table,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReportFiles:
+    """Where the report went, and what it contains."""
+
+    html: Path
+    markdown: Path
+    figures: list
+    report: Report
+
+
+def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools report"):
+    """Build the report of `result_paths` (instance and/or pair JSONs) into `out_dir`.
+
+    `bootstrap` is the number of resamples for the confidence intervals (0 disables them);
+    `seed` makes them reproducible.
+    """
+    if bootstrap < 0:
+        raise MfftoolsError(f"--bootstrap must be 0 or more, not {bootstrap}")
+    results = load_results(result_paths)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MfftoolsError(f"cannot create the report folder {out_dir}: {error}") from None
+    figures = FigureWriter(out_dir)
+    report = Report(
+        title=title, sources=[(r.model, r.protocol, r.path) for r in results]
+    )
+    pair_results = [r for r in results if r.protocol == "pair"]
+    instance_results = [r for r in results if r.protocol == "instance"]
+    if pair_results:
+        report.sections.append(_pair_section(pair_results, figures))
+    if instance_results:
+        report.sections += _instance_sections(instance_results, figures, bootstrap, seed)
+    report.notes = list(dict.fromkeys(figures.notes))
+    html_path, md_path = out_dir / "report.html", out_dir / "report.md"
+    html_path.write_text(render_html(report), encoding="utf-8")
+    md_path.write_text(render_markdown(report), encoding="utf-8")
+    drawn = [item for s in report.sections for item in s.items if hasattr(item, "caption")]
+    logger.info("report with %d tables and %d figures in %s",
+                sum(len(s.items) for s in report.sections) - len(drawn), len(drawn), out_dir)
+    return ReportFiles(html=html_path, markdown=md_path, figures=drawn, report=report)
+
+
+def _pair_section(results, figures):
+    section = Section("Pair protocol (10-fold verification per group)")
+    section.items.append(pair_table(results))
+    section.items.append(figures.pair_accuracy(results))
+    roc = figures.roc(results, "pair")
+    if roc is not None:
+        section.items.append(roc)
+    return section
+
+
+def _instance_sections(results, figures, n_resamples, seed):
+    sections = []
+    for point in operating_points(results):
+        pairs = entries_at(results, point)
+        intervals = {}
+        if n_resamples:
+            for result, entry in pairs:
+                columns = per_identity(result, entry)
+                if columns is not None and "tpr" in columns and "fpr" in columns:
+                    intervals[result.model] = bootstrap_instance(
+                        columns, result.group_names, n_resamples=n_resamples, seed=seed
+                    )
+                else:
+                    figures.notes.append(
+                        f"No confidence intervals for {result.model}: the result has no "
+                        "'per_identity' rows."
+                    )
+        slug = f"fpr{point[0]:.0e}_{point[1]}"
+        section = Section(f"Instance protocol at target FPR {point[0]:.0e} ({point[1]})")
+        section.items.append(instance_table(pairs, intervals))
+        section.items.append(figures.group_means(pairs, intervals, slug))
+        section.items.append(fairness_table(pairs))
+        for figure in (figures.fmr_heatmaps(pairs, slug), figures.per_identity_rates(pairs, slug)):
+            if figure is not None:
+                section.items.append(figure)
+        sections.append(section)
+    similarity = Section("Instance protocol: identity similarity and ROC")
+    similarity.items.append(similarity_table(results))
+    similarity.items.append(figures.similarity(results))
+    roc = figures.roc(results, "instance")
+    if roc is not None:
+        similarity.items.append(roc)
+    sections.append(similarity)
+    return sections

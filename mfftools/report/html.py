@@ -1,0 +1,83 @@
+"""A report as one self-contained HTML page: inline CSS, figures embedded as base64 PNGs."""
+import base64
+from html import escape
+
+from mfftools.report.figures import Figure
+from mfftools.report.tables import Table
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.3em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #bbb; padding: 3px 8px; text-align: right; }
+th { background: #eef; } td.label, th.label { text-align: left; }
+th.block { text-align: center; }
+caption { caption-side: top; text-align: left; font-weight: bold; padding-bottom: 4px; }
+p.note, figcaption { font-size: 0.85em; color: #555; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+ul.notes { color: #844; }
+"""
+
+
+def render_html(report):
+    """The page as a string; it loads nothing from the network or the disk."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(report.title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{escape(report.title)}</h1>",
+        "<table class=\"sources\"><caption>Result files</caption>"
+        "<tr><th class=\"label\">Model</th><th class=\"label\">Protocol</th>"
+        "<th class=\"label\">File</th></tr>",
+    ]
+    for model, protocol, path in report.sources:
+        parts.append(
+            f"<tr><td class=\"label\">{escape(model)}</td><td class=\"label\">{escape(protocol)}"
+            f"</td><td class=\"label\">{escape(str(path))}</td></tr>"
+        )
+    parts.append("</table>")
+    for section in report.sections:
+        parts.append(f"<h2>{escape(section.title)}</h2>")
+        for item in section.items:
+            if isinstance(item, Table):
+                parts.append(_table(item))
+            elif isinstance(item, Figure):
+                parts.append(_figure(item))
+            else:
+                raise TypeError(f"cannot render {type(item).__name__}")
+    if report.notes:
+        parts.append("<h2>Figures not drawn</h2><ul class=\"notes\">")
+        parts += [f"<li>{escape(note)}</li>" for note in report.notes]
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _table(table):
+    span = len(table.columns)
+    rows = [
+        f"<table><caption>{escape(table.title)}</caption>",
+        f"<tr><th class=\"label\" rowspan=\"2\">{escape(table.row_header)}</th>"
+        + "".join(f"<th class=\"block\" colspan=\"{span}\">{escape(b)}</th>" for b in table.blocks)
+        + "</tr>",
+        "<tr>" + "".join(f"<th>{escape(c)}</th>" for _ in table.blocks for c in table.columns)
+        + "</tr>",
+    ]
+    for label, cells in table.rows:
+        rows.append(
+            f"<tr><td class=\"label\">{escape(label)}</td>"
+            + "".join(f"<td>{escape(cell)}</td>" for cell in cells)
+            + "</tr>"
+        )
+    rows.append("</table>")
+    if table.note:
+        rows.append(f"<p class=\"note\">{escape(table.note)}</p>")
+    return "\n".join(rows)
+
+
+def _figure(figure):
+    data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
+    return (
+        f"<figure><img alt=\"{escape(figure.title)}\" src=\"data:image/png;base64,{data}\">"
+        f"<figcaption><b>{escape(figure.title)}.</b> {escape(figure.caption)}</figcaption></figure>"
+    )

@@ -1,0 +1,44 @@
+"""A report as Markdown: pipe tables, figures linked as PNG files next to the document."""
+from mfftools.report.figures import Figure
+from mfftools.report.tables import Table
+
+
+def render_markdown(report):
+    """The document as a string; figure links are relative to the report folder."""
+    lines = [f"# {report.title}", "", "| Model | Protocol | File |", "|---|---|---|"]
+    lines += [f"| {_escape(m)} | {p} | {_escape(str(path))} |" for m, p, path in report.sources]
+    for section in report.sections:
+        lines += ["", f"## {section.title}"]
+        for item in section.items:
+            lines.append("")
+            if isinstance(item, Table):
+                lines += _table(item)
+            elif isinstance(item, Figure):
+                lines += [f"![{item.title}]({item.path.name})", "", f"*{item.title}.* {item.caption}"]
+            else:
+                raise TypeError(f"cannot render {type(item).__name__}")
+    if report.notes:
+        lines += ["", "## Figures not drawn", ""] + [f"- {note}" for note in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _table(table):
+    # Markdown has no column spans: each header cell names its model and column.
+    header = [table.row_header] + [
+        f"{block}: {column}" if len(table.columns) > 1 else block
+        for block in table.blocks
+        for column in table.columns
+    ]
+    lines = [f"**{table.title}**", "", _row(header), "|" + "---|" * len(header)]
+    lines += [_row([label] + cells) for label, cells in table.rows]
+    if table.note:
+        lines += ["", table.note]
+    return lines
+
+
+def _row(cells):
+    return "| " + " | ".join(_escape(cell) for cell in cells) + " |"
+
+
+def _escape(text):
+    return text.replace("|", "\\|")

@@ -1,0 +1,252 @@
+"""Result JSONs (instance and pair protocols) read back, validated, and named by model.
+
+The required keys are those of the results file specification; anything more (per-identity rows,
+ROC points, the group x group FMR matrix) is optional and read leniently by `per_identity`,
+`roc_curves` and `fmr_matrix`, which return None when an extra is absent.
+"""
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mfftools.errors import MfftoolsError
+
+INSTANCE_STATS = ("tpr_mean", "tpr_std", "fpr_mean", "fpr_std")
+GROUP_STATS = INSTANCE_STATS + ("fmr", "fnmr")
+FAIRNESS_KEYS = ("fdr", "fpd", "fnd", "garbe", "fmr_max_geomean", "fnmr_max_geomean")
+SIMILARITY_STATS = ("intra_mean", "intra_std", "inter_mean", "inter_std")
+PAIR_GROUP_KEYS = ("accuracy", "fold_accuracies", "tar_at_far_1e-3")
+
+
+@dataclass
+class ResultFile:
+    """One result JSON: its protocol ("instance" or "pair"), the model it describes, its content."""
+
+    path: Path
+    protocol: str
+    model: str
+    data: dict
+
+    @property
+    def group_names(self):
+        return list(self.data["group_names"])
+
+
+def load_results(paths):
+    """Read and validate result JSONs; give each a model name unique within its protocol.
+
+    The model name is the JSON's "model" field when it is a non-empty string, else the file stem;
+    two files of the same protocol with the same name get their file stems appended.
+    """
+    files = [load_result(path) for path in paths]
+    if not files:
+        raise MfftoolsError("no result files given")
+    for protocol in ("instance", "pair"):
+        same = [f for f in files if f.protocol == protocol]
+        names = [f.model for f in same]
+        for f in same:
+            if names.count(f.model) > 1:
+                f.model = f"{f.model} ({f.path.stem})"
+        names = [f.model for f in same]
+        if len(set(names)) < len(names):
+            raise MfftoolsError(
+                f"two {protocol} result files have the same model name and file name: "
+                + ", ".join(str(f.path) for f in same if names.count(f.model) > 1)
+            )
+    return files
+
+
+def load_result(path):
+    """Read one result JSON and check every key the specification requires."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MfftoolsError(f"{path}: no such result file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MfftoolsError(f"{path}: not a readable JSON file ({error})") from None
+    if not isinstance(data, dict):
+        raise MfftoolsError(f"{path}: expected a JSON object at the top level")
+    check = _Checker(path)
+    protocol = data.get("protocol")
+    if protocol == "instance":
+        _check_instance(check, data)
+    elif protocol == "pair":
+        _check_pair(check, data)
+    else:
+        raise MfftoolsError(
+            f"{path}: key 'protocol' must be \"instance\" or \"pair\", not {protocol!r}"
+        )
+    model = data.get("model")
+    if not isinstance(model, str) or not model.strip():
+        model = path.stem
+    return ResultFile(path=path, protocol=protocol, model=model.strip(), data=data)
+
+
+class _Checker:
+    """Key and type checks that name the file and the key path on failure."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def fail(self, where, what):
+        raise MfftoolsError(f"{self.path}: key '{where}' {what}")
+
+    def get(self, mapping, key, where):
+        if not isinstance(mapping, dict) or key not in mapping:
+            self.fail(f"{where}{key}", "is missing")
+        return mapping[key]
+
+    def number(self, mapping, key, where):
+        value = self.get(mapping, key, where)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            self.fail(f"{where}{key}", f"must be a number, not {value!r}")
+        return value
+
+    def mapping(self, mapping, key, where):
+        value = self.get(mapping, key, where)
+        if not isinstance(value, dict):
+            self.fail(f"{where}{key}", "must be an object")
+        return value
+
+    def group_names(self, data):
+        names = self.get(data, "group_names", "")
+        if (
+            not isinstance(names, list)
+            or not names
+            or not all(isinstance(name, str) for name in names)
+        ):
+            self.fail("group_names", "must be a non-empty list of strings")
+        return names
+
+
+def _check_instance(check, data):
+    names = check.group_names(data)
+    for key in ("n_images", "n_identities", "dim"):
+        check.number(data, key, "")
+    entries = check.get(data, "results", "")
+    if not isinstance(entries, list) or not entries:
+        check.fail("results", "must be a non-empty list")
+    for k, entry in enumerate(entries):
+        where = f"results[{k}]."
+        for key in ("target_fpr", "threshold", "tpr", "fpr"):
+            check.number(entry, key, where)
+        check.get(entry, "method", where)
+        instance = check.mapping(entry, "instance", where)
+        for key in INSTANCE_STATS:
+            check.number(instance, key, where + "instance.")
+        groups = check.mapping(entry, "groups", where)
+        for name in names:
+            group = check.mapping(groups, name, where + "groups.")
+            for key in GROUP_STATS:
+                check.number(group, key, f"{where}groups.{name}.")
+        fairness = check.mapping(entry, "fairness", where)
+        for key in FAIRNESS_KEYS:
+            check.number(fairness, key, where + "fairness.")
+    similarity = check.mapping(data, "similarity", "")
+    for name in names:
+        group = check.mapping(similarity, name, "similarity.")
+        for key in SIMILARITY_STATS:
+            check.number(group, key, f"similarity.{name}.")
+
+
+def _check_pair(check, data):
+    names = check.group_names(data)
+    groups = check.mapping(data, "groups", "")
+    for name in names:
+        group = check.mapping(groups, name, "groups.")
+        check.number(group, "accuracy", f"groups.{name}.")
+        check.number(group, "tar_at_far_1e-3", f"groups.{name}.")
+        folds = check.get(group, "fold_accuracies", f"groups.{name}.")
+        if not isinstance(folds, list) or not folds:
+            check.fail(f"groups.{name}.fold_accuracies", "must be a non-empty list")
+    for key in ("mean_accuracy", "std", "ser"):
+        check.number(data, key, "")
+
+
+def entry_label(entry):
+    """A short name for one operating point of an instance result, e.g. "FPR 1e-05, bisection"."""
+    return f"FPR {entry['target_fpr']:.0e}, {entry['method']}"
+
+
+def per_identity(result, entry):
+    """Per-identity columns at one operating point as numpy arrays, or None when absent.
+
+    Looks in the results entry first, then at the top level; accepts a list of row objects or an
+    object of columns. Returns {"group": int64 group index, "tpr": float (NaN where the identity
+    has no genuine pair), "fpr", and "intra"/"inter" when given}.
+    """
+    table = entry.get("per_identity", result.data.get("per_identity"))
+    if table is None:
+        return None
+    if isinstance(table, list):
+        keys = set().union(*(row.keys() for row in table if isinstance(row, dict)))
+        table = {key: [row.get(key) for row in table] for key in keys}
+    if not isinstance(table, dict) or "group" not in table:
+        raise MfftoolsError(f"{result.path}: 'per_identity' has no 'group' column")
+    names = result.group_names
+    groups = []
+    for value in table["group"]:
+        if isinstance(value, str):
+            if value not in names:
+                raise MfftoolsError(
+                    f"{result.path}: 'per_identity' names group {value!r}, not in group_names"
+                )
+            groups.append(names.index(value))
+        else:
+            groups.append(int(value))
+    columns = {"group": np.asarray(groups, dtype=np.int64)}
+    if len(columns["group"]) and not (0 <= columns["group"].min() <= columns["group"].max() < len(names)):
+        raise MfftoolsError(f"{result.path}: 'per_identity' has a group index out of range")
+    for key in ("tpr", "fpr", "intra", "inter"):
+        if key in table:
+            column = np.array(
+                [np.nan if value is None else value for value in table[key]], dtype=np.float64
+            )
+            if len(column) != len(columns["group"]):
+                raise MfftoolsError(
+                    f"{result.path}: 'per_identity' column {key!r} has {len(column)} rows, "
+                    f"'group' has {len(columns['group'])}"
+                )
+            columns[key] = column
+    return columns
+
+
+def roc_curves(result, entry=None):
+    """Per-group ROC points {group: (fpr array, tpr array)}, or None when the result has none.
+
+    Accepts {"<group>": {"fpr": [...], "tpr": [...]}} or {"<group>": [[fpr, tpr], ...]}.
+    """
+    roc = (entry or {}).get("roc", result.data.get("roc"))
+    if not isinstance(roc, dict):
+        return None
+    curves = {}
+    for name in result.group_names:
+        points = roc.get(name)
+        if isinstance(points, dict) and "fpr" in points and "tpr" in points:
+            fpr, tpr = np.asarray(points["fpr"], float), np.asarray(points["tpr"], float)
+        elif isinstance(points, list) and points:
+            array = np.asarray(points, float)
+            fpr, tpr = array[:, 0], array[:, 1]
+        else:
+            continue
+        curves[name] = (fpr, tpr)
+    return curves or None
+
+
+def fmr_matrix(result, entry):
+    """The group x group FMR matrix of one operating point as a numpy array, or None."""
+    matrix = entry.get("group_fmr_matrix")
+    if matrix is None:
+        return None
+    if isinstance(matrix, dict):
+        matrix = matrix.get("fmr", matrix.get("matrix"))
+    array = np.asarray(matrix, dtype=np.float64)
+    size = len(result.group_names)
+    if array.shape != (size, size):
+        raise MfftoolsError(
+            f"{result.path}: 'group_fmr_matrix' has shape {array.shape}, expected ({size}, {size})"
+        )
+    return array

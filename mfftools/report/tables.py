@@ -1,0 +1,283 @@
+"""The report's tables, built from result files: one column block per model.
+
+Tables hold formatted strings, so the HTML and Markdown renderings print the same digits. Numbers
+are formatted by the `fmt_*` functions below; a value a model does not have is shown as "-".
+"""
+from dataclasses import dataclass, field
+
+from mfftools.report.results import INSTANCE_STATS, entry_label
+
+MISSING = "-"
+
+
+@dataclass
+class Table:
+    """Rows of cells under a two-level header: one block of `columns` per entry of `blocks`."""
+
+    title: str
+    row_header: str
+    blocks: list
+    columns: list
+    rows: list = field(default_factory=list)  # (label, [cell per block x column])
+    note: str = ""
+
+    def add_row(self, label, cells):
+        if len(cells) != len(self.blocks) * len(self.columns):
+            raise ValueError(f"row {label!r} has {len(cells)} cells")
+        self.rows.append((label, list(cells)))
+
+
+def fmt_percent(fraction):
+    """An accuracy given as a fraction, printed in percent as the paper does: 0.95432 -> 95.43."""
+    return f"{100 * fraction:.2f}"
+
+
+def fmt_points(value):
+    """A value already in percent points (pair mean and STD): 95.4321 -> 95.43."""
+    return f"{value:.2f}"
+
+
+def fmt_rate(value):
+    """A rate such as TPR or FPR: four decimals, or three significant digits when small."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e-3:
+        return f"{value:.4f}"
+    return f"{value:.3e}"
+
+
+def fmt_ratio(value):
+    """A fairness measure or a ratio (FDR, Gini, SER): four decimals; inf when unbounded."""
+    if value == float("inf"):
+        return "inf"
+    return f"{value:.4f}"
+
+
+def fmt_threshold(value):
+    return f"{value:.6f}"
+
+
+def fmt_interval(interval, fmt):
+    return MISSING if interval is None else f"[{fmt(interval.low)}, {fmt(interval.high)}]"
+
+
+def _cell(mapping, key, fmt):
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    return MISSING if value is None else fmt(value)
+
+
+def pair_table(results):
+    """The paper's pair table: per-group accuracy (%), mean and STD, with fold std, TAR and SER."""
+    names = _union_group_names(results)
+    table = Table(
+        title="Pair protocol: accuracy per group (%)",
+        row_header="Group",
+        blocks=[result.model for result in results],
+        columns=["Accuracy (%)", "Fold std (%)", "TAR@FAR=1e-3"],
+        note="Mean and STD over groups as the paper prints them (STD with ddof = 1); "
+        "fold std: standard deviation of the 10 fold accuracies; SER = max error / min error.",
+    )
+    for name in names:
+        cells = []
+        for result in results:
+            group = result.data["groups"].get(name)
+            if group is None:
+                cells += [MISSING] * 3
+                continue
+            folds = group["fold_accuracies"]
+            mean = sum(folds) / len(folds)
+            fold_std = (sum((a - mean) ** 2 for a in folds) / len(folds)) ** 0.5
+            cells += [
+                fmt_percent(group["accuracy"]),
+                fmt_percent(fold_std),
+                fmt_rate(group["tar_at_far_1e-3"]),
+            ]
+        table.add_row(name, cells)
+    for label, key, fmt in (
+        ("Mean", "mean_accuracy", fmt_points),
+        ("STD", "std", fmt_points),
+        ("SER", "ser", fmt_ratio),
+    ):
+        table.add_row(
+            label, [c for r in results for c in (fmt(r.data[key]), MISSING, MISSING)]
+        )
+    return table
+
+
+def operating_points(results):
+    """The (target_fpr, method) pairs of instance results, in order of first appearance."""
+    points = []
+    for result in results:
+        for entry in result.data["results"]:
+            point = (entry["target_fpr"], entry["method"])
+            if point not in points:
+                points.append(point)
+    return points
+
+
+def entries_at(results, point):
+    """(result, entry) for each instance result that has the operating point `point`."""
+    found = []
+    for result in results:
+        for entry in result.data["results"]:
+            if (entry["target_fpr"], entry["method"]) == point:
+                found.append((result, entry))
+                break
+    return found
+
+
+_STAT_LABELS = {
+    "tpr_mean": "TPR mean",
+    "tpr_std": "TPR std",
+    "fpr_mean": "FPR mean",
+    "fpr_std": "FPR std",
+}
+
+
+def instance_table(pairs, intervals=None):
+    """The paper's instance table at one operating point, with bootstrap intervals if given.
+
+    `pairs` is `entries_at(...)`; `intervals` maps a model name to `bootstrap_instance` output
+    (models without per-identity rows are absent and show "-").
+    """
+    intervals = intervals or {}
+    with_ci = bool(intervals)
+    columns = ["Value", "95% CI"] if with_ci else ["Value"]
+    table = Table(
+        title=f"Instance protocol at {entry_label(pairs[0][1])}",
+        row_header="Statistic",
+        blocks=[result.model for result, _ in pairs],
+        columns=columns,
+        note="TPR/FPR at the global threshold; instance mean/std over identities (ddof = 0)"
+        + (
+            "; 95% CI: percentile bootstrap over identities"
+            if with_ci
+            else ""
+        )
+        + ".",
+    )
+
+    def add(label, values, cis=None):
+        cells = []
+        for k, value in enumerate(values):
+            cells.append(value)
+            if with_ci:
+                cells.append(cis[k] if cis else MISSING)
+        table.add_row(label, cells)
+
+    add("Images", [str(result.data["n_images"]) for result, _ in pairs])
+    add("Identities", [str(result.data["n_identities"]) for result, _ in pairs])
+    add("Threshold", [fmt_threshold(entry["threshold"]) for _, entry in pairs])
+    add("Converged", [_yes_no(entry.get("converged")) for _, entry in pairs])
+    add("TPR", [fmt_rate(entry["tpr"]) for _, entry in pairs])
+    add("FPR", [fmt_rate(entry["fpr"]) for _, entry in pairs])
+    for stat in INSTANCE_STATS:
+        add(
+            f"Instance {_STAT_LABELS[stat]}",
+            [fmt_rate(entry["instance"][stat]) for _, entry in pairs],
+            [
+                fmt_interval(intervals.get(result.model, {}).get("overall", {}).get(stat), fmt_rate)
+                for result, _ in pairs
+            ],
+        )
+    for name in _union_group_names([result for result, _ in pairs]):
+        for stat in INSTANCE_STATS:
+            add(
+                f"{name} {_STAT_LABELS[stat]}",
+                [_cell(entry["groups"].get(name), stat, fmt_rate) for _, entry in pairs],
+                [
+                    fmt_interval(
+                        intervals.get(result.model, {}).get("groups", {}).get(name, {}).get(stat),
+                        fmt_rate,
+                    )
+                    for result, _ in pairs
+                ],
+            )
+    for stat in ("tpr_mean", "fpr_mean"):
+        add(
+            f"Group gap {_STAT_LABELS[stat]} (max - min)",
+            [fmt_rate(_gap(entry, stat)) for _, entry in pairs],
+            [
+                fmt_interval(intervals.get(result.model, {}).get("gap", {}).get(stat), fmt_rate)
+                for result, _ in pairs
+            ],
+        )
+    return table
+
+
+def fairness_table(pairs):
+    """Fairness measures at one operating point, side by side, with per-group FMR and FNMR."""
+    table = Table(
+        title=f"Fairness at {entry_label(pairs[0][1])}",
+        row_header="Measure",
+        blocks=[result.model for result, _ in pairs],
+        columns=["Value"],
+        note="FDR: 1 is fair; FPD, FND, GARBE (Gini based): 0 is fair; max/geomean: 1 is fair; "
+        "SER (FNMR): worst group FNMR / best group FNMR.",
+    )
+    for label, key in (
+        ("FDR", "fdr"),
+        ("FPD (Gini of FMR)", "fpd"),
+        ("FND (Gini of FNMR)", "fnd"),
+        ("GARBE", "garbe"),
+        ("FMR max/geomean", "fmr_max_geomean"),
+        ("FNMR max/geomean", "fnmr_max_geomean"),
+    ):
+        table.add_row(label, [fmt_ratio(entry["fairness"][key]) for _, entry in pairs])
+    table.add_row("SER (FNMR)", [fmt_ratio(_fnmr_ser(entry)) for _, entry in pairs])
+    for name in _union_group_names([result for result, _ in pairs]):
+        for key in ("fmr", "fnmr"):
+            table.add_row(
+                f"{name} {key.upper()}",
+                [_cell(entry["groups"].get(name), key, fmt_rate) for _, entry in pairs],
+            )
+    return table
+
+
+def similarity_table(results):
+    """Identity similarity per group: intra (to own centroid) and inter (to nearest centroids)."""
+    table = Table(
+        title="Identity similarity per group",
+        row_header="Group",
+        blocks=[result.model for result in results],
+        columns=["Intra mean", "Intra std", "Inter mean", "Inter std"],
+        note="Intra: image to its identity centroid; inter: centroid to its 50 nearest "
+        "other centroids (cosine).",
+    )
+    keys = ("intra_mean", "intra_std", "inter_mean", "inter_std")
+    for name in _union_group_names(results):
+        table.add_row(
+            name,
+            [
+                _cell(result.data["similarity"].get(name), key, fmt_rate)
+                for result in results
+                for key in keys
+            ],
+        )
+    return table
+
+
+def _gap(entry, stat):
+    values = [group[stat] for group in entry["groups"].values()]
+    return max(values) - min(values)
+
+
+def _fnmr_ser(entry):
+    errors = [group["fnmr"] for group in entry["groups"].values()]
+    worst, best = max(errors), min(errors)
+    if best == 0:
+        return 1.0 if worst == 0 else float("inf")
+    return worst / best
+
+
+def _yes_no(value):
+    return MISSING if value is None else ("yes" if value else "no")
+
+
+def _union_group_names(results):
+    names = []
+    for result in results:
+        for name in result.group_names:
+            if name not in names:
+                names.append(name)
+    return names
