@@ -1,1 +1,1 @@
-"""Reports: tables, figures, HTML and Markdown from result JSONs of one or several models."""
+"""Results tables, plots and reports."""
