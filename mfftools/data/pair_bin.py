@@ -1,0 +1,168 @@
+"""insightface `.bin` pair files (PROTOCOLS 1.3), read with a restricted unpickler.
+
+`<Group>_test.bin` is a pickle of `(bins, issame)`: `bins` 2P encoded images (pair k is items 2k
+and 2k+1), `issame` P booleans. Pickle runs code on load, so only what such a file needs is
+allowed: lists, tuples, bytes, bools and numpy bool arrays (plus `_codecs.encode(text, "latin1")`,
+the way protocol-2 pickles spell bytes). Anything else is refused before it is built.
+"""
+import logging
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch.utils.data
+
+from mfftools.data.images import decode_or_skip
+from mfftools.errors import MfftoolsError
+
+logger = logging.getLogger(__name__)
+
+BIN_SUFFIX = "_test.bin"
+_BOOL = np.dtype(np.bool_)
+
+
+class _ForbiddenType(Exception):
+    pass
+
+
+def _bool_dtype(spec, *args):
+    dtype = np.dtype(spec, *args)
+    if dtype != _BOOL:
+        raise _ForbiddenType(f"numpy dtype {spec!r} (only bool arrays are allowed)")
+    return dtype
+
+
+def _reconstruct(subtype, shape, typecode):
+    if subtype is not np.ndarray:
+        raise _ForbiddenType(f"array subtype {subtype!r}")
+    return np.ndarray.__new__(np.ndarray, shape, _BOOL)
+
+
+def _frombuffer(buffer, dtype, shape, order):
+    if np.dtype(dtype) != _BOOL:
+        raise _ForbiddenType(f"numpy dtype {dtype!r} (only bool arrays are allowed)")
+    return np.frombuffer(buffer, dtype=_BOOL).reshape(shape, order=order).copy()
+
+
+def _bool_scalar(dtype, data):
+    if np.dtype(dtype) != _BOOL or not isinstance(data, bytes) or len(data) != 1:
+        raise _ForbiddenType("numpy scalar that is not a bool")
+    return np.bool_(data != b"\x00")
+
+
+def _latin1_encode(text, encoding="utf-8"):
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _ForbiddenType(f"_codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+_ALLOWED = {}
+for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _ALLOWED[(_module, "_reconstruct")] = _reconstruct
+    _ALLOWED[(_module, "scalar")] = _bool_scalar
+for _module in ("numpy.core.numeric", "numpy._core.numeric"):
+    _ALLOWED[(_module, "_frombuffer")] = _frombuffer
+_ALLOWED[("numpy", "ndarray")] = np.ndarray
+_ALLOWED[("numpy", "dtype")] = _bool_dtype
+_ALLOWED[("_codecs", "encode")] = _latin1_encode
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise _ForbiddenType(f"{module}.{name}") from None
+
+
+def load_pair_bin(path):
+    """Read one `.bin` file -> (bins: list of bytes [2P], issame: numpy bool [P]).
+
+    Raises MfftoolsError naming the file for a missing file, a forbidden type, a pickle that is
+    not `(bins, issame)`, an odd number of images or an `issame` of the wrong length.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MfftoolsError(f"{path}: no such file")
+    try:
+        with path.open("rb") as handle:
+            content = _RestrictedUnpickler(handle, encoding="bytes").load()
+    except _ForbiddenType as error:
+        raise MfftoolsError(f"{path}: refused to unpickle a forbidden type: {error}") from error
+    except Exception as error:  # a damaged pickle can raise almost anything
+        raise MfftoolsError(f"{path}: not a readable pickle ({type(error).__name__}: {error})") from error
+    return _check_content(content, path)
+
+
+def _check_content(content, path):
+    if not isinstance(content, (tuple, list)) or len(content) != 2:
+        raise MfftoolsError(f"{path}: expected a pickled (bins, issame) pair, found {type(content).__name__}")
+    bins, issame = content
+    if not isinstance(bins, (list, tuple)):
+        raise MfftoolsError(f"{path}: bins must be a list of encoded images, found {type(bins).__name__}")
+    bins = [bytes(item) if isinstance(item, bytearray) else item for item in bins]
+    for position, item in enumerate(bins):
+        if not isinstance(item, bytes):
+            raise MfftoolsError(f"{path}: bins item {position} is {type(item).__name__}, not bytes")
+    if not bins or len(bins) % 2:
+        raise MfftoolsError(f"{path}: bins holds {len(bins)} images; a pair file needs an even, non-zero number")
+    issame = _as_bool_array(issame, path)
+    if 2 * len(issame) != len(bins):
+        raise MfftoolsError(f"{path}: issame has {len(issame)} entries for {len(bins)} images (expected {len(bins) // 2})")
+    return bins, issame
+
+
+def _as_bool_array(issame, path):
+    if isinstance(issame, np.ndarray):
+        if issame.dtype != _BOOL or issame.ndim != 1:
+            raise MfftoolsError(f"{path}: issame must be a 1-d bool array")
+        return issame.copy()
+    if not isinstance(issame, (list, tuple)):
+        raise MfftoolsError(f"{path}: issame must be a list of booleans, found {type(issame).__name__}")
+    for position, item in enumerate(issame):
+        if not isinstance(item, (bool, np.bool_)):
+            raise MfftoolsError(f"{path}: issame item {position} is {type(item).__name__}, not a boolean")
+    return np.asarray(issame, dtype=np.bool_)
+
+
+class PairBinFolder(torch.utils.data.Dataset):
+    """All `<Group>_test.bin` files of a folder, groups sorted by name, rows concatenated in
+    group order. Item k -> (image [3, 112, 112] or None, k).
+
+    Attributes: `group_names`, `issame` (bool [P]), `pair_group` (int64 [P]), `n_rows` (2P) and
+    `sources` (the file and position of each row, for messages). Passing `group_names` checks that
+    the folder holds exactly those groups.
+    """
+
+    def __init__(self, folder, group_names=None, skip_bad_images=False):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise MfftoolsError(f"{self.folder}: no such folder")
+        files = sorted(self.folder.glob(f"*{BIN_SUFFIX}"), key=lambda file: file.name)
+        if not files:
+            raise MfftoolsError(f"{self.folder}: no <Group>{BIN_SUFFIX} files")
+        self.group_names = [file.name[: -len(BIN_SUFFIX)] for file in files]
+        if group_names is not None and sorted(group_names) != self.group_names:
+            raise MfftoolsError(
+                f"{self.folder}: holds groups {self.group_names}, expected {sorted(group_names)}"
+            )
+        self.skip_bad_images = skip_bad_images
+        self.bins, issame, pair_group, self.sources = [], [], [], []
+        for group_index, file in enumerate(files):
+            bins, group_issame = load_pair_bin(file)
+            self.bins.extend(bins)
+            self.sources.extend((file.name, position) for position in range(len(bins)))
+            issame.append(group_issame)
+            pair_group.append(np.full(len(group_issame), group_index, dtype=np.int64))
+            logger.info("%s: %d pairs (%d genuine)", file, len(group_issame), int(group_issame.sum()))
+        self.issame = np.concatenate(issame)
+        self.pair_group = np.concatenate(pair_group)
+        self.n_rows = len(self.bins)
+
+    def __len__(self):
+        return self.n_rows
+
+    def __getitem__(self, index):
+        file_name, position = self.sources[index]
+        name = f"{self.folder / file_name} image {position}"
+        return decode_or_skip(self.bins[index], name, self.skip_bad_images), index

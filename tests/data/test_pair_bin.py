@@ -1,0 +1,130 @@
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from data_builders import encoded_image
+from mfftools.data.images import decode_image
+from mfftools.data.pair_bin import PairBinFolder, load_pair_bin
+from mfftools.errors import MfftoolsError
+
+
+def write_bin(path, content, protocol=pickle.HIGHEST_PROTOCOL):
+    path.write_bytes(pickle.dumps(content, protocol=protocol))
+    return path
+
+
+def pair_content(n_pairs, seed=0):
+    bins = [encoded_image(seed + k, size=16) for k in range(2 * n_pairs)]
+    issame = [k % 2 == 0 for k in range(n_pairs)]
+    return bins, issame
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("issame_kind", ["list", "tuple", "array", "numpy scalars"])
+def test_accepts_insightface_layouts(tmp_path, protocol, issame_kind):
+    bins, issame = pair_content(3)
+    variants = {
+        "list": issame,
+        "tuple": tuple(issame),
+        "array": np.array(issame),
+        "numpy scalars": [np.bool_(value) for value in issame],
+    }
+    path = write_bin(tmp_path / "A_test.bin", (bins, variants[issame_kind]), protocol)
+    loaded_bins, loaded_issame = load_pair_bin(path)
+    assert loaded_bins == bins
+    assert loaded_issame.dtype == np.bool_
+    np.testing.assert_array_equal(loaded_issame, issame)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo owned > /dev/null",))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (([b"a", b"b"], [Exploit()]), r"forbidden type: (posix|os)\.system"),
+        (([b"a", b"b"], np.array([1])), r"forbidden type: numpy dtype"),
+        (([b"a", b"b"], np.array([1.5])), r"forbidden type: numpy dtype"),
+        (([b"a", b"b"], np.array([True], dtype=object)), r"forbidden type: numpy dtype"),
+        (([b"a", b"b"], {"a": True}), r"issame must be a list of booleans, found dict"),
+        ({"bins": [b"a", b"b"]}, r"expected a pickled \(bins, issame\) pair, found dict"),
+        (([b"a", b"b"], [True], "extra"), r"expected a pickled \(bins, issame\) pair"),
+        (("ab", [True]), r"bins must be a list"),
+        (([b"a", "b"], [True]), r"bins item 1 is str"),
+        (([b"a", b"b", b"c"], [True]), r"3 images; a pair file needs an even"),
+        (([], []), r"0 images"),
+        (([b"a", b"b"], [True, False]), r"issame has 2 entries for 2 images \(expected 1\)"),
+        (([b"a", b"b"], [1]), r"issame item 0 is int"),
+        (([b"a", b"b"], np.array([[True]])), r"1-d bool array"),
+    ],
+)
+def test_refuses_bad_content(tmp_path, content, message):
+    for protocol in (2, 5):
+        path = write_bin(tmp_path / "A_test.bin", content, protocol)
+        with pytest.raises(MfftoolsError, match=message) as raised:
+            load_pair_bin(path)
+        assert "A_test.bin" in str(raised.value)
+
+
+def test_refuses_non_latin1_codecs_and_damaged_files(tmp_path):
+    # Protocol 2 spells bytes as _codecs.encode(text, "latin1"); any other codec is refused.
+    forged = pickle.dumps(([b"a", b"b"], [True]), protocol=2).replace(b"latin1", b"rot_13")
+    (tmp_path / "A_test.bin").write_bytes(forged)
+    with pytest.raises(MfftoolsError, match=r"forbidden type: _codecs.encode with encoding 'rot_13'"):
+        load_pair_bin(tmp_path / "A_test.bin")
+    (tmp_path / "B_test.bin").write_bytes(pickle.dumps(pair_content(2))[:-40])
+    with pytest.raises(MfftoolsError, match="B_test.bin: not a readable pickle"):
+        load_pair_bin(tmp_path / "B_test.bin")
+    with pytest.raises(MfftoolsError, match="no such file"):
+        load_pair_bin(tmp_path / "C_test.bin")
+
+
+def make_folder(folder, groups):
+    folder.mkdir()
+    contents = {}
+    for offset, (group, n_pairs) in enumerate(groups.items()):
+        contents[group] = pair_content(n_pairs, seed=100 * offset)
+        write_bin(folder / f"{group}_test.bin", contents[group])
+    (folder / "notes.txt").write_text("ignored")
+    return contents
+
+
+def test_folder_concatenates_groups_sorted_by_name(tmp_path):
+    contents = make_folder(tmp_path / "bins", {"Indian": 2, "African": 3})
+    dataset = PairBinFolder(tmp_path / "bins")
+    assert dataset.group_names == ["African", "Indian"]
+    assert dataset.n_rows == len(dataset) == 10
+    np.testing.assert_array_equal(dataset.pair_group, [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(dataset.issame, contents["African"][1] + contents["Indian"][1])
+    image, index = dataset[7]
+    assert index == 7
+    torch.testing.assert_close(image, decode_image(contents["Indian"][0][1], "x"))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2)
+    assert torch.cat([indices for _, indices in loader]).tolist() == list(range(10))
+
+
+def test_folder_group_names_must_match(tmp_path):
+    make_folder(tmp_path / "bins", {"Asian": 1, "African": 1})
+    assert PairBinFolder(tmp_path / "bins", group_names=["Asian", "African"]).group_names == ["African", "Asian"]
+    with pytest.raises(MfftoolsError, match=r"bins: holds groups \['African', 'Asian'\], expected \['African', 'Asian', 'Indian'\]"):
+        PairBinFolder(tmp_path / "bins", group_names=["African", "Asian", "Indian"])
+
+
+def test_folder_errors_and_bad_images(tmp_path):
+    with pytest.raises(MfftoolsError, match="no such folder"):
+        PairBinFolder(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MfftoolsError, match=r"empty: no <Group>_test.bin files"):
+        PairBinFolder(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    bins, issame = pair_content(2)
+    bins[2] = b"not an image"
+    write_bin(tmp_path / "bad" / "X_test.bin", (bins, issame))
+    with pytest.raises(MfftoolsError, match=r"X_test.bin image 2"):
+        PairBinFolder(tmp_path / "bad")[2]
+    assert PairBinFolder(tmp_path / "bad", skip_bad_images=True)[2] == (None, 2)
