@@ -1,0 +1,221 @@
+"""Load a face model from a checkpoint file, whichever of the usual forms it takes.
+
+Recognised forms (each possibly with DDP's `module.` prefix on every key):
+- our own checkpoints: a dict with `model` (state_dict), `arch`, `model_type`, `config`, ...;
+- an insightface arcface_torch backbone state_dict (`backbone.pth`);
+- a MixFairFace state_dict (`encoder.*`, `mid.*`, `product.weight`), bare as the paper's code
+  saves it or inside a Lightning-style `{"state_dict": ...}` with a `model.` prefix.
+Loading is strict: a key missing, unexpected or of the wrong shape is an error that lists them.
+Files are read with `torch.load(weights_only=True)`, which refuses arbitrary pickled objects.
+"""
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mfftools.errors import MfftoolsError
+from mfftools.models.iresnet import ARCH_LAYERS, arch_from_layers, iresnet
+from mfftools.models.mixfair import MixFairFaceNet
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPES = ("iresnet", "mixfair")
+_STRIPPED_PREFIXES = ("module.", "model.")
+_BLOCK_KEY = re.compile(r"^(?:encoder\.)?layer([1-4])\.(\d+)\.")
+_LISTED_KEYS = 10
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was loaded: `model_type` is iresnet or mixfair; `checkpoint_format` is mfftools,
+    insightface, mixfairface or lightning; `sha256` is the checkpoint file's digest."""
+
+    path: str
+    arch: str
+    model_type: str
+    checkpoint_format: str
+    sha256: str
+    num_classes: int = None
+
+    @property
+    def name(self):
+        """Short model name for records, e.g. `mixfair-r34`."""
+        return f"{self.model_type}-{self.arch}"
+
+
+def file_sha256(path, chunk_bytes=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_sha256(model):
+    """Digest of a module's state_dict (names, dtypes, shapes and values), for in-memory models."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_model(path, arch=None):
+    """Build the model a checkpoint holds, load its weights strictly, return (model in eval mode, ModelInfo).
+
+    `arch` (r18, r34, r50, r100, r200) is inferred from the number of blocks when not given; when
+    given it must agree with the checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MfftoolsError(f"{path}: checkpoint not found")
+    if arch is not None and arch not in ARCH_LAYERS:
+        raise MfftoolsError(f"unknown arch {arch!r}: use one of {', '.join(ARCH_LAYERS)}")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for unreadable or unsafe pickles
+        raise MfftoolsError(
+            f"{path}: cannot read as a PyTorch checkpoint of weights "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        ) from error
+    state_dict, checkpoint_format, declared = _unwrap(content, path)
+    state_dict = _strip_prefixes(state_dict)
+    model_type = _model_type(state_dict, path)
+    if declared.get("model_type") not in (None, model_type):
+        raise MfftoolsError(
+            f"{path}: the checkpoint says model_type {declared['model_type']!r} "
+            f"but its weights are those of a {model_type!r} model"
+        )
+    arch = _resolve_arch(state_dict, path, arch, declared.get("arch"))
+    model, num_classes = _build(model_type, arch, state_dict)
+    _check_keys(model, state_dict, path)
+    model.load_state_dict(state_dict, strict=True)
+    model.eval()
+    info = ModelInfo(
+        path=str(path),
+        arch=arch,
+        model_type=model_type,
+        checkpoint_format=checkpoint_format,
+        sha256=file_sha256(path),
+        num_classes=num_classes,
+    )
+    logger.info("loaded %s (%s checkpoint) from %s", info.name, checkpoint_format, path)
+    return model, info
+
+
+def _is_state_dict(value):
+    return isinstance(value, Mapping) and len(value) > 0 and all(
+        isinstance(key, str) and isinstance(tensor, torch.Tensor) for key, tensor in value.items()
+    )
+
+
+def _unwrap(content, path):
+    """(state_dict, checkpoint format, declared {arch, model_type}) of a loaded checkpoint."""
+    if isinstance(content, Mapping) and _is_state_dict(content.get("model")):
+        declared = {key: content.get(key) for key in ("arch", "model_type")}
+        return dict(content["model"]), "mfftools", declared
+    if isinstance(content, Mapping) and _is_state_dict(content.get("state_dict")):
+        return dict(content["state_dict"]), "lightning", {}
+    if _is_state_dict(content):
+        keys = list(content)
+        fmt = "mixfairface" if any("encoder." in key for key in keys) else "insightface"
+        return dict(content), fmt, {}
+    found = list(content)[:_LISTED_KEYS] if isinstance(content, Mapping) else type(content).__name__
+    raise MfftoolsError(
+        f"{path}: no model weights found: expected a state_dict, or a dict with a 'model' or "
+        f"'state_dict' entry holding one; found {found}"
+    )
+
+
+def _strip_prefixes(state_dict):
+    """Drop `module.` (DDP) and `model.` (Lightning) prefixes shared by every key."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _STRIPPED_PREFIXES:
+            if all(key.startswith(prefix) for key in state_dict):
+                state_dict = {key[len(prefix):]: value for key, value in state_dict.items()}
+                stripped = True
+    return state_dict
+
+
+def _model_type(state_dict, path):
+    if "encoder.conv1.weight" in state_dict:
+        return "mixfair"
+    if "conv1.weight" in state_dict:
+        return "iresnet"
+    raise MfftoolsError(
+        f"{path}: not an IResNet or MixFairFace state_dict (no 'conv1.weight' or "
+        f"'encoder.conv1.weight'); first keys: {list(state_dict)[:_LISTED_KEYS]}"
+    )
+
+
+def _blocks_per_stage(state_dict):
+    blocks = [set() for _ in range(4)]
+    for key in state_dict:
+        match = _BLOCK_KEY.match(key)
+        if match:
+            blocks[int(match.group(1)) - 1].add(int(match.group(2)))
+    return tuple(len(stage) for stage in blocks)
+
+
+def _resolve_arch(state_dict, path, requested, declared):
+    layers = _blocks_per_stage(state_dict)
+    inferred = arch_from_layers(layers)
+    for source, arch in (("--arch", requested), ("the checkpoint's 'arch'", declared)):
+        if arch is not None and inferred is not None and arch != inferred:
+            raise MfftoolsError(
+                f"{path}: {source} says {arch} but the weights have {list(layers)} blocks per "
+                f"stage, which is {inferred}"
+            )
+    arch = requested or declared or inferred
+    if arch is None:
+        raise MfftoolsError(
+            f"{path}: {list(layers)} blocks per stage is no known IResNet "
+            f"({', '.join(f'{name} {list(known)}' for name, known in ARCH_LAYERS.items())})"
+        )
+    if arch not in ARCH_LAYERS:
+        raise MfftoolsError(f"{path}: unknown arch {arch!r}")
+    return arch
+
+
+def _build(model_type, arch, state_dict):
+    """The empty model for these weights, and its number of classes (mixfair margin weight)."""
+    if model_type == "iresnet":
+        fc = state_dict.get("fc.weight")
+        num_features = fc.shape[0] if fc is not None and fc.ndim == 2 else 512
+        return iresnet(arch, num_features=num_features), None
+    product = state_dict.get("product.weight")
+    num_classes = product.shape[0] if product is not None and product.ndim == 2 else None
+    return MixFairFaceNet(arch, num_classes=num_classes), num_classes
+
+
+def _listed(keys):
+    keys = sorted(keys)
+    shown = ", ".join(keys[:_LISTED_KEYS])
+    return f"{len(keys)} ({shown}{', ...' if len(keys) > _LISTED_KEYS else ''})"
+
+
+def _check_keys(model, state_dict, path):
+    expected = model.state_dict()
+    missing = set(expected) - set(state_dict)
+    unexpected = set(state_dict) - set(expected)
+    wrong_shape = [
+        f"{key} {list(state_dict[key].shape)} != {list(expected[key].shape)}"
+        for key in expected
+        if key in state_dict and state_dict[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        problems = []
+        if missing:
+            problems.append(f"missing keys: {_listed(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys: {_listed(unexpected)}")
+        if wrong_shape:
+            problems.append(f"wrong shapes: {_listed(wrong_shape)}")
+        raise MfftoolsError(f"{path}: weights do not match the model: " + "; ".join(problems))

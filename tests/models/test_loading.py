@@ -1,0 +1,146 @@
+"""load_model: every checkpoint form, prefixes, arch inference, strict key checking."""
+import hashlib
+
+import pytest
+import torch
+
+from mfftools.errors import MfftoolsError
+from mfftools.models.iresnet import iresnet
+from mfftools.models.loading import load_model, weights_sha256
+from mfftools.models.mixfair import MixFairFaceNet
+
+
+@pytest.fixture(scope="module")
+def iresnet_state():
+    torch.manual_seed(1)
+    model = iresnet("r18")
+    model.bn1.running_mean.normal_()
+    return model.state_dict()
+
+
+@pytest.fixture(scope="module")
+def mixfair_state():
+    torch.manual_seed(2)
+    return MixFairFaceNet("r18", num_classes=7).state_dict()
+
+
+def _save(tmp_path, content, name="ckpt.pth"):
+    path = tmp_path / name
+    torch.save(content, path)
+    return path
+
+
+def _assert_weights(model, state_dict):
+    loaded = model.state_dict()
+    assert set(loaded) == set(state_dict)
+    for key, value in state_dict.items():
+        assert torch.equal(loaded[key], value), key
+
+
+def test_insightface_backbone(tmp_path, iresnet_state):
+    path = _save(tmp_path, iresnet_state)
+    model, info = load_model(path)
+    _assert_weights(model, iresnet_state)
+    assert not model.training
+    assert (info.arch, info.model_type, info.checkpoint_format) == ("r18", "iresnet", "insightface")
+    assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert info.name == "iresnet-r18"
+
+
+def test_ddp_prefix_and_explicit_arch(tmp_path, iresnet_state):
+    path = _save(tmp_path, {f"module.{key}": value for key, value in iresnet_state.items()})
+    model, info = load_model(path, arch="r18")
+    _assert_weights(model, iresnet_state)
+    assert info.checkpoint_format == "insightface"
+
+
+def test_mixfairface_state_dict(tmp_path, mixfair_state):
+    model, info = load_model(_save(tmp_path, mixfair_state))
+    assert isinstance(model, MixFairFaceNet)
+    _assert_weights(model, mixfair_state)
+    assert (info.arch, info.model_type, info.checkpoint_format) == ("r18", "mixfair", "mixfairface")
+    assert info.num_classes == 7
+
+
+def test_lightning_checkpoint_with_model_and_ddp_prefixes(tmp_path, mixfair_state):
+    content = {
+        "epoch": 3,
+        "state_dict": {f"model.module.{key}": value for key, value in mixfair_state.items()},
+    }
+    model, info = load_model(_save(tmp_path, content))
+    _assert_weights(model, mixfair_state)
+    assert info.checkpoint_format == "lightning"
+
+
+def test_own_checkpoint(tmp_path, mixfair_state):
+    content = {"model": mixfair_state, "arch": "r18", "model_type": "mixfair",
+               "config": {"lr": 0.1, "arch": "r18"}, "epoch": 2}
+    model, info = load_model(_save(tmp_path, content))
+    _assert_weights(model, mixfair_state)
+    assert (info.checkpoint_format, info.model_type) == ("mfftools", "mixfair")
+
+
+def test_own_checkpoint_declaring_another_type_is_refused(tmp_path, iresnet_state):
+    content = {"model": iresnet_state, "arch": "r18", "model_type": "mixfair"}
+    with pytest.raises(MfftoolsError, match="model_type 'mixfair'"):
+        load_model(_save(tmp_path, content))
+
+
+def test_arch_disagreeing_with_the_weights(tmp_path, iresnet_state):
+    path = _save(tmp_path, iresnet_state)
+    with pytest.raises(MfftoolsError, match=r"--arch says r34 .* which is r18"):
+        load_model(path, arch="r34")
+    with pytest.raises(MfftoolsError, match="unknown arch 'r19'"):
+        load_model(path, arch="r19")
+
+
+def test_mismatched_keys_are_listed(tmp_path, iresnet_state):
+    state = dict(iresnet_state)
+    del state["fc.bias"]
+    del state["layer2.0.prelu.weight"]
+    state["extra.weight"] = torch.zeros(3)
+    state["conv1.weight"] = torch.zeros(4, 4)
+    with pytest.raises(MfftoolsError) as raised:
+        load_model(_save(tmp_path, state))
+    message = str(raised.value)
+    assert "missing keys: 2 (fc.bias, layer2.0.prelu.weight)" in message
+    assert "unexpected keys: 1 (extra.weight)" in message
+    assert "wrong shapes: 1 (conv1.weight [4, 4] != [64, 3, 3, 3])" in message
+
+
+def test_unknown_block_counts(tmp_path, iresnet_state):
+    state = {key: value for key, value in iresnet_state.items() if not key.startswith("layer4.1.")}
+    with pytest.raises(MfftoolsError, match=r"\[2, 2, 2, 1\] blocks per stage is no known IResNet"):
+        load_model(_save(tmp_path, state))
+
+
+def test_not_a_model(tmp_path):
+    with pytest.raises(MfftoolsError, match="no model weights found"):
+        load_model(_save(tmp_path, {"epoch": 1, "lr": 0.1}))
+    with pytest.raises(MfftoolsError, match="not an IResNet or MixFairFace"):
+        load_model(_save(tmp_path, {"linear.weight": torch.zeros(2, 2)}))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(MfftoolsError, match="cannot read"):
+        load_model(garbage)
+    with pytest.raises(MfftoolsError, match="not found"):
+        load_model(tmp_path / "absent.pth")
+
+
+class _Payload:
+    pass
+
+
+def test_arbitrary_pickled_objects_are_refused(tmp_path):
+    with pytest.raises(MfftoolsError, match="cannot read"):
+        load_model(_save(tmp_path, {"model": _Payload()}))
+
+
+def test_weights_sha256_follows_the_values():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    before = weights_sha256(model)
+    assert weights_sha256(model) == before
+    with torch.no_grad():
+        model.bias[0] += 1
+    assert weights_sha256(model) != before
