@@ -47,7 +47,7 @@ def plot_accuracy(results, path):
     axes.axhline(results["mean_accuracy"], color="tab:red", linestyle="--", linewidth=1,
                  label=f"mean {results['mean_accuracy']:.2f}")
     lowest = min(min(results["groups"][name]["fold_accuracies"]) for name in names) * 100
-    axes.set_ylim(max(0.0, lowest - 2.0), 100.0)
+    axes.set_ylim(max(0.0, lowest - 2.0), 100.5)
     axes.set_xticks(positions, names)
     axes.set_ylabel("accuracy (%)")
     axes.set_title("Pair protocol accuracy per group (dots: folds)")
