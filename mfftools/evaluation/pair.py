@@ -31,7 +31,7 @@ TAR_THRESHOLDS = np.arange(0, 4, 0.001)
 FAR_TARGET = 1e-3
 # FAR levels at which each group's ROC (over all its pairs) is sampled for the results file.
 ROC_FAR_LEVELS = np.logspace(-4, 0, 81)
-_BLOCK_PAIRS = 16384
+_BLOCK_PAIRS = 4096
 
 
 @dataclass
