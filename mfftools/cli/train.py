@@ -1,11 +1,40 @@
-"""`mfftools train`."""
+"""`mfftools train`: train the MixFair adapter (or a plain IResNet) from a YAML config."""
+import json
+from pathlib import Path
+
 import click
 
 from mfftools.errors import MfftoolsError
 
 
-@click.command("train", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args):
-    """Not available yet."""
-    raise MfftoolsError("'mfftools train' is not available yet in this version.")
+@click.command("train")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML config (configs/*.yaml). When resuming, defaults to RUN_DIR/config.yaml.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one config value, e.g. --set optim.lr=0.01 (repeatable).")
+@click.option("--resume", metavar="auto|PATH",
+              help="Continue a run: 'auto' takes the newest checkpoint in RUN_DIR, or give a checkpoint.")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: config.yaml, checkpoints/, best.pt, metrics.jsonl, train.log, eval/.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def command(config_path, overrides, resume, run_dir, no_progress):
+    """Train a face model; works alone or under torchrun (DDP).
+
+    \b
+    mfftools train --config configs/demo_tiny.yaml --out runs/demo
+    torchrun --nproc_per_node 4 -m mfftools train --config configs/mixfair_r34_balancedface.yaml \\
+        --set data.train_zip=/data/TrainingData.zip --out runs/r34
+    """
+    from mfftools.dist import info_from_env
+    from mfftools.train.config import load_config
+    from mfftools.train.trainer import train
+
+    if config_path is None:
+        saved = run_dir / "config.yaml"
+        if resume is None or not saved.is_file():
+            raise MfftoolsError("--config is required (it may be left out only with --resume on a run folder)")
+        config_path = saved
+    config = load_config(config_path, overrides)
+    summary = train(config, run_dir, resume=resume, progress=not no_progress)
+    if info_from_env().is_main:
+        click.echo(json.dumps(summary, indent=2, default=float))

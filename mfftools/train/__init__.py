@@ -1,0 +1,1 @@
+"""The DDP trainer for the MixFair adapter: configuration, training step, loop, checkpoints."""

@@ -1,0 +1,76 @@
+"""Training checkpoints: one dict per file, written atomically.
+
+A checkpoint holds `model` (the backbone's state_dict, the part `mfftools extract` needs),
+`head`, `optimizer`, `scheduler`, `scaler`, `epoch` (epochs completed), `step`, `config`
+(the resolved training configuration), `arch`, `model_type` ("mixfair" or "iresnet"),
+`num_classes`, `best` and `mfftools_version`.
+It is written to a temporary name in the same folder and moved into place with os.replace,
+so a crash while saving never leaves a truncated file under the real name.
+"""
+import logging
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from mfftools.errors import MfftoolsError
+
+logger = logging.getLogger(__name__)
+
+_EPOCH_NAME = re.compile(r"^epoch_(\d+)\.pt$")
+
+
+def epoch_checkpoint_path(folder, epoch):
+    return Path(folder) / f"epoch_{epoch:04d}.pt"
+
+
+def save_checkpoint(state, path):
+    """Write `state` to `path` atomically (temporary file + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+    logger.debug("saved %s", path)
+
+
+def load_checkpoint(path):
+    """The checkpoint dict at `path`, loaded on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise MfftoolsError(f"checkpoint {path} does not exist")
+    try:
+        # weights_only=False: the checkpoint holds the config dict and optimizer state we wrote.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise MfftoolsError(f"checkpoint {path} cannot be read: {error}") from error
+    missing = [key for key in ("model", "head", "optimizer", "epoch", "step", "config") if key not in state]
+    if missing:
+        raise MfftoolsError(f"checkpoint {path} is not a training checkpoint (missing {', '.join(missing)})")
+    return state
+
+
+def epoch_checkpoints(folder):
+    """Epoch checkpoints in `folder`, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _EPOCH_NAME.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return [path for _, path in sorted(found)]
+
+
+def newest_checkpoint(folder):
+    """The newest epoch checkpoint in `folder`, or None."""
+    checkpoints = epoch_checkpoints(folder)
+    return checkpoints[-1] if checkpoints else None
+
+
+def prune_checkpoints(folder, keep):
+    """Delete all but the `keep` newest epoch checkpoints."""
+    for path in epoch_checkpoints(folder)[:-keep]:
+        path.unlink()

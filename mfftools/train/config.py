@@ -1,0 +1,180 @@
+"""Training configuration: dataclass defaults < a YAML file < `--set section.key=value` overrides.
+
+The defaults are the paper's recipe (IResNet-34 + MixFair adapter on BUPT-Balancedface);
+`configs/*.yaml` only state what differs. The resolved configuration is written next to the run's
+outputs and into every checkpoint.
+"""
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from mfftools.errors import MfftoolsError
+
+
+@dataclass
+class DataConfig:
+    train_zip: str = ""  # training zip (index.txt + images), PROTOCOLS 1.1
+    in_memory: bool = False  # read the whole zip into memory, as the original code does
+    workers: int = 4  # DataLoader worker processes per training process
+    horizontal_flip: bool = True  # flip each training image with probability 0.5
+
+
+@dataclass
+class ModelConfig:
+    type: str = "mixfair"  # mixfair (IResNet trunk + `mid` adapter) or iresnet (plain backbone)
+    arch: str = "r34"
+    head: str = "mixfair"  # mixfair, cosface or arcface
+    s: float = 64.0
+    m: float = 0.35  # null: the head's default (0.35 CosFace/MixFair, 0.5 ArcFace)
+    cifp: bool = True  # MixFair head only: add the CIFP false-positive margin
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 40
+    batch_size: int = 128  # per process
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: list = field(default_factory=lambda: [8, 18, 30, 34])  # epochs, MultiStepLR
+    gamma: float = 0.1
+
+
+@dataclass
+class EvalConfig:
+    every: int = 1  # evaluate every this many epochs (and after the last); 0: never
+    at_start: bool = False  # also evaluate the initial network (logged as epoch 0)
+    pair_bin: str = ""  # folder of <Group>_test.bin files: pair protocol
+    instance_zip: str = ""  # RFW instance zip: instance protocol
+    target_fpr: float = 1e-5  # instance protocol target, bisection threshold
+    best_metric: str = "pair/mean_accuracy"  # a key of the logged eval metrics; "" keeps no best.pt
+    best_mode: str = "max"  # max or min
+    batch_size: int = 128
+    flip: bool = True  # flip test-time augmentation
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 229
+    device: str = "auto"  # auto, cpu or cuda
+    amp: bool = True  # mixed precision, used on CUDA only
+    log_every: int = 50  # steps between logged training losses
+    keep_checkpoints: int = 2  # epoch checkpoints kept (the newest); best.pt is kept apart
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def dump(self, path):
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+# Optional values: None is accepted for these keys on top of their type.
+_NULLABLE = {"model.m"}
+
+
+def _fields(obj):
+    return {f.name: f for f in dataclasses.fields(obj)}
+
+
+def _check_value(key, value, default):
+    """`value` converted to the type of `default`, or an error naming `key`."""
+    if value is None and key in _NULLABLE:
+        return None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        kind = type(default).__name__
+        raise MfftoolsError(f"config key {key!r}: expected {kind}, got {value!r}")
+    return value
+
+
+def _apply(target, values, prefix, source):
+    if not isinstance(values, dict):
+        raise MfftoolsError(f"{source}: section {prefix.rstrip('.') or 'top level'} must be a mapping")
+    fields = _fields(target)
+    for name, value in values.items():
+        key = prefix + str(name)
+        if name not in fields:
+            known = ", ".join(prefix + n for n in fields)
+            raise MfftoolsError(f"{source}: unknown config key {key!r} (known: {known})")
+        current = getattr(target, name)
+        if dataclasses.is_dataclass(current):
+            _apply(current, value, key + ".", source)
+        else:
+            setattr(target, name, _check_value(key, value, current))
+
+
+def parse_override(text):
+    """`section.key=value` -> {"section": {"key": value}}, the value read as YAML."""
+    if "=" not in text:
+        raise MfftoolsError(f"--set {text!r}: expected key=value, e.g. optim.lr=0.01")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        raise MfftoolsError(f"--set {text!r}: value is not valid YAML ({error})") from error
+    nested = value
+    for part in reversed(key.strip().split(".")):
+        nested = {part: nested}
+    return nested
+
+
+def load_config(path=None, overrides=()):
+    """The resolved configuration: defaults, then the YAML file at `path`, then `overrides`."""
+    config = TrainConfig()
+    if path is not None:
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except OSError as error:
+            raise MfftoolsError(f"cannot read config {path}: {error.strerror}") from error
+        except yaml.YAMLError as error:
+            raise MfftoolsError(f"config {path} is not valid YAML: {error}") from error
+        _apply(config, values, "", str(path))
+    for text in overrides:
+        _apply(config, parse_override(text), "", f"--set {text}")
+    validate(config)
+    return config
+
+
+def config_from_dict(values):
+    """A TrainConfig from the dict stored in a checkpoint."""
+    config = TrainConfig()
+    _apply(config, values, "", "checkpoint config")
+    return config
+
+
+def validate(config):
+    """Errors for values no run could use, found before any data is read."""
+    if not config.data.train_zip:
+        raise MfftoolsError("config: data.train_zip is not set (the training zip to read)")
+    checks = [
+        (config.model.type in ("mixfair", "iresnet"), "model.type must be mixfair or iresnet"),
+        (config.model.head in ("mixfair", "cosface", "arcface"), "model.head must be mixfair, cosface or arcface"),
+        (config.model.head != "mixfair" or config.model.type == "mixfair",
+         "model.head mixfair needs model.type mixfair (it mixes trunk feature maps)"),
+        (config.optim.epochs >= 1, "optim.epochs must be at least 1"),
+        (config.optim.batch_size >= 2, "optim.batch_size must be at least 2"),
+        (config.eval.every >= 0, "eval.every must be 0 (never) or more"),
+        (config.eval.best_mode in ("max", "min"), "eval.best_mode must be max or min"),
+        (config.log_every >= 1, "log_every must be at least 1"),
+        (config.keep_checkpoints >= 1, "keep_checkpoints must be at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise MfftoolsError(f"config: {message}")

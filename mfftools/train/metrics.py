@@ -1,0 +1,105 @@
+"""The run's records: a JSON-lines metrics file, a readable log, TensorBoard when installed.
+
+Only the main process writes. `metrics.jsonl` holds one object per line,
+{"kind": "train" | "epoch" | "eval", "epoch": int, "step": int, ...numbers}; `train.log` holds
+the same numbers as text together with every log message of the run.
+"""
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def write_json(data, path):
+    Path(path).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def read_metrics(run_dir):
+    """The records of a run's metrics file, in order."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _tensorboard_writer(run_dir):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        logger.debug("tensorboard is not installed: no event files")
+        return None
+    return SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+
+
+class RunLog:
+    """Writes the run's metrics (main process only; elsewhere every method does nothing)."""
+
+    def __init__(self, run_dir, enabled=True, resume_step=None):
+        self.enabled = enabled
+        self.run_dir = Path(run_dir)
+        self._handler = None
+        self._tensorboard = None
+        if not enabled:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None:
+            self._truncate(resume_step)
+        self._metrics = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")
+        self._handler = logging.FileHandler(self.run_dir / LOG_FILE, encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._handler.setLevel(logging.INFO)
+        logging.getLogger("mfftools").addHandler(self._handler)
+        self._tensorboard = _tensorboard_writer(self.run_dir)
+
+    def _truncate(self, step):
+        """Drop records written after `step`: a resumed run rewrites them, the same again."""
+        kept = [record for record in read_metrics(self.run_dir) if record["step"] <= step]
+        path = self.run_dir / METRICS_FILE
+        path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+
+    def record(self, kind, epoch, step, values):
+        """One metrics record: JSON line, readable log line, TensorBoard scalars."""
+        if not self.enabled:
+            return
+        record = {"kind": kind, "epoch": epoch, "step": step, **values}
+        self._metrics.write(json.dumps(record, default=_json_default) + "\n")
+        self._metrics.flush()
+        text = " ".join(f"{name}={_format(value)}" for name, value in values.items())
+        args = (kind, epoch, step, text)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("%s epoch %d step %d: %s", *args)
+        else:  # the readable log always gets the numbers, whatever the console's level
+            self._handler.handle(
+                logger.makeRecord(logger.name, logging.INFO, __file__, 0, "%s epoch %d step %d: %s", args, None)
+            )
+        if self._tensorboard is not None:
+            for name, value in values.items():
+                if isinstance(value, (int, float)):
+                    self._tensorboard.add_scalar(f"{kind}/{name}", value, step)
+
+    def close(self):
+        if not self.enabled:
+            return
+        self._metrics.close()
+        logging.getLogger("mfftools").removeHandler(self._handler)
+        self._handler.close()
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+
+
+def _format(value):
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,301 @@
+"""The training loop: one process, or one per GPU/CPU slot under torchrun (DDP).
+
+Each process reads its shard of every epoch (DistributedSampler, reshuffled per epoch from the
+seed), draws its flips and MixFair partners from a generator reseeded per epoch, and averages
+gradients with the others (NCCL on GPUs, gloo on CPUs). After every epoch the main process
+evaluates when due and writes an atomic checkpoint; `resume="auto"` continues from the newest
+one and reproduces the uninterrupted run's numbers. As in the paper's code, the MixFair
+partners and the CIFP margin are drawn within each process's own batch.
+"""
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as torch_dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from mfftools import __version__, dist
+from mfftools.data.training_zip import TrainingZip
+from mfftools.errors import MfftoolsError
+from mfftools.train.checkpoint import (
+    epoch_checkpoint_path,
+    load_checkpoint,
+    newest_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from mfftools.train.evaluation import BestTracker, check_sources, evaluate_network
+from mfftools.train.metrics import RunLog
+from mfftools.train.step import BatchRandomness, TrainingModule, build_network, stream_seed
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+BEST_CHECKPOINT = "best.pt"
+# Keys that may differ between a checkpoint's config and the config that resumes it: they move
+# files or change how the run is watched, not what it computes.
+_RESUMABLE_CHANGES = (
+    "data.train_zip", "data.in_memory", "data.workers", "device", "log_every", "keep_checkpoints",
+    "optim.epochs", "eval.",
+)
+
+
+def resolve_resume(run_dir, resume):
+    """The checkpoint to continue from: None (fresh run), the newest ("auto") or a given path."""
+    newest = newest_checkpoint(Path(run_dir) / CHECKPOINT_DIR)
+    if resume is None:
+        if newest is not None:
+            raise MfftoolsError(
+                f"{run_dir} already holds checkpoints: pass --resume auto to continue that run, "
+                "or choose another --out"
+            )
+        return None
+    if resume == "auto":
+        return newest
+    return Path(resume)
+
+
+def _flatten(values, prefix=""):
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def check_resumable(saved_config, config, path):
+    """Refuse to resume when the config changes what the run computes."""
+    saved, current = _flatten(saved_config), _flatten(config.to_dict())
+    changed = [
+        key for key in sorted(set(saved) | set(current))
+        if saved.get(key) != current.get(key) and not key.startswith(_RESUMABLE_CHANGES)
+    ]
+    if changed:
+        details = ", ".join(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in changed)
+        raise MfftoolsError(f"cannot resume from {path}: the config changed ({details})")
+
+
+def train(config, run_dir, resume=None, progress=True):
+    """Train as `config` says, writing checkpoints, metrics and logs under `run_dir`.
+
+    resume: None (a fresh run; refused when run_dir already has checkpoints), "auto" (the newest
+    checkpoint of run_dir, or a fresh start when there is none), or a checkpoint path.
+    Returns a summary dict: epochs done, steps, last epoch loss, last eval metrics, best.
+    """
+    env = dist.info_from_env()
+    device = dist.resolve_device(config.device, env.local_rank)
+    joined_here = not (torch_dist.is_available() and torch_dist.is_initialized())
+    info = dist.init(device.type)
+    try:
+        return _Run(config, Path(run_dir), info, device, progress).fit(resolve_resume(run_dir, resume))
+    finally:
+        if joined_here:
+            dist.shutdown()
+
+
+class _Run:
+    def __init__(self, config, run_dir, info, device, progress):
+        self.config = config
+        self.run_dir = run_dir
+        self.info = info
+        self.device = device
+        self.amp = config.amp and device.type == "cuda"
+        self.show_progress = progress and info.is_main and sys.stderr.isatty()
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _build(self, checkpoint_path):
+        config = self.config
+        self.dataset = TrainingZip(config.data.train_zip, in_memory=config.data.in_memory)
+        check_sources(config.eval)
+        per_process = len(self.dataset) // self.info.world_size
+        if per_process < config.optim.batch_size:
+            raise MfftoolsError(
+                f"{config.data.train_zip}: {len(self.dataset)} images give {per_process} per process, "
+                f"fewer than one batch of {config.optim.batch_size}"
+            )
+        torch.manual_seed(config.seed)  # the same initial weights on every process
+        self.network, self.head = build_network(config.model, self.dataset.num_classes)
+        self.module = TrainingModule(self.network, self.head).to(self.device)
+        parameters = [p for p in self.module.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(
+            parameters, lr=config.optim.lr, momentum=config.optim.momentum,
+            weight_decay=config.optim.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=config.optim.milestones, gamma=config.optim.gamma
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.epoch, self.step = 0, 0
+        best_state = None
+        if checkpoint_path is not None:
+            best_state = self._restore(checkpoint_path)
+        self.best = BestTracker(config.eval.best_metric, config.eval.best_mode, best_state)
+        self.wrapped = self.module
+        if self.info.distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = DistributedDataParallel(self.module, device_ids=device_ids)
+        self.sampler = DistributedSampler(
+            self.dataset, num_replicas=self.info.world_size, rank=self.info.rank,
+            shuffle=True, seed=config.seed, drop_last=True,
+        )
+        self.loader = DataLoader(
+            self.dataset, batch_size=config.optim.batch_size, sampler=self.sampler,
+            num_workers=config.data.workers, pin_memory=self.device.type == "cuda",
+            drop_last=True, persistent_workers=config.data.workers > 0,
+        )
+
+    def _restore(self, path):
+        state = load_checkpoint(path)
+        check_resumable(state["config"], self.config, path)
+        classes = state["head"]["weight"].shape[0]
+        if classes != self.dataset.num_classes:
+            raise MfftoolsError(
+                f"cannot resume from {path}: it has {classes} classes, "
+                f"{self.config.data.train_zip} has {self.dataset.num_classes}"
+            )
+        self.network.load_state_dict(state["model"])
+        self.head.load_state_dict(state["head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.amp and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        logger.info("resuming from %s (epoch %d, step %d)", path, self.epoch, self.step)
+        return state.get("best")
+
+    # -- the run --------------------------------------------------------------------------------
+    def fit(self, checkpoint_path):
+        self._build(checkpoint_path)
+        config = self.config
+        resumed = checkpoint_path is not None
+        self.log = RunLog(self.run_dir, enabled=self.info.is_main, resume_step=self.step if resumed else None)
+        if self.info.is_main:
+            config.dump(self.run_dir / "config.yaml")
+        summary = {"loss": None, "eval": None}
+        try:
+            if config.eval.at_start and self.epoch == 0 and config.eval.every:
+                summary["eval"] = self._evaluate(epoch=0, keep_best=False)
+            for epoch in range(self.epoch, config.optim.epochs):
+                summary["loss"] = self._train_epoch(epoch)
+                self.scheduler.step()
+                self.epoch = epoch + 1
+                improved = False
+                if self._eval_due(self.epoch):
+                    summary["eval"] = self._evaluate(self.epoch, keep_best=True)
+                    improved = self.info.is_main and self.best.update(summary["eval"], self.epoch)
+                self._save(improved)
+        finally:
+            self.log.close()
+        summary.update(epochs=self.epoch, step=self.step, best=self.best.state())
+        return summary
+
+    def _eval_due(self, epoch):
+        every = self.config.eval.every
+        has_data = self.config.eval.pair_bin or self.config.eval.instance_zip
+        return bool(has_data) and every > 0 and (epoch % every == 0 or epoch == self.config.optim.epochs)
+
+    def _train_epoch(self, epoch):
+        config, device = self.config, self.device
+        self.sampler.set_epoch(epoch)
+        torch.manual_seed(stream_seed(config.seed, epoch, self.info.rank, 1))  # dropout masks
+        randomness = BatchRandomness(config.seed, epoch, self.info.rank, config.data.horizontal_flip)
+        self.module.train()
+        lr = self.optimizer.param_groups[0]["lr"]
+        epoch_loss = torch.zeros((), device=device)
+        window_loss = torch.zeros((), device=device)
+        window_steps, window_start, epoch_start = 0, time.perf_counter(), time.perf_counter()
+        images_per_step = config.optim.batch_size * self.info.world_size
+        bar = tqdm(total=len(self.loader), desc=f"epoch {epoch + 1}/{config.optim.epochs}",
+                   unit="batch", disable=not self.show_progress, leave=False)
+        with bar:
+            for images, labels, _groups in self.loader:
+                images = randomness.apply_flip(images.to(device, non_blocking=True))
+                labels = labels.to(device, non_blocking=True)
+                permutation = randomness.permutation(len(labels), device) if self.module.mixfair else None
+                with torch.autocast(device.type, dtype=torch.float16, enabled=self.amp):
+                    loss = self.wrapped(images, labels, permutation)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.step += 1
+                window_steps += 1
+                window_loss += loss.detach().float()
+                epoch_loss += loss.detach().float()
+                bar.update()
+                if self.step % config.log_every == 0:
+                    elapsed = time.perf_counter() - window_start
+                    values = {
+                        "loss": self._mean_over_processes(window_loss / window_steps),
+                        "lr": lr,
+                        "images_per_s": images_per_step * window_steps / elapsed,
+                    }
+                    self.log.record("train", epoch + 1, self.step, values)
+                    bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{values['images_per_s']:.1f}")
+                    window_loss.zero_()
+                    window_steps, window_start = 0, time.perf_counter()
+        seconds = time.perf_counter() - epoch_start
+        mean_loss = self._mean_over_processes(epoch_loss / len(self.loader))
+        self.log.record("epoch", epoch + 1, self.step, {
+            "loss": mean_loss, "lr": lr, "seconds": seconds,
+            "images_per_s": images_per_step * len(self.loader) / seconds,
+        })
+        return mean_loss
+
+    def _mean_over_processes(self, value):
+        if self.info.distributed:
+            value = value.clone()
+            torch_dist.all_reduce(value)
+            value /= self.info.world_size
+        return float(value)
+
+    def _evaluate(self, epoch, keep_best):
+        """The main process evaluates (the others wait); returns its metrics (None elsewhere)."""
+        metrics = None
+        if self.info.is_main:
+            metrics = evaluate_network(
+                self.network, self.config.eval, self.run_dir / "eval", epoch, self.device, amp=self.amp
+            )
+            self.log.record("eval", epoch, self.step, metrics)
+        self._barrier()
+        return metrics
+
+    def _save(self, improved):
+        if self.info.is_main:
+            folder = self.run_dir / CHECKPOINT_DIR
+            state = self._state()
+            save_checkpoint(state, epoch_checkpoint_path(folder, self.epoch))
+            if improved:
+                save_checkpoint(state, self.run_dir / BEST_CHECKPOINT)
+                logger.info("new best %s = %.6g at epoch %d", self.best.metric, self.best.value, self.epoch)
+            prune_checkpoints(folder, self.config.keep_checkpoints)
+        self._barrier()
+
+    def _state(self):
+        return {
+            "model": self.network.state_dict(),
+            "head": self.head.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "config": self.config.to_dict(),
+            "arch": self.config.model.arch,
+            "model_type": self.config.model.type,
+            "head_type": self.config.model.head,
+            "num_classes": self.dataset.num_classes,
+            "group_names": list(self.dataset.group_names),
+            "best": self.best.state(),
+            "mfftools_version": __version__,
+        }
+
+    def _barrier(self):
+        if self.info.distributed:
+            torch_dist.barrier()

@@ -1,0 +1,135 @@
+"""The training loop: records, checkpoints, crash and resume, DDP against one process."""
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import yaml
+
+from mfftools.errors import MfftoolsError
+from mfftools.train import trainer
+from mfftools.train.checkpoint import epoch_checkpoints, load_checkpoint
+from mfftools.train.config import config_from_dict
+from mfftools.train.metrics import read_metrics
+
+from trainer_fixtures import small_config, tiny_builder, write_training_zip
+
+
+@pytest.fixture(scope="module")
+def train_zip(tmp_path_factory):
+    return write_training_zip(tmp_path_factory.mktemp("data") / "train.zip")
+
+
+def _losses(run_dir, kinds=("train", "epoch")):
+    return [(r["kind"], r["epoch"], r["step"], r["loss"], r["lr"]) for r in read_metrics(run_dir) if r["kind"] in kinds]
+
+
+def _final_weights(run_dir):
+    return load_checkpoint(epoch_checkpoints(run_dir / "checkpoints")[-1])
+
+
+def test_run_writes_records_checkpoints_and_config(train_zip, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    config = small_config(train_zip, keep_checkpoints=2)
+    summary = trainer.train(config, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    # 36 images, batch 8 -> 4 steps per epoch (drop_last), 3 epochs.
+    assert summary["epochs"] == 3 and summary["step"] == 12
+    records = read_metrics(run)
+    assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, 13))
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["lr"] for r in epochs] == pytest.approx([0.05, 0.005, 0.0005])
+    assert all(r["images_per_s"] > 0 for r in epochs)
+    # Only the newest two epoch checkpoints are kept; no temporary files remain.
+    assert [p.name for p in epoch_checkpoints(run / "checkpoints")] == ["epoch_0002.pt", "epoch_0003.pt"]
+    assert not list((run / "checkpoints").glob(".*tmp"))
+    state = _final_weights(run)
+    assert state["epoch"] == 3 and state["step"] == 12 and state["model_type"] == "mixfair"
+    assert state["scheduler"]["last_epoch"] == 3
+    assert config_from_dict(state["config"]) == config
+    assert yaml.safe_load((run / "config.yaml").read_text()) == config.to_dict()
+    log = (run / "train.log").read_text()
+    assert "epoch epoch 3 step 12" in log
+    # The loss went down on this easy data.
+    assert epochs[-1]["loss"] < epochs[0]["loss"]
+
+
+def test_crash_and_resume_reproduce_the_uninterrupted_run(train_zip, tmp_path, monkeypatch):
+    config = small_config(train_zip)
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    trainer.train(config, tmp_path / "straight", progress=False)
+
+    # Crash during epoch 2 (each MixFair step calls the trunk once; 4 steps per epoch).
+    monkeypatch.setattr(trainer, "build_network", tiny_builder(crash_at_call=7))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        trainer.train(config, tmp_path / "crashed", progress=False)
+    assert [p.name for p in epoch_checkpoints(tmp_path / "crashed" / "checkpoints")] == ["epoch_0001.pt"]
+    with pytest.raises(MfftoolsError, match="--resume auto"):
+        trainer.train(config, tmp_path / "crashed", progress=False)
+
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    trainer.train(config, tmp_path / "crashed", resume="auto", progress=False)
+
+    assert _losses(tmp_path / "crashed") == _losses(tmp_path / "straight")
+    resumed, straight = _final_weights(tmp_path / "crashed"), _final_weights(tmp_path / "straight")
+    for key, value in straight["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+    assert resumed["optimizer"]["state"].keys() == straight["optimizer"]["state"].keys()
+    for index, entry in straight["optimizer"]["state"].items():
+        assert torch.equal(resumed["optimizer"]["state"][index]["momentum_buffer"], entry["momentum_buffer"])
+
+
+def test_resume_refuses_a_changed_recipe(train_zip, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    config = small_config(train_zip, optim__epochs=1)
+    trainer.train(config, tmp_path / "run", progress=False)
+    changed = small_config(train_zip, optim__epochs=2, optim__lr=0.2)
+    with pytest.raises(MfftoolsError, match=r"optim.lr: 0.05 -> 0.2"):
+        trainer.train(changed, tmp_path / "run", resume="auto", progress=False)
+    # Extending the number of epochs is allowed, and continues from the checkpoint's step.
+    longer = small_config(train_zip, optim__epochs=2)
+    summary = trainer.train(longer, tmp_path / "run", resume="auto", progress=False)
+    assert summary["epochs"] == 2 and summary["step"] == 8
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank, world_size, port, config_dict, run_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    torch.set_num_threads(1)
+    trainer.build_network = tiny_builder(with_norm=False)
+    trainer.train(config_from_dict(config_dict), run_dir, progress=False)
+
+
+def test_two_process_ddp_equals_one_process_on_the_same_global_batch(train_zip, tmp_path, monkeypatch):
+    # Per-sample loss (no batch norm, no dropout, no flips, CosFace head): the global batch of
+    # 2 x 8 images split over two gloo processes must give the single process's 16-image steps.
+    common = dict(model__type="mixfair", model__head="cosface", data__horizontal_flip=False, log_every=1)
+    single = small_config(train_zip, optim__batch_size=16, **common)
+    monkeypatch.setattr(trainer, "build_network", tiny_builder(with_norm=False))
+    trainer.train(single, tmp_path / "single", progress=False)
+
+    distributed = small_config(train_zip, optim__batch_size=8, **common)
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), distributed.to_dict(), tmp_path / "ddp"),
+                       nprocs=2, start_method="spawn")
+
+    single_losses, ddp_losses = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")
+    assert [row[:3] for row in ddp_losses] == [row[:3] for row in single_losses]
+    assert len(single_losses) == 3 * 2 + 3  # 36 images, 16 per step: 2 steps per epoch
+    torch.testing.assert_close(
+        torch.tensor([row[3] for row in ddp_losses]), torch.tensor([row[3] for row in single_losses]),
+        rtol=1e-5, atol=1e-5,
+    )
+    ddp_state, single_state = _final_weights(tmp_path / "ddp"), _final_weights(tmp_path / "single")
+    for key, value in single_state["model"].items():
+        torch.testing.assert_close(ddp_state["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    # The run moved away from its initial weights, so the comparison above means something.
+    torch.manual_seed(single.seed)
+    initial, _ = tiny_builder(with_norm=False)(single.model, 6)
+    assert not torch.allclose(initial.mid.weight, single_state["model"]["mid.weight"])
