@@ -4,8 +4,8 @@ The instance protocol's statistics are means and standard deviations over identi
 resampling unit is the identity: draw as many identities as there are, with replacement, and
 recompute. Overall statistics resample all identities; a group's statistics resample that group's
 identities. Identities without a genuine pair (TPR NaN) are left out of the TPR statistics, as
-the protocol does. The gap between the best and the worst group gets an interval too: when it
-excludes 0 the gap is more than sampling noise.
+the protocol does. The gap between the groups with the highest and the lowest mean (chosen on the
+full sample) gets an interval too: when it excludes 0, the gap is more than sampling noise.
 """
 from dataclasses import dataclass
 
@@ -31,7 +31,8 @@ def bootstrap_instance(columns, group_names, n_resamples=1000, seed=0, confidenc
 
     Returns {"overall": {stat: Interval}, "groups": {name: {stat: Interval}},
     "gap": {"tpr_mean": Interval, "fpr_mean": Interval}} where stat is tpr_mean, tpr_std,
-    fpr_mean, fpr_std; a statistic with no identity to resample is missing.
+    fpr_mean, fpr_std; a statistic with no identity to resample is missing, and so is a gap with
+    fewer than two groups to compare.
     """
     if n_resamples < 1:
         raise ValueError("n_resamples must be at least 1")
@@ -57,21 +58,24 @@ def bootstrap_instance(columns, group_names, n_resamples=1000, seed=0, confidenc
     def stats(rows):
         out, group_means = {}, {}
         for rate in ("tpr", "fpr"):
-            samples = resampled(columns[rate][rows])
+            values = columns[rate][rows]
+            samples = resampled(values)
             if samples is not None:
                 out[f"{rate}_mean"], out[f"{rate}_std"] = interval(samples[0]), interval(samples[1])
-                group_means[rate] = samples[0]
+                group_means[rate] = (np.nanmean(values), samples[0])
         return out, group_means
 
     overall, _ = stats(np.ones(len(columns["group"]), dtype=bool))
     groups, means_by_rate = {}, {"tpr": [], "fpr": []}
     for index, name in enumerate(group_names):
         groups[name], means = stats(columns["group"] == index)
-        for rate, samples in means.items():
-            means_by_rate[rate].append(samples)
-    gap = {
-        f"{rate}_mean": interval(np.max(samples, axis=0) - np.min(samples, axis=0))
-        for rate, samples in means_by_rate.items()
-        if len(samples) >= 2
-    }
+        for rate, estimate_and_samples in means.items():
+            means_by_rate[rate].append(estimate_and_samples)
+    gap = {}
+    for rate, groups_means in means_by_rate.items():
+        if len(groups_means) >= 2:
+            estimates = [estimate for estimate, _ in groups_means]
+            highest = groups_means[int(np.argmax(estimates))][1]
+            lowest = groups_means[int(np.argmin(estimates))][1]
+            gap[f"{rate}_mean"] = interval(highest - lowest)
     return {"overall": overall, "groups": groups, "gap": gap}

@@ -79,7 +79,7 @@ class FigureWriter:
         for panel, stat in enumerate(("tpr_mean", "fpr_mean")):
             ax = axes[0, panel]
             for k, (result, entry) in enumerate(pairs):
-                values = np.array([entry["groups"].get(name, {}).get(stat, np.nan) for name in names])
+                values = np.array([_number(entry["groups"].get(name, {}).get(stat)) for name in names])
                 ci = intervals.get(result.model, {}).get("groups", {})
                 lows = np.array([ci[n][stat].low if stat in ci.get(n, {}) else v
                                  for n, v in zip(names, values)])
@@ -192,8 +192,8 @@ class FigureWriter:
                     _boxes(ax, result.group_names, columns, kind)
                 else:
                     names = result.group_names
-                    means = [result.data["similarity"][n][f"{kind}_mean"] for n in names]
-                    stds = [result.data["similarity"][n][f"{kind}_std"] for n in names]
+                    means = [_number(result.data["similarity"][n][f"{kind}_mean"]) for n in names]
+                    stds = [_number(result.data["similarity"][n][f"{kind}_std"]) for n in names]
                     ax.bar(range(len(names)), means, yerr=stds, capsize=3,
                            color=[_colour(k) for k in range(len(names))])
                     ax.set_xticks(range(len(names)), names)
@@ -220,6 +220,11 @@ def _zoom_to_bars(ax, results, names):
               if n in r.data["groups"]]
     low = min(values)
     ax.set_ylim(max(0.0, low - max(5.0, (100 - low) * 0.5)), 100)
+
+
+def _number(value):
+    """A JSON number for plotting: null (undefined) becomes NaN, which matplotlib skips."""
+    return np.nan if value is None else float(value)
 
 
 def _colour(k):

@@ -99,8 +99,11 @@ class _Checker:
             self.fail(f"{where}{key}", "is missing")
         return mapping[key]
 
-    def number(self, mapping, key, where):
+    def number(self, mapping, key, where, nullable=False):
+        """A number; with `nullable`, null too (a statistic undefined for these data)."""
         value = self.get(mapping, key, where)
+        if value is None and nullable:
+            return value
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             self.fail(f"{where}{key}", f"must be a number, not {value!r}")
         return value
@@ -136,20 +139,20 @@ def _check_instance(check, data):
         check.get(entry, "method", where)
         instance = check.mapping(entry, "instance", where)
         for key in INSTANCE_STATS:
-            check.number(instance, key, where + "instance.")
+            check.number(instance, key, where + "instance.", nullable=True)
         groups = check.mapping(entry, "groups", where)
         for name in names:
             group = check.mapping(groups, name, where + "groups.")
             for key in GROUP_STATS:
-                check.number(group, key, f"{where}groups.{name}.")
+                check.number(group, key, f"{where}groups.{name}.", nullable=True)
         fairness = check.mapping(entry, "fairness", where)
         for key in FAIRNESS_KEYS:
-            check.number(fairness, key, where + "fairness.")
+            check.number(fairness, key, where + "fairness.", nullable=True)
     similarity = check.mapping(data, "similarity", "")
     for name in names:
         group = check.mapping(similarity, name, "similarity.")
         for key in SIMILARITY_STATS:
-            check.number(group, key, f"similarity.{name}.")
+            check.number(group, key, f"similarity.{name}.", nullable=True)
 
 
 def _check_pair(check, data):
@@ -158,12 +161,14 @@ def _check_pair(check, data):
     for name in names:
         group = check.mapping(groups, name, "groups.")
         check.number(group, "accuracy", f"groups.{name}.")
-        check.number(group, "tar_at_far_1e-3", f"groups.{name}.")
+        check.number(group, "tar_at_far_1e-3", f"groups.{name}.", nullable=True)
         folds = check.get(group, "fold_accuracies", f"groups.{name}.")
         if not isinstance(folds, list) or not folds:
             check.fail(f"groups.{name}.fold_accuracies", "must be a non-empty list")
-    for key in ("mean_accuracy", "std", "ser"):
-        check.number(data, key, "")
+    check.number(data, "mean_accuracy", "")
+    # STD needs two groups and SER a group with errors: either can be null.
+    for key in ("std", "ser"):
+        check.number(data, key, "", nullable=True)
 
 
 def entry_label(entry):
@@ -217,7 +222,8 @@ def per_identity(result, entry):
 def roc_curves(result, entry=None):
     """Per-group ROC points {group: (fpr array, tpr array)}, or None when the result has none.
 
-    Accepts {"<group>": {"fpr": [...], "tpr": [...]}} or {"<group>": [[fpr, tpr], ...]}.
+    Accepts {"<group>": {"fpr": [...], "tpr": [...]}} (or "far"/"tar", the pair protocol's
+    names) or {"<group>": [[fpr, tpr], ...]}.
     """
     roc = (entry or {}).get("roc", result.data.get("roc"))
     if not isinstance(roc, dict):
@@ -227,6 +233,8 @@ def roc_curves(result, entry=None):
         points = roc.get(name)
         if isinstance(points, dict) and "fpr" in points and "tpr" in points:
             fpr, tpr = np.asarray(points["fpr"], float), np.asarray(points["tpr"], float)
+        elif isinstance(points, dict) and "far" in points and "tar" in points:
+            fpr, tpr = np.asarray(points["far"], float), np.asarray(points["tar"], float)
         elif isinstance(points, list) and points:
             array = np.asarray(points, float)
             fpr, tpr = array[:, 0], array[:, 1]

@@ -29,16 +29,18 @@ class Table:
 
 def fmt_percent(fraction):
     """An accuracy given as a fraction, printed in percent as the paper does: 0.95432 -> 95.43."""
-    return f"{100 * fraction:.2f}"
+    return MISSING if fraction is None else f"{100 * fraction:.2f}"
 
 
 def fmt_points(value):
     """A value already in percent points (pair mean and STD): 95.4321 -> 95.43."""
-    return f"{value:.2f}"
+    return MISSING if value is None else f"{value:.2f}"
 
 
 def fmt_rate(value):
     """A rate such as TPR or FPR: four decimals, or three significant digits when small."""
+    if value is None:
+        return MISSING
     if value == 0:
         return "0"
     if abs(value) >= 1e-3:
@@ -48,13 +50,15 @@ def fmt_rate(value):
 
 def fmt_ratio(value):
     """A fairness measure or a ratio (FDR, Gini, SER): four decimals; inf when unbounded."""
+    if value is None:
+        return MISSING
     if value == float("inf"):
         return "inf"
     return f"{value:.4f}"
 
 
 def fmt_threshold(value):
-    return f"{value:.6f}"
+    return MISSING if value is None else f"{value:.6f}"
 
 
 def fmt_interval(interval, fmt):
@@ -62,8 +66,7 @@ def fmt_interval(interval, fmt):
 
 
 def _cell(mapping, key, fmt):
-    value = mapping.get(key) if isinstance(mapping, dict) else None
-    return MISSING if value is None else fmt(value)
+    return fmt(mapping.get(key) if isinstance(mapping, dict) else None)
 
 
 def pair_table(results):
@@ -258,12 +261,14 @@ def similarity_table(results):
 
 
 def _gap(entry, stat):
-    values = [group[stat] for group in entry["groups"].values()]
-    return max(values) - min(values)
+    values = [group[stat] for group in entry["groups"].values() if group[stat] is not None]
+    return max(values) - min(values) if len(values) >= 2 else None
 
 
 def _fnmr_ser(entry):
-    errors = [group["fnmr"] for group in entry["groups"].values()]
+    errors = [group["fnmr"] for group in entry["groups"].values() if group["fnmr"] is not None]
+    if len(errors) < 2:
+        return None
     worst, best = max(errors), min(errors)
     if best == 0:
         return 1.0 if worst == 0 else float("inf")

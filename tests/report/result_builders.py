@@ -1,0 +1,132 @@
+"""Result JSONs for the report tests, built from small random per-identity tables.
+
+The summary numbers are computed from the per-identity rows the way the protocol defines them, so
+the files are internally consistent; group "Indian" is made the hard group.
+"""
+import json
+
+import numpy as np
+
+GROUPS = ["African", "Asian", "Caucasian", "Indian"]
+
+
+def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4, "bisection"),)):
+    """An instance-protocol result dict; with `extras`, per-identity rows, ROC and FMR matrix."""
+    identity = np.arange(n_per_group * len(GROUPS))
+    group = np.repeat(np.arange(len(GROUPS)), n_per_group)
+    data = {
+        "protocol": "instance",
+        "n_images": int(len(identity) * 5),
+        "n_identities": int(len(identity)),
+        "dim": 512,
+        "group_names": GROUPS,
+        "results": [],
+        "similarity": {},
+    }
+    if model:
+        data["model"] = model
+    intra = np.clip(rng.normal(0.7, 0.05, len(identity)) - 0.1 * (group == 3), -1, 1)
+    inter = np.clip(rng.normal(0.3, 0.05, len(identity)) + 0.1 * (group == 3), -1, 1)
+    for name_index, name in enumerate(GROUPS):
+        rows = group == name_index
+        data["similarity"][name] = {
+            "intra_mean": float(intra[rows].mean()),
+            "intra_std": float(intra[rows].std()),
+            "inter_mean": float(inter[rows].mean()),
+            "inter_std": float(inter[rows].std()),
+        }
+    for target, method in targets:
+        tpr = np.clip(rng.normal(0.9, 0.05, len(identity)) - 0.2 * (group == 3), 0, 1)
+        tpr[::17] = np.nan  # identities with a single image
+        fpr = np.abs(rng.normal(target, target / 2, len(identity))) * (1 + 2 * (group == 3))
+        entry = {
+            "target_fpr": target,
+            "method": method,
+            "threshold": float(rng.uniform(0.2, 0.6)),
+            "tpr": float(np.nanmean(tpr)),
+            "fpr": float(fpr.mean()),
+            "converged": True,
+            "instance": _stats(tpr, fpr),
+            "groups": {},
+            "fairness": {
+                key: float(rng.uniform(0, 1))
+                for key in ("fdr", "fpd", "fnd", "garbe", "fmr_max_geomean", "fnmr_max_geomean")
+            },
+        }
+        for name_index, name in enumerate(GROUPS):
+            rows = group == name_index
+            stats = _stats(tpr[rows], fpr[rows])
+            stats["fmr"] = stats["fpr_mean"]
+            stats["fnmr"] = 1 - stats["tpr_mean"]
+            entry["groups"][name] = stats
+        if extras:
+            entry["per_identity"] = [
+                {
+                    "identity": int(i),
+                    "group": GROUPS[g],
+                    "n_images": 5,
+                    "tpr": None if np.isnan(t) else float(t),
+                    "fpr": float(f),
+                    "intra": float(a),
+                    "inter": float(b),
+                }
+                for i, g, t, f, a, b in zip(identity, group, tpr, fpr, intra, inter)
+            ]
+            matrix = np.abs(rng.normal(target, target / 3, (4, 4)))
+            matrix[3, 3] *= 5
+            entry["group_fmr_matrix"] = matrix.tolist()
+        data["results"].append(entry)
+    if extras:
+        data["roc"] = _roc(rng, 1e-6)
+    return data
+
+
+def pair_result(rng, model=None, extras=True):
+    """A pair-protocol result dict; with `extras`, ROC points per group."""
+    data = {"protocol": "pair", "group_names": GROUPS, "groups": {}}
+    if model:
+        data["model"] = model
+    accuracies = []
+    for k, name in enumerate(GROUPS):
+        folds = np.clip(rng.normal(0.95 - 0.08 * (k == 3), 0.01, 10), 0, 1)
+        accuracy = float(folds.mean())
+        accuracies.append(accuracy)
+        data["groups"][name] = {
+            "accuracy": accuracy,
+            "fold_accuracies": folds.tolist(),
+            "tar_at_far_1e-3": float(rng.uniform(0.3, 0.8)),
+        }
+    accuracies = 100 * np.array(accuracies)
+    data["mean_accuracy"] = float(accuracies.mean())
+    data["std"] = float(accuracies.std(ddof=1))
+    data["ser"] = float((100 - accuracies).max() / (100 - accuracies).min())
+    if extras:
+        data["roc"] = {  # the pair protocol names the axes FAR and TAR
+            name: {"far": curve["fpr"], "tar": curve["tpr"]}
+            for name, curve in _roc(rng, 1 / 3000).items()
+        }
+    return data
+
+
+def _stats(tpr, fpr):
+    valid = tpr[~np.isnan(tpr)]
+    return {
+        "tpr_mean": float(valid.mean()),
+        "tpr_std": float(valid.std()),
+        "fpr_mean": float(fpr.mean()),
+        "fpr_std": float(fpr.std()),
+    }
+
+
+def _roc(rng, smallest):
+    curves = {}
+    for k, name in enumerate(GROUPS):
+        fpr = np.concatenate([[0.0], np.logspace(np.log10(smallest), 0, 40)])
+        tpr = np.clip(1 - (0.3 + 0.3 * (k == 3)) * (1 - fpr) ** 8 - 0.05 * rng.random(), 0, 1)
+        curves[name] = {"fpr": fpr.tolist(), "tpr": np.maximum.accumulate(tpr).tolist()}
+    return curves
+
+
+def write_json(path, data):
+    path.write_text(json.dumps(data))
+    return path

@@ -1,0 +1,132 @@
+"""The report rendered by a real browser (headless Chromium): images load, tables hold the JSON."""
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mfftools.report.build import write_report
+
+CHROMIUM = next(
+    (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+     if shutil.which(name)),
+    None,
+)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
+
+# Marks each image with whether it decoded, once the page has loaded.
+PROBE = """<script>
+window.addEventListener("load", () => {
+  for (const img of document.images)
+    img.setAttribute("data-loaded", img.complete && img.naturalWidth > 0 ? "yes" : "no");
+  document.body.setAttribute("data-probed", String(document.images.length));
+});
+</script>"""
+
+
+def _chromium(tmp_path, *args):
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", *args,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+class _Tables(HTMLParser):
+    """Captions and cell texts of every table, and the attributes of every image."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.images, self.body = {}, [], {}
+        self._caption = self._row = self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "body":
+            self.body = attrs
+        elif tag == "img":
+            self.images.append(attrs)
+        elif tag == "caption":
+            self._caption = ""
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+        elif self._caption is not None:
+            self._caption += data
+
+    def handle_endtag(self, tag):
+        if tag == "caption":
+            self._current = self.tables.setdefault(self._caption, [])
+            self._caption = None
+        elif tag in ("td", "th"):
+            self._row.append(self._cell.strip())
+            self._cell = None
+        elif tag == "tr":
+            self._current.append(self._row)
+
+
+def _rows(table):
+    return {row[0]: row[1:] for row in table[2:]}
+
+
+def test_report_renders_in_chromium(tmp_path, result_files):
+    out = tmp_path / "report"
+    files = write_report(result_files, out, bootstrap=200, seed=0)
+    probe = out / "probe.html"
+    probe.write_text(files.html.read_text().replace("</body>", PROBE + "</body>"))
+
+    dom = _chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
+    page = _Tables()
+    page.feed(dom)
+    assert page.body.get("data-probed") == str(len(files.figures))
+    assert len(files.figures) == 7  # pair: accuracy, ROC; instance: means, FMR, rates, similarity, ROC
+    assert [img.get("data-loaded") for img in page.images] == ["yes"] * len(files.figures)
+    assert all(img["src"].startswith("data:image/png;base64,") for img in page.images)
+
+    a_inst, a_pair, b_inst, b_pair = (json.loads(p.read_text()) for p in result_files)
+    pair = _rows(page.tables["Pair protocol: accuracy per group (%)"])
+    for name in a_pair["group_names"]:
+        assert pair[name][0] == f"{100 * a_pair['groups'][name]['accuracy']:.2f}"
+        assert pair[name][3] == f"{100 * b_pair['groups'][name]['accuracy']:.2f}"
+    assert pair["Mean"][0] == f"{a_pair['mean_accuracy']:.2f}"
+    assert pair["STD"][3] == f"{b_pair['std']:.2f}"
+    assert pair["SER"][0] == f"{a_pair['ser']:.4f}"
+
+    caption = "Instance protocol at FPR 1e-04, bisection"
+    assert page.tables[caption][0][1:] == ["model-a", "model-b"]
+    instance = _rows(page.tables[caption])
+    for k, data in enumerate((a_inst, b_inst)):
+        entry = data["results"][0]
+        assert instance["Threshold"][2 * k] == f"{entry['threshold']:.6f}"
+        assert instance["TPR"][2 * k] == f"{entry['tpr']:.4f}"
+        assert instance["Instance TPR mean"][2 * k] == f"{entry['instance']['tpr_mean']:.4f}"
+        assert instance["Instance TPR std"][2 * k] == f"{entry['instance']['tpr_std']:.4f}"
+        assert instance["Indian TPR mean"][2 * k] == f"{entry['groups']['Indian']['tpr_mean']:.4f}"
+        assert instance["Instance FPR mean"][2 * k] == f"{entry['instance']['fpr_mean']:.3e}"
+    # intervals only where per-identity rows exist (model-a), and they hold the estimate
+    low, high = (float(x) for x in instance["Instance TPR mean"][1].strip("[]").split(", "))
+    assert low < a_inst["results"][0]["instance"]["tpr_mean"] < high
+    assert instance["Instance TPR mean"][3] == "-"
+    fairness = _rows(page.tables["Fairness at FPR 1e-04, bisection"])
+    assert fairness["GARBE"] == [f"{a_inst['results'][0]['fairness']['garbe']:.4f}",
+                                 f"{b_inst['results'][0]['fairness']['garbe']:.4f}"]
+
+    shot = tmp_path / "report.png"
+    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,4000",
+              "--virtual-time-budget=10000", files.html.as_uri())
+    with Image.open(shot) as image:
+        assert image.size == (1280, 4000)
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    # the top of the page holds text and tables, the page below figures: neither blank
+    assert pixels[:800].std() > 10 and pixels[800:].std() > 10

@@ -1,0 +1,147 @@
+import json
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from mfftools.errors import MfftoolsError
+from mfftools.report.results import fmr_matrix, load_result, load_results, per_identity, roc_curves
+
+from result_builders import instance_result, pair_result, write_json
+
+
+def test_model_name_from_field_else_stem_and_duplicates_disambiguated(tmp_path, rng):
+    named = write_json(tmp_path / "one.json", instance_result(rng, "r34-mixfair", extras=False))
+    unnamed = write_json(tmp_path / "two.json", instance_result(rng, extras=False))
+    pair = write_json(tmp_path / "three.json", pair_result(rng, "r34-mixfair", extras=False))
+    again = write_json(tmp_path / "four.json", instance_result(rng, "r34-mixfair", extras=False))
+    files = load_results([named, unnamed, pair, again])
+    assert [f.model for f in files] == [
+        "r34-mixfair (one)", "two", "r34-mixfair", "r34-mixfair (four)"
+    ]
+    assert [f.protocol for f in files] == ["instance", "instance", "pair", "instance"]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.pop("protocol"), "key 'protocol' must be"),
+        (lambda d: d["results"][0]["instance"].pop("tpr_std"), "'results[0].instance.tpr_std' is missing"),
+        (lambda d: d["results"][0]["groups"].pop("Asian"), "'results[0].groups.Asian' is missing"),
+        (lambda d: d["results"][0].update(threshold="high"), "'results[0].threshold' must be a number"),
+        (lambda d: d["results"][0].update(tpr=None), "'results[0].tpr' must be a number"),
+        (lambda d: d["similarity"]["Indian"].pop("inter_std"), "'similarity.Indian.inter_std' is missing"),
+        (lambda d: d.update(results=[]), "'results' must be a non-empty list"),
+        (lambda d: d.update(group_names="African"), "'group_names' must be a non-empty list"),
+    ],
+)
+def test_instance_validation_names_file_and_key(tmp_path, rng, edit, message):
+    data = instance_result(rng, extras=False)
+    edit(data)
+    path = write_json(tmp_path / "bad.json", data)
+    with pytest.raises(MfftoolsError, match="bad.json") as error:
+        load_result(path)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["groups"]["Indian"].pop("fold_accuracies"), "'groups.Indian.fold_accuracies' is missing"),
+        (lambda d: d.pop("mean_accuracy"), "'mean_accuracy' is missing"),
+        (lambda d: d["groups"]["Asian"].update(accuracy=True), "'groups.Asian.accuracy' must be a number"),
+    ],
+)
+def test_pair_validation_names_file_and_key(tmp_path, rng, edit, message):
+    data = pair_result(rng, extras=False)
+    edit(data)
+    with pytest.raises(MfftoolsError, match=message):
+        load_result(write_json(tmp_path / "bad.json", data))
+
+
+def test_undefined_statistics_may_be_null(tmp_path, rng):
+    data = pair_result(rng, extras=False)
+    data["std"] = data["ser"] = None
+    assert load_result(write_json(tmp_path / "pair.json", data)).data["ser"] is None
+    data = instance_result(rng, extras=False)
+    data["results"][0]["fairness"]["fnmr_max_geomean"] = None
+    assert load_result(write_json(tmp_path / "inst.json", data)).protocol == "instance"
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(MfftoolsError, match="no such result file"):
+        load_result(tmp_path / "absent.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(MfftoolsError, match="broken.json: not a readable JSON"):
+        load_result(tmp_path / "broken.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(MfftoolsError, match="JSON object"):
+        load_result(tmp_path / "list.json")
+    with pytest.raises(MfftoolsError, match="no result files"):
+        load_results([])
+
+
+def test_per_identity_rows_or_columns_names_or_indices(tmp_path, rng):
+    data = instance_result(rng, n_per_group=5)
+    rows = data["results"][0]["per_identity"]
+    result = load_result(write_json(tmp_path / "rows.json", data))
+    from_rows = per_identity(result, result.data["results"][0])
+    assert_array_equal(from_rows["group"], np.repeat(np.arange(4), 5))
+    expected_tpr = [np.nan if r["tpr"] is None else r["tpr"] for r in rows]
+    assert_array_equal(from_rows["tpr"], expected_tpr)
+    assert np.isnan(from_rows["tpr"][0])  # identity 0 had no genuine pair
+
+    # the same table as top-level columns with group indices
+    del data["results"][0]["per_identity"]
+    data["per_identity"] = {
+        "identity": [r["identity"] for r in rows],
+        "group": [data["group_names"].index(r["group"]) for r in rows],
+        "tpr": [r["tpr"] for r in rows],
+        "fpr": [r["fpr"] for r in rows],
+    }
+    result = load_result(write_json(tmp_path / "cols.json", data))
+    from_columns = per_identity(result, result.data["results"][0])
+    assert_array_equal(from_columns["tpr"], from_rows["tpr"])
+    assert_array_equal(from_columns["group"], from_rows["group"])
+    assert "intra" not in from_columns
+
+    data["per_identity"]["group"][3] = 9
+    result = load_result(write_json(tmp_path / "range.json", data))
+    with pytest.raises(MfftoolsError, match="out of range"):
+        per_identity(result, result.data["results"][0])
+    data["per_identity"]["group"][3] = "Martian"
+    result = load_result(write_json(tmp_path / "name.json", data))
+    with pytest.raises(MfftoolsError, match="'Martian'"):
+        per_identity(result, result.data["results"][0])
+
+
+def test_extras_absent_give_none(tmp_path, rng):
+    result = load_result(write_json(tmp_path / "plain.json", instance_result(rng, extras=False)))
+    entry = result.data["results"][0]
+    assert per_identity(result, entry) is None
+    assert roc_curves(result) is None
+    assert fmr_matrix(result, entry) is None
+
+
+def test_roc_formats(tmp_path, rng):
+    pair = load_result(write_json(tmp_path / "pair.json", pair_result(rng)))
+    curves = roc_curves(pair)
+    assert list(curves) == pair.group_names
+    assert_array_equal(curves["Asian"][0], pair.data["roc"]["Asian"]["far"])
+    assert_array_equal(curves["Asian"][1], pair.data["roc"]["Asian"]["tar"])
+    data = instance_result(rng)
+    data["roc"] = {"African": [[0.0, 0.1], [0.5, 0.9], [1.0, 1.0]]}
+    instance = load_result(write_json(tmp_path / "inst.json", data))
+    fpr, tpr = roc_curves(instance)["African"]
+    assert_array_equal(fpr, [0, 0.5, 1])
+    assert_array_equal(tpr, [0.1, 0.9, 1])
+
+
+def test_fmr_matrix_shape_checked(tmp_path, rng):
+    data = instance_result(rng)
+    result = load_result(write_json(tmp_path / "ok.json", data))
+    entry = result.data["results"][0]
+    assert fmr_matrix(result, entry).shape == (4, 4)
+    entry["group_fmr_matrix"] = [[1e-5, 2e-5]]
+    with pytest.raises(MfftoolsError, match=r"shape \(1, 2\), expected \(4, 4\)"):
+        fmr_matrix(result, entry)

@@ -1,0 +1,141 @@
+"""Table contents against numbers written by hand, and their HTML and Markdown renderings."""
+import copy
+
+import pytest
+
+from mfftools.report.bootstrap import Interval
+from mfftools.report.document import Report, Section
+from mfftools.report.html import render_html
+from mfftools.report.markdown import render_markdown
+from mfftools.report.results import ResultFile
+from mfftools.report.tables import (
+    Table,
+    entries_at,
+    fairness_table,
+    fmt_rate,
+    instance_table,
+    operating_points,
+    pair_table,
+    similarity_table,
+)
+
+PAIR = {
+    "protocol": "pair",
+    "group_names": ["G1", "G2"],
+    "groups": {
+        "G1": {"accuracy": 0.95432, "fold_accuracies": [0.95, 0.96], "tar_at_far_1e-3": 0.61234},
+        "G2": {"accuracy": 0.87, "fold_accuracies": [0.86, 0.88], "tar_at_far_1e-3": None},
+    },
+    "mean_accuracy": 91.216,
+    "std": 5.9411,
+    "ser": 2.8437,
+}
+
+GROUP = {"tpr_mean": 0.9, "tpr_std": 0.05, "fpr_mean": 1.5e-5, "fpr_std": 2e-6,
+         "fmr": 1.4e-5, "fnmr": 0.1}
+ENTRY = {
+    "target_fpr": 1e-5, "method": "bisection", "threshold": 0.4123456789, "tpr": 0.87654321,
+    "fpr": 1.0001e-5, "converged": False,
+    "instance": {"tpr_mean": 0.85, "tpr_std": 0.125, "fpr_mean": 1.1e-5, "fpr_std": 3.3e-6},
+    "groups": {"G1": GROUP, "G2": dict(GROUP, tpr_mean=0.7, fnmr=0.3, fpr_mean=2.5e-5)},
+    "fairness": {"fdr": 0.8999, "fpd": 0.12, "fnd": 0.34, "garbe": 0.23,
+                 "fmr_max_geomean": 1.5, "fnmr_max_geomean": None},
+}
+INSTANCE = {
+    "protocol": "instance", "n_images": 1000, "n_identities": 120, "dim": 512,
+    "group_names": ["G1", "G2"], "results": [ENTRY],
+    "similarity": {
+        "G1": {"intra_mean": 0.71, "intra_std": 0.05, "inter_mean": 0.31, "inter_std": 0.04},
+        "G2": {"intra_mean": 0.61, "intra_std": 0.07, "inter_mean": 0.41, "inter_std": None},
+    },
+}
+
+
+def _file(data, model):
+    return ResultFile(path=None, protocol=data["protocol"], model=model, data=copy.deepcopy(data))
+
+
+def test_pair_table_prints_the_papers_numbers():
+    other = copy.deepcopy(PAIR)
+    other["groups"]["G1"]["accuracy"] = 0.5
+    other["std"] = None
+    table = pair_table([_file(PAIR, "m1"), _file(other, "m2")])
+    assert table.blocks == ["m1", "m2"]
+    rows = dict(table.rows)
+    assert rows["G1"] == ["95.43", "0.50", "0.6123", "50.00", "0.50", "0.6123"]
+    assert rows["G2"][:3] == ["87.00", "1.00", "-"]
+    assert rows["Mean"] == ["91.22", "-", "-", "91.22", "-", "-"]
+    assert rows["STD"] == ["5.94", "-", "-", "-", "-", "-"]
+    assert rows["SER"][0] == "2.8437"
+
+
+def test_instance_table_with_and_without_intervals():
+    table = instance_table([(_file(INSTANCE, "m1"), ENTRY)])
+    rows = dict(table.rows)
+    assert table.columns == ["Value"]
+    assert rows["Threshold"] == ["0.412346"]
+    assert rows["Converged"] == ["no"]
+    assert rows["TPR"] == ["0.8765"]
+    assert rows["FPR"] == ["1.000e-05"]
+    assert rows["Instance TPR std"] == ["0.1250"]
+    assert rows["Instance FPR std"] == ["3.300e-06"]
+    assert rows["G2 TPR mean"] == ["0.7000"]
+    assert rows["Group gap TPR mean (max - min)"] == ["0.2000"]
+    assert rows["Group gap FPR mean (max - min)"] == ["1.000e-05"]
+
+    intervals = {"m1": {"overall": {"tpr_mean": Interval(0.8, 0.9)},
+                        "groups": {"G2": {"fpr_std": Interval(1e-6, 3e-6)}},
+                        "gap": {"tpr_mean": Interval(0.15, 0.25)}}}
+    second = _file(INSTANCE, "m2")
+    table = instance_table([(_file(INSTANCE, "m1"), ENTRY), (second, ENTRY)], intervals)
+    rows = dict(table.rows)
+    assert table.columns == ["Value", "95% CI"]
+    assert rows["Instance TPR mean"] == ["0.8500", "[0.8000, 0.9000]", "0.8500", "-"]
+    assert rows["G2 FPR std"][:2] == ["2.000e-06", "[1.000e-06, 3.000e-06]"]
+    assert rows["Group gap TPR mean (max - min)"][1] == "[0.1500, 0.2500]"
+    assert rows["Images"] == ["1000", "-", "1000", "-"]
+
+
+def test_fairness_and_similarity_tables():
+    rows = dict(fairness_table([(_file(INSTANCE, "m1"), ENTRY)]).rows)
+    assert rows["FDR"] == ["0.8999"]
+    assert rows["FNMR max/geomean"] == ["-"]
+    assert rows["SER (FNMR)"] == ["3.0000"]
+    assert rows["G2 FNMR"] == ["0.3000"]
+    assert rows["G1 FMR"] == ["1.400e-05"]
+    rows = dict(similarity_table([_file(INSTANCE, "m1")]).rows)
+    assert rows["G2"] == ["0.6100", "0.0700", "0.4100", "-"]
+
+
+def test_operating_points_in_order_of_appearance():
+    exact = dict(ENTRY, method="exact", target_fpr=1e-4)
+    first = _file(dict(INSTANCE, results=[ENTRY]), "m1")
+    second = _file(dict(INSTANCE, results=[exact, ENTRY]), "m2")
+    assert operating_points([first, second]) == [(1e-5, "bisection"), (1e-4, "exact")]
+    assert [r.model for r, _ in entries_at([first, second], (1e-4, "exact"))] == ["m2"]
+
+
+@pytest.mark.parametrize("value, text", [(0, "0"), (0.5, "0.5000"), (1e-3, "0.0010"),
+                                         (9.99e-4, "9.990e-04"), (None, "-")])
+def test_rate_format(value, text):
+    assert fmt_rate(value) == text
+
+
+def test_renderings_hold_every_cell():
+    table = pair_table([_file(PAIR, "m<1>"), _file(PAIR, "m|2")])
+    report = Report(title="T", sources=[("m<1>", "pair", "p.json")],
+                    sections=[Section("S", [table])], notes=["a note"])
+    html = render_html(report)
+    assert '<th class="block" colspan="3">m&lt;1&gt;</th>' in html
+    assert "<td>95.43</td>" in html and "<td>2.8437</td>" in html
+    assert "<li>a note</li>" in html
+    markdown = render_markdown(report)
+    assert "| Group | m<1>: Accuracy (%) |" in markdown
+    assert "m\\|2: TAR@FAR=1e-3" in markdown
+    assert "| G1 | 95.43 | 0.50 | 0.6123 | 95.43 | 0.50 | 0.6123 |" in markdown
+
+
+def test_row_length_checked():
+    table = Table("t", "r", ["a", "b"], ["x"])
+    with pytest.raises(ValueError):
+        table.add_row("row", ["1"])
