@@ -1,0 +1,404 @@
+"""extract: embeddings written as the model gives them, flip TTA, batching, bad images, resume."""
+import importlib.util
+import io
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mfftools.data.images import decode_image
+from mfftools.embeddings import open_embeddings
+from mfftools.errors import MfftoolsError
+from mfftools.extract import ExtractionSource, extract, open_source
+from mfftools.models.loading import weights_sha256
+
+TINY_MODEL = '''
+import time
+import torch
+
+
+class TinyNet(torch.nn.Module):
+    """A small, not flip-symmetric embedding network; `delay` seconds of sleep per forward."""
+
+    def __init__(self, delay=0.0):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, kernel_size=8, stride=8)
+        self.fc = torch.nn.Linear(4 * 14 * 14, 16)
+        self.norm = torch.nn.BatchNorm1d(16)
+        self.delay = delay
+
+    def forward(self, x):
+        time.sleep(self.delay)
+        return self.norm(self.fc(torch.relu(self.conv(x)).flatten(1)))
+'''
+
+
+def _load_tiny_model_module(folder):
+    path = folder / "tiny_model.py"
+    path.write_text(TINY_MODEL)
+    spec = importlib.util.spec_from_file_location("tiny_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    model = _load_tiny_model_module(tmp_path).TinyNet()
+    model.norm.running_mean.normal_()
+    return model.eval()
+
+
+def encoded(seed, fmt="PNG"):
+    pixels = np.random.default_rng(seed).integers(0, 256, (112, 112, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def write_rfw_zip(path, people_per_group=2, images_per_person=3, bad=()):
+    """A small RFW instance zip (groups G0, G1); members whose index is in `bad` are corrupt."""
+    index = 0
+    with zipfile.ZipFile(path, "w") as archive:
+        for group in ("G0", "G1"):
+            people = [f"m.{group}{k}" for k in range(people_per_group)]
+            archive.writestr(f"data/txts/{group}/{group}_people.txt", "".join(f"{p}\t1\n" for p in people))
+            for person in people:
+                for number in range(1, images_per_person + 1):
+                    data = b"not an image" if index in bad else encoded(index)
+                    archive.writestr(f"data/data/{group}/{person}/{person}_{number:04d}.jpg", data)
+                    index += 1
+    return path
+
+
+def write_bin_folder(folder, pairs_per_group=3, bad=()):
+    """<Group>_test.bin files for groups G0, G1; rows (over both groups) in `bad` are corrupt."""
+    folder.mkdir()
+    row = 0
+    for group in ("G0", "G1"):
+        bins = []
+        for _ in range(2 * pairs_per_group):
+            bins.append(b"broken" if row in bad else encoded(100 + row))
+            row += 1
+        issame = [k % 2 == 0 for k in range(pairs_per_group)]
+        with open(folder / f"{group}_test.bin", "wb") as handle:
+            pickle.dump((bins, issame), handle, protocol=4)
+    return folder
+
+
+class NoiseImages(torch.utils.data.Dataset):
+    """Item k -> (seeded random image, k); None for rows in `bad`."""
+
+    def __init__(self, n, bad=()):
+        self.n, self.bad = n, set(bad)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, k):
+        if k in self.bad:
+            return None, k
+        return torch.from_numpy(np.random.default_rng(k).uniform(-1, 1, (3, 112, 112)).astype(np.float32)), k
+
+
+class Interrupting(torch.utils.data.Dataset):
+    """Wraps a dataset; the read after `reads` reads raises KeyboardInterrupt: an interrupted run."""
+
+    def __init__(self, dataset, reads):
+        self.dataset, self.reads_left = dataset, reads
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, k):
+        if self.reads_left == 0:
+            raise KeyboardInterrupt
+        self.reads_left -= 1
+        return self.dataset[k]
+
+
+def noise_source(n=10, bad=(), interrupt_after=None):
+    dataset = NoiseImages(n, bad)
+    return ExtractionSource(
+        dataset=dataset if interrupt_after is None else Interrupting(dataset, interrupt_after),
+        layout="images",
+        group_names=["A", "B"],
+        description="noise",
+        image_names=[f"img{k}" for k in range(n)],
+        identity=np.arange(n) // 2,
+        group=(np.arange(n) // 2) % 2,
+        paths=[f"img{k}" for k in range(n)],
+    )
+
+
+def _expected(model, images, flip=True):
+    with torch.no_grad():
+        out = model(images)
+        if flip:
+            out = out + model(torch.flip(images, dims=[3]))
+    return out.numpy()
+
+
+def _images(source):
+    return torch.stack([source.dataset[k][0] for k in range(len(source))])
+
+
+def test_images_layout_round_trip_with_flip(tmp_path, tiny_model):
+    source = noise_source(10)
+    out = extract(source, out_path=tmp_path / "e.h5", model=tiny_model, batch_size=4, workers=0,
+                  device="cpu", progress=False)
+    emb = open_embeddings(out, layout="images")
+    assert (emb.n_rows, emb.dim, emb.group_names) == (10, 16, ["A", "B"])
+    np.testing.assert_allclose(emb.read(), _expected(tiny_model, _images(source)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(emb.identity, np.arange(10) // 2)
+    np.testing.assert_array_equal(emb.group, (np.arange(10) // 2) % 2)
+    assert list(emb.image_paths) == [f"img{k}" for k in range(10)]
+    assert emb.attrs["flip"] and not emb.attrs["amp"]
+    assert emb.attrs["source"] == "noise"
+    assert emb.attrs["model"] == "TinyNet"
+    assert emb.attrs["checkpoint_sha256"] == weights_sha256(tiny_model)
+    assert emb.attrs["n_skipped_images"] == 0
+    assert "mfftools_version" in emb.attrs
+
+
+def test_flip_is_the_sum_over_both_orientations_and_can_be_disabled(tmp_path, tiny_model):
+    source = noise_source(6)
+    images = _images(source)
+    flipped = extract(source, out_path=tmp_path / "f.h5", model=tiny_model, batch_size=6,
+                      workers=0, device="cpu", progress=False)
+    plain = extract(source, out_path=tmp_path / "p.h5", model=tiny_model, batch_size=6,
+                    workers=0, device="cpu", flip=False, progress=False)
+    plain_emb = open_embeddings(plain).read()
+    np.testing.assert_allclose(plain_emb, _expected(tiny_model, images, flip=False), rtol=1e-5, atol=1e-5)
+    mirrored = _expected(tiny_model, torch.flip(images, dims=[3]), flip=False)
+    np.testing.assert_allclose(open_embeddings(flipped).read(), plain_emb + mirrored, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(plain_emb, mirrored, atol=1e-3)  # the model is not flip-symmetric
+    assert not open_embeddings(plain).attrs["flip"]
+
+
+def test_batch_size_and_workers_do_not_change_embeddings(tmp_path, tiny_model):
+    source = noise_source(11)
+    runs = [
+        extract(source, out_path=tmp_path / f"b{batch}_{workers}.h5", model=tiny_model,
+                batch_size=batch, workers=workers, device="cpu", progress=False)
+        for batch, workers in ((1, 0), (4, 2), (11, 0))
+    ]
+    reference = open_embeddings(runs[0]).read()
+    for run in runs[1:]:
+        np.testing.assert_allclose(open_embeddings(run).read(), reference, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(open_embeddings(run).identity, open_embeddings(runs[0]).identity)
+
+
+def test_in_memory_model_keeps_its_mode(tmp_path, tiny_model):
+    tiny_model.train()
+    before = tiny_model.norm.running_mean.clone()
+    extract(noise_source(4), out_path=tmp_path / "e.h5", model=tiny_model, batch_size=2,
+            workers=0, device="cpu", progress=False)
+    assert tiny_model.training
+    assert torch.equal(tiny_model.norm.running_mean, before)  # ran in eval mode
+
+
+def test_rfw_zip_end_to_end_with_workers(tmp_path, tiny_model):
+    archive = write_rfw_zip(tmp_path / "val.zip")
+    out = extract(archive, out_path=tmp_path / "e.h5", model=tiny_model, batch_size=4, workers=2,
+                  device="cpu", progress=False)
+    emb = open_embeddings(out, layout="images")
+    assert emb.group_names == ["G0", "G1"]
+    np.testing.assert_array_equal(emb.identity, np.repeat(np.arange(4), 3))
+    np.testing.assert_array_equal(emb.group, np.repeat([0, 1], 6))
+    with zipfile.ZipFile(archive) as opened:
+        images = torch.stack([decode_image(opened.read(path), path) for path in emb.image_paths])
+    np.testing.assert_allclose(emb.read(), _expected(tiny_model, images), rtol=1e-5, atol=1e-5)
+    assert emb.attrs["source"] == str(archive.resolve())
+
+
+def test_bin_folder_pairs_layout(tmp_path, tiny_model):
+    folder = write_bin_folder(tmp_path / "bins")
+    out = extract(folder, out_path=tmp_path / "p.h5", model=tiny_model, batch_size=5, workers=0,
+                  device="cpu", progress=False)
+    emb = open_embeddings(out, layout="pairs")
+    assert emb.n_rows == 12 and emb.group_names == ["G0", "G1"]
+    np.testing.assert_array_equal(emb.issame, [True, False, True] * 2)
+    np.testing.assert_array_equal(emb.pair_group, [0, 0, 0, 1, 1, 1])
+    images = torch.stack([decode_image(encoded(100 + row), str(row)) for row in range(12)])
+    np.testing.assert_allclose(emb.read(), _expected(tiny_model, images), rtol=1e-5, atol=1e-5)
+    assert emb.attrs["n_skipped_pairs"] == 0
+
+
+def test_bad_image_is_an_error_naming_it(tmp_path, tiny_model):
+    archive = write_rfw_zip(tmp_path / "val.zip", bad={4})
+    with pytest.raises(MfftoolsError, match=r"cannot decode image .*m\.G01/m\.G01_0002\.jpg"):
+        extract(archive, out_path=tmp_path / "e.h5", model=tiny_model, batch_size=4, workers=2,
+                device="cpu", progress=False)
+    with pytest.raises(MfftoolsError, match="cannot decode image img3"):
+        extract(noise_source(6, bad={3}), out_path=tmp_path / "n.h5", model=tiny_model,
+                batch_size=4, workers=0, device="cpu", progress=False)
+
+
+def test_skip_bad_images_in_the_images_layout(tmp_path, tiny_model, caplog):
+    archive = write_rfw_zip(tmp_path / "val.zip", bad={0, 7})
+    caplog.set_level(logging.WARNING, logger="mfftools.extract")
+    out = extract(archive, out_path=tmp_path / "e.h5", model=tiny_model, batch_size=4, workers=0,
+                  device="cpu", skip_bad_images=True, progress=False)
+    emb = open_embeddings(out)
+    kept = [k for k in range(12) if k not in (0, 7)]
+    np.testing.assert_array_equal(emb.identity, np.repeat(np.arange(4), 3)[kept])
+    names = ["data/data/G0/m.G00/m.G00_0001.jpg", "data/data/G1/m.G10/m.G10_0002.jpg"]
+    assert emb.attrs["n_skipped_images"] == 2
+    assert list(emb.attrs["skipped_images"]) == names
+    assert names[0] not in list(emb.image_paths)
+    skipped_logs = [record.getMessage() for record in caplog.records if "skipped" in record.getMessage()]
+    assert any(names[1] in message for message in skipped_logs)
+    with h5py.File(out) as handle:
+        np.testing.assert_array_equal(handle["source_index"][()], kept)
+
+
+def test_skip_bad_images_drops_whole_pairs(tmp_path, tiny_model):
+    folder = write_bin_folder(tmp_path / "bins", bad={5, 6})  # pairs 2 (G0) and 3 (G1)
+    out = extract(folder, out_path=tmp_path / "p.h5", model=tiny_model, batch_size=4, workers=0,
+                  device="cpu", skip_bad_images=True, progress=False)
+    emb = open_embeddings(out, layout="pairs")
+    np.testing.assert_array_equal(emb.issame, [True, False, False, True])
+    np.testing.assert_array_equal(emb.pair_group, [0, 0, 1, 1])
+    kept_rows = [0, 1, 2, 3, 8, 9, 10, 11]
+    images = torch.stack([decode_image(encoded(100 + row), str(row)) for row in kept_rows])
+    np.testing.assert_allclose(emb.read(), _expected(tiny_model, images), rtol=1e-5, atol=1e-5)
+    assert emb.attrs["n_skipped_images"] == 2 and emb.attrs["n_skipped_pairs"] == 2
+    assert list(emb.attrs["skipped_images"]) == ["G0_test.bin image 5", "G1_test.bin image 0"]
+
+
+def test_resume_after_an_interruption_gives_the_same_file(tmp_path, tiny_model):
+    source = noise_source(13, bad={6})
+    options = dict(batch_size=3, workers=0, device="cpu", skip_bad_images=True, progress=False)
+    reference = open_embeddings(extract(source, out_path=tmp_path / "ref.h5", model=tiny_model, **options))
+    out = tmp_path / "e.h5"
+    # 13 reads to find the bad image, two batches of 3, then the interruption
+    with pytest.raises(KeyboardInterrupt):
+        extract(noise_source(13, bad={6}, interrupt_after=13 + 6), out_path=out, model=tiny_model, **options)
+    with pytest.raises(MfftoolsError, match="incomplete"):
+        open_embeddings(out)
+    assert open_embeddings(out, allow_incomplete=True).n_rows == 6
+    extract(source, out_path=out, model=tiny_model, resume=True, **options)
+    _assert_same_file(open_embeddings(out), reference)
+    # resuming a complete file is a no-op
+    assert extract(source, out_path=out, model=tiny_model, resume=True, **options) == out
+    _assert_same_file(open_embeddings(out), reference)
+
+
+def test_resume_in_the_pairs_layout_mid_pair(tmp_path, tiny_model):
+    folder = write_bin_folder(tmp_path / "bins", pairs_per_group=4)
+    options = dict(batch_size=3, workers=0, device="cpu", progress=False)
+    reference = open_embeddings(extract(folder, out_path=tmp_path / "ref.h5", model=tiny_model, **options))
+    source = open_source(folder)
+    source.dataset = Interrupting(source.dataset, reads=9)
+    out = tmp_path / "e.h5"
+    with pytest.raises(KeyboardInterrupt):
+        extract(source, out_path=out, model=tiny_model, **options)
+    with h5py.File(out) as handle:
+        assert handle.attrs["rows_written"] == 9  # pair 4 is half written
+    extract(folder, out_path=out, model=tiny_model, resume=True, **options)
+    _assert_same_file(open_embeddings(out), reference)
+
+
+def _assert_same_file(emb, reference):
+    np.testing.assert_array_equal(emb.read(), reference.read())
+    for column in ("identity", "group", "image_paths", "issame", "pair_group"):
+        np.testing.assert_array_equal(getattr(emb, column), getattr(reference, column))
+    with h5py.File(emb.path) as a, h5py.File(reference.path) as b:
+        np.testing.assert_array_equal(a["source_index"][()], b["source_index"][()])
+    differing = {key for key in set(emb.attrs) | set(reference.attrs)
+                 if str(emb.attrs.get(key)) != str(reference.attrs.get(key))}
+    assert differing <= {"created"}
+
+
+def test_resume_refuses_other_options_or_weights(tmp_path, tiny_model):
+    source = noise_source(6)
+    out = tmp_path / "e.h5"
+    options = dict(batch_size=2, workers=0, device="cpu", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        extract(noise_source(6, interrupt_after=4), out_path=out, model=tiny_model, **options)
+    with pytest.raises(MfftoolsError, match="'flip'"):
+        extract(source, out_path=out, model=tiny_model, resume=True, flip=False, **options)
+    with torch.no_grad():
+        tiny_model.fc.bias[0] += 1
+    with pytest.raises(MfftoolsError, match="checkpoint_sha256"):
+        extract(source, out_path=out, model=tiny_model, resume=True, **options)
+
+
+def test_resume_without_a_file_starts_fresh(tmp_path, tiny_model):
+    out = extract(noise_source(4), out_path=tmp_path / "new.h5", model=tiny_model, batch_size=2,
+                  workers=0, device="cpu", resume=True, progress=False)
+    assert open_embeddings(out).n_rows == 4
+
+
+def test_amp_on_cpu_is_ignored_with_a_warning(tmp_path, tiny_model, caplog):
+    caplog.set_level(logging.WARNING, logger="mfftools.extract")
+    out = extract(noise_source(4), out_path=tmp_path / "e.h5", model=tiny_model, batch_size=2,
+                  workers=0, device="cpu", amp=True, progress=False)
+    assert not open_embeddings(out).attrs["amp"]
+    assert any("CUDA only" in record.getMessage() for record in caplog.records)
+
+
+def test_unusable_sources(tmp_path, tiny_model):
+    options = dict(out_path=tmp_path / "e.h5", model=tiny_model, device="cpu", progress=False)
+    with pytest.raises(MfftoolsError, match="no such file or folder"):
+        extract(tmp_path / "absent.zip", **options)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(MfftoolsError, match="SOURCE must be"):
+        extract(text, **options)
+    with pytest.raises(MfftoolsError, match="no images left"):
+        extract(noise_source(3, bad={0, 1, 2}), skip_bad_images=True, workers=0, **options)
+
+
+KILL_SCRIPT = '''
+import logging, sys
+from tiny_model import TinyNet
+from mfftools.extract import extract
+
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
+extract(sys.argv[1], out_path=sys.argv[2], model=TinyNet(delay=float(sys.argv[3])), batch_size=4,
+        workers=0, device="cpu", resume=True, progress=False)
+'''
+
+
+def test_resume_after_sigkill_of_a_real_run(tmp_path):
+    module = _load_tiny_model_module(tmp_path)
+    script = tmp_path / "run_extract.py"
+    script.write_text(textwrap.dedent(KILL_SCRIPT))
+    archive = write_rfw_zip(tmp_path / "val.zip", people_per_group=3, images_per_person=4)
+    out = tmp_path / "killed.h5"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path)] + sys.path))
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(archive), str(out), "0.3"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        for line in process.stderr:
+            if line.startswith("wrote rows 4-7"):
+                process.send_signal(signal.SIGKILL)
+                break
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    partial = open_embeddings(out, allow_incomplete=True)
+    assert not partial.attrs["complete"] and 8 <= partial.n_rows < 24
+    finished = subprocess.run([sys.executable, str(script), str(archive), str(out), "0"],
+                              env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert "resuming" in finished.stderr
+    reference = extract(archive, out_path=tmp_path / "ref.h5", model=module.TinyNet(), batch_size=4,
+                        workers=0, device="cpu", progress=False)
+    _assert_same_file(open_embeddings(out), open_embeddings(reference))
