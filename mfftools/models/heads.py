@@ -1,7 +1,7 @@
 """Margin heads for training: CosFace, ArcFace and the MixFair identity-dependent margin.
 
 Each head holds one weight row per training identity and turns embeddings into scaled logits
-for cross-entropy. Cosines are computed in float32 even under autocast: with s = 64 the logits
+for cross-entropy. Cosines are computed in at least float32, even under autocast: with s = 64 the logits
 would lose most of their precision in half precision.
 """
 import math
@@ -11,6 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfftools.errors import MfftoolsError
+
+
+def full_precision(tensor):
+    """`tensor` in float32 when it is half precision (autocast), unchanged otherwise."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
 
 
 class CosFaceHead(nn.Module):
@@ -29,7 +34,7 @@ class CosFaceHead(nn.Module):
 
     def cosine(self, features):
         """Cosine of every embedding with every class centre, [B, C] float32."""
-        return F.normalize(features.float()) @ F.normalize(self.weight.float()).T
+        return F.normalize(full_precision(features)) @ F.normalize(full_precision(self.weight)).T
 
     def forward(self, features, labels):
         cosine = self.cosine(features)
@@ -94,7 +99,7 @@ class MixFairHead(CosFaceHead):
 
     def forward(self, features, labels, diff):
         cosine = self.cosine(features)
-        margin = self.m + diff.float()
+        margin = self.m + full_precision(diff)
         if self.use_cifp:
             margin = margin + cifp_margin(cosine, labels, self.m)
         one_hot = F.one_hot(labels, self.num_classes).to(cosine.dtype)
@@ -114,7 +119,7 @@ def mixfair_diff(embed, trunk_features, normalized_features, permutation):
     embed: the embedding head (trunk features -> embedding), e.g. MixFairFaceNet.embed_features.
     """
     mixed = 0.5 * trunk_features + 0.5 * trunk_features[permutation]
-    mixed_features = F.normalize(embed(mixed).float())
+    mixed_features = F.normalize(full_precision(embed(mixed)))
     partner = normalized_features[permutation]
     to_partner = (mixed_features * partner).sum(dim=-1, keepdim=True)
     to_self = (mixed_features * normalized_features).sum(dim=-1, keepdim=True)

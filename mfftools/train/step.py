@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfftools.models.heads import MixFairHead, build_head, mixfair_diff
+from mfftools.models.heads import MixFairHead, build_head, full_precision, mixfair_diff
 from mfftools.models.iresnet import iresnet
 from mfftools.models.mixfair import EMBEDDING_DIM, MixFairFaceNet
 
@@ -41,7 +41,7 @@ class TrainingModule(nn.Module):
     def forward(self, images, labels, permutation=None):
         if self.mixfair:
             trunk = self.network.trunk_features(images)
-            features = F.normalize(self.network.embed_features(trunk).float())
+            features = F.normalize(full_precision(self.network.embed_features(trunk)))
             diff = mixfair_diff(self.network.embed_features, trunk, features, permutation)
             logits = self.head(features, labels, diff)
         else:
