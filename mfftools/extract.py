@@ -260,9 +260,9 @@ def _embed(model, images, flip):
 
 
 def _embedding_dim(model, device):
-    """Width of the (eval-mode) model's output, from one forward pass of two blank images."""
+    """Width of the (eval-mode) model's output, from one forward pass of a blank image."""
     with torch.inference_mode():
-        return int(model(torch.zeros(2, 3, 112, 112, device=device)).shape[1])
+        return int(model(torch.zeros(1, 3, 112, 112, device=device)).shape[1])
 
 
 def extract(source, model_path=None, out_path=None, *, model=None, arch=None, batch_size=128,

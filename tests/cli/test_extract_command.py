@@ -1,0 +1,93 @@
+"""`mfftools extract` through the command line, with a real IResNet checkpoint."""
+import hashlib
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from mfftools.cli import main
+from mfftools.data.images import decode_image
+from mfftools.embeddings import open_embeddings
+from mfftools.models.iresnet import iresnet
+
+
+def _png(seed):
+    pixels = np.random.default_rng(seed).integers(0, 256, (112, 112, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _rfw_zip(path, bad=()):
+    """Groups X and Y, one person each, two images each; images in `bad` are corrupt."""
+    members = {}
+    for group in ("X", "Y"):
+        members[f"data/txts/{group}/{group}_people.txt"] = f"m.{group}\t2\n"
+        for number in (1, 2):
+            members[f"data/data/{group}/m.{group}/m.{group}_{number:04d}.jpg"] = _png(len(members))
+    with zipfile.ZipFile(path, "w") as archive:
+        for index, (name, data) in enumerate(members.items()):
+            archive.writestr(name, b"garbage" if name.endswith(tuple(bad)) else data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = iresnet("r18")
+    path = tmp_path_factory.mktemp("ckpt") / "backbone.pth"
+    torch.save(model.state_dict(), path)
+    return path, model.eval()
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["extract", *map(str, args)], catch_exceptions=False)
+
+
+def test_extract_writes_and_reports(tmp_path, checkpoint):
+    path, model = checkpoint
+    archive = _rfw_zip(tmp_path / "val.zip")
+    out = tmp_path / "emb.h5"
+    result = _run(archive, "--model", path, "--out", out, "--batch-size", 3, "--workers", 0,
+                  "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert f"wrote 4 embeddings of dim 512 (images layout, groups X, Y) to {out}" in result.output
+    assert "model iresnet-r18" in result.output and "flip on" in result.output
+    written = open_embeddings(out, layout="images")
+    assert written.attrs["checkpoint_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    with zipfile.ZipFile(archive) as opened:
+        images = torch.stack([decode_image(opened.read(name), name) for name in written.image_paths])
+    with torch.no_grad():
+        expected = model(images) + model(torch.flip(images, dims=[3]))
+    np.testing.assert_allclose(written.read(), expected.numpy(), rtol=1e-4, atol=1e-3)
+
+    again = _run(archive, "--model", path, "--out", out, "--batch-size", 3, "--workers", 0,
+                 "--device", "cpu", "--resume")
+    assert again.exit_code == 0 and "wrote 4 embeddings" in again.output
+
+
+def test_skip_bad_images_lists_them(tmp_path, checkpoint):
+    archive = _rfw_zip(tmp_path / "val.zip", bad=("m.Y_0002.jpg",))
+    out = tmp_path / "emb.h5"
+    result = _run(archive, "--model", checkpoint[0], "--out", out, "--workers", 0,
+                  "--device", "cpu", "--no-flip", "--skip-bad-images", "--arch", "r18")
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 embeddings" in result.output and "flip off" in result.output
+    assert "skipped 1 bad images:\n  data/data/Y/m.Y/m.Y_0002.jpg" in result.output
+
+
+def test_user_errors_are_one_line_messages(tmp_path, checkpoint):
+    archive = _rfw_zip(tmp_path / "val.zip", bad=("m.X_0001.jpg",))
+    out = tmp_path / "emb.h5"
+    bad_image = _run(archive, "--model", checkpoint[0], "--out", out, "--workers", 0, "--device", "cpu")
+    assert bad_image.exit_code == 1
+    assert "Error: cannot decode image" in bad_image.output and "m.X_0001.jpg" in bad_image.output
+    assert "Traceback" not in bad_image.output
+    wrong_arch = _run(archive, "--model", checkpoint[0], "--out", out, "--arch", "r50", "--device", "cpu")
+    assert wrong_arch.exit_code == 1 and "--arch says r50" in wrong_arch.output
+    no_model = _run(archive, "--out", out)
+    assert no_model.exit_code == 2 and "--model" in no_model.output
