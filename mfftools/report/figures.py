@@ -147,9 +147,10 @@ class FigureWriter:
             ax.set_ylabel("group of the probe")
             for i in range(len(names)):
                 for j in range(len(names)):
-                    ax.text(j, i, f"{matrix[i, j]:.1e}", ha="center", va="center",
-                            color="white" if matrix[i, j] < matrix.max() / 2 else "black",
-                            fontsize="x-small")
+                    value = matrix[i, j]
+                    ax.text(j, i, "-" if np.isnan(value) else f"{value:.1e}", ha="center",
+                            va="center", fontsize="x-small",
+                            color="white" if value < np.nanmax(matrix) / 2 else "black")
             ax.set_title(result.model)
             figure.colorbar(image, ax=ax, shrink=0.8)
         return self._save(figure, f"instance_fmr_matrix_{slug}",

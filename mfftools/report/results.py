@@ -134,8 +134,9 @@ def _check_instance(check, data):
         check.fail("results", "must be a non-empty list")
     for k, entry in enumerate(entries):
         where = f"results[{k}]."
-        for key in ("target_fpr", "threshold", "tpr", "fpr"):
+        for key in ("target_fpr", "threshold", "fpr"):
             check.number(entry, key, where)
+        check.number(entry, "tpr", where, nullable=True)  # null without genuine pairs
         check.get(entry, "method", where)
         instance = check.mapping(entry, "instance", where)
         for key in INSTANCE_STATS:
@@ -207,9 +208,7 @@ def per_identity(result, entry):
         raise MfftoolsError(f"{result.path}: 'per_identity' has a group index out of range")
     for key in ("tpr", "fpr", "intra", "inter"):
         if key in table:
-            column = np.array(
-                [np.nan if value is None else value for value in table[key]], dtype=np.float64
-            )
+            column = _floats(table[key])
             if len(column) != len(columns["group"]):
                 raise MfftoolsError(
                     f"{result.path}: 'per_identity' column {key!r} has {len(column)} rows, "
@@ -232,15 +231,20 @@ def roc_curves(result, entry=None):
     for name in result.group_names:
         points = roc.get(name)
         if isinstance(points, dict) and "fpr" in points and "tpr" in points:
-            fpr, tpr = np.asarray(points["fpr"], float), np.asarray(points["tpr"], float)
+            fpr, tpr = _floats(points["fpr"]), _floats(points["tpr"])
         elif isinstance(points, dict) and "far" in points and "tar" in points:
-            fpr, tpr = np.asarray(points["far"], float), np.asarray(points["tar"], float)
+            fpr, tpr = _floats(points["far"]), _floats(points["tar"])
         elif isinstance(points, list) and points:
-            array = np.asarray(points, float)
+            array = np.array([_floats(point) for point in points])
             fpr, tpr = array[:, 0], array[:, 1]
         else:
             continue
-        curves[name] = (fpr, tpr)
+        if len(fpr) != len(tpr):
+            raise MfftoolsError(f"{result.path}: 'roc' of {name} has {len(fpr)} FPR and "
+                                f"{len(tpr)} TPR values")
+        defined = ~(np.isnan(fpr) | np.isnan(tpr))
+        if defined.any():
+            curves[name] = (fpr[defined], tpr[defined])
     return curves or None
 
 
@@ -251,10 +255,15 @@ def fmr_matrix(result, entry):
         return None
     if isinstance(matrix, dict):
         matrix = matrix.get("fmr", matrix.get("matrix"))
-    array = np.asarray(matrix, dtype=np.float64)
+    array = np.array([_floats(row) for row in matrix]) if len(matrix) else np.zeros((0, 0))
     size = len(result.group_names)
     if array.shape != (size, size):
         raise MfftoolsError(
             f"{result.path}: 'group_fmr_matrix' has shape {array.shape}, expected ({size}, {size})"
         )
     return array
+
+
+def _floats(values):
+    """A JSON list of numbers as float64, null (undefined) as NaN."""
+    return np.array([np.nan if value is None else value for value in values], dtype=np.float64)

@@ -60,18 +60,14 @@ def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4
             stats["fnmr"] = 1 - stats["tpr_mean"]
             entry["groups"][name] = stats
         if extras:
-            entry["per_identity"] = [
-                {
-                    "identity": int(i),
-                    "group": GROUPS[g],
-                    "n_images": 5,
-                    "tpr": None if np.isnan(t) else float(t),
-                    "fpr": float(f),
-                    "intra": float(a),
-                    "inter": float(b),
-                }
-                for i, g, t, f, a, b in zip(identity, group, tpr, fpr, intra, inter)
-            ]
+            entry["per_identity"] = {  # columns, group as an index, null TPR without genuine pairs
+                "identity": identity.tolist(),
+                "group": group.tolist(),
+                "tpr": [None if np.isnan(t) else float(t) for t in tpr],
+                "fpr": fpr.tolist(),
+                "intra": intra.tolist(),
+                "inter": inter.tolist(),
+            }
             matrix = np.abs(rng.normal(target, target / 3, (4, 4)))
             matrix[3, 3] *= 5
             entry["group_fmr_matrix"] = matrix.tolist()

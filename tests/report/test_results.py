@@ -29,7 +29,7 @@ def test_model_name_from_field_else_stem_and_duplicates_disambiguated(tmp_path, 
         (lambda d: d["results"][0]["instance"].pop("tpr_std"), "'results[0].instance.tpr_std' is missing"),
         (lambda d: d["results"][0]["groups"].pop("Asian"), "'results[0].groups.Asian' is missing"),
         (lambda d: d["results"][0].update(threshold="high"), "'results[0].threshold' must be a number"),
-        (lambda d: d["results"][0].update(tpr=None), "'results[0].tpr' must be a number"),
+        (lambda d: d["results"][0].update(fpr=None), "'results[0].fpr' must be a number"),
         (lambda d: d["similarity"]["Indian"].pop("inter_std"), "'similarity.Indian.inter_std' is missing"),
         (lambda d: d.update(results=[]), "'results' must be a non-empty list"),
         (lambda d: d.update(group_names="African"), "'group_names' must be a non-empty list"),
@@ -83,35 +83,38 @@ def test_unreadable_files(tmp_path):
 
 def test_per_identity_rows_or_columns_names_or_indices(tmp_path, rng):
     data = instance_result(rng, n_per_group=5)
-    rows = data["results"][0]["per_identity"]
+    columns = data["results"][0]["per_identity"]
+    result = load_result(write_json(tmp_path / "columns.json", data))
+    from_columns = per_identity(result, result.data["results"][0])
+    assert_array_equal(from_columns["group"], np.repeat(np.arange(4), 5))
+    expected_tpr = [np.nan if t is None else t for t in columns["tpr"]]
+    assert_array_equal(from_columns["tpr"], expected_tpr)
+    assert np.isnan(from_columns["tpr"][0])  # identity 0 had no genuine pair
+    assert_array_equal(from_columns["inter"], columns["inter"])
+
+    # the same table as top-level rows naming their group, without similarity columns
+    del data["results"][0]["per_identity"]
+    data["per_identity"] = [
+        {"identity": i, "group": data["group_names"][g], "tpr": t, "fpr": f}
+        for i, g, t, f in zip(columns["identity"], columns["group"], columns["tpr"], columns["fpr"])
+    ]
     result = load_result(write_json(tmp_path / "rows.json", data))
     from_rows = per_identity(result, result.data["results"][0])
-    assert_array_equal(from_rows["group"], np.repeat(np.arange(4), 5))
-    expected_tpr = [np.nan if r["tpr"] is None else r["tpr"] for r in rows]
-    assert_array_equal(from_rows["tpr"], expected_tpr)
-    assert np.isnan(from_rows["tpr"][0])  # identity 0 had no genuine pair
+    assert_array_equal(from_rows["tpr"], from_columns["tpr"])
+    assert_array_equal(from_rows["group"], from_columns["group"])
+    assert "intra" not in from_rows
 
-    # the same table as top-level columns with group indices
-    del data["results"][0]["per_identity"]
-    data["per_identity"] = {
-        "identity": [r["identity"] for r in rows],
-        "group": [data["group_names"].index(r["group"]) for r in rows],
-        "tpr": [r["tpr"] for r in rows],
-        "fpr": [r["fpr"] for r in rows],
-    }
-    result = load_result(write_json(tmp_path / "cols.json", data))
-    from_columns = per_identity(result, result.data["results"][0])
-    assert_array_equal(from_columns["tpr"], from_rows["tpr"])
-    assert_array_equal(from_columns["group"], from_rows["group"])
-    assert "intra" not in from_columns
-
-    data["per_identity"]["group"][3] = 9
+    data["per_identity"][3]["group"] = 9
     result = load_result(write_json(tmp_path / "range.json", data))
     with pytest.raises(MfftoolsError, match="out of range"):
         per_identity(result, result.data["results"][0])
-    data["per_identity"]["group"][3] = "Martian"
+    data["per_identity"][3]["group"] = "Martian"
     result = load_result(write_json(tmp_path / "name.json", data))
     with pytest.raises(MfftoolsError, match="'Martian'"):
+        per_identity(result, result.data["results"][0])
+    data["per_identity"] = {"group": [0, 1], "tpr": [0.5]}
+    result = load_result(write_json(tmp_path / "short.json", data))
+    with pytest.raises(MfftoolsError, match="column 'tpr' has 1 rows, 'group' has 2"):
         per_identity(result, result.data["results"][0])
 
 
@@ -135,6 +138,14 @@ def test_roc_formats(tmp_path, rng):
     fpr, tpr = roc_curves(instance)["African"]
     assert_array_equal(fpr, [0, 0.5, 1])
     assert_array_equal(tpr, [0.1, 0.9, 1])
+    # undefined points (null) are dropped; a group without any defined point has no curve
+    data["roc"] = {"Asian": {"threshold": [0.9, 0.5, 0.1], "fpr": [None, 0.01, 0.2],
+                             "tpr": [0.3, 0.6, None]},
+                   "Indian": {"fpr": [None], "tpr": [None]}}
+    curves = roc_curves(load_result(write_json(tmp_path / "nulls.json", data)))
+    assert list(curves) == ["Asian"]
+    assert_array_equal(curves["Asian"][0], [0.01])
+    assert_array_equal(curves["Asian"][1], [0.6])
 
 
 def test_fmr_matrix_shape_checked(tmp_path, rng):
@@ -142,6 +153,8 @@ def test_fmr_matrix_shape_checked(tmp_path, rng):
     result = load_result(write_json(tmp_path / "ok.json", data))
     entry = result.data["results"][0]
     assert fmr_matrix(result, entry).shape == (4, 4)
+    entry["group_fmr_matrix"][1][2] = None  # no impostor pair between two groups
+    assert np.isnan(fmr_matrix(result, entry)[1, 2])
     entry["group_fmr_matrix"] = [[1e-5, 2e-5]]
     with pytest.raises(MfftoolsError, match=r"shape \(1, 2\), expected \(4, 4\)"):
         fmr_matrix(result, entry)
