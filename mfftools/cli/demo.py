@@ -1,11 +1,40 @@
-"""`mfftools demo`."""
+"""`mfftools demo`: synthetic data -> trained model -> embeddings -> evaluations -> report."""
 import click
 
-from mfftools.errors import MfftoolsError
+
+@click.command("demo")
+@click.option("--out", "out_dir", default="demo_out", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Folder for everything the demo writes (empty, new, or a previous demo's).")
+@click.option("--quick", is_flag=True, help="Smaller data and fewer steps (under 2 minutes).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+def command(out_dir, quick, device):
+    """Run the whole pipeline on synthetic data and print the headline numbers."""
+    from mfftools.demo import run_demo
+
+    def announce(number, total, text):
+        click.echo(f"[{number}/{total}] {text}", err=True)
+
+    result = run_demo(out_dir, quick=quick, device=device, on_stage=announce)
+    click.echo(f"\nreport: {result.report_html}")
+    click.echo(f"        {result.report_markdown}")
+    entry = result.instance["results"][0]
+    click.echo(f"\n{'group':<12}{'pair acc (%)':>14}{'inst TPR mean':>15}{'inst FPR mean':>15}")
+    for name, accuracy, tpr_mean, fpr_mean in result.headline():
+        click.echo(f"{name:<12}{accuracy:>14.2f}{_rate(tpr_mean):>15}{_rate(fpr_mean):>15}")
+    pair = result.pair
+    std = "-" if pair["std"] is None else f"{pair['std']:.2f}"
+    click.echo(f"\npair: mean {pair['mean_accuracy']:.2f}  STD {std}")
+    click.echo(
+        f"instance at FPR {entry['target_fpr']:g}: TPR {entry['tpr']:.4f}, "
+        f"instance TPR mean {_rate(entry['instance']['tpr_mean'])} "
+        f"+- {_rate(entry['instance']['tpr_std'])}"
+    )
+    click.echo(f"hardest group: {result.hardest_group()}")
+    total = sum(result.seconds.values())
+    click.echo(f"done in {total:.0f} s")
 
 
-@click.command("demo", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args):
-    """Not available yet."""
-    raise MfftoolsError("'mfftools demo' is not available yet in this version.")
+def _rate(value):
+    return "-" if value is None else f"{value:.4f}"

@@ -1,0 +1,222 @@
+"""The whole pipeline on synthetic data: synthesise, train, extract, evaluate, report.
+
+Every stage goes through the same functions as the commands (`synth`, `train`, `extract`,
+`inst-eval`, `pair-eval`, `report`), so the demo is also a smoke test of the project. The
+synthetic data make one group harder to recognise; the headline numbers show that group's gap.
+"""
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mfftools.errors import MfftoolsError
+
+logger = logging.getLogger(__name__)
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo_tiny.yaml"
+MODEL_NAME = "demo_tiny"
+# Marks a folder as written by the demo, so that a rerun may replace what it wrote there.
+MARKER = ".mfftools-demo"
+SUBFOLDERS = ("data", "train", "embeddings", "results", "report")
+# The smallest target FPR of these that leaves at least MIN_ACCEPTED impostor pairs accepted:
+# a target below one accepted pair cannot be resolved.
+TARGET_FPRS = (1e-5, 1e-4, 1e-3, 1e-2)
+MIN_ACCEPTED = 100
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Sizes of one demo run: synthetic data, training overrides, bootstrap resamples."""
+
+    synth: dict
+    train_overrides: tuple
+    bootstrap: int
+
+
+FULL = DemoPlan(synth={}, train_overrides=(), bootstrap=1000)
+QUICK = DemoPlan(synth={}, train_overrides=(), bootstrap=200)
+
+
+@dataclass
+class DemoResult:
+    """Where everything went and the headline numbers."""
+
+    out_dir: Path
+    report_html: Path
+    report_markdown: Path
+    result_files: list
+    pair: dict  # the pair protocol's results
+    instance: dict  # the instance protocol's results
+    seconds: dict = field(default_factory=dict)  # per stage
+
+    def hardest_group(self):
+        """The group with the lowest pair accuracy."""
+        groups = self.pair["groups"]
+        return min(groups, key=lambda name: groups[name]["accuracy"])
+
+    def headline(self):
+        """Rows (group, pair accuracy %, instance TPR mean, instance FPR mean) and the means."""
+        entry = self.instance["results"][0]
+        rows = []
+        for name in self.pair["group_names"]:
+            group = entry["groups"].get(name, {})
+            rows.append((name, 100 * self.pair["groups"][name]["accuracy"],
+                         group.get("tpr_mean"), group.get("fpr_mean")))
+        return rows
+
+
+def run_demo(out_dir="demo_out", quick=False, device="auto", workers=1, progress=True,
+             on_stage=None):
+    """Run every stage into `out_dir`; returns a DemoResult.
+
+    on_stage(number, total, text) is called as each stage starts, so a caller can show progress
+    (the library itself never prints). `out_dir` must be empty, absent, or a previous demo's.
+    """
+    plan = QUICK if quick else FULL
+    out_dir = Path(out_dir)
+    _prepare(out_dir)
+    stages = _Stages(on_stage, total=6)
+    data_dir, train_dir = out_dir / "data", out_dir / "train"
+    embeddings_dir, results_dir = out_dir / "embeddings", out_dir / "results"
+
+    with stages.run("synthesise data", data_dir):
+        from mfftools.data.synthetic import synthesize
+
+        synthesize(data_dir, seed=0, **plan.synth)
+    with stages.run("train demo_tiny", train_dir):
+        checkpoint = _train(data_dir, train_dir, plan, device, progress)
+    with stages.run("extract embeddings", embeddings_dir):
+        from mfftools.extract import extract
+
+        common = dict(device=device, workers=workers, progress=progress)
+        instance_h5 = extract(data_dir / "ValInstData.zip", checkpoint,
+                              embeddings_dir / "instance.h5", **common)
+        pairs_h5 = extract(data_dir / "rfw_bin", checkpoint, embeddings_dir / "pairs.h5", **common)
+    with stages.run("instance protocol (inst-eval)", results_dir / "instance.json"):
+        instance = _evaluate_instance(instance_h5, device, progress)
+        instance_json = _write_json(instance, results_dir / "instance.json")
+    with stages.run("pair protocol (pair-eval)", results_dir / "pair.json"):
+        from mfftools.embeddings import open_embeddings
+        from mfftools.evaluation.pair import evaluate_pairs
+
+        pair = evaluate_pairs(open_embeddings(pairs_h5, layout="pairs"))
+        pair["model"] = MODEL_NAME
+        pair_json = _write_json(pair, results_dir / "pair.json")
+    with stages.run("report", out_dir / "report"):
+        from mfftools.report.build import write_report
+
+        report = write_report([instance_json, pair_json], out_dir / "report",
+                              bootstrap=plan.bootstrap, seed=0, title="mfftools demo")
+    return DemoResult(out_dir=out_dir, report_html=report.html, report_markdown=report.markdown,
+                      result_files=[instance_json, pair_json], pair=pair, instance=instance,
+                      seconds=stages.seconds)
+
+
+def _prepare(out_dir):
+    """Make `out_dir` ready: create it, or clear what a previous demo wrote there."""
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise MfftoolsError(f"{out_dir} exists and is not a folder")
+        if (out_dir / MARKER).exists():
+            for name in SUBFOLDERS:
+                shutil.rmtree(out_dir / name, ignore_errors=True)
+        elif any(out_dir.iterdir()):
+            raise MfftoolsError(
+                f"{out_dir} is not empty and was not written by the demo: choose another --out"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MARKER).write_text("written by `mfftools demo`; a rerun replaces this folder's "
+                                  + ", ".join(SUBFOLDERS) + "\n")
+
+
+def _train(data_dir, train_dir, plan, device, progress):
+    """Train demo_tiny on the synthetic training zip; returns the final checkpoint's path."""
+    from mfftools.train.checkpoint import newest_checkpoint
+    from mfftools.train.config import load_config
+    from mfftools.train.trainer import CHECKPOINT_DIR, train
+
+    if not DEMO_CONFIG.is_file():
+        raise MfftoolsError(f"{DEMO_CONFIG} is missing: the demo runs from a checkout of mfftools")
+    overrides = (f"data.train_zip={data_dir / 'TrainingData.zip'}", f"device={device}",
+                 "eval.every=0") + plan.train_overrides
+    config = load_config(DEMO_CONFIG, overrides)
+    summary = train(config, train_dir, resume=None, progress=progress)
+    logger.info("trained %d epochs (%d steps), last loss %.4f",
+                summary["epochs"], summary["step"], summary["loss"])
+    return newest_checkpoint(train_dir / CHECKPOINT_DIR)
+
+
+def _evaluate_instance(path, device, progress):
+    from mfftools.embeddings import open_embeddings
+    from mfftools.evaluation.instance import evaluate_instance
+
+    embeddings = open_embeddings(path, layout="images")
+    target = choose_target_fpr(embeddings.identity)
+    logger.info("instance protocol at target FPR %g", target)
+    result = evaluate_instance(embeddings, targets=(target,), methods=("bisection",),
+                               device=device, progress=progress)
+    result["model"] = MODEL_NAME
+    return result
+
+
+def choose_target_fpr(identity):
+    """The smallest target of TARGET_FPRS that at least MIN_ACCEPTED impostor pairs can meet."""
+    _, sizes = np.unique(np.asarray(identity), return_counts=True)
+    n = int(sizes.sum())
+    impostor_pairs = n * n - int((sizes.astype(np.int64) ** 2).sum())  # ordered pairs
+    for target in TARGET_FPRS:
+        if target * impostor_pairs >= MIN_ACCEPTED:
+            return target
+    raise MfftoolsError(f"too few images ({n}) for the instance protocol's demo")
+
+
+def _write_json(data, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=_json_value) + "\n")
+    return path
+
+
+def _json_value(value):
+    """numpy scalars and arrays as plain JSON values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class _Stages:
+    """Announces each stage through the caller's callback and times it."""
+
+    def __init__(self, on_stage, total):
+        self.on_stage = on_stage
+        self.total = total
+        self.number = 0
+        self.seconds = {}
+
+    def run(self, text, where):
+        self.number += 1
+        if self.on_stage is not None:
+            self.on_stage(self.number, self.total, f"{text} -> {where}")
+        logger.info("[%d/%d] %s", self.number, self.total, text)
+        return _Timer(self.seconds, text)
+
+
+class _Timer:
+    def __init__(self, seconds, text):
+        self.seconds = seconds
+        self.text = text
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.seconds[self.text] = time.perf_counter() - self.start
+        return False
