@@ -109,16 +109,18 @@ class FigureWriter:
             return None
         figure, axes = self._panels(len(drawn))
         for ax, (model, model_curves) in zip(axes[0], drawn):
-            smallest = 1.0
+            smallest, largest = 1.0, 0.0
             for k, (name, (fpr, tpr)) in enumerate(model_curves.items()):
                 order = np.argsort(fpr, kind="stable")
                 fpr, tpr = fpr[order], tpr[order]
                 positive = fpr > 0
                 if positive.any():
                     smallest = min(smallest, fpr[positive].min())
+                    largest = max(largest, fpr[positive].max())
                 ax.plot(fpr[positive], tpr[positive], color=_colour(k), label=name)
             ax.set_xscale("log")
-            ax.set_xlim(smallest, 1)
+            # the curves' own FPR range: the instance protocol only samples the low-FPR end
+            ax.set_xlim(smallest, max(min(1.0, largest), smallest * 10))
             ax.set_xlabel("FPR")
             ax.set_ylabel("TPR")
             ax.set_title(model)
