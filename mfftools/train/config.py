@@ -82,6 +82,16 @@ def _fields(obj):
     return {f.name: f for f in dataclasses.fields(obj)}
 
 
+def _yaml11_float(value):
+    """YAML 1.1 reads `1e-3` (no dot) as a string; accept it where a float is expected."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _check_value(key, value, default):
     """`value` converted to the type of `default`, or an error naming `key`."""
     if value is None and key in _NULLABLE:
@@ -91,6 +101,7 @@ def _check_value(key, value, default):
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(default, float):
+        value = _yaml11_float(value)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif isinstance(default, list):
