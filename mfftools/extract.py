@@ -29,7 +29,8 @@ from mfftools.errors import MfftoolsError
 
 logger = logging.getLogger(__name__)
 
-# HDF5 attributes are limited to 64 KiB: at most this many skipped names are stored (all are logged).
+# HDF5 attributes are limited to 64 KiB: at most this many skipped names are stored (all are
+# logged).
 MAX_LISTED_SKIPPED = 500
 # Not compared on resume: the checkpoint may have moved (its sha256 is compared) and the skipped
 # names are compared through their count.
@@ -169,8 +170,9 @@ def find_bad_images(source, batch_size=128, workers=2, progress=True):
     bad = []
     rows = np.arange(len(source))
     with _progress(len(rows), 0, "checking images", progress) as bar:
-        for _, batch_rows, batch_bad in _loader(source.dataset, rows, batch_size, workers, check_only=True):
-            bad.extend((row, _bad_image_message(source, row, message)) for row, message in batch_bad)
+        loader = _loader(source.dataset, rows, batch_size, workers, check_only=True)
+        for _, batch_rows, batch_bad in loader:
+            bad.extend((row, _bad_image_message(source, row, text)) for row, text in batch_bad)
             bar.update(len(batch_rows))
     return bad
 
@@ -251,7 +253,7 @@ def _root_attrs(path):
         raise MfftoolsError(f"{path}: not a readable HDF5 file; cannot resume ({error})") from error
 
 
-def _embed(model, images, flip):
+def embed_batch(model, images, flip):
     """f(x) + f(flip(x)) in one forward pass of 2B images, or f(x) without flip."""
     if not flip:
         return model(images)
@@ -342,7 +344,7 @@ def _run(model, source, rows, writer, device, batch_size, workers, flip, use_amp
             if cuda:
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                embeddings = _embed(model, images, flip)
+                embeddings = embed_batch(model, images, flip)
             host = embeddings.float().to("cpu", non_blocking=True)
             done = None
             if cuda:

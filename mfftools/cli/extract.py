@@ -3,7 +3,8 @@ from pathlib import Path
 
 import click
 
-ARCHS = ("r18", "r34", "r50", "r100", "r200")  # mfftools.models.iresnet.ARCH_LAYERS, without importing torch
+# The names of mfftools.models.iresnet.ARCH_LAYERS, without importing torch for --help.
+ARCHS = ("r18", "r34", "r50", "r100", "r200")
 
 
 @click.command("extract")
@@ -58,7 +59,9 @@ def command(source, model_path, arch, out_path, batch_size, workers, device, no_
     skipped = int(attrs.get("n_skipped_images", 0))
     if skipped:
         names = list(attrs.get("skipped_images", []))
-        pairs = f" ({int(attrs['n_skipped_pairs'])} pairs dropped)" if "n_skipped_pairs" in attrs else ""
+        pairs = ""
+        if "n_skipped_pairs" in attrs:
+            pairs = f" ({int(attrs['n_skipped_pairs'])} pairs dropped)"
         click.echo(f"skipped {skipped} bad images{pairs}:")
         for name in names:
             click.echo(f"  {name}")

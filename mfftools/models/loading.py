@@ -66,7 +66,9 @@ def weights_sha256(model):
 
 
 def load_model(path, arch=None):
-    """Build the model a checkpoint holds, load its weights strictly, return (model in eval mode, ModelInfo).
+    """Build the model a checkpoint holds and load its weights strictly.
+
+    Returns (model in eval mode, ModelInfo).
 
     `arch` (r18, r34, r50, r100, r200) is inferred from the number of blocks when not given; when
     given it must agree with the checkpoint.
