@@ -1,0 +1,244 @@
+"""Synthetic look-alikes of RFW and BUPT, written in the real formats (`mfftools synth`).
+
+    OUT_DIR/ValInstData.zip            RFW instance-protocol zip (PROTOCOLS 1.2)
+    OUT_DIR/rfw_bin/<Group>_test.bin   insightface pair files, 10 balanced folds (PROTOCOLS 1.3)
+    OUT_DIR/TrainingData.zip           training zip with data/index.txt (PROTOCOLS 1.1)
+
+Faces come from `mfftools.data.faces`; everything is a function of the seed. The pair files use
+the instance identities (new images of them), the training zip its own, disjoint identities.
+The instance zip carries RFW's two quirks once each, so readers meet them: a person id listed in
+two groups (African and Asian), and a listed person without images (in the last group).
+"""
+import logging
+import os
+import pickle
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mfftools.data.faces import GROUP_STYLES, render_faces, sample_appearances, sample_variations, take
+from mfftools.data.images import encode_image
+from mfftools.data.pair_bin import BIN_SUFFIX
+from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
+from mfftools.errors import MfftoolsError
+
+logger = logging.getLogger(__name__)
+
+INSTANCE_ZIP = "ValInstData.zip"
+BIN_FOLDER = "rfw_bin"
+TRAINING_ZIP = "TrainingData.zip"
+N_FOLDS = 10
+
+DEFAULTS = {
+    "identities_per_group": 25,
+    "images_per_identity": 3.3,
+    "max_images_per_identity": 8,
+    "pairs_per_group": 200,
+    "train_identities_per_group": 40,
+    "train_images_per_identity": 10,
+}
+# About RFW's size: 3,000 identities and 10,000 images per group, 6,000 pairs per group.
+RFW_SCALE = {
+    "identities_per_group": 3000,
+    "images_per_identity": 3.35,
+    "max_images_per_identity": 30,
+    "pairs_per_group": 6000,
+}
+# Independent random streams per part, so changing one size leaves the other parts unchanged.
+_INSTANCE, _PAIRS, _TRAINING = 1, 2, 3
+
+
+@dataclass
+class SynthSummary:
+    """What `synthesize` wrote, with the ground truth the readers must give back."""
+
+    instance_zip: Path
+    bin_folder: Path
+    training_zip: Path
+    group_names: list
+    instance_images: dict = field(default_factory=dict)
+    instance_identities: dict = field(default_factory=dict)
+    people_in_two_groups: int = 0
+    people_without_images: list = field(default_factory=list)
+    pairs: dict = field(default_factory=dict)
+    training_images: int = 0
+    training_identities: int = 0
+    seconds: float = 0.0
+
+
+def synthesize(
+    out_dir,
+    *,
+    identities_per_group=DEFAULTS["identities_per_group"],
+    images_per_identity=DEFAULTS["images_per_identity"],
+    max_images_per_identity=DEFAULTS["max_images_per_identity"],
+    pairs_per_group=DEFAULTS["pairs_per_group"],
+    train_identities_per_group=DEFAULTS["train_identities_per_group"],
+    train_images_per_identity=DEFAULTS["train_images_per_identity"],
+    seed=0,
+    jpeg_quality=95,
+    batch_size=32,
+    progress=False,
+):
+    """Write the three synthetic data sets into `out_dir` and return a SynthSummary.
+
+    Images per instance identity follow a geometric law with mean `images_per_identity`, cut at
+    `max_images_per_identity` (many single-image identities, as in RFW).
+    """
+    _check_sizes(identities_per_group, images_per_identity, max_images_per_identity, pairs_per_group,
+                 train_identities_per_group, train_images_per_identity)
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    (out_dir / BIN_FOLDER).mkdir(parents=True, exist_ok=True)
+    group_names = sorted(GROUP_STYLES)
+    summary = SynthSummary(out_dir / INSTANCE_ZIP, out_dir / BIN_FOLDER, out_dir / TRAINING_ZIP, group_names)
+    painter = _Painter(jpeg_quality, batch_size, progress)
+
+    with _atomic_zip(summary.instance_zip) as archive:
+        for group_index, group in enumerate(group_names):
+            rng = np.random.default_rng([seed, _INSTANCE, group_index])
+            appearance = sample_appearances(rng, identities_per_group, GROUP_STYLES[group])
+            counts = _image_counts(rng, identities_per_group, images_per_identity, max_images_per_identity)
+            _write_instance_group(archive, rng, group_index, group, appearance, counts, painter, summary)
+            pairs_rng = np.random.default_rng([seed, _PAIRS, group_index])
+            bin_path = summary.bin_folder / f"{group}{BIN_SUFFIX}"
+            _write_pair_bin(bin_path, pairs_rng, appearance, GROUP_STYLES[group], pairs_per_group, painter)
+            summary.pairs[group] = pairs_per_group
+
+    with _atomic_zip(summary.training_zip) as archive:
+        index_lines = []
+        for group_index, group in enumerate(group_names):
+            rng = np.random.default_rng([seed, _TRAINING, group_index])
+            appearance = sample_appearances(rng, train_identities_per_group, GROUP_STYLES[group])
+            identity = np.repeat(np.arange(train_identities_per_group), train_images_per_identity)
+            variation = sample_variations(rng, len(identity), GROUP_STYLES[group].difficulty)
+            for row, data in enumerate(painter.encoded(take(appearance, identity), variation)):
+                person = _person_id("t", group_index, int(identity[row]))
+                copy = row % train_images_per_identity + 1
+                label = summary.training_identities + int(identity[row])
+                archive.writestr(IMAGE_MEMBER.format(len(index_lines)), data)
+                index_lines.append(f"{group}/{person}/{person}_{copy:04d}.jpg {group_index} {label} 1\n")
+            summary.training_identities += train_identities_per_group
+        archive.writestr(INDEX_MEMBER, "".join(index_lines))
+        summary.training_images = len(index_lines)
+    painter.close()
+    summary.seconds = time.perf_counter() - started
+    logger.info("synthetic data written to %s in %.1f s", out_dir, summary.seconds)
+    return summary
+
+
+def _check_sizes(identities, mean_images, max_images, pairs, train_identities, train_images):
+    if identities < 2 or train_identities < 2:
+        raise MfftoolsError("need at least 2 identities per group")
+    if mean_images < 1 or max_images < 1 or train_images < 1:
+        raise MfftoolsError("images per identity must be at least 1")
+    if pairs <= 0 or pairs % (2 * N_FOLDS):
+        raise MfftoolsError(f"pairs per group must be a positive multiple of {2 * N_FOLDS} (10 balanced folds), got {pairs}")
+
+
+def _image_counts(rng, n_identities, mean, maximum):
+    """Images per identity: geometric with the given mean, at most `maximum`; at least one
+    identity has two images when `maximum` allows, so every group has genuine pairs."""
+    counts = np.minimum(rng.geometric(1.0 / mean, n_identities), maximum)
+    if maximum >= 2 and counts.max() < 2:
+        counts[0] = 2
+    return counts
+
+
+def _person_id(prefix, group_index, number):
+    """An RFW-like person id, e.g. m.0b1z: prefix, group letter, number in base 36."""
+    digits = np.base_repr(number, 36).lower()
+    return f"{prefix}.0{chr(ord('a') + group_index)}{digits}"
+
+
+def _write_instance_group(archive, rng, group_index, group, appearance, counts, painter, summary):
+    people = [_person_id("m", group_index, k) for k in range(len(counts))]
+    if group_index == 1:  # RFW quirk: one person listed in two groups
+        people[0] = _person_id("m", 0, 0)
+        summary.people_in_two_groups = 1
+    listed = [f"{person}\t{count}\n" for person, count in zip(people, counts)]
+    if group_index == len(GROUP_STYLES) - 1:  # RFW quirk: a listed person without images
+        missing = _person_id("m", group_index, len(counts))
+        listed.append(f"{missing}\t0\n")
+        summary.people_without_images.append(f"{group}/{missing}")
+    archive.writestr(f"data/txts/{group}/{group}_people.txt", "".join(listed))
+    identity = np.repeat(np.arange(len(counts)), counts)
+    variation = sample_variations(rng, len(identity), GROUP_STYLES[group].difficulty)
+    first_row = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for row, data in enumerate(painter.encoded(take(appearance, identity), variation)):
+        person = people[identity[row]]
+        copy = row - first_row[identity[row]] + 1
+        archive.writestr(f"data/data/{group}/{person}/{person}_{copy:04d}.jpg", data)
+    summary.instance_images[group] = len(identity)
+    summary.instance_identities[group] = len(counts)
+
+
+def _write_pair_bin(path, rng, appearance, style, n_pairs, painter):
+    """10 folds of n_pairs/10 pairs, each fold its genuine pairs then its impostor pairs."""
+    n_identities = len(appearance["skin"])
+    half = n_pairs // (2 * N_FOLDS)
+    rows, issame = [], []
+    for _ in range(N_FOLDS):
+        genuine = rng.integers(0, n_identities, half)
+        first = rng.integers(0, n_identities, half)
+        second = (first + rng.integers(1, n_identities, half)) % n_identities
+        rows += [identity for k in genuine for identity in (k, k)]
+        rows += [identity for pair in zip(first, second) for identity in pair]
+        issame += [True] * half + [False] * half
+    variation = sample_variations(rng, len(rows), style.difficulty)
+    bins = list(painter.encoded(take(appearance, np.asarray(rows)), variation))
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("wb") as handle:
+        pickle.dump((bins, issame), handle, protocol=4)
+    os.replace(temporary, path)
+
+
+class _Painter:
+    """Renders and JPEG-encodes images batch by batch, with one progress bar for the whole run."""
+
+    def __init__(self, quality, batch_size, progress):
+        self.quality = quality
+        self.batch_size = batch_size
+        self.bar = tqdm(unit="img", desc="synth", disable=not (progress and sys.stderr.isatty()))
+
+    def encoded(self, appearance, variation):
+        """Yield the encoded bytes of each image, in row order."""
+        n_images = len(variation["noise_seed"])
+        for start in range(0, n_images, self.batch_size):
+            rows = slice(start, min(start + self.batch_size, n_images))
+            for pixels in render_faces(take(appearance, rows), take(variation, rows)):
+                yield encode_image(pixels, quality=self.quality)
+            self.bar.update(rows.stop - rows.start)
+
+    def close(self):
+        self.bar.close()
+
+
+class _atomic_zip:
+    """A zip written under a temporary name and moved into place only when complete; members
+    carry a fixed timestamp so the same seed gives the same bytes."""
+
+    def __init__(self, path):
+        self.path = path
+        self.temporary = path.with_name(path.name + ".tmp")
+
+    def __enter__(self):
+        self.archive = zipfile.ZipFile(self.temporary, "w", zipfile.ZIP_STORED)
+        return self
+
+    def writestr(self, name, data):
+        info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16  # rw-r--r-- when extracted
+        self.archive.writestr(info, data)
+
+    def __exit__(self, exc_type, exc, traceback):
+        self.archive.close()
+        if exc_type is None:
+            os.replace(self.temporary, self.path)
+        else:
+            self.temporary.unlink(missing_ok=True)

@@ -1,0 +1,148 @@
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from mfftools.data.faces import GROUP_STYLES, render_faces, sample_appearances, sample_variations, synthetic_faces, take
+from mfftools.data.pair_bin import PairBinFolder
+from mfftools.data.rfw import RfwInstanceZip
+from mfftools.data.synthetic import synthesize
+from mfftools.data.training_zip import TrainingZip
+from mfftools.errors import MfftoolsError
+
+SMALL = dict(
+    identities_per_group=5,
+    images_per_identity=2.5,
+    max_images_per_identity=4,
+    pairs_per_group=20,
+    train_identities_per_group=3,
+    train_images_per_identity=2,
+)
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    return out, synthesize(out, seed=3, **SMALL)
+
+
+def test_instance_zip_reads_back_with_ground_truth(synth_dir):
+    _, summary = synth_dir
+    dataset = RfwInstanceZip(summary.instance_zip)
+    assert dataset.group_names == summary.group_names == ["African", "Asian", "Caucasian", "Indian"]
+    assert len(dataset) == sum(summary.instance_images.values())
+    assert dataset.people_in_two_groups == summary.people_in_two_groups == 1
+    assert dataset.people_without_images == summary.people_without_images == ["Indian/m.0d5"]
+    folders = [tuple(path.split("/")[2:4]) for path in dataset.paths]
+    # One label per (group, person folder), consecutive in that sorted order.
+    assert sorted(set(folders)) == [folders[k] for k in np.unique(dataset.identity, return_index=True)[1]]
+    assert len(set(zip(folders, dataset.identity.tolist()))) == len(set(folders)) == dataset.identity.max() + 1
+    for group_index, group in enumerate(dataset.group_names):
+        in_group = dataset.group == group_index
+        assert in_group.sum() == summary.instance_images[group]
+        assert len(np.unique(dataset.identity[in_group])) == summary.instance_identities[group]
+        assert all(folder[0] == group for folder, flag in zip(folders, in_group) if flag)
+    # The person listed in two groups keeps one identity per group.
+    shared = {identity for folder, identity in zip(folders, dataset.identity.tolist()) if folder[1] == "m.0a0"}
+    assert len(shared) == 2
+    image, index = dataset[len(dataset) - 1]
+    assert image.shape == (3, 112, 112) and index == len(dataset) - 1
+
+
+def test_people_lists_count_images(synth_dir):
+    _, summary = synth_dir
+    with zipfile.ZipFile(summary.instance_zip) as archive:
+        names = archive.namelist()
+        for group in summary.group_names:
+            for line in archive.read(f"data/txts/{group}/{group}_people.txt").decode().splitlines():
+                person, count = line.split("\t")
+                assert sum(name.startswith(f"data/data/{group}/{person}/") for name in names) == int(count)
+        assert archive.read(names[-1])[:2] == b"\xff\xd8"  # JPEG
+
+
+def test_pair_bins_have_ten_balanced_folds(synth_dir):
+    _, summary = synth_dir
+    dataset = PairBinFolder(summary.bin_folder, group_names=summary.group_names)
+    assert dataset.n_rows == 2 * 20 * 4
+    for group_index, group in enumerate(summary.group_names):
+        issame = dataset.issame[dataset.pair_group == group_index]
+        assert len(issame) == summary.pairs[group]
+        folds = issame.reshape(10, -1)
+        np.testing.assert_array_equal(folds.sum(axis=1), 1)
+        np.testing.assert_array_equal(folds[:, 0], True)
+    assert dataset[5][0].shape == (3, 112, 112)
+
+
+def test_training_zip_reads_back(synth_dir):
+    _, summary = synth_dir
+    dataset = TrainingZip(summary.training_zip)
+    assert len(dataset) == summary.training_images == 4 * 3 * 2
+    assert dataset.num_classes == summary.training_identities == 12
+    np.testing.assert_array_equal(dataset.labels, np.repeat(np.arange(12), 2))
+    np.testing.assert_array_equal(dataset.groups, np.repeat(np.arange(4), 6))
+    assert dataset.group_names == summary.group_names
+    assert dataset.names[0] == "African/t.0a0/t.0a0_0001.jpg"
+    # Training identities are not the instance identities.
+    assert not any(name.split("/")[1].startswith("m.") for name in dataset.names)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=2)
+    assert torch.cat([labels for _, labels, _ in loader]).tolist() == dataset.labels.tolist()
+
+
+def test_same_seed_same_bytes_other_seed_differs(synth_dir, tmp_path):
+    out, _ = synth_dir
+    sizes = dict(SMALL, train_identities_per_group=2, train_images_per_identity=1)
+    again = synthesize(tmp_path / "again", seed=3, **sizes)
+    other = synthesize(tmp_path / "other", seed=4, **sizes)
+    assert again.instance_zip.read_bytes() == (out / "ValInstData.zip").read_bytes()
+    assert (again.bin_folder / "Asian_test.bin").read_bytes() == (out / "rfw_bin" / "Asian_test.bin").read_bytes()
+    assert other.instance_zip.read_bytes() != again.instance_zip.read_bytes()
+    assert not list(tmp_path.glob("*/*.tmp")) and not list(tmp_path.glob("*/rfw_bin/*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "sizes, message",
+    [
+        (dict(pairs_per_group=30), "multiple of 20"),
+        (dict(pairs_per_group=0), "multiple of 20"),
+        (dict(identities_per_group=1), "at least 2 identities"),
+        (dict(images_per_identity=0.5), "at least 1"),
+    ],
+)
+def test_bad_sizes(tmp_path, sizes, message):
+    with pytest.raises(MfftoolsError, match=message):
+        synthesize(tmp_path, **dict(SMALL, **sizes))
+
+
+def test_images_of_an_identity_look_alike():
+    images, identity = synthetic_faces(6, 4, seed=1)
+    assert images.dtype == np.uint8 and images.shape == (24, 112, 112, 3)
+    centre = images[:, 30:82, 36:76].reshape(len(images), -1).astype(np.float64)
+    distance = ((centre[:, None] - centre[None]) ** 2).mean(axis=2)
+    same = identity[:, None] == identity[None]
+    off_diagonal = ~np.eye(len(images), dtype=bool)
+    assert distance[same & off_diagonal].mean() < 0.6 * distance[~same].mean()
+    np.testing.assert_array_equal(synthetic_faces(6, 4, seed=1)[0], images)
+
+
+def test_hard_group_identities_differ_less_and_vary_more():
+    rng = np.random.default_rng(0)
+    easy = sample_appearances(rng, 400, GROUP_STYLES["Caucasian"])
+    hard = sample_appearances(rng, 400, GROUP_STYLES["African"])
+    for name in ("face_ax", "eye_y", "mouth_w", "skin"):
+        assert hard[name].std(axis=0).mean() < 0.7 * easy[name].std(axis=0).mean()
+    assert hard["contrast"].max() < easy["contrast"].min()
+    easy_var, hard_var = sample_variations(rng, 400, 0.0), sample_variations(rng, 400, 1.0)
+    for name in ("noise", "blur"):
+        assert hard_var[name].mean() > 1.5 * easy_var[name].mean()
+    assert np.log(hard_var["gain"]).std() > 1.5 * np.log(easy_var["gain"]).std()
+
+
+def test_render_is_per_image_and_batch_independent():
+    rng = np.random.default_rng(5)
+    appearance = sample_appearances(rng, 3, GROUP_STYLES["Indian"])
+    variation = sample_variations(rng, 3, 0.2)
+    together = render_faces(appearance, variation)
+    alone = render_faces(take(appearance, slice(1, 2)), take(variation, slice(1, 2)))
+    np.testing.assert_array_equal(together[1:2], alone)
+    assert not np.array_equal(together[0], together[1])
