@@ -6,7 +6,8 @@ Recognised forms (each possibly with DDP's `module.` prefix on every key):
 - a MixFairFace state_dict (`encoder.*`, `mid.*`, `product.weight`), bare as the paper's code
   saves it or inside a Lightning-style `{"state_dict": ...}` with a `model.` prefix.
 Loading is strict: a key missing, unexpected or of the wrong shape is an error that lists them.
-Files are read with `torch.load(weights_only=True)`, which refuses arbitrary pickled objects.
+Files are read with `torch.load(weights_only=True)`, which refuses arbitrary pickled objects;
+numpy scalars and numeric arrays (e.g. a metric stored in a training checkpoint) are let through.
 """
 import hashlib
 import logging
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mfftools.errors import MfftoolsError
@@ -65,6 +67,19 @@ def weights_sha256(model):
     return digest.hexdigest()
 
 
+def _numpy_globals():
+    """What unpickling numpy scalars and numeric arrays needs, for `torch.serialization.safe_globals`."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    numeric = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+               "float16", "float32", "float64")
+    return [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype] + [
+        type(np.dtype(name)) for name in numeric
+    ]
+
+
 def load_model(path, arch=None):
     """Build the model a checkpoint holds and load its weights strictly.
 
@@ -79,7 +94,8 @@ def load_model(path, arch=None):
     if arch is not None and arch not in ARCH_LAYERS:
         raise MfftoolsError(f"unknown arch {arch!r}: use one of {', '.join(ARCH_LAYERS)}")
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_globals()):
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for unreadable or unsafe pickles
         raise MfftoolsError(
             f"{path}: cannot read as a PyTorch checkpoint of weights "

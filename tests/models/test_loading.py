@@ -1,6 +1,7 @@
 """load_model: every checkpoint form, prefixes, arch inference, strict key checking."""
 import hashlib
 
+import numpy as np
 import pytest
 import torch
 
@@ -74,7 +75,9 @@ def test_lightning_checkpoint_with_model_and_ddp_prefixes(tmp_path, mixfair_stat
 
 def test_own_checkpoint(tmp_path, mixfair_state):
     content = {"model": mixfair_state, "arch": "r18", "model_type": "mixfair",
-               "config": {"lr": 0.1, "arch": "r18"}, "epoch": 2}
+               "config": {"lr": 0.1, "arch": "r18", "milestones": [8, 12]}, "epoch": 2,
+               "best": {"value": np.float64(0.93), "epoch": np.int64(1)},
+               "history": np.arange(3, dtype=np.float32)}
     model, info = load_model(_save(tmp_path, content))
     _assert_weights(model, mixfair_state)
     assert (info.checkpoint_format, info.model_type) == ("mfftools", "mixfair")
