@@ -1,19 +1,20 @@
 """`mfftools pair-eval` through click's CliRunner: embeddings files, .bin folders, bad input."""
 import json
 import pickle
-import sys
-import types
+import tempfile
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from conftest import write_images_file, write_pairs_file
 from mfftools.cli import main
 from mfftools.data.images import encode_image
-from mfftools.data.pair_bin import PairBinFolder
 from mfftools.embeddings import EmbeddingsWriter, open_embeddings
 from mfftools.evaluation.pair import evaluate_pairs
+from mfftools.models import loading
+from mfftools.models.loading import ModelInfo
 
 GROUPS = ["African", "Asian", "Caucasian", "Indian"]
 PAIR_KEYS = {"protocol", "group_names", "groups", "mean_accuracy", "std", "ser"}
@@ -82,20 +83,24 @@ def test_incomplete_file_is_refused(tmp_path):
     assert "incomplete" in result.output
 
 
-def test_model_options_need_a_bin_folder(pairs_file, tmp_path):
-    checkpoint = tmp_path / "model.pt"
-    checkpoint.write_bytes(b"x")
-    result = run(pairs_file, "--model", checkpoint)
+def test_model_options_need_a_bin_folder(pairs_file, checkpoint):
+    result = run(pairs_file, "--model", checkpoint[0])
     assert result.exit_code == 1
     assert "apply only to a folder of .bin files" in result.output
 
 
 def write_bin(path, n_pairs, seed, content=None):
+    """Genuine pairs: an image and a lightly noised copy; impostor pairs: two random images."""
     rng = np.random.default_rng(seed)
     if content is None:
-        bins = [encode_image(rng.integers(0, 256, (112, 112, 3)), fmt="PNG")
-                for _ in range(2 * n_pairs)]
-        content = (bins, [bool(k % 2) for k in range(n_pairs)])
+        bins, issame = [], []
+        for k in range(n_pairs):
+            first = rng.integers(0, 256, (112, 112, 3))
+            same = k % 2 == 0
+            second = first + rng.integers(-8, 9, first.shape) if same else rng.integers(0, 256, first.shape)
+            bins += [encode_image(np.clip(image, 0, 255), fmt="PNG") for image in (first, second)]
+            issame.append(same)
+        content = (bins, issame)
     path.write_bytes(pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -108,29 +113,35 @@ def bin_folder(tmp_path):
     return folder
 
 
-@pytest.fixture
-def checkpoint(tmp_path):
-    path = tmp_path / "model.pt"
-    path.write_bytes(b"checkpoint")
-    return path
+class TinyNet(torch.nn.Module):
+    """A small embedding network that is not flip-symmetric."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, kernel_size=8, stride=8)
+        self.fc = torch.nn.Linear(4 * 14 * 14, 16)
+
+    def forward(self, images):
+        return self.fc(torch.relu(self.conv(images)).flatten(1))
 
 
 @pytest.fixture
-def fake_extract(monkeypatch):
-    """Stands in for `mfftools.extract.extract`: reads the folder, writes a pairs-layout file."""
-    calls = []
+def checkpoint(tmp_path, monkeypatch):
+    """A checkpoint file that `load_model` turns into a TinyNet (an IResNet is too slow here)."""
+    path = tmp_path / "tiny.pt"
+    path.write_bytes(b"tiny weights")
+    loads = []
 
-    def extract(source, model_path, out_path, **options):
-        calls.append(dict(source=source, model_path=model_path, out_path=out_path, **options))
-        folder = PairBinFolder(source)
-        rng = np.random.default_rng(0)
-        rows = rng.normal(size=(folder.n_rows, 8)).astype(np.float32)
-        rows[1::2][folder.issame] = rows[0::2][folder.issame] + 0.1
-        write_pairs_file(out_path, rows, folder.issame, folder.pair_group, folder.group_names)
-        return out_path
+    def load_tiny(model_path, arch=None):
+        assert model_path == path
+        loads.append(arch)
+        info = ModelInfo(path=str(path), arch=arch or "tiny", model_type="iresnet",
+                         checkpoint_format="mfftools", sha256="0" * 64)
+        return TinyNet().eval(), info
 
-    monkeypatch.setitem(sys.modules, "mfftools.extract", types.SimpleNamespace(extract=extract))
-    return calls
+    monkeypatch.setattr(loading, "load_model", load_tiny)
+    return path, loads
 
 
 def test_bin_folder_needs_a_model(bin_folder):
@@ -139,43 +150,52 @@ def test_bin_folder_needs_a_model(bin_folder):
     assert "give --model CHECKPOINT" in result.output
 
 
-def test_bin_folder_is_extracted_into_save_path(tmp_path, bin_folder, checkpoint, fake_extract):
+def test_bin_folder_is_extracted_into_save_path(tmp_path, bin_folder, checkpoint):
     save = tmp_path / "saved.h5"
-    result = run(bin_folder, "--model", checkpoint, "--arch", "r18", "--save", save, "--no-flip",
-                 "--batch-size", "8", "--device", "cpu", "--json", tmp_path / "r.json")
+    result = run(bin_folder, "--model", checkpoint[0], "--arch", "r18", "--save", save,
+                 "--no-flip", "--batch-size", "8", "--workers", "0", "--device", "cpu",
+                 "--json", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
-    (call,) = fake_extract
-    assert call["out_path"] == save and call["model_path"] == checkpoint
-    assert (call["arch"], call["flip"], call["batch_size"], call["device"]) == ("r18", False, 8, "cpu")
-    assert open_embeddings(save, layout="pairs").group_names == ["African", "Asian"]
+    assert checkpoint[1] == ["r18"]
+    embeddings = open_embeddings(save, layout="pairs")
+    assert embeddings.group_names == ["African", "Asian"]
+    assert embeddings.n_rows == 40 and embeddings.dim == 16
+    assert not embeddings.attrs["flip"]
     written = json.loads((tmp_path / "r.json").read_text())
     assert written["source"] == str(bin_folder)
-    expected = evaluate_pairs(open_embeddings(save))
-    assert written["groups"]["African"]["accuracy"] == expected["groups"]["African"]["accuracy"]
+    assert written["model"] == str(checkpoint[0])
+    expected = evaluate_pairs(embeddings)
+    for name in ("African", "Asian"):
+        assert written["groups"][name]["fold_accuracies"] == expected["groups"][name]["fold_accuracies"]
 
 
-def test_bin_folder_without_save_uses_a_temporary_file(bin_folder, checkpoint, fake_extract):
-    result = run(bin_folder, "--model", checkpoint)
+def test_bin_folder_without_save_uses_a_temporary_file(tmp_path, bin_folder, checkpoint,
+                                                       monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temporary"))
+    (tmp_path / "temporary").mkdir()
+    result = run(bin_folder, "--model", checkpoint[0], "--workers", "0", "--device", "cpu",
+                 "--json", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
-    (call,) = fake_extract
-    assert call["flip"] is True
-    assert not call["out_path"].exists() and not call["out_path"].parent.exists()
+    assert list((tmp_path / "temporary").iterdir()) == []
+    written = json.loads((tmp_path / "r.json").read_text())
+    # Flip TTA on by default; noised copies are far closer than random images.
+    assert written["groups"]["African"]["accuracy"] >= 0.8
     assert "African" in result.output and "Asian" in result.output
 
 
-def test_missing_group_files(bin_folder, checkpoint, fake_extract):
-    result = run(bin_folder, "--model", checkpoint, "--groups", ",".join(GROUPS))
+def test_missing_group_files(bin_folder, checkpoint):
+    result = run(bin_folder, "--model", checkpoint[0], "--groups", ",".join(GROUPS))
     assert result.exit_code == 1
     assert "missing group files Caucasian_test.bin, Indian_test.bin" in result.output
-    result = run(bin_folder, "--model", checkpoint, "--groups", "African")
+    result = run(bin_folder, "--model", checkpoint[0], "--groups", "African")
     assert result.exit_code == 1
     assert "beyond --groups" in result.output
-    assert not fake_extract
+    assert checkpoint[1] == []
 
 
-def test_empty_folder(tmp_path, checkpoint, fake_extract):
+def test_empty_folder(tmp_path, checkpoint):
     (tmp_path / "empty").mkdir()
-    result = run(tmp_path / "empty", "--model", checkpoint)
+    result = run(tmp_path / "empty", "--model", checkpoint[0])
     assert result.exit_code == 1
     assert "_test.bin files" in result.output
 
@@ -193,9 +213,9 @@ class _Payload:
         (([b"a", b"b", b"c", b"d"], [True]), "issame has 1 entries for 4 images"),
     ],
 )
-def test_bad_bin_files_are_clean_errors(bin_folder, checkpoint, fake_extract, content, message):
+def test_bad_bin_files_are_clean_errors(bin_folder, checkpoint, content, message):
     write_bin(bin_folder / "Indian_test.bin", 0, 0, content=content)
-    result = run(bin_folder, "--model", checkpoint)
+    result = run(bin_folder, "--model", checkpoint[0])
     assert result.exit_code == 1
     assert "Indian_test.bin" in result.output and message in result.output
     assert "unpickled code ran" not in result.output
