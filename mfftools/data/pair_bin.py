@@ -137,7 +137,8 @@ class PairBinFolder(torch.utils.data.Dataset):
     def __init__(self, folder, group_names=None, skip_bad_images=False):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise MfftoolsError(f"{self.folder}: no such folder")
+            problem = "not a folder" if self.folder.exists() else "no such folder"
+            raise MfftoolsError(f"{self.folder}: {problem} (expected a folder of <Group>{BIN_SUFFIX} files)")
         files = sorted(self.folder.glob(f"*{BIN_SUFFIX}"), key=lambda file: file.name)
         if not files:
             raise MfftoolsError(f"{self.folder}: no <Group>{BIN_SUFFIX} files")

@@ -116,8 +116,11 @@ def test_folder_group_names_must_match(tmp_path):
 
 
 def test_folder_errors_and_bad_images(tmp_path):
-    with pytest.raises(MfftoolsError, match="no such folder"):
+    with pytest.raises(MfftoolsError, match="absent: no such folder"):
         PairBinFolder(tmp_path / "absent")
+    (tmp_path / "A_test.bin").write_bytes(b"")
+    with pytest.raises(MfftoolsError, match=r"A_test.bin: not a folder \(expected a folder of <Group>_test.bin files\)"):
+        PairBinFolder(tmp_path / "A_test.bin")
     (tmp_path / "empty").mkdir()
     with pytest.raises(MfftoolsError, match=r"empty: no <Group>_test.bin files"):
         PairBinFolder(tmp_path / "empty")
