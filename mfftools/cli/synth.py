@@ -1,4 +1,5 @@
 """`mfftools synth OUT_DIR`: write synthetic RFW/BUPT look-alikes in the real formats."""
+
 import click
 
 from mfftools.data.synthetic import DEFAULTS, RFW_SCALE, synthesize
@@ -6,18 +7,45 @@ from mfftools.data.synthetic import DEFAULTS, RFW_SCALE, synthesize
 
 @click.command("synth")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--seed", type=int, default=0, show_default=True, help="Everything written follows from it.")
-@click.option("--rfw-scale", is_flag=True,
-              help="About RFW's size: 3,000 identities, ~10,000 images and 6,000 pairs per group.")
-@click.option("--identities-per-group", type=int, help=f"Instance zip identities per group [{DEFAULTS['identities_per_group']}].")
-@click.option("--images-per-identity", type=float,
-              help=f"Mean images per instance identity (geometric spread) [{DEFAULTS['images_per_identity']}].")
-@click.option("--max-images-per-identity", type=int, help=f"Cap on images per instance identity [{DEFAULTS['max_images_per_identity']}].")
-@click.option("--pairs-per-group", type=int, help=f"Pairs per .bin file, a multiple of 20 [{DEFAULTS['pairs_per_group']}].")
-@click.option("--train-identities-per-group", type=int,
-              help=f"Training zip identities per group [{DEFAULTS['train_identities_per_group']}].")
-@click.option("--train-images-per-identity", type=int,
-              help=f"Training zip images per identity [{DEFAULTS['train_images_per_identity']}].")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Everything written follows from it."
+)
+@click.option(
+    "--rfw-scale",
+    is_flag=True,
+    help="About RFW's size: 3,000 identities, ~10,000 images and 6,000 pairs per group.",
+)
+@click.option(
+    "--identities-per-group",
+    type=int,
+    help=f"Instance zip identities per group [{DEFAULTS['identities_per_group']}].",
+)
+@click.option(
+    "--images-per-identity",
+    type=float,
+    help="Mean images per instance identity, geometric spread"
+    f" [{DEFAULTS['images_per_identity']}].",
+)
+@click.option(
+    "--max-images-per-identity",
+    type=int,
+    help=f"Cap on images per instance identity [{DEFAULTS['max_images_per_identity']}].",
+)
+@click.option(
+    "--pairs-per-group",
+    type=int,
+    help=f"Pairs per .bin file, a multiple of 20 [{DEFAULTS['pairs_per_group']}].",
+)
+@click.option(
+    "--train-identities-per-group",
+    type=int,
+    help=f"Training zip identities per group [{DEFAULTS['train_identities_per_group']}].",
+)
+@click.option(
+    "--train-images-per-identity",
+    type=int,
+    help=f"Training zip images per identity [{DEFAULTS['train_images_per_identity']}].",
+)
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
 def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
     """Write a synthetic RFW instance zip, RFW .bin pair files and a training zip to OUT_DIR.
@@ -28,12 +56,25 @@ def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
     chosen.update({name: value for name, value in sizes.items() if value is not None})
     summary = synthesize(out_dir, seed=seed, jpeg_quality=jpeg_quality, progress=True, **chosen)
     groups = summary.group_names
-    click.echo(f"{summary.instance_zip}: {sum(summary.instance_images.values())} images of "
-               f"{sum(summary.instance_identities.values())} identities in {len(groups)} groups")
+    click.echo(
+        f"{summary.instance_zip}: {sum(summary.instance_images.values())} images of "
+        f"{sum(summary.instance_identities.values())} identities in {len(groups)} groups"
+    )
     for group in groups:
-        click.echo(f"  {group}: {summary.instance_identities[group]} identities, {summary.instance_images[group]} images")
-    click.echo(f"  quirks: {summary.people_in_two_groups} person listed in two groups, "
-               f"{len(summary.people_without_images)} listed person without images")
-    click.echo(f"{summary.bin_folder}: " + ", ".join(f"{group}_test.bin ({summary.pairs[group]} pairs)" for group in groups))
-    click.echo(f"{summary.training_zip}: {summary.training_images} images of {summary.training_identities} identities")
+        click.echo(
+            f"  {group}: {summary.instance_identities[group]} identities,"
+            f" {summary.instance_images[group]} images"
+        )
+    click.echo(
+        f"  quirks: {summary.people_in_two_groups} person listed in two groups, "
+        f"{len(summary.people_without_images)} listed person without images"
+    )
+    click.echo(
+        f"{summary.bin_folder}: "
+        + ", ".join(f"{group}_test.bin ({summary.pairs[group]} pairs)" for group in groups)
+    )
+    click.echo(
+        f"{summary.training_zip}: {summary.training_images} images"
+        f" of {summary.training_identities} identities"
+    )
     click.echo(f"done in {summary.seconds:.1f} s (seed {seed})")

@@ -8,6 +8,7 @@ facial features and adds nuisance variation, so models are measurably worse on t
 
 Everything is a pure function of the parameters drawn here: the same seed gives the same pixels.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +69,9 @@ def sample_appearances(rng, n, style):
         "mouth_w": around(0.22, 0.08),
         "mouth_curve": around(0.0, 0.9),
         "mouth_thick": around(0.04, 0.015),
-        "lip_colour": np.clip(skin * rng.uniform(0.45, 0.8, (n, 1)) + [0.12, 0.0, 0.0], 0, 1).astype(np.float32),
+        "lip_colour": np.clip(
+            skin * rng.uniform(0.45, 0.8, (n, 1)) + [0.12, 0.0, 0.0], 0, 1
+        ).astype(np.float32),
         "wave_k": (spread * rng.normal(0.0, 7.0, (n, _N_WAVES, 2))).astype(np.float32),
         "wave_phase": rng.uniform(0, 2 * np.pi, (n, _N_WAVES)).astype(np.float32),
         "wave_amp": (spread * rng.uniform(0.03, 0.09, (n, _N_WAVES))).astype(np.float32),
@@ -80,7 +83,9 @@ def sample_variations(rng, n, difficulty):
     d = float(difficulty)
     return {
         "angle": np.clip(rng.normal(0.0, 0.10 + 0.06 * d, n), -0.45, 0.45).astype(np.float32),
-        "scale": (1.0 + np.clip(rng.normal(0.0, 0.05 + 0.03 * d, n), -0.15, 0.15)).astype(np.float32),
+        "scale": (1.0 + np.clip(rng.normal(0.0, 0.05 + 0.03 * d, n), -0.15, 0.15)).astype(
+            np.float32
+        ),
         "shift": np.clip(rng.normal(0.0, 0.05 + 0.03 * d, (n, 2)), -0.2, 0.2).astype(np.float32),
         "smile": rng.normal(0.0, 0.25, n).astype(np.float32),
         "eye_open": rng.uniform(0.55, 1.1, n).astype(np.float32),
@@ -88,7 +93,9 @@ def sample_variations(rng, n, difficulty):
         "gain": np.exp(rng.normal(0.0, 0.12 + 0.15 * d, n)).astype(np.float32),
         "gradient": rng.normal(0.0, 0.12 + 0.15 * d, (n, 2)).astype(np.float32),
         "cast": (1.0 + rng.normal(0.0, 0.04, (n, 3))).astype(np.float32),
-        "blur": np.clip(rng.uniform(0.0, 1.0, n) + 0.9 * d * rng.uniform(0.0, 1.0, n), 0, 2).astype(np.float32),
+        "blur": np.clip(rng.uniform(0.0, 1.0, n) + 0.9 * d * rng.uniform(0.0, 1.0, n), 0, 2).astype(
+            np.float32
+        ),
         "noise": (rng.uniform(0.01, 0.035, n) + 0.04 * d).astype(np.float32),
         "noise_seed": rng.integers(0, 2**63, n, dtype=np.int64),
     }
@@ -121,7 +128,9 @@ def render_faces(appearance, variation):
     texture = np.zeros_like(x)
     for wave in range(_N_WAVES):
         k = a["wave_k"][..., wave, :]
-        texture += a["wave_amp"][..., wave] * np.sin(k[..., 0] * x + k[..., 1] * y + a["wave_phase"][..., wave])
+        texture += a["wave_amp"][..., wave] * np.sin(
+            k[..., 0] * x + k[..., 1] * y + a["wave_phase"][..., wave]
+        )
     hair = np.minimum(
         _ellipse(x, y - 0.02, a["face_ax"] * 1.1, a["face_ay"] * 1.06),
         _edge(a["hair_line"] + a["hair_curve"] * x * x - y),
@@ -132,10 +141,14 @@ def render_faces(appearance, variation):
         eye_x = x - side * a["eye_dx"]
         eyes = np.maximum(eyes, _ellipse(eye_x, y - a["eye_y"], a["eye_rx"], eye_ry))
         brow_y = a["eye_y"] - a["brow_gap"] - side * a["brow_tilt"] * eye_x
-        brow = np.minimum(_edge(a["brow_thick"] - np.abs(y - brow_y)), _edge(a["eye_rx"] * 1.3 - np.abs(eye_x)))
+        brow = np.minimum(
+            _edge(a["brow_thick"] - np.abs(y - brow_y)), _edge(a["eye_rx"] * 1.3 - np.abs(eye_x))
+        )
         brows = np.maximum(brows, brow)
     mouth_line = a["mouth_y"] - (a["mouth_curve"] + v["smile"]) * x * x
-    mouth = np.minimum(_edge(a["mouth_thick"] - np.abs(y - mouth_line)), _edge(a["mouth_w"] - np.abs(x)))
+    mouth = np.minimum(
+        _edge(a["mouth_thick"] - np.abs(y - mouth_line)), _edge(a["mouth_w"] - np.abs(x))
+    )
     # Layers from the bottom up: (coverage [B, H, W], colour [B, 3]).
     layers = [
         (_ellipse(x, y - 0.05, a["face_ax"], a["face_ay"]), skin),
@@ -157,7 +170,9 @@ def render_faces(appearance, variation):
     canvas *= light.reshape(n_images, -1, 1)
     canvas = _blur(canvas.reshape(n_images, IMAGE_SIZE, IMAGE_SIZE, 3), variation["blur"])
     for row, seed in enumerate(variation["noise_seed"]):
-        noise = np.random.default_rng(int(seed)).standard_normal((IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
+        noise = np.random.default_rng(int(seed)).standard_normal(
+            (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32
+        )
         canvas[row] += np.float32(variation["noise"][row]) * noise
     np.clip(canvas, 0.0, 1.0, out=canvas)
     return (canvas * 255.0 + 0.5).astype(np.uint8)

@@ -3,6 +3,7 @@
 Faces are aligned 112x112 RGB: decode with Pillow, convert to RGB, resize (bicubic) only when the
 size differs, scale to [0, 1] and normalise with mean 0.5 and std 0.5 per channel.
 """
+
 import io
 import logging
 
@@ -62,5 +63,7 @@ def encode_image(pixels, fmt="JPEG", quality=95):
     """uint8 array [H, W, 3] -> encoded bytes (JPEG by default, quality 95)."""
     buffer = io.BytesIO()
     options = {"quality": quality} if fmt == "JPEG" else {}
-    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format=fmt, **options)
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(
+        buffer, format=fmt, **options
+    )
     return buffer.getvalue()

@@ -5,6 +5,7 @@ and 2k+1), `issame` P booleans. Pickle runs code on load, so only what such a fi
 allowed: lists, tuples, bytes, bools and numpy bool arrays (plus `_codecs.encode(text, "latin1")`,
 the way protocol-2 pickles spell bytes). Anything else is refused before it is built.
 """
+
 import logging
 import pickle
 from pathlib import Path
@@ -90,25 +91,36 @@ def load_pair_bin(path):
     except _ForbiddenType as error:
         raise MfftoolsError(f"{path}: refused to unpickle a forbidden type: {error}") from error
     except Exception as error:  # a damaged pickle can raise almost anything
-        raise MfftoolsError(f"{path}: not a readable pickle ({type(error).__name__}: {error})") from error
+        raise MfftoolsError(
+            f"{path}: not a readable pickle ({type(error).__name__}: {error})"
+        ) from error
     return _check_content(content, path)
 
 
 def _check_content(content, path):
     if not isinstance(content, (tuple, list)) or len(content) != 2:
-        raise MfftoolsError(f"{path}: expected a pickled (bins, issame) pair, found {type(content).__name__}")
+        raise MfftoolsError(
+            f"{path}: expected a pickled (bins, issame) pair, found {type(content).__name__}"
+        )
     bins, issame = content
     if not isinstance(bins, (list, tuple)):
-        raise MfftoolsError(f"{path}: bins must be a list of encoded images, found {type(bins).__name__}")
+        raise MfftoolsError(
+            f"{path}: bins must be a list of encoded images, found {type(bins).__name__}"
+        )
     bins = [bytes(item) if isinstance(item, bytearray) else item for item in bins]
     for position, item in enumerate(bins):
         if not isinstance(item, bytes):
             raise MfftoolsError(f"{path}: bins item {position} is {type(item).__name__}, not bytes")
     if not bins or len(bins) % 2:
-        raise MfftoolsError(f"{path}: bins holds {len(bins)} images; a pair file needs an even, non-zero number")
+        raise MfftoolsError(
+            f"{path}: bins holds {len(bins)} images; a pair file needs an even, non-zero number"
+        )
     issame = _as_bool_array(issame, path)
     if 2 * len(issame) != len(bins):
-        raise MfftoolsError(f"{path}: issame has {len(issame)} entries for {len(bins)} images (expected {len(bins) // 2})")
+        raise MfftoolsError(
+            f"{path}: issame has {len(issame)} entries for {len(bins)} images"
+            f" (expected {len(bins) // 2})"
+        )
     return bins, issame
 
 
@@ -118,10 +130,14 @@ def _as_bool_array(issame, path):
             raise MfftoolsError(f"{path}: issame must be a 1-d bool array")
         return issame.copy()
     if not isinstance(issame, (list, tuple)):
-        raise MfftoolsError(f"{path}: issame must be a list of booleans, found {type(issame).__name__}")
+        raise MfftoolsError(
+            f"{path}: issame must be a list of booleans, found {type(issame).__name__}"
+        )
     for position, item in enumerate(issame):
         if not isinstance(item, (bool, np.bool_)):
-            raise MfftoolsError(f"{path}: issame item {position} is {type(item).__name__}, not a boolean")
+            raise MfftoolsError(
+                f"{path}: issame item {position} is {type(item).__name__}, not a boolean"
+            )
     return np.asarray(issame, dtype=np.bool_)
 
 
@@ -138,7 +154,9 @@ class PairBinFolder(torch.utils.data.Dataset):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             problem = "not a folder" if self.folder.exists() else "no such folder"
-            raise MfftoolsError(f"{self.folder}: {problem} (expected a folder of <Group>{BIN_SUFFIX} files)")
+            raise MfftoolsError(
+                f"{self.folder}: {problem} (expected a folder of <Group>{BIN_SUFFIX} files)"
+            )
         files = sorted(self.folder.glob(f"*{BIN_SUFFIX}"), key=lambda file: file.name)
         if not files:
             raise MfftoolsError(f"{self.folder}: no <Group>{BIN_SUFFIX} files")
@@ -155,7 +173,9 @@ class PairBinFolder(torch.utils.data.Dataset):
             self.sources.extend((file.name, position) for position in range(len(bins)))
             issame.append(group_issame)
             pair_group.append(np.full(len(group_issame), group_index, dtype=np.int64))
-            logger.info("%s: %d pairs (%d genuine)", file, len(group_issame), int(group_issame.sum()))
+            logger.info(
+                "%s: %d pairs (%d genuine)", file, len(group_issame), int(group_issame.sum())
+            )
         self.issame = np.concatenate(issame)
         self.pair_group = np.concatenate(pair_group)
         self.n_rows = len(self.bins)

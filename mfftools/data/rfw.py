@@ -9,6 +9,7 @@ person id exactly. One identity per (group, person) pair that has images, labell
 not errors: people listed in two groups (each group keeps its own identity) and listed people
 without images.
 """
+
 import logging
 from collections import defaultdict
 
@@ -55,7 +56,9 @@ class RfwInstanceZip(torch.utils.data.Dataset):
                 group.extend([group_index] * len(person_images))
                 paths.extend(person_images)
         if not paths:
-            raise MfftoolsError(f"{self.path}: no images of the listed people under data/data/<Group>/<person id>/")
+            raise MfftoolsError(
+                f"{self.path}: no images of the listed people under data/data/<Group>/<person id>/"
+            )
         self.identity = np.asarray(identity, dtype=np.int64)
         self.group = np.asarray(group, dtype=np.int64)
         self.paths = paths
@@ -65,28 +68,49 @@ class RfwInstanceZip(torch.utils.data.Dataset):
             for person in group_people:
                 listed_in[person] += 1
         self.people_in_two_groups = sum(count > 1 for count in listed_in.values())
-        unlisted = sum(len(files) for key, files in images.items() if key[1] not in people.get(key[0], ()))
+        unlisted = sum(
+            len(files) for key, files in images.items() if key[1] not in people.get(key[0], ())
+        )
         logger.info(
             "%s: %d images, %d identities in groups %s",
-            self.path, len(self.paths), n_identities, ", ".join(self.group_names),
+            self.path,
+            len(self.paths),
+            n_identities,
+            ", ".join(self.group_names),
         )
         if self.people_in_two_groups:
-            logger.info("%s: %d people listed in two groups (one identity per group kept)", self.path, self.people_in_two_groups)
+            logger.info(
+                "%s: %d people listed in two groups (one identity per group kept)",
+                self.path,
+                self.people_in_two_groups,
+            )
         if self.people_without_images:
-            logger.warning("%s: %d listed people have no images: %s", self.path, len(self.people_without_images), ", ".join(self.people_without_images[:10]))
+            logger.warning(
+                "%s: %d listed people have no images: %s",
+                self.path,
+                len(self.people_without_images),
+                ", ".join(self.people_without_images[:10]),
+            )
         if unlisted:
-            logger.warning("%s: %d images of people not in any people list are ignored", self.path, unlisted)
+            logger.warning(
+                "%s: %d images of people not in any people list are ignored", self.path, unlisted
+            )
 
     def _read_people(self):
         """Group name -> set of person ids, from data/txts/<Group>/<Group>_people.txt."""
         people = {}
         for member in self.archive.names:
             parts = member.split("/")
-            if len(parts) == 4 and parts[:2] == ["data", "txts"] and parts[3] == f"{parts[2]}_people.txt":
+            if (
+                len(parts) == 4
+                and parts[:2] == ["data", "txts"]
+                and parts[3] == f"{parts[2]}_people.txt"
+            ):
                 people[parts[2]] = _parse_people(self.archive.read(member), f"{self.path}:{member}")
         if not people:
             raise MfftoolsError(
-                f"{self.path}: not an RFW instance zip (no data/txts/<Group>/<Group>_people.txt member)"
+                f"{self.path}: not an RFW instance zip"
+                " (no data/txts/<Group>/<Group>_people.txt member)"
             )
         return people
 
@@ -95,7 +119,9 @@ class RfwInstanceZip(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         member = self.paths[index]
-        image = decode_or_skip(self.archive.read(member), f"{self.path}:{member}", self.skip_bad_images)
+        image = decode_or_skip(
+            self.archive.read(member), f"{self.path}:{member}", self.skip_bad_images
+        )
         return image, index
 
 
@@ -120,6 +146,10 @@ def _images_by_person(names):
     images = defaultdict(list)
     for member in names:
         parts = member.split("/")
-        if len(parts) == 5 and parts[:2] == ["data", "data"] and parts[4].lower().endswith(IMAGE_SUFFIXES):
+        if (
+            len(parts) == 5
+            and parts[:2] == ["data", "data"]
+            and parts[4].lower().endswith(IMAGE_SUFFIXES)
+        ):
             images[(parts[2], parts[3])].append(member)
     return images

@@ -9,6 +9,7 @@ the instance identities (new images of them), the training zip its own, disjoint
 The instance zip carries RFW's two quirks once each, so readers meet them: a person id listed in
 two groups (African and Asian), and a listed person without images (in the last group).
 """
+
 import logging
 import os
 import pickle
@@ -21,7 +22,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mfftools.data.faces import GROUP_STYLES, render_faces, sample_appearances, sample_variations, take
+from mfftools.data.faces import (
+    GROUP_STYLES,
+    render_faces,
+    sample_appearances,
+    sample_variations,
+    take,
+)
 from mfftools.data.images import encode_image
 from mfftools.data.pair_bin import BIN_SUFFIX
 from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
@@ -90,24 +97,38 @@ def synthesize(
     Images per instance identity follow a geometric law with mean `images_per_identity`, cut at
     `max_images_per_identity` (many single-image identities, as in RFW).
     """
-    _check_sizes(identities_per_group, images_per_identity, max_images_per_identity, pairs_per_group,
-                 train_identities_per_group, train_images_per_identity)
+    _check_sizes(
+        identities_per_group,
+        images_per_identity,
+        max_images_per_identity,
+        pairs_per_group,
+        train_identities_per_group,
+        train_images_per_identity,
+    )
     started = time.perf_counter()
     out_dir = Path(out_dir)
     (out_dir / BIN_FOLDER).mkdir(parents=True, exist_ok=True)
     group_names = sorted(GROUP_STYLES)
-    summary = SynthSummary(out_dir / INSTANCE_ZIP, out_dir / BIN_FOLDER, out_dir / TRAINING_ZIP, group_names)
+    summary = SynthSummary(
+        out_dir / INSTANCE_ZIP, out_dir / BIN_FOLDER, out_dir / TRAINING_ZIP, group_names
+    )
     painter = _Painter(jpeg_quality, batch_size, progress)
 
     with _atomic_zip(summary.instance_zip) as archive:
         for group_index, group in enumerate(group_names):
             rng = np.random.default_rng([seed, _INSTANCE, group_index])
             appearance = sample_appearances(rng, identities_per_group, GROUP_STYLES[group])
-            counts = _image_counts(rng, identities_per_group, images_per_identity, max_images_per_identity)
-            _write_instance_group(archive, rng, group_index, group, appearance, counts, painter, summary)
+            counts = _image_counts(
+                rng, identities_per_group, images_per_identity, max_images_per_identity
+            )
+            _write_instance_group(
+                archive, rng, group_index, group, appearance, counts, painter, summary
+            )
             pairs_rng = np.random.default_rng([seed, _PAIRS, group_index])
             bin_path = summary.bin_folder / f"{group}{BIN_SUFFIX}"
-            _write_pair_bin(bin_path, pairs_rng, appearance, GROUP_STYLES[group], pairs_per_group, painter)
+            _write_pair_bin(
+                bin_path, pairs_rng, appearance, GROUP_STYLES[group], pairs_per_group, painter
+            )
             summary.pairs[group] = pairs_per_group
 
     with _atomic_zip(summary.training_zip) as archive:
@@ -122,7 +143,9 @@ def synthesize(
                 copy = row % train_images_per_identity + 1
                 label = summary.training_identities + int(identity[row])
                 archive.writestr(IMAGE_MEMBER.format(len(index_lines)), data)
-                index_lines.append(f"{group}/{person}/{person}_{copy:04d}.jpg {group_index} {label} 1\n")
+                index_lines.append(
+                    f"{group}/{person}/{person}_{copy:04d}.jpg {group_index} {label} 1\n"
+                )
             summary.training_identities += train_identities_per_group
         archive.writestr(INDEX_MEMBER, "".join(index_lines))
         summary.training_images = len(index_lines)
@@ -138,7 +161,10 @@ def _check_sizes(identities, mean_images, max_images, pairs, train_identities, t
     if mean_images < 1 or max_images < 1 or train_images < 1:
         raise MfftoolsError("images per identity must be at least 1")
     if pairs <= 0 or pairs % (2 * N_FOLDS):
-        raise MfftoolsError(f"pairs per group must be a positive multiple of {2 * N_FOLDS} (10 balanced folds), got {pairs}")
+        raise MfftoolsError(
+            f"pairs per group must be a positive multiple of {2 * N_FOLDS}"
+            f" (10 balanced folds), got {pairs}"
+        )
 
 
 def _image_counts(rng, n_identities, mean, maximum):

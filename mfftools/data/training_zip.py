@@ -5,6 +5,7 @@
 
 Every line is checked when the reader is built; nothing is silently skipped.
 """
+
 import logging
 
 import numpy as np
@@ -38,10 +39,18 @@ class TrainingZip(torch.utils.data.Dataset):
         members = set(self.archive.names)
         for line, member in enumerate(self.members(), start=1):
             if member not in members:
-                raise MfftoolsError(f"{self.path}: {INDEX_MEMBER} line {line}: member {member} is missing")
+                raise MfftoolsError(
+                    f"{self.path}: {INDEX_MEMBER} line {line}: member {member} is missing"
+                )
         self.num_classes = int(self.labels.max()) + 1
         self.group_names = _group_names(self.names, self.groups)
-        logger.info("%s: %d images, %d classes, %d groups", self.path, len(self.labels), self.num_classes, len(self.group_names))
+        logger.info(
+            "%s: %d images, %d classes, %d groups",
+            self.path,
+            len(self.labels),
+            self.num_classes,
+            len(self.group_names),
+        )
 
     def members(self):
         """The zip member name of each image, in index order."""
@@ -66,11 +75,15 @@ def _parse_index(text, path):
         fields = line.split()
         where = f"{path}: {INDEX_MEMBER} line {number}"
         if len(fields) != 4:
-            raise MfftoolsError(f"{where}: expected 4 fields (name, group, label, exists), found {len(fields)}")
+            raise MfftoolsError(
+                f"{where}: expected 4 fields (name, group, label, exists), found {len(fields)}"
+            )
         try:
             group, label, _exists = (int(field) for field in fields[1:])
         except ValueError as error:
-            raise MfftoolsError(f"{where}: group, label and exists flag must be integers ({error})") from error
+            raise MfftoolsError(
+                f"{where}: group, label and exists flag must be integers ({error})"
+            ) from error
         if group < 0 or label < 0:
             raise MfftoolsError(f"{where}: group and label must be non-negative")
         names.append(fields[0])

@@ -4,6 +4,7 @@ The path is kept; the archive is (re)opened on first use in each process. Pickli
 workers) drops the open handle. With `in_memory=True` the whole file is read once and members are
 served from those bytes, as the original code did.
 """
+
 import io
 import os
 import zipfile

@@ -5,8 +5,16 @@ from mfftools.data.pair_bin import PairBinFolder
 from mfftools.data.rfw import RfwInstanceZip
 
 TINY = [
-    "--identities-per-group", "3", "--max-images-per-identity", "3", "--pairs-per-group", "20",
-    "--train-identities-per-group", "2", "--train-images-per-identity", "1",
+    "--identities-per-group",
+    "3",
+    "--max-images-per-identity",
+    "3",
+    "--pairs-per-group",
+    "20",
+    "--train-identities-per-group",
+    "2",
+    "--train-images-per-identity",
+    "1",
 ]
 
 

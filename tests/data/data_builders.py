@@ -1,4 +1,5 @@
 """Builders of small data files by hand, for the reader tests (imported as `data_builders`)."""
+
 import io
 import zipfile
 
@@ -31,6 +32,8 @@ def rfw_members(people, images):
     seed = 0
     for (group, folder), count in images.items():
         for k in range(1, count + 1):
-            members[f"data/data/{group}/{folder}/{folder}_{k:04d}.jpg"] = encoded_image(seed, size=8)
+            members[f"data/data/{group}/{folder}/{folder}_{k:04d}.jpg"] = encoded_image(
+                seed, size=8
+            )
             seed += 1
     return members

@@ -15,18 +15,26 @@ def test_decode_normalises_png_exactly():
     pixels = np.asarray(Image.open(io.BytesIO(data)), dtype=np.float32)
     tensor = decode_image(data, "face.png")
     assert tensor.dtype == torch.float32 and tensor.shape == (3, 112, 112)
-    np.testing.assert_allclose(tensor.numpy(), (pixels.transpose(2, 0, 1) / 255.0 - 0.5) / 0.5, atol=1e-6)
+    np.testing.assert_allclose(
+        tensor.numpy(), (pixels.transpose(2, 0, 1) / 255.0 - 0.5) / 0.5, atol=1e-6
+    )
     assert tensor.min() >= -1 and tensor.max() <= 1
 
 
 def test_decode_converts_grey_and_resizes_bicubic():
-    grey = Image.fromarray(np.random.default_rng(1).integers(0, 256, (50, 60), dtype=np.uint8), mode="L")
+    grey = Image.fromarray(
+        np.random.default_rng(1).integers(0, 256, (50, 60), dtype=np.uint8), mode="L"
+    )
     buffer = io.BytesIO()
     grey.save(buffer, format="PNG")
     tensor = decode_image(buffer.getvalue(), "grey.png")
-    expected = np.asarray(grey.convert("RGB").resize((112, 112), Image.Resampling.BICUBIC), dtype=np.float32)
+    expected = np.asarray(
+        grey.convert("RGB").resize((112, 112), Image.Resampling.BICUBIC), dtype=np.float32
+    )
     assert tensor.shape == (3, 112, 112)
-    np.testing.assert_allclose(tensor.numpy(), (expected.transpose(2, 0, 1) / 255.0 - 0.5) / 0.5, atol=1e-6)
+    np.testing.assert_allclose(
+        tensor.numpy(), (expected.transpose(2, 0, 1) / 255.0 - 0.5) / 0.5, atol=1e-6
+    )
     torch.testing.assert_close(tensor[0], tensor[1])
 
 

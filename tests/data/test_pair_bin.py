@@ -75,7 +75,9 @@ def test_refuses_non_latin1_codecs_and_damaged_files(tmp_path):
     # Protocol 2 spells bytes as _codecs.encode(text, "latin1"); any other codec is refused.
     forged = pickle.dumps(([b"a", b"b"], [True]), protocol=2).replace(b"latin1", b"rot_13")
     (tmp_path / "A_test.bin").write_bytes(forged)
-    with pytest.raises(MfftoolsError, match=r"forbidden type: _codecs.encode with encoding 'rot_13'"):
+    with pytest.raises(
+        MfftoolsError, match=r"forbidden type: _codecs.encode with encoding 'rot_13'"
+    ):
         load_pair_bin(tmp_path / "A_test.bin")
     (tmp_path / "B_test.bin").write_bytes(pickle.dumps(pair_content(2))[:-40])
     with pytest.raises(MfftoolsError, match="B_test.bin: not a readable pickle"):
@@ -110,8 +112,15 @@ def test_folder_concatenates_groups_sorted_by_name(tmp_path):
 
 def test_folder_group_names_must_match(tmp_path):
     make_folder(tmp_path / "bins", {"Asian": 1, "African": 1})
-    assert PairBinFolder(tmp_path / "bins", group_names=["Asian", "African"]).group_names == ["African", "Asian"]
-    with pytest.raises(MfftoolsError, match=r"bins: holds groups \['African', 'Asian'\], expected \['African', 'Asian', 'Indian'\]"):
+    assert PairBinFolder(tmp_path / "bins", group_names=["Asian", "African"]).group_names == [
+        "African",
+        "Asian",
+    ]
+    with pytest.raises(
+        MfftoolsError,
+        match=r"bins: holds groups \['African', 'Asian'\], "
+        r"expected \['African', 'Asian', 'Indian'\]",
+    ):
         PairBinFolder(tmp_path / "bins", group_names=["African", "Asian", "Indian"])
 
 
@@ -119,7 +128,10 @@ def test_folder_errors_and_bad_images(tmp_path):
     with pytest.raises(MfftoolsError, match="absent: no such folder"):
         PairBinFolder(tmp_path / "absent")
     (tmp_path / "A_test.bin").write_bytes(b"")
-    with pytest.raises(MfftoolsError, match=r"A_test.bin: not a folder \(expected a folder of <Group>_test.bin files\)"):
+    with pytest.raises(
+        MfftoolsError,
+        match=r"A_test.bin: not a folder \(expected a folder of <Group>_test.bin files\)",
+    ):
         PairBinFolder(tmp_path / "A_test.bin")
     (tmp_path / "empty").mkdir()
     with pytest.raises(MfftoolsError, match=r"empty: no <Group>_test.bin files"):

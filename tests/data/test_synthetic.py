@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from mfftools.data.faces import GROUP_STYLES, render_faces, sample_appearances, sample_variations, synthetic_faces, take
+from mfftools.data.faces import (
+    GROUP_STYLES,
+    render_faces,
+    sample_appearances,
+    sample_variations,
+    synthetic_faces,
+    take,
+)
 from mfftools.data.pair_bin import PairBinFolder
 from mfftools.data.rfw import RfwInstanceZip
 from mfftools.data.synthetic import synthesize
@@ -36,15 +43,25 @@ def test_instance_zip_reads_back_with_ground_truth(synth_dir):
     assert dataset.people_without_images == summary.people_without_images == ["Indian/m.0d5"]
     folders = [tuple(path.split("/")[2:4]) for path in dataset.paths]
     # One label per (group, person folder), consecutive in that sorted order.
-    assert sorted(set(folders)) == [folders[k] for k in np.unique(dataset.identity, return_index=True)[1]]
-    assert len(set(zip(folders, dataset.identity.tolist()))) == len(set(folders)) == dataset.identity.max() + 1
+    assert sorted(set(folders)) == [
+        folders[k] for k in np.unique(dataset.identity, return_index=True)[1]
+    ]
+    assert (
+        len(set(zip(folders, dataset.identity.tolist())))
+        == len(set(folders))
+        == dataset.identity.max() + 1
+    )
     for group_index, group in enumerate(dataset.group_names):
         in_group = dataset.group == group_index
         assert in_group.sum() == summary.instance_images[group]
         assert len(np.unique(dataset.identity[in_group])) == summary.instance_identities[group]
         assert all(folder[0] == group for folder, flag in zip(folders, in_group) if flag)
     # The person listed in two groups keeps one identity per group.
-    shared = {identity for folder, identity in zip(folders, dataset.identity.tolist()) if folder[1] == "m.0a0"}
+    shared = {
+        identity
+        for folder, identity in zip(folders, dataset.identity.tolist())
+        if folder[1] == "m.0a0"
+    }
     assert len(shared) == 2
     image, index = dataset[len(dataset) - 1]
     assert image.shape == (3, 112, 112) and index == len(dataset) - 1
@@ -57,7 +74,9 @@ def test_people_lists_count_images(synth_dir):
         for group in summary.group_names:
             for line in archive.read(f"data/txts/{group}/{group}_people.txt").decode().splitlines():
                 person, count = line.split("\t")
-                assert sum(name.startswith(f"data/data/{group}/{person}/") for name in names) == int(count)
+                assert sum(
+                    name.startswith(f"data/data/{group}/{person}/") for name in names
+                ) == int(count)
         assert archive.read(names[-1])[:2] == b"\xff\xd8"  # JPEG
 
 
@@ -95,7 +114,9 @@ def test_same_seed_same_bytes_other_seed_differs(synth_dir, tmp_path):
     again = synthesize(tmp_path / "again", seed=3, **sizes)
     other = synthesize(tmp_path / "other", seed=4, **sizes)
     assert again.instance_zip.read_bytes() == (out / "ValInstData.zip").read_bytes()
-    assert (again.bin_folder / "Asian_test.bin").read_bytes() == (out / "rfw_bin" / "Asian_test.bin").read_bytes()
+    assert (again.bin_folder / "Asian_test.bin").read_bytes() == (
+        out / "rfw_bin" / "Asian_test.bin"
+    ).read_bytes()
     assert other.instance_zip.read_bytes() != again.instance_zip.read_bytes()
     assert not list(tmp_path.glob("*/*.tmp")) and not list(tmp_path.glob("*/rfw_bin/*.tmp"))
 

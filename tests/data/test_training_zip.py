@@ -68,7 +68,9 @@ def test_malformed_index_line_is_named(tmp_path, lines, message):
 
 def test_missing_member_names_the_line(tmp_path):
     path = write_zip(tmp_path / "train.zip", training_members(LINES, n_images=3))
-    with pytest.raises(MfftoolsError, match=r"index.txt line 4: member data/img/0000003.jpg is missing"):
+    with pytest.raises(
+        MfftoolsError, match=r"index.txt line 4: member data/img/0000003.jpg is missing"
+    ):
         TrainingZip(path)
 
 
