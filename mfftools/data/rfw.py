@@ -11,7 +11,7 @@ without images.
 """
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import torch.utils.data
@@ -41,41 +41,26 @@ class RfwInstanceZip(torch.utils.data.Dataset):
         people = self._read_people()
         self.group_names = sorted(people)
         images = _images_by_person(self.archive.names)
-
-        identity, group, paths = [], [], []
-        self.people_without_images = []
-        n_identities = 0
-        for group_index, group_name in enumerate(self.group_names):
-            for person in sorted(people[group_name]):
-                person_images = sorted(images.get((group_name, person), ()))
-                if not person_images:
-                    self.people_without_images.append(f"{group_name}/{person}")
-                    continue
-                identity.extend([n_identities] * len(person_images))
-                n_identities += 1
-                group.extend([group_index] * len(person_images))
-                paths.extend(person_images)
-        if not paths:
+        self.identity, self.group, self.paths, self.people_without_images = _label_images(
+            self.group_names, people, images
+        )
+        if not self.paths:
             raise MfftoolsError(
                 f"{self.path}: no images of the listed people under data/data/<Group>/<person id>/"
             )
-        self.identity = np.asarray(identity, dtype=np.int64)
-        self.group = np.asarray(group, dtype=np.int64)
-        self.paths = paths
-
-        listed_in = defaultdict(int)
-        for group_people in people.values():
-            for person in group_people:
-                listed_in[person] += 1
+        listed_in = Counter(person for group_people in people.values() for person in group_people)
         self.people_in_two_groups = sum(count > 1 for count in listed_in.values())
         unlisted = sum(
             len(files) for key, files in images.items() if key[1] not in people.get(key[0], ())
         )
+        self._log_summary(unlisted)
+
+    def _log_summary(self, unlisted):
         logger.info(
             "%s: %d images, %d identities in groups %s",
             self.path,
             len(self.paths),
-            n_identities,
+            int(self.identity[-1]) + 1,
             ", ".join(self.group_names),
         )
         if self.people_in_two_groups:
@@ -139,6 +124,26 @@ def _parse_people(data, where):
     if not people:
         raise MfftoolsError(f"{where}: lists no people")
     return people
+
+
+def _label_images(group_names, people, images):
+    """One identity per (group, person) with images, numbered in (group, person id) order.
+
+    Returns identity and group (int64 arrays), the image member names, and the listed people
+    without images as "<Group>/<person id>".
+    """
+    identity, group, paths, without_images = [], [], [], []
+    for group_index, group_name in enumerate(group_names):
+        for person in sorted(people[group_name]):
+            person_images = sorted(images.get((group_name, person), ()))
+            if not person_images:
+                without_images.append(f"{group_name}/{person}")
+                continue
+            next_identity = identity[-1] + 1 if identity else 0
+            identity.extend([next_identity] * len(person_images))
+            group.extend([group_index] * len(person_images))
+            paths.extend(person_images)
+    return np.asarray(identity, np.int64), np.asarray(group, np.int64), paths, without_images
 
 
 def _images_by_person(names):
