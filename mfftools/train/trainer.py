@@ -81,6 +81,17 @@ def check_resumable(saved_config, config, path):
         raise MfftoolsError(f"cannot resume from {path}: the config changed ({details})")
 
 
+def optimisation_step(model, optimizer, scaler, images, labels, permutation, amp):
+    """Forward (autocast when `amp`), scaled backward, optimizer step; returns the detached loss."""
+    with torch.autocast(images.device.type, dtype=torch.float16, enabled=amp):
+        loss = model(images, labels, permutation)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach().float()
+
+
 def train(config, run_dir, resume=None, progress=True):
     """Train as `config` says, writing checkpoints, metrics and logs under `run_dir`.
 
@@ -218,16 +229,12 @@ class _Run:
                 images = randomness.apply_flip(images.to(device, non_blocking=True))
                 labels = labels.to(device, non_blocking=True)
                 permutation = randomness.permutation(len(labels), device) if self.module.mixfair else None
-                with torch.autocast(device.type, dtype=torch.float16, enabled=self.amp):
-                    loss = self.wrapped(images, labels, permutation)
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+                loss = optimisation_step(self.wrapped, self.optimizer, self.scaler, images, labels,
+                                         permutation, self.amp)
                 self.step += 1
                 window_steps += 1
-                window_loss += loss.detach().float()
-                epoch_loss += loss.detach().float()
+                window_loss += loss
+                epoch_loss += loss
                 bar.update()
                 if self.step % config.log_every == 0:
                     elapsed = time.perf_counter() - window_start
