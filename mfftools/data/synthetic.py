@@ -114,42 +114,29 @@ def synthesize(
     )
     painter = _Painter(jpeg_quality, batch_size, progress)
 
-    with _atomic_zip(summary.instance_zip) as archive:
-        for group_index, group in enumerate(group_names):
-            rng = np.random.default_rng([seed, _INSTANCE, group_index])
-            appearance = sample_appearances(rng, identities_per_group, GROUP_STYLES[group])
-            counts = _image_counts(
-                rng, identities_per_group, images_per_identity, max_images_per_identity
-            )
-            _write_instance_group(
-                archive, rng, group_index, group, appearance, counts, painter, summary
-            )
-            pairs_rng = np.random.default_rng([seed, _PAIRS, group_index])
-            bin_path = summary.bin_folder / f"{group}{BIN_SUFFIX}"
-            _write_pair_bin(
-                bin_path, pairs_rng, appearance, GROUP_STYLES[group], pairs_per_group, painter
-            )
-            summary.pairs[group] = pairs_per_group
-
-    with _atomic_zip(summary.training_zip) as archive:
-        index_lines = []
-        for group_index, group in enumerate(group_names):
-            rng = np.random.default_rng([seed, _TRAINING, group_index])
-            appearance = sample_appearances(rng, train_identities_per_group, GROUP_STYLES[group])
-            identity = np.repeat(np.arange(train_identities_per_group), train_images_per_identity)
-            variation = sample_variations(rng, len(identity), GROUP_STYLES[group].difficulty)
-            for row, data in enumerate(painter.encoded(take(appearance, identity), variation)):
-                person = _person_id("t", group_index, int(identity[row]))
-                copy = row % train_images_per_identity + 1
-                label = summary.training_identities + int(identity[row])
-                archive.writestr(IMAGE_MEMBER.format(len(index_lines)), data)
-                index_lines.append(
-                    f"{group}/{person}/{person}_{copy:04d}.jpg {group_index} {label} 1\n"
+    try:
+        with _atomic_zip(summary.instance_zip) as archive:
+            for group_index, group in enumerate(group_names):
+                rng = np.random.default_rng([seed, _INSTANCE, group_index])
+                appearance = sample_appearances(rng, identities_per_group, GROUP_STYLES[group])
+                counts = _image_counts(
+                    rng, identities_per_group, images_per_identity, max_images_per_identity
                 )
-            summary.training_identities += train_identities_per_group
-        archive.writestr(INDEX_MEMBER, "".join(index_lines))
-        summary.training_images = len(index_lines)
-    painter.close()
+                _write_instance_group(
+                    archive, rng, group_index, group, appearance, counts, painter, summary
+                )
+                pairs_rng = np.random.default_rng([seed, _PAIRS, group_index])
+                bin_path = summary.bin_folder / f"{group}{BIN_SUFFIX}"
+                _write_pair_bin(
+                    bin_path, pairs_rng, appearance, GROUP_STYLES[group], pairs_per_group, painter
+                )
+                summary.pairs[group] = pairs_per_group
+
+        _write_training_zip(
+            summary, seed, train_identities_per_group, train_images_per_identity, painter
+        )
+    finally:
+        painter.close()
     summary.seconds = time.perf_counter() - started
     logger.info("synthetic data written to %s in %.1f s", out_dir, summary.seconds)
     return summary
@@ -202,6 +189,28 @@ def _write_instance_group(archive, rng, group_index, group, appearance, counts, 
         archive.writestr(f"data/data/{group}/{person}/{person}_{copy:04d}.jpg", data)
     summary.instance_images[group] = len(identity)
     summary.instance_identities[group] = len(counts)
+
+
+def _write_training_zip(summary, seed, identities_per_group, images_per_identity, painter):
+    """Identities of every group in turn, labelled 0, 1, ... across groups; index.txt last."""
+    with _atomic_zip(summary.training_zip) as archive:
+        index_lines = []
+        for group_index, group in enumerate(summary.group_names):
+            rng = np.random.default_rng([seed, _TRAINING, group_index])
+            appearance = sample_appearances(rng, identities_per_group, GROUP_STYLES[group])
+            identity = np.repeat(np.arange(identities_per_group), images_per_identity)
+            variation = sample_variations(rng, len(identity), GROUP_STYLES[group].difficulty)
+            for row, data in enumerate(painter.encoded(take(appearance, identity), variation)):
+                person = _person_id("t", group_index, int(identity[row]))
+                copy = row % images_per_identity + 1
+                label = summary.training_identities + int(identity[row])
+                archive.writestr(IMAGE_MEMBER.format(len(index_lines)), data)
+                index_lines.append(
+                    f"{group}/{person}/{person}_{copy:04d}.jpg {group_index} {label} 1\n"
+                )
+            summary.training_identities += identities_per_group
+        archive.writestr(INDEX_MEMBER, "".join(index_lines))
+        summary.training_images = len(index_lines)
 
 
 def _write_pair_bin(path, rng, appearance, style, n_pairs, painter):
