@@ -35,6 +35,7 @@ class ModelConfig:
 class OptimConfig:
     epochs: int = 40
     batch_size: int = 128  # per process
+    max_steps_per_epoch: int = 0  # stop each epoch after this many steps; 0: the whole epoch
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -181,6 +182,7 @@ def validate(config):
          "model.head mixfair needs model.type mixfair (it mixes trunk feature maps)"),
         (config.optim.epochs >= 1, "optim.epochs must be at least 1"),
         (config.optim.batch_size >= 2, "optim.batch_size must be at least 2"),
+        (config.optim.max_steps_per_epoch >= 0, "optim.max_steps_per_epoch must be 0 (no limit) or more"),
         (config.eval.every >= 0, "eval.every must be 0 (never) or more"),
         (config.eval.best_mode in ("max", "min"), "eval.best_mode must be max or min"),
         (config.log_every >= 1, "log_every must be at least 1"),

@@ -7,6 +7,7 @@ evaluates when due and writes an atomic checkpoint; `resume="auto"` continues fr
 one and reproduces the uninterrupted run's numbers. As in the paper's code, the MixFair
 partners and the CIFP margin are drawn within each process's own batch.
 """
+import itertools
 import logging
 import sys
 import time
@@ -222,10 +223,13 @@ class _Run:
         window_loss = torch.zeros((), device=device)
         window_steps, window_start, epoch_start = 0, time.perf_counter(), time.perf_counter()
         images_per_step = config.optim.batch_size * self.info.world_size
-        bar = tqdm(total=len(self.loader), desc=f"epoch {epoch + 1}/{config.optim.epochs}",
+        steps = len(self.loader)
+        if config.optim.max_steps_per_epoch:
+            steps = min(steps, config.optim.max_steps_per_epoch)
+        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.optim.epochs}",
                    unit="batch", disable=not self.show_progress, leave=False)
         with bar:
-            for images, labels, _groups in self.loader:
+            for images, labels, _groups in itertools.islice(self.loader, steps):
                 images = randomness.apply_flip(images.to(device, non_blocking=True))
                 labels = labels.to(device, non_blocking=True)
                 permutation = randomness.permutation(len(labels), device) if self.module.mixfair else None
@@ -248,10 +252,10 @@ class _Run:
                     window_loss.zero_()
                     window_steps, window_start = 0, time.perf_counter()
         seconds = time.perf_counter() - epoch_start
-        mean_loss = self._mean_over_processes(epoch_loss / len(self.loader))
+        mean_loss = self._mean_over_processes(epoch_loss / steps)
         self.log.record("epoch", epoch + 1, self.step, {
             "loss": mean_loss, "lr": lr, "seconds": seconds,
-            "images_per_s": images_per_step * len(self.loader) / seconds,
+            "images_per_s": images_per_step * steps / seconds,
         })
         return mean_loss
 

@@ -1,0 +1,57 @@
+"""`mfftools train` through click's CliRunner."""
+import json
+
+from click.testing import CliRunner
+
+from mfftools.cli import main
+from mfftools.train import trainer
+from mfftools.train.metrics import read_metrics
+
+from trainer_fixtures import tiny_builder, write_training_zip
+
+
+def _config(tmp_path, train_zip):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        f"device: cpu\nlog_every: 2\ndata: {{train_zip: {train_zip}, workers: 0}}\n"
+        "optim: {epochs: 1, batch_size: 8}\neval: {every: 0}\n"
+    )
+    return path
+
+
+def test_train_command_runs_resumes_and_reports(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    train_zip = write_training_zip(tmp_path / "train.zip", n_classes=4, per_class=4)
+    config = _config(tmp_path, train_zip)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--config", str(config), "--set", "optim.lr=0.01",
+                                       "--set", "optim.max_steps_per_epoch=1", "--out", str(run),
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["epochs"] == 1 and summary["step"] == 1  # 16 images hold 2 batches of 8
+    assert [r["lr"] for r in read_metrics(run) if r["kind"] == "epoch"] == [0.01]
+
+    # Resuming without --config takes RUN_DIR/config.yaml; --set extends the run.
+    result = CliRunner().invoke(main, ["train", "--resume", "auto", "--set", "optim.epochs=2",
+                                       "--out", str(run), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["step"] == 2
+
+
+def test_train_command_errors_are_clean(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    train_zip = write_training_zip(tmp_path / "train.zip", n_classes=4, per_class=4)
+    config = _config(tmp_path, train_zip)
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1 and "--config is required" in result.output
+    result = runner.invoke(main, ["train", "--config", str(config), "--set", "optim.speed=3",
+                                  "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1 and "unknown config key 'optim.speed'" in result.output
+    result = runner.invoke(main, ["train", "--config", str(config), "--set", "optim.batch_size=64",
+                                  "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1 and "fewer than one batch of 64" in result.output
+    result = runner.invoke(main, ["train", "--config", str(config), "--set", "eval.pair_bin=/nowhere",
+                                  "--set", "eval.every=1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1 and "eval.pair_bin: /nowhere does not exist" in result.output
