@@ -362,18 +362,38 @@ def test_unusable_sources(tmp_path, tiny_model):
         extract(noise_source(3, bad={0, 1, 2}), skip_bad_images=True, workers=0, **options)
 
 
+def test_synthetic_data_end_to_end(tmp_path, tiny_model):
+    from mfftools.data.synthetic import synthesize
+
+    summary = synthesize(tmp_path / "synth", identities_per_group=2, images_per_identity=1.5,
+                         max_images_per_identity=2, pairs_per_group=20, train_identities_per_group=2,
+                         train_images_per_identity=1)
+    options = dict(model=tiny_model, batch_size=16, workers=2, device="cpu", progress=False)
+    images = open_embeddings(extract(summary.instance_zip, out_path=tmp_path / "i.h5", **options))
+    assert images.group_names == summary.group_names
+    assert images.n_rows == sum(summary.instance_images.values())
+    for index, name in enumerate(summary.group_names):
+        assert (images.group == index).sum() == summary.instance_images[name]
+        assert len(np.unique(images.identity[images.group == index])) == summary.instance_identities[name]
+    pairs = open_embeddings(extract(summary.bin_folder, out_path=tmp_path / "p.h5", **options))
+    assert pairs.n_rows == 2 * sum(summary.pairs.values())
+    for index, name in enumerate(summary.group_names):
+        assert (pairs.pair_group == index).sum() == summary.pairs[name]
+    assert np.isfinite(pairs.read()).all() and np.isfinite(images.read()).all()
+
+
 KILL_SCRIPT = '''
 import logging, sys
 from tiny_model import TinyNet
 from mfftools.extract import extract
 
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
-extract(sys.argv[1], out_path=sys.argv[2], model=TinyNet(delay=float(sys.argv[3])), batch_size=4,
-        workers=0, device="cpu", resume=True, progress=False)
+extract(sys.argv[1], out_path=sys.argv[2], model=TinyNet(delay=0.3), batch_size=4, workers=0,
+        device="cpu", resume=True, progress=False)
 '''
 
 
-def test_resume_after_sigkill_of_a_real_run(tmp_path):
+def test_resume_after_sigkill_of_a_real_run(tmp_path, caplog):
     module = _load_tiny_model_module(tmp_path)
     script = tmp_path / "run_extract.py"
     script.write_text(textwrap.dedent(KILL_SCRIPT))
@@ -381,7 +401,7 @@ def test_resume_after_sigkill_of_a_real_run(tmp_path):
     out = tmp_path / "killed.h5"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path)] + sys.path))
     process = subprocess.Popen(
-        [sys.executable, str(script), str(archive), str(out), "0.3"],
+        [sys.executable, str(script), str(archive), str(out)],
         stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
@@ -395,10 +415,9 @@ def test_resume_after_sigkill_of_a_real_run(tmp_path):
     assert process.returncode == -signal.SIGKILL
     partial = open_embeddings(out, allow_incomplete=True)
     assert not partial.attrs["complete"] and 8 <= partial.n_rows < 24
-    finished = subprocess.run([sys.executable, str(script), str(archive), str(out), "0"],
-                              env=env, capture_output=True, text=True)
-    assert finished.returncode == 0, finished.stderr
-    assert "resuming" in finished.stderr
-    reference = extract(archive, out_path=tmp_path / "ref.h5", model=module.TinyNet(), batch_size=4,
-                        workers=0, device="cpu", progress=False)
+    options = dict(model=module.TinyNet(), batch_size=4, workers=0, device="cpu", progress=False)
+    caplog.set_level(logging.INFO, logger="mfftools.embeddings")
+    extract(archive, out_path=out, resume=True, **options)
+    assert f"after {partial.n_rows} rows" in caplog.text
+    reference = extract(archive, out_path=tmp_path / "ref.h5", **options)
     _assert_same_file(open_embeddings(out), open_embeddings(reference))

@@ -110,9 +110,15 @@ def load_model(path, arch=None):
             f"but its weights are those of a {model_type!r} model"
         )
     arch = _resolve_arch(state_dict, path, arch, declared.get("arch"))
-    model, num_classes = _build(model_type, arch, state_dict)
+    # Built on the meta device (no initialisation to pay for), then given the loaded tensors.
+    with torch.device("meta"):
+        model, num_classes = _build(model_type, arch, state_dict)
     _check_keys(model, state_dict, path)
-    model.load_state_dict(state_dict, strict=True)
+    state_dict = {
+        key: value.float() if value.is_floating_point() else value
+        for key, value in state_dict.items()
+    }
+    model.load_state_dict(state_dict, strict=True, assign=True)
     model.eval()
     info = ModelInfo(
         path=str(path),

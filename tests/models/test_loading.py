@@ -36,6 +36,11 @@ def _assert_weights(model, state_dict):
     assert set(loaded) == set(state_dict)
     for key, value in state_dict.items():
         assert torch.equal(loaded[key], value), key
+    # the parameters keep the model's requires_grad flags: only the embedding BN scale is frozen
+    frozen = {name for name, parameter in model.named_parameters() if not parameter.requires_grad}
+    assert {"features.weight", "encoder.features.weight"} & frozen
+    assert "layer1.0.conv1.weight" not in frozen and "encoder.layer1.0.conv1.weight" not in frozen
+    assert all(not tensor.is_meta for tensor in loaded.values())
 
 
 def test_insightface_backbone(tmp_path, iresnet_state):
@@ -53,6 +58,15 @@ def test_ddp_prefix_and_explicit_arch(tmp_path, iresnet_state):
     model, info = load_model(path, arch="r18")
     _assert_weights(model, iresnet_state)
     assert info.checkpoint_format == "insightface"
+
+
+def test_half_precision_weights_load_as_float32(tmp_path, iresnet_state):
+    half = {key: value.half() if value.is_floating_point() else value for key, value in iresnet_state.items()}
+    model, _ = load_model(_save(tmp_path, half))
+    assert all(parameter.dtype == torch.float32 for parameter in model.parameters())
+    assert torch.equal(model.fc.weight, half["fc.weight"].float())
+    with torch.inference_mode():
+        assert model(torch.zeros(1, 3, 112, 112)).dtype == torch.float32
 
 
 def test_mixfairface_state_dict(tmp_path, mixfair_state):
