@@ -9,44 +9,49 @@ checkpoint, then measures images/s of
 A ratio near 1 means decoding and writing are hidden behind the model.
 
 Full runs: `python benchmarks/bench_extract.py` (CPU, r18) and
-`python benchmarks/bench_extract.py --device cuda --arch r50`; smoke run: add `--quick`.
+`python benchmarks/bench_extract.py --device cuda --arch r50` (run from the checkout with
+PYTHONPATH=. or the package installed); smoke run: add `--quick`.
 """
 import argparse
 import logging
 import os
 import platform
+import sys
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mfftools.data.faces import synthetic_faces
 from mfftools.data.images import encode_image
 from mfftools.dist import resolve_device
+from mfftools.errors import MfftoolsError
 from mfftools.extract import embed_batch, extract
 from mfftools.models.iresnet import iresnet
 
 IMAGES_PER_PERSON = 8
+RENDERED_FACES = 128  # distinct faces rendered; the zip cycles through their JPEG files
 
 
 def write_zip(path, n_images, seed=0):
-    """An RFW instance zip of n_images synthetic faces, two groups, 8 images per person."""
-    n_people = max(2, n_images // IMAGES_PER_PERSON)
-    pixels, identity = synthetic_faces(n_people, IMAGES_PER_PERSON, seed=seed)
+    """An RFW instance zip of n_images synthetic JPEG faces, two groups, up to 8 images per person
+    (at least one person per group)."""
+    pixels, _ = synthetic_faces(RENDERED_FACES // IMAGES_PER_PERSON, IMAGES_PER_PERSON, seed=seed)
+    encoded = [encode_image(face) for face in pixels]
+    per_person = max(1, min(IMAGES_PER_PERSON, n_images // 2))
+    people = {"GroupA": [], "GroupB": []}
     with zipfile.ZipFile(path, "w") as archive:
-        people = {"GroupA": [], "GroupB": []}
         for index in range(n_images):
-            person = int(identity[index])
+            person = index // per_person
             group = "GroupA" if person % 2 == 0 else "GroupB"
             person_id = f"m.{person:05d}"
-            if person_id not in people[group]:
+            if index % per_person == 0:
                 people[group].append(person_id)
-            number = index % IMAGES_PER_PERSON + 1
+            number = index % per_person + 1
             member = f"data/data/{group}/{person_id}/{person_id}_{number:04d}.jpg"
-            archive.writestr(member, encode_image(pixels[index]))
+            archive.writestr(member, encoded[index % len(encoded)])
         for group, ids in people.items():
             archive.writestr(f"data/txts/{group}/{group}_people.txt", "".join(f"{p}\t1\n" for p in ids))
     return path
@@ -146,7 +151,10 @@ def main():
     parser.add_argument("--amp", action="store_true", help="float16 autocast (CUDA)")
     args = parser.parse_args()
 
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except MfftoolsError as error:
+        sys.exit(f"error: {error}")
     cuda = device.type == "cuda"
     batch_size = args.batch_size or (256 if cuda else 8 if args.quick else 32)
     workers = args.workers if args.workers is not None else (min(8, os.cpu_count() or 1) if cuda else 2)
