@@ -5,6 +5,8 @@ Published insightface `backbone.pth` files load unchanged. The network maps an a
 blocks, each halving the resolution (112 -> 56 -> 28 -> 14 -> 7), then the head
 BN2d -> flatten -> dropout -> fc (512*7*7 -> num_features) -> BN1d whose scale is frozen at 1.
 """
+import contextlib
+
 import torch
 from torch import nn
 
@@ -59,7 +61,8 @@ class IResNet(nn.Module):
     """insightface's IResNet (arcface_torch `backbones/iresnet.py`), same parameters and buffers.
 
     `fp16=True` runs the trunk under CUDA autocast and the fc head in float32, as insightface's
-    training does; evaluation leaves it off (extraction has its own `amp` switch).
+    training does. With `fp16=False` the forward leaves the caller's autocast state alone, so an
+    outer autocast (extraction's `amp`) applies to the whole network.
     """
 
     def __init__(self, layers, dropout=0.0, num_features=512, fp16=False):
@@ -97,7 +100,9 @@ class IResNet(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward(self, x):
-        with torch.autocast("cuda", enabled=self.fp16 and x.is_cuda):
+        # A disabled autocast context would switch off an outer one: enter it only when asked.
+        mixed = torch.autocast("cuda") if self.fp16 and x.is_cuda else contextlib.nullcontext()
+        with mixed:
             x = self.bn2(self.trunk(x))
             x = self.dropout(torch.flatten(x, 1))
         x = self.fc(x.float() if self.fp16 else x)

@@ -63,3 +63,14 @@ def test_forward_shapes_and_frozen_embedding_scale():
     model.fp16 = True  # insightface's mixed-precision switch acts on CUDA only
     with torch.inference_mode():
         assert torch.equal(model(images), embedding)
+
+
+def test_forward_leaves_an_outer_autocast_alone(monkeypatch):
+    """Without fp16 the model enters no autocast context, which could disable the caller's."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("autocast entered")
+
+    monkeypatch.setattr(torch, "autocast", refuse)
+    with torch.device("meta"):
+        model = iresnet("r18").eval()
+        assert model(torch.zeros(1, 3, 112, 112)).shape == (1, 512)
