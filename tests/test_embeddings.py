@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import write_images_file, write_pairs_file
+from embedding_files import write_images_file, write_pairs_file
 from mfftools.embeddings import SCHEMA, EmbeddingsWriter, open_embeddings
 from mfftools.errors import MfftoolsError
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import write_images_file, write_pairs_file
+from embedding_files import write_images_file, write_pairs_file
 from mfftools.cli import main
 from mfftools.data.images import encode_image
 from mfftools.embeddings import EmbeddingsWriter, open_embeddings

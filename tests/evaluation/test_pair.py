@@ -8,7 +8,7 @@ from numpy.testing import assert_array_equal
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation import pair
-from conftest import write_images_file, write_pairs_file
+from embedding_files import write_images_file, write_pairs_file
 
 GRID = np.arange(0, 10, 0.001)
 TAR_GRID = np.arange(0, 4, 0.001)

@@ -1,0 +1,39 @@
+"""Write small embeddings files through the project's writer, for tests."""
+import numpy as np
+
+from mfftools.embeddings import EmbeddingsWriter
+
+
+def write_images_file(path, embeddings, identity, group, group_names, **attrs):
+    """Write a complete images-layout embeddings file through the project's writer."""
+    with EmbeddingsWriter.create(
+        path,
+        layout="images",
+        dim=embeddings.shape[1],
+        group_names=group_names,
+        dtype=embeddings.dtype,
+        attrs=attrs,
+    ) as writer:
+        writer.append(
+            embeddings,
+            identity=identity,
+            group=group,
+            path=[f"img_{k}.jpg" for k in range(len(embeddings))],
+            source_index=np.arange(len(embeddings)),
+        )
+    return path
+
+
+def write_pairs_file(path, embeddings, issame, pair_group, group_names, **attrs):
+    """Write a complete pairs-layout embeddings file through the project's writer."""
+    with EmbeddingsWriter.create(
+        path,
+        layout="pairs",
+        dim=embeddings.shape[1],
+        group_names=group_names,
+        dtype=embeddings.dtype,
+        pairs={"issame": issame, "pair_group": pair_group},
+        attrs=attrs,
+    ) as writer:
+        writer.append(embeddings, source_index=np.arange(len(embeddings)))
+    return path
