@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation.fairness import ser
 
 logger = logging.getLogger(__name__)
 
@@ -218,20 +219,11 @@ def embeddings_distances(embeddings, block_pairs=_BLOCK_PAIRS):
     return dist
 
 
-def separation_error_ratio(errors):
-    """SER = max error / min error over groups; 1 when all are equal, inf when only the min is 0."""
-    errors = np.asarray(errors, dtype=np.float64)
-    worst, best = float(errors.max()), float(errors.min())
-    if worst == best:
-        return 1.0
-    return worst / best if best > 0 else float("inf")
-
-
 def evaluate_pair_distances(dist, issame, pair_group, group_names):
     """The pair protocol's results dict (PROTOCOLS section 6) from pair distances and labels.
 
     Groups without pairs are left out (and logged). `std` (ddof = 1 over groups) is None with a
-    single group; `ser` is None when undefined (a perfect group beside an imperfect one).
+    single group; `ser` (error = 100 - accuracy %) is None when a group has no errors.
     """
     dist, issame = np.asarray(dist, dtype=np.float64), np.asarray(issame, dtype=bool)
     pair_group = np.asarray(pair_group, dtype=np.int64)
@@ -246,14 +238,13 @@ def evaluate_pair_distances(dist, issame, pair_group, group_names):
         raise MfftoolsError("no pairs to evaluate")
     percent = [result.accuracy * 100 for result in verified.values()]
     std = float(np.std(percent, ddof=1)) if len(percent) > 1 else None
-    ser = separation_error_ratio([100 - value for value in percent])
     return {
         "protocol": "pair",
         "group_names": list(verified),
         "groups": {name: _group_entry(result) for name, result in verified.items()},
         "mean_accuracy": float(np.mean(percent)),
         "std": std,
-        "ser": ser if np.isfinite(ser) else None,
+        "ser": ser([100 - value for value in percent]),
         "n_pairs": int(len(dist)),
         "far_target": FAR_TARGET,
         "roc": {

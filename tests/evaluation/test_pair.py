@@ -248,7 +248,7 @@ def test_evaluate_pairs_reads_float16_and_skips_empty_groups(tmp_path, rng):
     assert from_file["groups"]["G0"]["accuracy"] == results["groups"]["G0"]["accuracy"]
 
 
-def test_ser_is_none_when_only_the_best_group_is_perfect():
+def test_ser_is_none_when_a_group_is_perfect():
     issame = np.array([True, False] * 10)
     perfect = np.where(issame, 0.2, 1.8)
     imperfect = perfect.copy()
@@ -263,12 +263,6 @@ def test_ser_is_none_when_only_the_best_group_is_perfect():
     assert results["groups"]["B"]["accuracy"] < 1.0
     assert results["ser"] is None
     json.dumps(results, allow_nan=False)
-
-
-def test_separation_error_ratio():
-    assert pair.separation_error_ratio([4.0, 2.0, 8.0]) == 4.0
-    assert pair.separation_error_ratio([0.0, 0.0]) == 1.0
-    assert pair.separation_error_ratio([0.0, 1.0]) == float("inf")
 
 
 def test_too_few_pairs_or_one_kind_only_is_an_error():
