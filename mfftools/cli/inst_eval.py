@@ -1,11 +1,117 @@
-"""`mfftools inst-eval`."""
-import click
+"""`mfftools inst-eval`: the instance protocol on an images-layout embeddings file.
 
+Under torchrun (`torchrun --nproc_per_node N -m mfftools inst-eval ...`) every rank reads the file
+and scores its share of the tiles; rank 0 prints and writes the files.
+"""
+from pathlib import Path
+
+import click
+import torch
+
+from mfftools import dist
+from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
 
 
-@click.command("inst-eval", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args):
-    """Not available yet."""
-    raise MfftoolsError("'mfftools inst-eval' is not available yet in this version.")
+@click.command("inst-eval")
+@click.argument("embeddings_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tile", default=8192, show_default=True, type=int,
+              help="Rows per tile: one tile of tile x tile float32 scores is held at a time.")
+@click.option("--fpr", "targets", multiple=True, type=float, default=(1e-5,), show_default=True,
+              help="Target FPR; repeat for several (one pass serves them all).")
+@click.option("--method", default="bisection", show_default=True,
+              type=click.Choice(["bisection", "exact", "both"]),
+              help="Threshold search: the paper's bisection, the exact threshold, or both.")
+@click.option("--device", default="auto", show_default=True,
+              type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results (JSON) here.")
+@click.option("--per-identity", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the per-identity table (CSV) here.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write per-identity, similarity and ROC figures (PNG) into this folder.")
+def command(embeddings_file, tile, targets, method, device, json_path, csv_path, plots_dir):
+    """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
+    measures and identity similarity, in one streaming pass."""
+    from mfftools.evaluation.instance import evaluate_instance
+    from mfftools.evaluation.instance_files import write_json, write_per_identity_csv
+
+    methods = ("bisection", "exact") if method == "both" else (method,)
+    wants_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MfftoolsError("--device cuda was asked for, but CUDA is not available here")
+    info = dist.init("cuda" if wants_cuda else "cpu")
+    try:
+        embeddings = open_embeddings(embeddings_file, layout="images")
+        result = evaluate_instance(
+            embeddings, targets=targets, methods=methods, tile=tile, device=device,
+            progress=True, dist_info=info,
+        )
+    except RuntimeError as error:
+        if not info.distributed:
+            raise
+        raise MfftoolsError(
+            f"distributed evaluation failed on rank {info.rank} of {info.world_size} ({error}); "
+            "no results were written"
+        ) from error
+    finally:
+        if info.distributed:
+            dist.shutdown()
+    if not info.is_main:
+        return
+    result["source"] = str(embeddings_file)
+    if "model" in embeddings.attrs:
+        result["model"] = str(embeddings.attrs["model"])
+    click.echo(format_summary(result))
+    if json_path is not None:
+        click.echo(f"results written to {write_json(result, json_path)}")
+    if csv_path is not None:
+        click.echo(f"per-identity table written to {write_per_identity_csv(result, csv_path)}")
+    if plots_dir is not None:
+        from mfftools.report.instance_plots import write_instance_plots
+
+        for path in write_instance_plots(result, plots_dir):
+            click.echo(f"figure written to {path}")
+
+
+def _number(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def format_summary(result):
+    """The results as readable text: one table per target and method, then similarity."""
+    lines = [
+        f"{result['n_images']} images, {result['n_identities']} identities "
+        f"({result['n_single_image_identities']} with one image), dim {result['dim']}",
+    ]
+    header = f"{'':<14}{'TPR mean':>10}{'TPR std':>10}{'FPR mean':>11}{'FPR std':>11}" \
+             f"{'FMR':>11}{'FNMR':>10}"
+    for entry in result["results"]:
+        state = "converged" if entry["converged"] else "not converged"
+        lines += [
+            "",
+            f"target FPR {entry['target_fpr']:g} ({entry['method']}, {state}): "
+            f"threshold {entry['threshold']:.6f}, TPR {_number(entry['tpr'], '.6f')}, "
+            f"FPR {entry['fpr']:.3e}",
+            header,
+        ]
+        rows = [("instance", entry["instance"])] + list(entry["groups"].items())
+        for name, stats in rows:
+            lines.append(
+                f"{name:<14}{_number(stats['tpr_mean'], '10.6f')}{_number(stats['tpr_std'], '10.6f')}"
+                f"{_number(stats['fpr_mean'], '11.3e')}{_number(stats['fpr_std'], '11.3e')}"
+                f"{_number(stats.get('fmr'), '11.3e') if 'fmr' in stats else '':>11}"
+                f"{_number(stats.get('fnmr'), '10.6f') if 'fnmr' in stats else '':>10}"
+            )
+        fair = entry["fairness"]
+        lines.append(
+            "fairness: " + ", ".join(f"{key} {_number(value, '.4f')}" for key, value in fair.items())
+        )
+    lines += ["", f"{'similarity':<14}{'intra mean':>11}{'intra std':>10}{'inter mean':>11}"
+                  f"{'inter std':>10}"]
+    for name, stats in result["similarity"].items():
+        lines.append(
+            f"{name:<14}{_number(stats['intra_mean'], '11.6f')}{_number(stats['intra_std'], '10.6f')}"
+            f"{_number(stats['inter_mean'], '11.6f')}{_number(stats['inter_std'], '10.6f')}"
+        )
+    return "\n".join(lines)

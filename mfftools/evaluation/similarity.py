@@ -37,6 +37,8 @@ def intra_similarity(rows, identity, centres):
 
 
 def _faiss():
+    # faiss logs each CPU-variant library it tries at INFO level; only its outcome matters.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         import faiss
     except ImportError:

@@ -93,4 +93,7 @@ def exact_threshold(target, n_impostor, value_at_ordered_rank):
     With acceptance s > t, FPR(v) <= target for v the (K+1)-th largest score (at most K scores
     are above it) and FPR(t) > target for every t below it (K + 1 scores are above).
     """
-    return value_at_ordered_rank(impostor_rank(target, n_impostor))
+    value = value_at_ordered_rank(impostor_rank(target, n_impostor))
+    if value is None:
+        raise RuntimeError("the top set holds fewer pairs than the exact threshold needs")
+    return value

@@ -1,38 +1,44 @@
 """The instance protocol engine against a dense reference written here.
 
 The reference is obviously correct and only for small N: the full N x N matrix, as the paper.
-
 Every count comes from the full score matrix and boolean masks; the bisection is the paper's loop
 (`ThresholdOptimizer.Start`) with its float32 rates; the exact threshold is found by trying every
-impostor score. Only for small N.
+impostor score.
 """
 from fractions import Fraction
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
-from embedding_files import write_images_file
+from embedding_files import write_images_file, write_pairs_file
 from mfftools.embeddings import open_embeddings
+from mfftools.errors import MfftoolsError
+from mfftools.evaluation import instance, similarity, threshold as search
+from mfftools.evaluation.identities import build_layout
 from mfftools.evaluation.instance import evaluate_instance
+from mfftools.evaluation.stream import score_pass
+from mfftools.evaluation.tiles import plan_tiles
+from mfftools.evaluation.topset import ImpostorTopSet
 
 
 def dense_instance(embeddings, identity, group, targets, methods, n_groups):
     """Reference results: {(target, method): dict}, plus "similarity": per-identity intra/inter."""
     feats = torch.nn.functional.normalize(torch.from_numpy(embeddings.astype(np.float32)), dim=1)
     scores = (feats @ feats.T).clamp(-1, 1)
-    ident = torch.from_numpy(identity)
-    same = ident[:, None] == ident[None, :]
-    eye = torch.eye(len(identity), dtype=torch.bool)
-    genuine = same & ~eye
+    same = identity[:, None] == identity[None, :]
+    genuine = same & ~np.eye(len(identity), dtype=bool)
     impostor = ~same
     n_impostor = int(impostor.sum())
     n_genuine = int(genuine.sum())
 
     def fpr32(thr):
-        return ((scores > thr) & impostor).sum() / impostor.sum()
+        # The paper's float32 rate: int64 tensor / int64 tensor.
+        fp = int(((scores > thr).numpy() & impostor).sum())
+        return torch.tensor(fp) / torch.tensor(n_impostor)
 
     out = {}
     for target in targets:
@@ -40,9 +46,10 @@ def dense_instance(embeddings, identity, group, targets, methods, n_groups):
             if method == "bisection":
                 thr, converged = _paper_bisection(fpr32, target)
             else:
-                thr, converged = _exact(scores[impostor], n_impostor, target), True
+                thr, converged = _exact(scores[torch.from_numpy(impostor)], n_impostor, target), True
+            accepted = (scores > thr).numpy()
             out[(target, method)] = _stats_at(
-                scores, thr, converged, genuine, impostor, identity, group, n_groups,
+                accepted, thr, converged, genuine, impostor, identity, group, n_groups,
                 n_genuine, n_impostor,
             )
     out["similarity"] = _similarity(feats, identity)
@@ -78,12 +85,11 @@ def _exact(impostor_scores, n_impostor, target):
     return float(candidates[above <= allowed].min())
 
 
-def _stats_at(scores, thr, converged, genuine, impostor, identity, group, n_groups, n_gen, n_imp):
-    accepted = scores > thr
-    tp = (accepted & genuine).sum(1).numpy()
-    fp = (accepted & impostor).sum(1).numpy()
-    gen_row = genuine.sum(1).numpy()
-    imp_row = impostor.sum(1).numpy()
+def _stats_at(accepted, thr, converged, genuine, impostor, identity, group, n_groups, n_gen, n_imp):
+    tp = (accepted & genuine).sum(1)
+    fp = (accepted & impostor).sum(1)
+    gen_row = genuine.sum(1)
+    imp_row = impostor.sum(1)
     labels = np.unique(identity)
     tpr_id, fpr_id, id_group = [], [], []
     for label in labels:
@@ -94,7 +100,7 @@ def _stats_at(scores, thr, converged, genuine, impostor, identity, group, n_grou
     tpr_id, fpr_id, id_group = np.array(tpr_id), np.array(fpr_id), np.array(id_group)
     fmr, fnmr = [], []
     matrix = np.full((n_groups, n_groups), np.nan)
-    grp = torch.from_numpy(group)
+    grp = group
     for a in range(n_groups):
         probe = grp == a
         imp_a = int(impostor[probe].sum())
@@ -218,7 +224,7 @@ def assert_matches(result, reference, identity):
         (40, 5, 16, 7, (1e-2, 1e-3)),       # tile not dividing N, many tiles
         (70, 6, 8, 64, (3e-3,)),            # fewer than 50 identities in some groups
         (30, 4, 32, 1000, (1e-2,)),         # N smaller than a tile
-        (120, 4, 12, 600, (1e-3, 1e-4)),    # diagonal tile split into sub-blocks
+        (220, 4, 12, 560, (1e-3, 1e-4)),    # diagonal tiles split into sub-blocks
     ],
 )
 def test_matches_dense_reference(tmp_path, rng, n_identities, max_images, dim, tile, targets):
@@ -231,3 +237,138 @@ def test_matches_dense_reference(tmp_path, rng, n_identities, max_images, dim, t
     assert [(e["target_fpr"], e["method"]) for e in result["results"]] == [
         (t, m) for t in targets for m in methods
     ]
+
+
+def lattice_data(rng, n=260):
+    """Embeddings on a coarse lattice: few distinct scores, each shared by many pairs."""
+    identity = rng.integers(0, 60, size=n)
+    group = identity % 3
+    emb = rng.integers(-1, 2, size=(n, 3)).astype(np.float32)
+    emb[~emb.any(axis=1)] = 1.0
+    return emb, identity, group
+
+
+def test_ties_at_the_threshold(tmp_path, rng):
+    emb, identity, group = lattice_data(rng)
+    targets, methods = (1e-2, 1e-3, 0.2), ("bisection", "exact")
+    result = evaluate_file(tmp_path, emb, identity, group, targets=targets, methods=methods,
+                           tile=50, device="cpu")
+    reference = dense_instance(emb, identity, group, targets, methods, 3)
+    assert_matches(result, reference, identity)
+
+
+def test_single_images_lone_group_and_float16(tmp_path, rng):
+    """Identities with one image, a group with one identity, an unused group, a float16 file."""
+    emb, identity, group = make_data(rng, 45, 4, 16, n_groups=2, single=0.5)
+    lone = identity == identity[0]
+    group = np.where(lone, 2, group)  # group 2 holds exactly one identity; group 3 none
+    names = ["A", "B", "C", "D"]
+    emb16 = emb.astype(np.float16)
+    targets, methods = (1e-2,), ("bisection", "exact")
+    result = evaluate_file(tmp_path, emb16, identity, group, group_names=names,
+                           targets=targets, methods=methods, tile=33, device="cpu")
+    reference = dense_instance(emb16.astype(np.float32), identity, group, targets, methods, 4)
+    assert_matches(result, reference, identity)
+    sizes = np.unique(identity, return_counts=True)[1]
+    assert result["n_single_image_identities"] == int((sizes == 1).sum()) > 0
+    entry = result["results"][0]
+    assert entry["groups"]["D"] == {key: None for key in entry["groups"]["D"]}
+    assert result["similarity"]["D"]["intra_mean"] is None
+    assert result["similarity"]["C"]["inter_std"] == 0.0
+    assert set(entry["fairness"]) == {"fdr", "fpd", "fnd", "garbe", "fmr_max_geomean",
+                                      "fnmr_max_geomean"}
+
+
+@pytest.mark.parametrize("data", ["continuous", "lattice"])
+def test_small_top_set_falls_back_to_exact_counts(tmp_path, rng, monkeypatch, data):
+    """With a top set far too small, what it cannot answer is counted by a second pass, exactly."""
+    monkeypatch.setattr(search, "keep_for_targets", lambda targets, n: 6)
+    passes = []
+    real_count_pass = instance.count_pass
+    monkeypatch.setattr(instance, "count_pass",
+                        lambda *args, **kw: passes.append(args[3]) or real_count_pass(*args, **kw))
+    if data == "lattice":
+        emb, identity, group = lattice_data(rng, n=150)
+    else:
+        emb, identity, group = make_data(rng, 50, 5, 8)
+    targets, methods = (1e-2, 0.1), ("bisection",)
+    result = evaluate_file(tmp_path, emb, identity, group, targets=targets, methods=methods,
+                           tile=40, device="cpu")
+    reference = dense_instance(emb, identity, group, targets, methods, 3)
+    assert_matches(result, reference, identity)
+    assert passes
+
+
+def test_the_top_set_suffices_without_a_second_pass(tmp_path, rng, monkeypatch):
+    """On continuous scores the kept pairs decide every bisection step: no count pass runs."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a second pass was needed")
+
+    monkeypatch.setattr(instance, "count_pass", refuse)
+    emb, identity, group = make_data(rng, 90, 5, 10)
+    targets = (1e-2, 1e-3, 2e-4)
+    result = evaluate_file(tmp_path, emb, identity, group, targets=targets,
+                           methods=("bisection", "exact"), tile=64, device="cpu")
+    reference = dense_instance(emb, identity, group, targets, ("bisection", "exact"), 3)
+    assert_matches(result, reference, identity)
+
+
+def test_top_set_never_exceeds_its_bound(rng):
+    """After every tile the set holds at most 2 x keep pairs; finally fewer than keep above the cut,
+    and the cut is exactly the keep-th largest impostor score."""
+    emb, identity, group = make_data(rng, 150, 4, 6)
+    layout = build_layout(identity, group)
+    rows = torch.nn.functional.normalize(torch.from_numpy(emb), dim=1)[layout.order]
+    keep = 37
+    sizes = []
+
+    class Recording(ImpostorTopSet):
+        def add(self, *args):
+            super().add(*args)
+            sizes.append(len(self))
+
+    topset = Recording(keep)
+    score_pass(rows, layout, plan_tiles(len(rows), 23), topset)
+    assert len(sizes) == len(plan_tiles(len(rows), 23))
+    assert max(sizes) <= 2 * keep
+    topset.finalize()
+    scores = (rows @ rows.T).clamp(-1, 1)
+    ident = torch.from_numpy(layout.identity)
+    upper = torch.triu(torch.ones_like(scores, dtype=torch.bool), diagonal=1)
+    impostor_scores = torch.sort(scores[upper & (ident[:, None] != ident[None, :])],
+                                 descending=True).values
+    assert topset.cut == float(impostor_scores[keep - 1])
+    assert len(topset) < keep <= len(topset) + topset.ties
+    assert_array_equal(topset.values.numpy(), impostor_scores[: len(topset)].numpy())
+
+
+def test_faiss_and_torch_neighbours_agree(rng):
+    centres = torch.nn.functional.normalize(torch.from_numpy(rng.standard_normal((80, 16)).astype(np.float32)), dim=1)
+    centres[5] = centres[6]  # a duplicate: self must still be the one dropped
+    with_faiss = similarity.inter_similarity(centres, use_faiss=True)
+    with_torch = similarity.inter_similarity(centres, use_faiss=False)
+    assert_allclose(with_faiss, with_torch, rtol=0, atol=1e-6)
+    assert with_torch[5] == pytest.approx(with_torch[6], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"targets": (0.0,)}, "outside (0, 1)"),
+        ({"targets": (1.5,)}, "outside (0, 1)"),
+        ({"targets": (1e-9,)}, "cannot be resolved"),
+        ({"tile": 0}, "--tile must be at least 1"),
+        ({"methods": ("median",)}, "unknown threshold method"),
+    ],
+)
+def test_bad_requests(tmp_path, rng, kwargs, message):
+    emb, identity, group = make_data(rng, 10, 3, 4)
+    with pytest.raises(MfftoolsError, match=re.escape(message)):
+        evaluate_file(tmp_path, emb, identity, group, device="cpu", **kwargs)
+
+
+def test_pairs_layout_is_refused(tmp_path, rng):
+    path = write_pairs_file(tmp_path / "p.h5", rng.standard_normal((8, 4)).astype(np.float32),
+                            np.array([True, False, True, False]), np.zeros(4, dtype=np.int64), ["A"])
+    with pytest.raises(MfftoolsError, match="'images'-layout"):
+        evaluate_instance(open_embeddings(path), progress=False)
