@@ -32,7 +32,8 @@ def loop_reference(dist, issame, thresholds=ACCURACY_THRESHOLDS):
             [insightface_accuracy(t, dist[train], issame[train]) for t in thresholds]
         )
         best = int(np.argmax(train_accuracy))
-        accuracies.append(insightface_accuracy(thresholds[best], dist[start:stop], issame[start:stop]))
+        test_accuracy = insightface_accuracy(thresholds[best], dist[start:stop], issame[start:stop])
+        accuracies.append(test_accuracy)
         chosen.append(thresholds[best])
     return np.array(accuracies), np.array(chosen)
 
@@ -70,8 +71,8 @@ def main():
 
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, numpy {np.__version__}")
     print(f"{args.groups} groups x {n_pairs} pairs, grid of {len(ACCURACY_THRESHOLDS)} thresholds")
-    header = f"{'group':>5}  {'loop (s)':>9}  {'mfftools (s)':>12}  {'speed-up':>8}  {'accuracy':>8}  identical"
-    print(header)
+    print(f"{'group':>5}  {'loop (s)':>9}  {'mfftools (s)':>12}  {'speed-up':>8}  "
+          f"{'accuracy':>8}  identical")
     total_loop = total_ours = 0.0
     for group in range(args.groups):
         dist, issame = make_group(rng, n_pairs, args.dim, noise=3.0 + 0.4 * group)
@@ -81,8 +82,8 @@ def main():
         ours_seconds, (accuracies, thresholds) = best_time(
             lambda: verification_accuracy(dist, issame), 5
         )
-        identical = np.array_equal(accuracies, expected) and np.array_equal(thresholds, expected_thresholds)
-        if not identical:
+        if not (np.array_equal(accuracies, expected)
+                and np.array_equal(thresholds, expected_thresholds)):
             raise SystemExit(f"group {group}: fold accuracies differ from the loop reference")
         total_loop += loop_seconds
         total_ours += ours_seconds

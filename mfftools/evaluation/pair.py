@@ -77,7 +77,7 @@ def kfold_bounds(n_pairs, n_folds=N_FOLDS):
 
 
 def _accepted_per_fold(dist, issame, folds, thresholds):
-    """Accepted (dist < t) genuine and impostor pairs of each fold at each threshold: [F, T] each."""
+    """Accepted (dist < t) genuine and impostor pairs of each fold at each threshold, [F, T]."""
     genuine = np.empty((len(folds), len(thresholds)), dtype=np.int64)
     impostor = np.empty_like(genuine)
     for fold, (start, stop) in enumerate(folds):

@@ -40,7 +40,8 @@ def pairs_file(tmp_path, rng):
 
 
 def test_embeddings_file_table_json_and_plots(tmp_path, pairs_file):
-    result = run(pairs_file, "--json", tmp_path / "out" / "pairs.json", "--plots", tmp_path / "figs")
+    result = run(pairs_file, "--json", tmp_path / "out" / "pairs.json",
+                 "--plots", tmp_path / "figs")
     assert result.exit_code == 0, result.output
     expected = evaluate_pairs(open_embeddings(pairs_file))
     for name in GROUPS:
@@ -97,7 +98,10 @@ def write_bin(path, n_pairs, seed, content=None):
         for k in range(n_pairs):
             first = rng.integers(0, 256, (112, 112, 3))
             same = k % 2 == 0
-            second = first + rng.integers(-8, 9, first.shape) if same else rng.integers(0, 256, first.shape)
+            if same:
+                second = first + rng.integers(-8, 9, first.shape)
+            else:
+                second = rng.integers(0, 256, first.shape)
             bins += [encode_image(np.clip(image, 0, 255), fmt="PNG") for image in (first, second)]
             issame.append(same)
         content = (bins, issame)
@@ -166,7 +170,8 @@ def test_bin_folder_is_extracted_into_save_path(tmp_path, bin_folder, checkpoint
     assert written["model"] == str(checkpoint[0])
     expected = evaluate_pairs(embeddings)
     for name in ("African", "Asian"):
-        assert written["groups"][name]["fold_accuracies"] == expected["groups"][name]["fold_accuracies"]
+        folds = expected["groups"][name]["fold_accuracies"]
+        assert written["groups"][name]["fold_accuracies"] == folds
 
 
 def test_bin_folder_without_save_uses_a_temporary_file(tmp_path, bin_folder, checkpoint,

@@ -200,9 +200,8 @@ def make_pairs_file(tmp_path, rng, group_sizes, dim=8, harder=None, dtype=np.flo
     issame = rng.random(n_pairs) < 0.5
     first = rng.normal(size=(n_pairs, dim))
     noise = np.where(pair_group == harder, 1.2, 0.6)[:, None]
-    second = np.where(
-        issame[:, None], first + noise * rng.normal(size=(n_pairs, dim)), rng.normal(size=(n_pairs, dim))
-    )
+    genuine = first + noise * rng.normal(size=(n_pairs, dim))
+    second = np.where(issame[:, None], genuine, rng.normal(size=(n_pairs, dim)))
     rows = np.empty((2 * n_pairs, dim), dtype=dtype)
     rows[0::2], rows[1::2] = first, second
     names = [f"G{g}" for g in range(len(group_sizes))]
