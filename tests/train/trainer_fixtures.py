@@ -98,3 +98,54 @@ def small_config(train_zip, **changes):
         section, name = key.split("__") if "__" in key else (None, key)
         setattr(getattr(config, section) if section else config, name, value)
     return config
+
+
+def _pattern_image(rng, colour):
+    """An identity's colour under a strong random stripe pattern and noise (the nuisance)."""
+    period = rng.uniform(8, 40)
+    coordinate = np.arange(112)[None, :] if rng.integers(2) else np.arange(112)[:, None]
+    wave = np.sin(2 * np.pi * (coordinate / period + rng.uniform()))
+    pixels = np.asarray(colour) + 90 * np.broadcast_to(wave, (112, 112))[..., None] * rng.uniform(-1, 1, 3)
+    pixels = pixels + rng.normal(0, 10, (112, 112, 3))
+    return encode_image(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _identity_colours(count, seed):
+    return np.random.default_rng([seed, 1]).uniform(105, 150, size=(count, 3))
+
+
+def write_pattern_data(folder, identities=8, train_per_identity=16, pairs_per_group=40, seed=0):
+    """Pattern "faces": a training zip and a pair-protocol folder with two groups.
+
+    An identity is a colour; each image adds its own strong stripe pattern and noise. An
+    untrained network mostly sees the stripes (pair accuracy near chance); a trained one learns
+    to look at the colour. The pairs use new images of the training identities.
+    Returns (training zip path, .bin folder path).
+    """
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    colours = _identity_colours(identities, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    train_zip = folder / "train.zip"
+    lines = []
+    with zipfile.ZipFile(train_zip, "w") as archive:
+        for k in range(train_per_identity * identities):
+            label = k % identities
+            archive.writestr(f"data/img/{k:07d}.jpg", _pattern_image(rng, colours[label]))
+            lines.append(f"G{label % 2}/id{label} {label % 2} {label} 1")
+        archive.writestr("data/index.txt", "\n".join(lines) + "\n")
+    bin_folder = folder / "bins"
+    bin_folder.mkdir(exist_ok=True)
+    for group in (0, 1):
+        members = [i for i in range(identities) if i % 2 == group]
+        bins, issame = [], []
+        for pair in range(pairs_per_group):
+            same = pair % 2 == 0
+            first = members[rng.integers(len(members))]
+            second = first if same else rng.choice([m for m in members if m != first])
+            bins += [_pattern_image(rng, colours[first]), _pattern_image(rng, colours[second])]
+            issame.append(same)
+        with open(bin_folder / f"G{group}_test.bin", "wb") as handle:
+            pickle.dump((bins, issame), handle)
+    return train_zip, bin_folder
