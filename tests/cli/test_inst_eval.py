@@ -1,0 +1,104 @@
+"""`mfftools inst-eval` through click's CliRunner."""
+import csv
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from embedding_files import write_images_file, write_pairs_file
+from mfftools.cli import main
+from mfftools.embeddings import open_embeddings
+from mfftools.evaluation.instance import evaluate_instance
+
+GROUPS = ["African", "Asian", "Caucasian", "Indian"]
+ENTRY_KEYS = {"target_fpr", "method", "threshold", "tpr", "fpr", "converged", "instance",
+              "groups", "fairness"}
+
+
+@pytest.fixture
+def embeddings_file(tmp_path, rng):
+    n_ids = 60
+    sizes = rng.integers(1, 6, size=n_ids)
+    identity = np.repeat(np.arange(n_ids) * 3 + 11, sizes)
+    group = np.repeat(np.arange(n_ids) % 4, sizes)
+    centres = rng.standard_normal((n_ids, 24))
+    emb = (np.repeat(centres, sizes, axis=0) + rng.standard_normal((len(identity), 24)))
+    return write_images_file(tmp_path / "emb.h5", emb.astype(np.float32), identity, group, GROUPS,
+                             model="toy")
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["inst-eval", *map(str, args)])
+
+
+def test_json_csv_and_plots(tmp_path, embeddings_file):
+    out = run(embeddings_file, "--fpr", "1e-2", "--fpr", "1e-3", "--method", "both", "--tile", "50",
+              "--device", "cpu", "--json", tmp_path / "r.json", "--per-identity",
+              tmp_path / "ids.csv", "--plots", tmp_path / "figs")
+    assert out.exit_code == 0, out.output
+    assert "target FPR 0.01 (bisection" in out.output and "Caucasian" in out.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert {"protocol", "n_images", "n_identities", "dim", "group_names", "results",
+            "similarity"} <= set(data)
+    assert data["protocol"] == "instance" and data["model"] == "toy"
+    assert [(e["target_fpr"], e["method"]) for e in data["results"]] == [
+        (1e-2, "bisection"), (1e-2, "exact"), (1e-3, "bisection"), (1e-3, "exact")]
+    expected = evaluate_instance(open_embeddings(embeddings_file), targets=(1e-2, 1e-3),
+                                 methods=("bisection", "exact"), tile=50, device="cpu",
+                                 progress=False)
+    for entry, want in zip(data["results"], expected["results"]):
+        assert ENTRY_KEYS <= set(entry)
+        assert set(entry["instance"]) == {"tpr_mean", "tpr_std", "fpr_mean", "fpr_std"}
+        assert set(entry["groups"]) == set(GROUPS)
+        for stats in entry["groups"].values():
+            assert set(stats) == {"tpr_mean", "tpr_std", "fpr_mean", "fpr_std", "fmr", "fnmr"}
+        assert set(entry["fairness"]) == {"fdr", "fpd", "fnd", "garbe", "fmr_max_geomean",
+                                          "fnmr_max_geomean"}
+        for key in ("threshold", "tpr", "fpr", "converged", "instance", "groups", "fairness"):
+            assert entry[key] == want[key]
+    for stats in data["similarity"].values():
+        assert set(stats) == {"intra_mean", "intra_std", "inter_mean", "inter_std"}
+    rows = list(csv.DictReader((tmp_path / "ids.csv").open()))
+    assert len(rows) == data["n_identities"] == 60
+    assert rows[0]["identity"] == "11" and rows[0]["group"] == "African"
+    singles = [row for row in rows if row["n_images"] == "1"]
+    assert singles and all(row["tpr_0.01_bisection"] == "" for row in singles)
+    figures = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert "instance_roc.png" in figures and "instance_similarity.png" in figures
+    assert len(figures) == 4 + 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tile", "0"], "--tile must be at least 1"),
+        (["--fpr", "1.5"], "outside (0, 1)"),
+        (["--fpr", "1e-12"], "cannot be resolved"),
+    ],
+)
+def test_bad_options(embeddings_file, args, message):
+    out = run(embeddings_file, "--device", "cpu", *args)
+    assert out.exit_code == 1
+    assert message in out.output
+
+
+def test_bad_files(tmp_path, embeddings_file, rng):
+    out = run(tmp_path / "missing.h5")
+    assert out.exit_code == 1 and "not found" in out.output
+    with h5py.File(embeddings_file, "r+") as handle:
+        handle.attrs["complete"] = False
+    out = run(embeddings_file)
+    assert out.exit_code == 1 and "incomplete" in out.output
+    pairs = write_pairs_file(tmp_path / "p.h5", rng.standard_normal((4, 3)).astype(np.float32),
+                             np.array([True, False]), np.zeros(2, dtype=np.int64), ["A"])
+    out = run(pairs)
+    assert out.exit_code == 1 and "'images'-layout" in out.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error when CUDA is absent")
+def test_cuda_asked_but_absent(embeddings_file):
+    out = run(embeddings_file, "--device", "cuda")
+    assert out.exit_code == 1 and "CUDA is not available" in out.output
