@@ -45,7 +45,8 @@ def sample_appearances(rng, n, style):
         return (centre + spread * rng.uniform(-half_width, half_width, shape)).astype(np.float32)
 
     skin = np.clip(np.asarray(style.skin) + spread * rng.normal(0.0, 0.07, (n, 3)), 0.05, 0.98)
-    hair_grey = rng.uniform(0.03, 0.55, (n, 1))
+    hair_grey = rng.uniform(0.03, 0.7, (n, 1))
+    hair_tint = rng.uniform([0.9, 0.7, 0.45], [1.45, 1.1, 1.0], (n, 3))  # black, brown, blond, red
     return {
         "skin": skin.astype(np.float32),
         "contrast": np.full(n, 1.0 - 0.4 * style.difficulty, np.float32),
@@ -53,7 +54,7 @@ def sample_appearances(rng, n, style):
         "face_ay": around(0.80, 0.09),
         "hair_line": around(-0.42, 0.18),
         "hair_curve": around(0.3, 0.5),
-        "hair_colour": np.clip(hair_grey * rng.uniform(0.7, 1.3, (n, 3)), 0, 1).astype(np.float32),
+        "hair_colour": np.clip(hair_grey * hair_tint, 0, 1).astype(np.float32),
         "eye_y": around(-0.16, 0.08),
         "eye_dx": around(0.29, 0.07),
         "eye_rx": around(0.11, 0.035),
@@ -74,7 +75,7 @@ def sample_appearances(rng, n, style):
         ).astype(np.float32),
         "wave_k": (spread * rng.normal(0.0, 7.0, (n, _N_WAVES, 2))).astype(np.float32),
         "wave_phase": rng.uniform(0, 2 * np.pi, (n, _N_WAVES)).astype(np.float32),
-        "wave_amp": (spread * rng.uniform(0.03, 0.09, (n, _N_WAVES))).astype(np.float32),
+        "wave_amp": (spread * rng.uniform(0.05, 0.12, (n, _N_WAVES))).astype(np.float32),
     }
 
 
@@ -89,7 +90,9 @@ def sample_variations(rng, n, difficulty):
         "shift": np.clip(rng.normal(0.0, 0.05 + 0.03 * d, (n, 2)), -0.2, 0.2).astype(np.float32),
         "smile": rng.normal(0.0, 0.25, n).astype(np.float32),
         "eye_open": rng.uniform(0.55, 1.1, n).astype(np.float32),
-        "background": rng.uniform(0.0, 1.0, (n, 3)).astype(np.float32),
+        "background": np.clip(
+            rng.uniform(0.15, 0.85, (n, 1)) + rng.normal(0.0, 0.06, (n, 3)), 0, 1
+        ).astype(np.float32),
         "gain": np.exp(rng.normal(0.0, 0.12 + 0.15 * d, n)).astype(np.float32),
         "gradient": rng.normal(0.0, 0.12 + 0.15 * d, (n, 2)).astype(np.float32),
         "cast": (1.0 + rng.normal(0.0, 0.04, (n, 3))).astype(np.float32),
