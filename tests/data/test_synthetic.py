@@ -135,15 +135,26 @@ def test_bad_sizes(tmp_path, sizes, message):
         synthesize(tmp_path, **dict(SMALL, **sizes))
 
 
-def test_images_of_an_identity_look_alike():
-    images, identity = synthetic_faces(6, 4, seed=1)
-    assert images.dtype == np.uint8 and images.shape == (24, 112, 112, 3)
-    centre = images[:, 30:82, 36:76].reshape(len(images), -1).astype(np.float64)
-    distance = ((centre[:, None] - centre[None]) ** 2).mean(axis=2)
+def _genuine_impostor_gap(images, identity):
+    """Mean cosine similarity of centre crops, same identity minus different identities."""
+    crops = images[:, 30:82, 36:76].reshape(len(images), -1).astype(np.float64)
+    crops -= crops.mean(axis=1, keepdims=True)
+    crops /= np.linalg.norm(crops, axis=1, keepdims=True)
+    similarity = crops @ crops.T
     same = identity[:, None] == identity[None]
     off_diagonal = ~np.eye(len(images), dtype=bool)
-    assert distance[same & off_diagonal].mean() < 0.6 * distance[~same].mean()
+    return similarity[same & off_diagonal].mean() - similarity[~same].mean()
+
+
+def test_identities_look_alike_and_the_hard_group_less_so():
+    images, identity = synthetic_faces(6, 4, seed=1)
+    assert images.dtype == np.uint8 and images.shape == (24, 112, 112, 3)
+    np.testing.assert_array_equal(identity, np.repeat(np.arange(6), 4))
     np.testing.assert_array_equal(synthetic_faces(6, 4, seed=1)[0], images)
+    easy_gap = _genuine_impostor_gap(images, identity)
+    hard_gap = _genuine_impostor_gap(*synthetic_faces(6, 4, seed=1, group="African"))
+    assert easy_gap > 0.2
+    assert hard_gap < 0.5 * easy_gap
 
 
 def test_hard_group_identities_differ_less_and_vary_more():
