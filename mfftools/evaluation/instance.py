@@ -363,38 +363,34 @@ def _similarity_by_group(sims, layout, group_names):
 
 def _roc(engine, layout, group_names):
     """Per group ROC points (probe's group) in the low-FPR region that the top set covers."""
-    values = engine.topset.values
+    values = engine.topset.values.numpy()
     if not len(values):
         return {}
     ranks = np.unique(np.geomspace(1, len(values), ROC_POINTS).astype(np.int64)) - 1
-    thresholds = values[torch.from_numpy(ranks)]
-    rows_i, rows_j = engine.topset.rows_i.long(), engine.topset.rows_j.long()
-    group = engine.group
+    thresholds = values[ranks]
+    group = layout.group
+    impostor_groups = (group[engine.topset.rows_i.numpy()], group[engine.topset.rows_j.numpy()])
+    genuine = engine.genuine.numpy()
+    genuine_groups = (group[layout.genuine_i], group[layout.genuine_j])
     row_sizes = layout.row_sizes
     n_groups = len(group_names)
-    genuine_per_group = np.bincount(layout.group, weights=row_sizes - 1, minlength=n_groups)
-    impostor_per_group = np.bincount(
-        layout.group, weights=layout.n_rows - row_sizes, minlength=n_groups
-    )
+    genuine_per_group = np.bincount(group, weights=row_sizes - 1, minlength=n_groups)
+    impostor_per_group = np.bincount(group, weights=layout.n_rows - row_sizes, minlength=n_groups)
     out = {}
     for g, name in enumerate(group_names):
         if not impostor_per_group[g] or not genuine_per_group[g]:
             continue
-        impostor = torch.cat([values[group[rows_i] == g], values[group[rows_j] == g]])
-        genuine = torch.cat([
-            engine.genuine[group[engine.genuine_i] == g], engine.genuine[group[engine.genuine_j] == g]
-        ])
-        fpr = _count_above(impostor, thresholds) / impostor_per_group[g]
-        tpr = _count_above(genuine, thresholds) / genuine_per_group[g]
+        impostor = np.concatenate([values[side == g] for side in impostor_groups])
+        accepted = np.concatenate([genuine[side == g] for side in genuine_groups])
         out[name] = {
-            "threshold": _floats(thresholds.double().numpy()),
-            "fpr": _floats(fpr),
-            "tpr": _floats(tpr),
+            "threshold": _floats(thresholds.astype(np.float64)),
+            "fpr": _floats(_count_above(impostor, thresholds) / impostor_per_group[g]),
+            "tpr": _floats(_count_above(accepted, thresholds) / genuine_per_group[g]),
         }
     return out
 
 
 def _count_above(values, thresholds):
-    """How many of `values` are > each threshold (float32 comparisons)."""
-    ordered = torch.sort(values).values
-    return (len(ordered) - torch.searchsorted(ordered, thresholds, right=True)).double().numpy()
+    """How many of `values` are > each threshold (both float32)."""
+    ordered = np.sort(values)
+    return (len(ordered) - np.searchsorted(ordered, thresholds, side="right")).astype(np.float64)

@@ -22,7 +22,12 @@ BLOCK = 128
 
 
 class _TileScorer:
-    """Scores tiles into one reused buffer, with genuine, diagonal and lower-triangle cells at -inf."""
+    """Scores tiles into one reused buffer, with genuine and diagonal (i == j) cells at -inf.
+
+    On a diagonal tile the lower triangle is set to -inf only when asked (`mask_lower`); otherwise
+    its cells, mirrors of the upper ones, stay and the caller drops them by position (cheaper than
+    a pass over the tile).
+    """
 
     def __init__(self, rows, layout, max_tile_cells):
         self.rows = rows
@@ -31,7 +36,7 @@ class _TileScorer:
         self.buffer = torch.empty(max_tile_cells, dtype=torch.float32, device=self.device)
         self._lower = {}
 
-    def __call__(self, tile, genuine_out=None):
+    def __call__(self, tile, genuine_out=None, mask_lower=True):
         """The tile's scores (a view of the buffer); genuine scores go to genuine_out (clamped)."""
         n_rows, n_cols = tile.shape
         scores = self.buffer[: n_rows * n_cols].view(n_rows, n_cols)
@@ -42,15 +47,20 @@ class _TileScorer:
         )
         pairs = self.layout.genuine_in_tile(tile)
         if len(pairs):
-            pairs_t = torch.from_numpy(pairs).to(self.device)
-            local_i = torch.from_numpy(self.layout.genuine_i[pairs] - tile.row_start)
-            local_j = torch.from_numpy(self.layout.genuine_j[pairs] - tile.col_start)
-            local_i, local_j = local_i.long().to(self.device), local_j.long().to(self.device)
+            local_i = torch.from_numpy(self.layout.genuine_i[pairs] - tile.row_start).long()
+            local_j = torch.from_numpy(self.layout.genuine_j[pairs] - tile.col_start).long()
+            local_i, local_j = local_i.to(self.device), local_j.to(self.device)
             if genuine_out is not None:
-                genuine_out[pairs_t] = scores[local_i, local_j].clamp(-1.0, 1.0)
+                positions = torch.from_numpy(pairs).to(self.device)
+                genuine_out[positions] = scores[local_i, local_j].clamp(-1.0, 1.0)
             scores[local_i, local_j] = float("-inf")
+            if tile.diagonal:
+                scores[local_j, local_i] = float("-inf")  # the mirrors, when kept
         if tile.diagonal:
-            scores.masked_fill_(self._lower_triangle(n_rows), float("-inf"))
+            if mask_lower:
+                scores.masked_fill_(self._lower_triangle(n_rows), float("-inf"))
+            else:
+                scores.diagonal().fill_(float("-inf"))
         return scores
 
     def _lower_triangle(self, size):
@@ -74,8 +84,9 @@ def _candidates(scores, topset):
     """Flat positions and raw values of the tile's scores >= the top set's cut.
 
     While the set is still filling (cut KEEP_ALL), the cut is first raised to the `keep`-th largest
-    of the tile's run maxima when there are that many runs: those are `keep` distinct cells of the
-    tile, so at least `keep` pairs score >= it and the set's invariant holds.
+    of the tile's run maxima when there are that many runs: those are `keep` distinct cells, each
+    a different pair (the caller masks the lower triangle of a diagonal tile for this), so at least
+    `keep` pairs score >= it and the set's invariant holds.
     """
     flat = scores.view(-1)
     n_runs = flat.numel() // BLOCK
@@ -107,11 +118,16 @@ def score_pass(rows, layout, tiles, topset, progress=False):
     scorer = _TileScorer(rows, layout, max_cells)
     genuine = torch.zeros(len(layout.genuine_i), dtype=torch.float32, device=rows.device)
     for tile in _progress(tiles, progress):
-        scores = scorer(tile, genuine_out=genuine)
+        # While the set fills, a diagonal tile's mirrored lower half must not count twice.
+        filling = topset.cut == KEEP_ALL
+        scores = scorer(tile, genuine_out=genuine, mask_lower=filling)
         positions, values = _candidates(scores, topset)
         n_cols = tile.shape[1]
         rows_i = tile.row_start + torch.div(positions, n_cols, rounding_mode="floor")
         rows_j = tile.col_start + positions % n_cols
+        if tile.diagonal and not filling:
+            upper = rows_i < rows_j
+            values, rows_i, rows_j = values[upper], rows_i[upper], rows_j[upper]
         topset.add(values.clamp_(-1.0, 1.0), rows_i, rows_j)
     logger.debug("top set: %d pairs above %.6g, %d at it", len(topset), topset.cut, topset.ties)
     return genuine
