@@ -25,7 +25,7 @@ def test_demo_recipe_goes_from_chance_to_clearly_above(tmp_path, monkeypatch):
     config = load_config(DEMO_CONFIG, [
         f"data.train_zip={train_zip}", f"eval.pair_bin={bin_folder}", "device=cpu", "data.workers=0",
         "optim.batch_size=16", "optim.epochs=6", "optim.milestones=[4]", "eval.every=3",
-        "eval.at_start=true",
+        "eval.at_start=true", "eval.flip=false",
     ])
     run = tmp_path / "run"
     summary = trainer.train(config, run, progress=False)

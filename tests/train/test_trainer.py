@@ -133,3 +133,19 @@ def test_two_process_ddp_equals_one_process_on_the_same_global_batch(train_zip, 
     torch.manual_seed(single.seed)
     initial, _ = tiny_builder(with_norm=False)(single.model, 6)
     assert not torch.allclose(initial.mid.weight, single_state["model"]["mid.weight"])
+
+
+def test_checkpoint_of_the_real_network_loads_for_extraction(tmp_path):
+    from mfftools.models.loading import load_model
+    from mfftools.models.mixfair import MixFairFaceNet
+
+    train_zip = write_training_zip(tmp_path / "train.zip", n_classes=3, per_class=2)
+    config = small_config(train_zip, optim__epochs=1, optim__batch_size=2, optim__max_steps_per_epoch=1)
+    config.model.arch = "r18"
+    trainer.train(config, tmp_path / "run", progress=False)
+    path = epoch_checkpoints(tmp_path / "run" / "checkpoints")[-1]
+    model, info = load_model(path)
+    assert isinstance(model, MixFairFaceNet) and (info.arch, info.model_type) == ("r18", "mixfair")
+    assert info.checkpoint_format == "mfftools" and info.num_classes == 3
+    saved = load_checkpoint(path)["model"]
+    assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
