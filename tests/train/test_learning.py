@@ -20,12 +20,13 @@ DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo_tiny.yaml"
 
 
 def test_demo_recipe_goes_from_chance_to_clearly_above(tmp_path, monkeypatch):
-    train_zip, bin_folder = write_pattern_data(tmp_path / "data")
+    train_zip, bin_folder, instance_zip = write_pattern_data(tmp_path / "data")
     monkeypatch.setattr(trainer, "build_network", tiny_builder())
     config = load_config(DEMO_CONFIG, [
         f"data.train_zip={train_zip}", f"eval.pair_bin={bin_folder}", "device=cpu", "data.workers=0",
         "optim.batch_size=16", "optim.epochs=6", "optim.milestones=[4]", "eval.every=3",
-        "eval.at_start=true", "eval.flip=false",
+        "eval.at_start=true", "eval.flip=false", f"eval.instance_zip={instance_zip}",
+        "eval.target_fpr=0.01",
     ])
     run = tmp_path / "run"
     summary = trainer.train(config, run, progress=False)
@@ -38,6 +39,13 @@ def test_demo_recipe_goes_from_chance_to_clearly_above(tmp_path, monkeypatch):
     saved = json.loads((run / "eval" / "epoch_0006_pair.json").read_text())
     assert saved["protocol"] == "pair" and saved["mean_accuracy"] == accuracy[6]
     assert (run / "eval" / "epoch_0000_pair.json").is_file()
+    # The instance protocol ran too (24 images, 8 identities), its numbers logged under instance/.
+    last = [r for r in read_metrics(run) if r["kind"] == "eval"][-1]
+    instance = json.loads((run / "eval" / "epoch_0006_instance.json").read_text())
+    assert instance["protocol"] == "instance" and instance["n_images"] == 24
+    assert last["instance/tpr"] == instance["results"][0]["tpr"]
+    assert last["instance/G0/tpr_mean"] == instance["results"][0]["groups"]["G0"]["tpr_mean"]
+    assert last["instance/tpr"] > 0.5  # genuine pairs of the learnt colours are accepted
 
     best_epoch = max((epoch for epoch in (3, 6)), key=lambda epoch: (accuracy[epoch], -epoch))
     assert summary["best"] == {"metric": "pair/mean_accuracy", "mode": "max",

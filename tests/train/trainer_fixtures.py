@@ -114,13 +114,14 @@ def _identity_colours(count, seed):
     return np.random.default_rng([seed, 1]).uniform(105, 150, size=(count, 3))
 
 
-def write_pattern_data(folder, identities=8, train_per_identity=16, pairs_per_group=40, seed=0):
+def write_pattern_data(folder, identities=8, train_per_identity=16, pairs_per_group=40,
+                       instance_per_identity=3, seed=0):
     """Pattern "faces": a training zip and a pair-protocol folder with two groups.
 
     An identity is a colour; each image adds its own strong stripe pattern and noise. An
     untrained network mostly sees the stripes (pair accuracy near chance); a trained one learns
-    to look at the colour. The pairs use new images of the training identities.
-    Returns (training zip path, .bin folder path).
+    to look at the colour. The pairs and the RFW-style instance zip use new images of the
+    training identities. Returns (training zip, .bin folder, instance zip).
     """
     import pickle
 
@@ -148,4 +149,14 @@ def write_pattern_data(folder, identities=8, train_per_identity=16, pairs_per_gr
             issame.append(same)
         with open(bin_folder / f"G{group}_test.bin", "wb") as handle:
             pickle.dump((bins, issame), handle)
-    return train_zip, bin_folder
+    instance_zip = folder / "instance.zip"
+    with zipfile.ZipFile(instance_zip, "w") as archive:
+        for group in (0, 1):
+            people = [f"id{i}" for i in range(identities) if i % 2 == group]
+            archive.writestr(f"data/txts/G{group}/G{group}_people.txt", "\n".join(people) + "\n")
+            for person in people:
+                colour = colours[int(person[2:])]
+                for k in range(1, instance_per_identity + 1):
+                    member = f"data/data/G{group}/{person}/{person}_{k:04d}.jpg"
+                    archive.writestr(member, _pattern_image(rng, colour))
+    return train_zip, bin_folder, instance_zip
