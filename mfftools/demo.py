@@ -103,13 +103,16 @@ def run_demo(out_dir="demo_out", quick=False, device="auto", workers=1, progress
     with stages.run("extract embeddings", embeddings_dir):
         from mfftools.extract import extract
 
-        common = dict(device=device, workers=workers, progress=progress)
+        # small batches: IResNet activations of 112x112 images take GBs at the default 128
+        common = dict(device=device, workers=workers, batch_size=32, progress=progress)
         instance_h5 = extract(data_dir / "ValInstData.zip", checkpoint,
                               embeddings_dir / "instance.h5", **common)
         pairs_h5 = extract(data_dir / "rfw_bin", checkpoint, embeddings_dir / "pairs.h5", **common)
     with stages.run("instance protocol (inst-eval)", results_dir / "instance.json"):
+        from mfftools.evaluation.instance_files import write_json
+
         instance = _evaluate_instance(instance_h5, device, progress)
-        instance_json = _write_json(instance, results_dir / "instance.json")
+        instance_json = write_json(instance, results_dir / "instance.json")
     with stages.run("pair protocol (pair-eval)", results_dir / "pair.json"):
         from mfftools.embeddings import open_embeddings
         from mfftools.evaluation.pair import evaluate_pairs
@@ -163,13 +166,13 @@ def _train(data_dir, train_dir, plan, device, progress):
 
 def _evaluate_instance(path, device, progress):
     from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.instance import compact, evaluate_instance
+    from mfftools.evaluation.instance import evaluate_instance
 
     embeddings = open_embeddings(path, layout="images")
     target = choose_target_fpr(embeddings.identity)
     logger.info("instance protocol at target FPR %g", target)
-    result = compact(evaluate_instance(embeddings, targets=(target,), methods=("bisection",),
-                                       device=device, progress=progress))
+    result = evaluate_instance(embeddings, targets=(target,), methods=("bisection",),
+                               device=device, progress=progress)
     result["model"] = MODEL_NAME
     return result
 
@@ -188,19 +191,8 @@ def choose_target_fpr(identity):
 def _write_json(data, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=_json_value) + "\n")
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     return path
-
-
-def _json_value(value):
-    """numpy scalars and arrays as plain JSON values."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 class _Stages:
