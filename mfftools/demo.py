@@ -40,7 +40,7 @@ class DemoPlan:
 # Sized for 2 CPU cores, where the IResNet-18 trunk of demo_tiny trains at about 5 images/s and
 # embeds about 10 images/s with flip TTA: training and extraction dominate the run time.
 FULL = DemoPlan(
-    synth={"pairs_per_group": 100, "train_identities_per_group": 30},
+    synth={"pairs_per_group": 100, "train_identities_per_group": 25},
     train_overrides=("optim.epochs=2", "optim.milestones=[1]"),
     bootstrap=1000,
 )
