@@ -1,0 +1,143 @@
+"""Instance evaluation split over two gloo ranks equals one process, in every field."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedding_files import write_images_file
+from mfftools.embeddings import open_embeddings
+from mfftools.evaluation.instance import compact, evaluate_instance
+from mfftools.evaluation.tiles import plan_tiles, split_tiles
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUPS = ["A", "B", "C"]
+
+# Each rank evaluates every case in one process group; rank 0 writes the results.
+RANK_SCRIPT = """
+import json, sys
+from mfftools import dist
+from mfftools.embeddings import open_embeddings
+from mfftools.evaluation.instance import compact, evaluate_instance
+info = dist.init("cpu")
+for path, tile, out in json.loads(sys.argv[1]):
+    result = evaluate_instance(open_embeddings(path), targets=(1e-2, 1e-3),
+                               methods=("bisection", "exact"), tile=tile, device="cpu",
+                               progress=False, dist_info=info)
+    if info.rank == 1:
+        json.dump(result, open(out + ".rank1", "w"))
+    if info.is_main:
+        json.dump(result, open(out, "w"))
+dist.shutdown()
+"""
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch(argv, world_size=2, timeout=120):
+    """Run `python argv...` as each rank of a gloo job (the environment torchrun would set)."""
+    port = _free_port()
+    processes = []
+    for rank in range(world_size):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
+                   PYTHONPATH=str(ROOT))
+        processes.append(subprocess.Popen([sys.executable, *argv], env=env, cwd=ROOT,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = []
+    for process in processes:
+        out, err = process.communicate(timeout=timeout)
+        outputs.append((process.returncode, out, err))
+    return outputs
+
+
+def make_file(path, rng, n_identities, lattice=False):
+    sizes = rng.integers(1, 6, size=n_identities)
+    identity = np.repeat(rng.permutation(n_identities) * 5, sizes)
+    group = np.repeat(np.arange(n_identities) % 3, sizes)
+    if lattice:
+        emb = rng.integers(-1, 2, size=(len(identity), 3)).astype(np.float32)
+        emb[~emb.any(axis=1)] = 1.0
+    else:
+        emb = (np.repeat(rng.standard_normal((n_identities, 16)), sizes, axis=0)
+               + rng.standard_normal((len(identity), 16))).astype(np.float32)
+    return write_images_file(path, emb, identity, group, GROUPS)
+
+
+def single_process(path, tile):
+    result = evaluate_instance(open_embeddings(path), targets=(1e-2, 1e-3),
+                               methods=("bisection", "exact"), tile=tile, device="cpu",
+                               progress=False)
+    return json.loads(json.dumps(result))
+
+
+def test_two_gloo_ranks_equal_one_process(tmp_path, rng):
+    cases = [
+        (make_file(tmp_path / "uneven.h5", rng, 70), 17),     # N not divisible, many tiles
+        (make_file(tmp_path / "small.h5", rng, 40), 8192),    # one tile: a rank scores nothing
+        (make_file(tmp_path / "ties.h5", rng, 60, lattice=True), 23),  # ties at the cut-off
+    ]
+    jobs = [(str(path), tile, str(tmp_path / f"{path.stem}.json")) for path, tile in cases]
+    outputs = launch(["-c", RANK_SCRIPT, json.dumps(jobs)])
+    for code, out, err in outputs:
+        assert code == 0, err
+    for (path, tile), (_, _, out) in zip(cases, jobs):
+        expected = single_process(path, tile)
+        assert json.loads(Path(out).read_text()) == expected
+        assert json.loads(Path(out + ".rank1").read_text()) == expected
+    n_rows = open_embeddings(cases[1][0]).n_rows
+    assert sorted(len(split_tiles(plan_tiles(n_rows, 8192), 2, rank)) for rank in (0, 1)) == [0, 1]
+
+
+def test_cli_under_two_ranks(tmp_path, rng):
+    path = make_file(tmp_path / "e.h5", rng, 50)
+    out = tmp_path / "r.json"
+    outputs = launch(["-m", "mfftools", "inst-eval", str(path), "--fpr", "1e-2", "--fpr", "1e-3",
+                      "--method", "both", "--tile", "19", "--device", "cpu", "--json", str(out)])
+    assert [code for code, _, _ in outputs] == [0, 0], outputs[0][2] + outputs[1][2]
+    assert "target FPR 0.01" in outputs[0][1] and outputs[1][1] == ""
+    expected = json.loads(json.dumps(compact(single_process(path, 19))))
+    assert json.loads(out.read_text())["results"] == expected["results"]
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 7])
+def test_split_is_balanced_by_pairs(world_size):
+    tiles = plan_tiles(1000, 64)
+    shares = [split_tiles(tiles, world_size, rank) for rank in range(world_size)]
+    assert [t for share in shares for t in share] == tiles  # each tile once, in contiguous runs
+    pairs = [sum(t.n_pairs for t in share) for share in shares]
+    assert sum(pairs) == 1000 * 999 // 2
+    largest_tile = max(t.n_pairs for t in tiles)
+    assert max(pairs) - min(pairs) <= 2 * largest_tile
+
+
+FAILING_SCRIPT = """
+import os, sys
+from mfftools import dist
+if int(os.environ["RANK"]) == 1:
+    dist.init("cpu")
+    os._exit(3)  # dies before its share of the work is merged
+from mfftools.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_dead_rank_fails_the_job_with_a_clear_message(tmp_path, rng):
+    path = make_file(tmp_path / "e.h5", rng, 50)
+    out = tmp_path / "r.json"
+    outputs = launch(["-c", FAILING_SCRIPT, "inst-eval", str(path), "--fpr", "1e-2", "--tile",
+                      "19", "--device", "cpu", "--json", str(out)], timeout=90)
+    (code, _, err), (code_dead, _, _) = outputs
+    assert code_dead == 3
+    assert code == 1
+    assert "distributed evaluation failed on rank 0 of 2" in err
+    assert "no results were written" in err
+    assert not out.exists()
