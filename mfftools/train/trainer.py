@@ -112,6 +112,8 @@ def train(config, run_dir, resume=None, progress=True):
 
 
 class _Run:
+    """One process's part of a training run: its model, optimizer, data shard and records."""
+
     def __init__(self, config, run_dir, info, device, progress):
         self.config = config
         self.run_dir = run_dir
@@ -122,6 +124,7 @@ class _Run:
 
     # -- set-up ---------------------------------------------------------------------------------
     def _build(self, checkpoint_path):
+        """Data, network, optimizer, schedule, scaler (restored from the checkpoint if any), loader."""
         config = self.config
         self.dataset = TrainingZip(config.data.train_zip, in_memory=config.data.in_memory)
         check_sources(config.eval)
@@ -183,6 +186,7 @@ class _Run:
 
     # -- the run --------------------------------------------------------------------------------
     def fit(self, checkpoint_path):
+        """Train the remaining epochs; returns the summary dict of `train`."""
         self._build(checkpoint_path)
         config = self.config
         resumed = checkpoint_path is not None
