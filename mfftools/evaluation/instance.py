@@ -59,9 +59,9 @@ def _check_request(embeddings, targets, methods):
 
 def _load_rows(embeddings, layout, device):
     """L2-normalised float32 rows (float16 files are widened), in identity-sorted order."""
-    rows = torch.from_numpy(embeddings.read())
-    rows = torch.nn.functional.normalize(rows, dim=1)
-    return rows[torch.from_numpy(layout.order)].to(device)
+    rows = torch.from_numpy(embeddings.read()).to(device)
+    order = torch.from_numpy(layout.order).to(device)
+    return torch.nn.functional.normalize(rows, dim=1)[order]
 
 
 class _Engine:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The GPU check, one call on a machine with CUDA (about 10 minutes, nothing installed, no network):
+#   1. inst-eval on CUDA gives the same results as on CPU (exact-score file: identical),
+#   2. inst-eval at N = 40k, 200k, 1M (D = 512, embeddings generated on the GPU) vs the GEMM floor,
+#   3. extraction and training throughput of r50.
+# Run from anywhere: benchmarks/gpu_check.sh [--quick]   (PYTHON=... to choose the interpreter)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PYTHON="${PYTHON:-python}"
+QUICK=()
+[[ "${1:-}" == "--quick" ]] && QUICK=(--quick)
+status=0
+
+"$PYTHON" -c "import torch, sys; print('torch', torch.__version__, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else sys.exit('CUDA is not available'))" || exit 1
+
+echo "== inst-eval: CUDA vs CPU, then against the GEMM floor"
+timeout 420 "$PYTHON" benchmarks/gpu_inst_eval.py "${QUICK[@]}" || status=1
+
+echo "== extract r50"
+timeout 90 "$PYTHON" benchmarks/bench_extract.py --device cuda --arch r50 "${QUICK[@]}" || status=1
+
+echo "== train r50"
+timeout 90 "$PYTHON" benchmarks/bench_train.py --device cuda --arch r50 "${QUICK[@]}" || status=1
+
+exit $status
