@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PYTHON="${PYTHON:-python}"
+PYTHON="${PYTHON:-python3}"
 QUICK=()
 [[ "${1:-}" == "--quick" ]] && QUICK=(--quick)
 status=0
