@@ -6,7 +6,7 @@ from pathlib import Path
 from mfftools.errors import MfftoolsError
 from mfftools.report.bootstrap import bootstrap_instance
 from mfftools.report.document import Report, Section
-from mfftools.report.figures import FigureWriter
+from mfftools.report.figures import Figure, FigureWriter
 from mfftools.report.html import render_html
 from mfftools.report.markdown import render_markdown
 from mfftools.report.results import load_results, per_identity
@@ -60,9 +60,10 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
     html_path.write_text(render_html(report), encoding="utf-8")
     md_path.write_text(render_markdown(report), encoding="utf-8")
-    drawn = [item for s in report.sections for item in s.items if hasattr(item, "caption")]
+    items = [item for section in report.sections for item in section.items]
+    drawn = [item for item in items if isinstance(item, Figure)]
     logger.info("report with %d tables and %d figures in %s",
-                sum(len(s.items) for s in report.sections) - len(drawn), len(drawn), out_dir)
+                len(items) - len(drawn), len(drawn), out_dir)
     return ReportFiles(html=html_path, markdown=md_path, figures=drawn, report=report)
 
 

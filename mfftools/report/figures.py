@@ -89,7 +89,7 @@ class FigureWriter:
                 ax.bar(np.arange(len(names)) + (k - (len(pairs) - 1) / 2) * width, values, width,
                        yerr=yerr, capsize=3, label=result.model)
             ax.set_xticks(np.arange(len(names)), names)
-            ax.set_title(f"instance {stat.replace('_', ' ').upper().replace('MEAN', 'mean')}")
+            ax.set_title(f"instance {stat.split('_')[0].upper()} mean")
             ax.legend(fontsize="small")
         figure.suptitle(entry_label(pairs[0][1]))
         caption = "Mean over the group's identities"
