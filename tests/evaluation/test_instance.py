@@ -257,8 +257,9 @@ def test_ties_at_the_threshold(tmp_path, rng):
     assert_matches(result, reference, identity)
 
 
-def test_single_images_lone_group_and_float16(tmp_path, rng):
+def test_single_images_lone_group_and_float16(tmp_path, rng, monkeypatch):
     """Identities with one image, a group with one identity, an unused group, a float16 file."""
+    monkeypatch.setattr(similarity, "_BLOCK", 8)  # centroids and neighbours in several blocks
     emb, identity, group = make_data(rng, 45, 4, 16, n_groups=2, single=0.5)
     lone = identity == identity[0]
     group = np.where(lone, 2, group)  # group 2 holds exactly one identity; group 3 none
