@@ -2,7 +2,8 @@
 
 Every stage goes through the same functions as the commands (`synth`, `train`, `extract`,
 `inst-eval`, `pair-eval`, `report`), so the demo is also a smoke test of the project. The
-synthetic data make one group harder to recognise; the headline numbers show that group's gap.
+synthetic data make one group harder to recognise; the headline numbers compare the groups
+and name the one with the lowest pair accuracy.
 """
 import json
 import logging
@@ -70,7 +71,7 @@ class DemoResult:
         return min(groups, key=lambda name: groups[name]["accuracy"])
 
     def headline(self):
-        """Rows (group, pair accuracy %, instance TPR mean, instance FPR mean) and the means."""
+        """One row per group: (name, pair accuracy %, instance TPR mean, instance FPR mean)."""
         entry = self.instance["results"][0]
         rows = []
         for name in self.pair["group_names"]:
