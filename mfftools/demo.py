@@ -14,7 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
+from mfftools.data.synthetic import synthesize
+from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation.instance import evaluate_instance
+from mfftools.evaluation.instance_files import write_json
+from mfftools.evaluation.pair import evaluate_pairs
+from mfftools.extract import extract
+from mfftools.report.build import write_report
+from mfftools.train.checkpoint import newest_checkpoint
+from mfftools.train.config import load_config
+from mfftools.train.trainer import CHECKPOINT_DIR, train
 
 logger = logging.getLogger(__name__)
 
@@ -96,34 +106,23 @@ def run_demo(out_dir="demo_out", quick=False, device="auto", workers=1, progress
     embeddings_dir, results_dir = out_dir / "embeddings", out_dir / "results"
 
     with stages.run("synthesise data", data_dir):
-        from mfftools.data.synthetic import synthesize
-
         synthesize(data_dir, seed=0, **plan.synth)
     with stages.run("train demo_tiny", train_dir):
         checkpoint = _train(data_dir, train_dir, plan, device, progress)
     with stages.run("extract embeddings", embeddings_dir):
-        from mfftools.extract import extract
-
         # small batches: IResNet activations of 112x112 images take GBs at the default 128
         common = dict(device=device, workers=workers, batch_size=32, progress=progress)
         instance_h5 = extract(data_dir / "ValInstData.zip", checkpoint,
                               embeddings_dir / "instance.h5", **common)
         pairs_h5 = extract(data_dir / "rfw_bin", checkpoint, embeddings_dir / "pairs.h5", **common)
     with stages.run("instance protocol (inst-eval)", results_dir / "instance.json"):
-        from mfftools.evaluation.instance_files import write_json
-
         instance = _evaluate_instance(instance_h5, device, progress)
         instance_json = write_json(instance, results_dir / "instance.json")
     with stages.run("pair protocol (pair-eval)", results_dir / "pair.json"):
-        from mfftools.embeddings import open_embeddings
-        from mfftools.evaluation.pair import evaluate_pairs
-
         pair = evaluate_pairs(open_embeddings(pairs_h5, layout="pairs"))
         pair["model"] = MODEL_NAME
         pair_json = _write_json(pair, results_dir / "pair.json")
     with stages.run("report", out_dir / "report"):
-        from mfftools.report.build import write_report
-
         report = write_report([instance_json, pair_json], out_dir / "report",
                               bootstrap=plan.bootstrap, seed=0, title="mfftools demo")
     return DemoResult(out_dir=out_dir, report_html=report.html, report_markdown=report.markdown,
@@ -150,10 +149,6 @@ def _prepare(out_dir):
 
 def _train(data_dir, train_dir, plan, device, progress):
     """Train demo_tiny on the synthetic training zip; returns the final checkpoint's path."""
-    from mfftools.train.checkpoint import newest_checkpoint
-    from mfftools.train.config import load_config
-    from mfftools.train.trainer import CHECKPOINT_DIR, train
-
     if not DEMO_CONFIG.is_file():
         raise MfftoolsError(f"{DEMO_CONFIG} is missing: the demo runs from a checkout of mfftools")
     overrides = (f"data.train_zip={data_dir / 'TrainingData.zip'}", f"device={device}",
@@ -166,9 +161,6 @@ def _train(data_dir, train_dir, plan, device, progress):
 
 
 def _evaluate_instance(path, device, progress):
-    from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.instance import evaluate_instance
-
     embeddings = open_embeddings(path, layout="images")
     target = choose_target_fpr(embeddings.identity)
     logger.info("instance protocol at target FPR %g", target)
