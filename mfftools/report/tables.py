@@ -170,6 +170,10 @@ def instance_table(pairs, intervals=None):
 
     add("Images", [str(result.data["n_images"]) for result, _ in pairs])
     add("Identities", [str(result.data["n_identities"]) for result, _ in pairs])
+    if any("n_single_image_identities" in result.data for result, _ in pairs):
+        # they have no genuine pair, so the TPR statistics leave them out
+        add("Single-image identities",
+            [str(result.data.get("n_single_image_identities", MISSING)) for result, _ in pairs])
     add("Threshold", [fmt_threshold(entry["threshold"]) for _, entry in pairs])
     add("Converged", [_yes_no(entry.get("converged")) for _, entry in pairs])
     add("TPR", [fmt_rate(entry["tpr"]) for _, entry in pairs])

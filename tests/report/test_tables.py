@@ -94,6 +94,10 @@ def test_instance_table_with_and_without_intervals():
     assert rows["G2 FPR std"][:2] == ["2.000e-06", "[1.000e-06, 3.000e-06]"]
     assert rows["Group gap TPR mean (max - min)"][1] == "[0.1500, 0.2500]"
     assert rows["Images"] == ["1000", "-", "1000", "-"]
+    assert "Single-image identities" not in rows
+    counted = _file(dict(INSTANCE, n_single_image_identities=7), "m3")
+    rows = dict(instance_table([(counted, ENTRY), (second, ENTRY)]).rows)
+    assert rows["Single-image identities"] == ["7", "-"]
 
 
 def test_fairness_and_similarity_tables():
