@@ -18,21 +18,10 @@ _BLOCK = 4096
 
 
 def centroids(rows, identity, n_identities):
-    """Normalised identity centroids (float32) from normalised rows sorted by identity.
-
-    Sums are float64, formed a block of identities at a time, so the float64 buffer stays small.
-    """
-    centres = torch.empty(n_identities, rows.shape[1], dtype=torch.float32, device=rows.device)
-    bounds = torch.searchsorted(identity, torch.arange(0, n_identities + 1, _BLOCK,
-                                                       device=identity.device))
-    bounds = bounds.tolist() + [len(rows)]
-    for block, first in enumerate(range(0, n_identities, _BLOCK)):
-        last = min(first + _BLOCK, n_identities)
-        row_slice = slice(bounds[block], bounds[block + 1])
-        sums = torch.zeros(last - first, rows.shape[1], dtype=torch.float64, device=rows.device)
-        sums.index_add_(0, identity[row_slice] - first, rows[row_slice].double())
-        centres[first:last] = torch.nn.functional.normalize(sums, dim=1).float()
-    return centres
+    """Normalised identity centroids (float32) from normalised rows (float32 sums)."""
+    sums = torch.zeros(n_identities, rows.shape[1], dtype=torch.float32, device=rows.device)
+    sums.index_add_(0, identity, rows)
+    return torch.nn.functional.normalize(sums, dim=1)
 
 
 def intra_similarity(rows, identity, centres):
