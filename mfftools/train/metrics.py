@@ -81,10 +81,10 @@ class RunLog:
         text = " ".join(f"{name}={_format(value)}" for name, value in values.items())
         args = (kind, epoch, step, text)
         if logger.isEnabledFor(logging.INFO):
-            logger.info("%s epoch %d step %d: %s", *args)
+            logger.info("%s: epoch %d, step %d: %s", *args)
         else:  # the readable log always gets the numbers, whatever the console's level
             self._handler.handle(
-                logger.makeRecord(logger.name, logging.INFO, __file__, 0, "%s epoch %d step %d: %s", args, None)
+                logger.makeRecord(logger.name, logging.INFO, __file__, 0, "%s: epoch %d, step %d: %s", args, None)
             )
         if self._tensorboard is not None:
             for name, value in values.items():

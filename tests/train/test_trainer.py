@@ -50,7 +50,7 @@ def test_run_writes_records_checkpoints_and_config(train_zip, tmp_path, monkeypa
     assert config_from_dict(state["config"]) == config
     assert yaml.safe_load((run / "config.yaml").read_text()) == config.to_dict()
     log = (run / "train.log").read_text()
-    assert "epoch epoch 3 step 12" in log
+    assert "epoch: epoch 3, step 12: loss=" in log
     # The loss went down on this easy data.
     assert epochs[-1]["loss"] < epochs[0]["loss"]
 
