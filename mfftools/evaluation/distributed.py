@@ -54,5 +54,4 @@ def merge_topsets(topset):
     merged.rows_j = _all_gather_padded(rows_j, sizes)
     merged.cut = cut
     merged.ties = sum(int(c[1]) for c in all_counts)
-    merged.high_water = topset.high_water
     return merged

@@ -46,7 +46,6 @@ class ImpostorTopSet:
         self.rows_j = torch.empty(0, dtype=row_dtype, device=self.device)
         self._pending = []
         self._pending_count = 0
-        self.high_water = 0  # most pairs ever held at once, for the bound's test
 
     def __len__(self):
         return len(self.values) + self._pending_count
@@ -68,7 +67,6 @@ class ImpostorTopSet:
         if len(values):
             self._pending.append((values, rows_i.to(self.rows_i.dtype), rows_j.to(self.rows_j.dtype)))
             self._pending_count += len(values)
-        self.high_water = max(self.high_water, len(self))
         if len(self) > 2 * self.keep:
             self.prune()
 
