@@ -374,3 +374,31 @@ def test_pairs_layout_is_refused(tmp_path, rng):
                             np.array([True, False, True, False]), np.zeros(4, dtype=np.int64), ["A"])
     with pytest.raises(MfftoolsError, match="'images'-layout"):
         evaluate_instance(open_embeddings(path), progress=False)
+
+
+def test_top_set_counts_compare_in_float32(rng):
+    """count_above/rows_above agree with brute force at thresholds on, between and next to the
+    kept scores, including the float32 rounding of a Python-float threshold."""
+    scores = torch.from_numpy(rng.integers(-40, 40, size=3000).astype(np.float32) / 64)
+    rows = torch.arange(len(scores), dtype=torch.int32)
+    topset = ImpostorTopSet(keep=500)
+    for first in range(0, len(scores), 700):
+        block = scores[first:first + 700]
+        keep = block >= topset.cut
+        topset.add(block[keep], rows[first:first + 700][keep], rows[first:first + 700][keep])
+    topset.finalize()
+    assert topset.cut == float(torch.sort(scores, descending=True).values[499])
+    values = sorted(set(scores.tolist()))
+    probes = values + [v + 1e-9 for v in values] + [v - 1e-9 for v in values]
+    probes += [float(np.nextafter(np.float32(v), np.float32(-2))) for v in values]
+    for t in probes:
+        truth = int((scores > t).sum())  # torch: the Python float is compared in float32
+        count, exact = topset.count_above(t)
+        if exact:
+            assert count == truth, t
+        else:
+            assert count <= truth and float(torch.tensor(t, dtype=torch.float32)) < topset.cut
+        listed = topset.rows_above(t)
+        if listed is not None:
+            assert len(listed[0]) == truth
+            assert float(torch.tensor(t, dtype=torch.float32)) >= topset.cut
