@@ -344,6 +344,7 @@ def test_top_set_never_exceeds_its_bound(rng):
 
 
 def test_faiss_and_torch_neighbours_agree(rng, monkeypatch):
+    pytest.importorskip("faiss")
     monkeypatch.setattr(similarity, "_BLOCK", 16)  # several blocks of the upper triangle
     centres = torch.nn.functional.normalize(torch.from_numpy(rng.standard_normal((80, 16)).astype(np.float32)), dim=1)
     centres[5] = centres[6]  # a duplicate: self must still be the one dropped
