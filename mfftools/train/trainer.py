@@ -121,6 +121,8 @@ class _Run:
         self.device = device
         self.amp = config.amp and device.type == "cuda"
         self.show_progress = progress and info.is_main and sys.stderr.isatty()
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed 112x112 batches: pick the fastest kernels
 
     # -- set-up ---------------------------------------------------------------------------------
     def _build(self, checkpoint_path):
