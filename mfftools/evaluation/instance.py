@@ -138,7 +138,7 @@ def evaluate_instance(
 
     One entry in "results" per target and method. Under torchrun (`dist_info` with world_size > 1,
     process group joined) each rank scores its share of the tiles and every rank returns the same
-    dict. `use_faiss`: None picks FAISS when importable (CPU), False forces the torch k-NN.
+    dict. `use_faiss`: True asks for FAISS for the centroid k-NN (default: torch, faster).
     """
     targets = tuple(float(target) for target in targets)
     methods = tuple(methods)

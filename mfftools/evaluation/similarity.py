@@ -2,19 +2,23 @@
 
 c_k = normalise(mean of the normalised embeddings of identity k); intra_k = mean over k's images
 of clamp(f_i . c_k); inter_k = mean of the (up to) 50 largest clamp(c_k . c_l), l != k.
-The neighbours come from an exact inner-product k-NN over the centroids: FAISS IndexFlatIP on CPU
-when FAISS is installed, else (and on CUDA) torch top-k over blocks of the centroid products;
-both are exact, so they give the same neighbours up to float rounding of the products.
+The neighbours come from an exact inner-product k-NN over the centroids: torch top-k over blocks
+of the centroid products (or FAISS IndexFlatIP when asked); both are exact, so they give the same
+neighbours up to float rounding of the products.
 """
 import logging
 
 import numpy as np
 import torch
 
+from mfftools.evaluation.stream import serial
+
 logger = logging.getLogger(__name__)
 
 NEIGHBOURS = 50
 _BLOCK = 4096
+_KNN_ROWS = 2048  # rows of a strip of centroid products: at most 2048 x n_identities scores
+_GROUP = 8  # cells per group in `_top_values`
 
 
 def centroids(rows, identity, n_identities):
@@ -49,33 +53,69 @@ def _faiss():
 def nearest_centroids(centres, k, use_faiss=None):
     """Scores of the k nearest other centroids of each centroid, descending: float32 [n, k].
 
-    `use_faiss` None: FAISS IndexFlatIP for CPU centroids when FAISS is installed, else the torch
-    search: exact top-k over blocks of the upper triangle of the centroid products (each block
-    serves its rows and, transposed, its columns). Both are exact: the same neighbours up to float
-    rounding.
+    By default (`use_faiss` None or False) the torch search over the upper triangle of the
+    centroid products, one strip of rows at a time: a strip's scores give its rows' candidates
+    and, transposed, those of the columns after it, so each product is computed once. On CPU it
+    is about twice as fast as FAISS IndexFlatIP, which computes every product twice and keeps a
+    heap per query. `use_faiss` True asks for FAISS. Both are exact: the same neighbours up to
+    float rounding of the products.
     """
-    if use_faiss is None:
-        use_faiss = centres.device.type == "cpu" and _faiss() is not None
     if use_faiss:
         return _faiss_neighbours(centres, k)
     n = len(centres)
-    best = torch.full((n, k), float("-inf"), device=centres.device)
-    for first in range(0, n, _BLOCK):
-        rows = slice(first, min(first + _BLOCK, n))
-        for col_first in range(first, n, _BLOCK):
-            cols = slice(col_first, min(col_first + _BLOCK, n))
-            scores = centres[rows] @ centres[cols].T
-            if col_first == first:
-                scores.fill_diagonal_(float("-inf"))
-            best[rows] = _merge_top(best[rows], scores, k)
-            if col_first != first:
-                best[cols] = _merge_top(best[cols], scores.T, k)
+    best = torch.full((n, k), float("-inf"), dtype=centres.dtype, device=centres.device)
+    for first in range(0, n, _KNN_ROWS):
+        stop = min(first + _KNN_ROWS, n)
+        scores = centres[first:stop] @ centres[first:].T
+        with serial(centres.device):
+            scores.fill_diagonal_(float("-inf"))  # each centroid itself
+            best[first:stop] = _merge_top(best[first:stop], _top_values(scores, k), k)
+            if stop < n:
+                below = _top_values_of_columns(scores[:, stop - first :], k)
+                best[stop:] = _merge_top(best[stop:], below, k)
     return best.cpu()
 
 
-def _merge_top(best, scores, k):
-    top = scores.topk(min(k, scores.shape[1]), dim=1).values
+def _merge_top(best, top, k):
+    """The k largest of each row of `best` and `top` together."""
     return torch.cat([best, top], dim=1).topk(k, dim=1).values
+
+
+def _top_values(scores, k):
+    """The min(k, columns) largest values of each row of `scores` (rows contiguous).
+
+    Same values as `scores.topk`, found with less work: columns are cut into k-or-more groups
+    (group q holds columns q, q + m, q + 2m, ...), the k groups with the largest maxima are kept,
+    and the top k is taken among their cells. That is exact: fewer than k groups have a maximum
+    above the k-th largest value v, so all of them are kept, and the rest of the kept groups
+    each hold a cell >= v, or hold every cell >= v between them.
+    """
+    n, n_cols = scores.shape
+    size = n_cols // _GROUP
+    if size < k:
+        return scores.topk(min(k, n_cols), dim=1).values
+    grouped = scores[:, : _GROUP * size].reshape(n, _GROUP, size)
+    top_groups = grouped.amax(dim=1).topk(k, dim=1, sorted=False).indices
+    members = grouped.gather(2, top_groups[:, None, :].expand(-1, _GROUP, -1))
+    candidates = torch.cat([members.reshape(n, -1), scores[:, _GROUP * size :]], dim=1)
+    return candidates.topk(k, dim=1).values
+
+
+def _top_values_of_columns(scores, k):
+    """`_top_values` of the columns of `scores` (one row per column), without transposing it all.
+
+    The groups are strided rows here, so the group maxima are element-wise maxima of whole rows;
+    only they and the kept groups' cells are transposed.
+    """
+    n_rows, n = scores.shape
+    size = n_rows // _GROUP
+    if size < k:
+        return scores.T.topk(min(k, n_rows), dim=1).values
+    grouped = scores[: _GROUP * size].reshape(_GROUP, size, n)
+    top_groups = grouped.amax(dim=0).T.contiguous().topk(k, dim=1, sorted=False).indices
+    members = grouped.gather(1, top_groups.T[None].expand(_GROUP, -1, -1))
+    candidates = torch.cat([members.reshape(-1, n), scores[_GROUP * size :]]).T.contiguous()
+    return candidates.topk(k, dim=1).values
 
 
 def _faiss_neighbours(centres, k):

@@ -8,6 +8,7 @@ list the accepted pairs (a tie of many pairs right at the cut-off).
 
 Memory: the rows (N x D), one tile of scores, the genuine scores and the top set; never N x N.
 """
+import contextlib
 import logging
 
 import numpy as np
@@ -20,6 +21,26 @@ logger = logging.getLogger(__name__)
 
 # Tile scores are scanned in runs of BLOCK values: the run maxima say which runs hold candidates.
 BLOCK = 128
+
+
+@contextlib.contextmanager
+def serial(device):
+    """One CPU thread for the per-tile work between two products (masking, scanning, the top set).
+
+    That work is many short memory-bound operations. With several threads each of them waits for
+    the whole thread pool, and on a shared machine a descheduled thread stalls it: measured on two
+    loaded cores, one thread scanned and extracted candidates up to 5x faster. The products keep
+    every thread. On other devices nothing changes.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 class _TileScorer:
@@ -46,6 +67,12 @@ class _TileScorer:
             self.rows[tile.col_start : tile.col_stop].T,
             out=scores,
         )
+        with serial(self.device):
+            self._mask(tile, scores, genuine_out, mask_lower)
+        return scores
+
+    def _mask(self, tile, scores, genuine_out, mask_lower):
+        n_rows, n_cols = tile.shape
         pairs = self.layout.genuine_in_tile(tile)
         if len(pairs):
             # Flat positions: 1-d index_select/index_fill_ are far faster than 2-d indexing.
@@ -65,7 +92,6 @@ class _TileScorer:
                 scores.masked_fill_(self._lower_triangle(n_rows), float("-inf"))
             else:
                 scores.diagonal().fill_(float("-inf"))
-        return scores
 
     def _lower_triangle(self, size):
         if size not in self._lower:
@@ -122,14 +148,15 @@ def score_pass(rows, layout, tiles, topset, progress=False):
         # While the set fills, a diagonal tile's mirrored lower half must not count twice.
         filling = topset.cut == KEEP_ALL
         scores = scorer(tile, genuine_out=genuine, mask_lower=filling)
-        positions, values = _candidates(scores, topset)
-        n_cols = tile.shape[1]
-        rows_i = tile.row_start + torch.div(positions, n_cols, rounding_mode="floor")
-        rows_j = tile.col_start + positions % n_cols
-        if tile.diagonal and not filling:
-            upper = rows_i < rows_j
-            values, rows_i, rows_j = values[upper], rows_i[upper], rows_j[upper]
-        topset.add(values.clamp_(-1.0, 1.0), rows_i, rows_j)
+        with serial(rows.device):
+            positions, values = _candidates(scores, topset)
+            n_cols = tile.shape[1]
+            rows_i = tile.row_start + torch.div(positions, n_cols, rounding_mode="floor")
+            rows_j = tile.col_start + positions % n_cols
+            if tile.diagonal and not filling:
+                upper = rows_i < rows_j
+                values, rows_i, rows_j = values[upper], rows_i[upper], rows_j[upper]
+            topset.add(values.clamp_(-1.0, 1.0), rows_i, rows_j)
     logger.debug("top set: %d pairs above %.6g, %d at it", len(topset), topset.cut, topset.ties)
     return genuine
 
