@@ -4,22 +4,26 @@ Published insightface `backbone.pth` files load unchanged. The network maps an a
 112x112 face to a 512-d embedding: stem (3x3 conv, BN, PReLU), four stages of improved residual
 blocks, each halving the resolution (112 -> 56 -> 28 -> 14 -> 7), then the head
 BN2d -> flatten -> dropout -> fc (512*7*7 -> num_features) -> BN1d whose scale is frozen at 1.
+
+`r10-mini` is not insightface's: one block per stage at a quarter of the width (16/32/64/128),
+with the same module names, so that demos and tests can train a real IResNet on a CPU in minutes.
 """
 import contextlib
 
 import torch
 from torch import nn
 
-ARCH_LAYERS = {
-    "r18": (2, 2, 2, 2),
-    "r34": (3, 4, 6, 3),
-    "r50": (3, 4, 14, 3),
-    "r100": (3, 13, 30, 3),
-    "r200": (6, 26, 60, 6),
+INSIGHTFACE_WIDTH = 64
+# name -> (blocks per stage, width of the first stage); each later stage doubles the width.
+ARCHS = {
+    "r18": ((2, 2, 2, 2), INSIGHTFACE_WIDTH),
+    "r34": ((3, 4, 6, 3), INSIGHTFACE_WIDTH),
+    "r50": ((3, 4, 14, 3), INSIGHTFACE_WIDTH),
+    "r100": ((3, 13, 30, 3), INSIGHTFACE_WIDTH),
+    "r200": ((6, 26, 60, 6), INSIGHTFACE_WIDTH),
+    "r10-mini": ((1, 1, 1, 1), 16),
 }
-STAGE_WIDTHS = (64, 128, 256, 512)
 FEATURE_MAP_SIZE = 7  # 112 / 2**4
-TRUNK_FEATURES = STAGE_WIDTHS[-1] * FEATURE_MAP_SIZE * FEATURE_MAP_SIZE
 BN_EPS = 1e-5
 
 
@@ -65,21 +69,24 @@ class IResNet(nn.Module):
     outer autocast (extraction's `amp`) applies to the whole network.
     """
 
-    def __init__(self, layers, dropout=0.0, num_features=512, fp16=False):
+    def __init__(self, layers, dropout=0.0, num_features=512, fp16=False, width=INSIGHTFACE_WIDTH):
         super().__init__()
         self.layers = tuple(layers)
         self.num_features = num_features
         self.fp16 = fp16
-        self.conv1 = nn.Conv2d(3, STAGE_WIDTHS[0], 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(STAGE_WIDTHS[0], eps=BN_EPS)
-        self.prelu = nn.PReLU(STAGE_WIDTHS[0])
-        in_channels = STAGE_WIDTHS[0]
-        for index, (channels, blocks) in enumerate(zip(STAGE_WIDTHS, self.layers), start=1):
+        stage_widths = [width * 2**stage for stage in range(4)]
+        # length of the flattened layer4 output, [B, 8 * width, 7, 7]
+        self.trunk_dim = stage_widths[-1] * FEATURE_MAP_SIZE * FEATURE_MAP_SIZE
+        self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width, eps=BN_EPS)
+        self.prelu = nn.PReLU(width)
+        in_channels = width
+        for index, (channels, blocks) in enumerate(zip(stage_widths, self.layers), start=1):
             self.add_module(f"layer{index}", _make_stage(in_channels, channels, blocks))
             in_channels = channels
-        self.bn2 = nn.BatchNorm2d(STAGE_WIDTHS[-1], eps=BN_EPS)
+        self.bn2 = nn.BatchNorm2d(stage_widths[-1], eps=BN_EPS)
         self.dropout = nn.Dropout(p=dropout, inplace=True)
-        self.fc = nn.Linear(TRUNK_FEATURES, num_features)
+        self.fc = nn.Linear(self.trunk_dim, num_features)
         self.features = nn.BatchNorm1d(num_features, eps=BN_EPS)
         self._init_weights()
 
@@ -95,7 +102,7 @@ class IResNet(nn.Module):
         self.features.weight.requires_grad = False
 
     def trunk(self, x):
-        """Stem and the four stages: [B, 3, 112, 112] -> [B, 512, 7, 7]."""
+        """Stem and the four stages: [B, 3, 112, 112] -> [B, 8 * width, 7, 7] (512 at insightface's)."""
         x = self.prelu(self.bn1(self.conv1(x)))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
@@ -110,15 +117,19 @@ class IResNet(nn.Module):
 
 
 def iresnet(arch, **kwargs):
-    """IResNet by name: r18, r34, r50, r100 or r200 (keyword arguments go to `IResNet`)."""
-    if arch not in ARCH_LAYERS:
-        raise ValueError(f"unknown IResNet arch {arch!r}; choose one of {', '.join(ARCH_LAYERS)}")
-    return IResNet(ARCH_LAYERS[arch], **kwargs)
+    """IResNet by name, a key of ARCHS (keyword arguments go to `IResNet`)."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown IResNet arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    layers, width = ARCHS[arch]
+    return IResNet(layers, width=width, **kwargs)
 
 
 def arch_from_layers(layers):
-    """The arch name for a tuple of blocks per stage, or None when it is not a known one."""
-    for arch, known in ARCH_LAYERS.items():
+    """The arch name for a tuple of blocks per stage, or None when it is not a known one.
+
+    No two archs have the same blocks per stage, so the blocks alone name the arch.
+    """
+    for arch, (known, _) in ARCHS.items():
         if tuple(layers) == known:
             return arch
     return None

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mfftools.errors import MfftoolsError
-from mfftools.models.iresnet import ARCH_LAYERS, arch_from_layers, iresnet
+from mfftools.models.iresnet import ARCHS, arch_from_layers, iresnet
 from mfftools.models.mixfair import MixFairFaceNet
 
 logger = logging.getLogger(__name__)
@@ -85,14 +85,14 @@ def load_model(path, arch=None):
 
     Returns (model in eval mode, ModelInfo).
 
-    `arch` (r18, r34, r50, r100, r200) is inferred from the number of blocks when not given; when
-    given it must agree with the checkpoint.
+    `arch` (r18, r34, r50, r100, r200, r10-mini) is inferred from the number of blocks when not
+    given (no two archs share them); when given it must agree with the checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise MfftoolsError(f"{path}: checkpoint not found")
-    if arch is not None and arch not in ARCH_LAYERS:
-        raise MfftoolsError(f"unknown arch {arch!r}: use one of {', '.join(ARCH_LAYERS)}")
+    if arch is not None and arch not in ARCHS:
+        raise MfftoolsError(f"unknown arch {arch!r}: use one of {', '.join(ARCHS)}")
     try:
         with torch.serialization.safe_globals(_numpy_globals()):
             content = torch.load(path, map_location="cpu", weights_only=True)
@@ -201,9 +201,9 @@ def _resolve_arch(state_dict, path, requested, declared):
     if arch is None:
         raise MfftoolsError(
             f"{path}: {list(layers)} blocks per stage is no known IResNet "
-            f"({', '.join(f'{name} {list(known)}' for name, known in ARCH_LAYERS.items())})"
+            f"({', '.join(f'{name} {list(known)}' for name, (known, _) in ARCHS.items())})"
         )
-    if arch not in ARCH_LAYERS:
+    if arch not in ARCHS:
         raise MfftoolsError(f"{path}: unknown arch {arch!r}")
     return arch
 

@@ -10,7 +10,7 @@ frozen so that optimizers and DDP skip them.
 import torch
 from torch import nn
 
-from mfftools.models.iresnet import TRUNK_FEATURES, iresnet
+from mfftools.models.iresnet import iresnet
 
 EMBEDDING_DIM = 512
 
@@ -27,6 +27,9 @@ class MarginWeight(nn.Module):
 class MixFairFaceNet(nn.Module):
     """IResNet trunk -> `mid` (BN1d -> Dropout(0.4) -> Linear -> BN1d) -> 512-d embedding.
 
+    `mid` takes the flattened layer4 output, whose length follows the trunk's width
+    (512*7*7 for the insightface archs).
+
     `product` is the margin head whose `weight` is [num_classes, 512]: pass a head module (for
     training), or `num_classes` for a plain weight holder, or neither for an embedding-only model.
     The embedding forward never uses it.
@@ -38,10 +41,11 @@ class MixFairFaceNet(nn.Module):
         self.encoder = iresnet(arch)
         for unused in (self.encoder.bn2, self.encoder.fc, self.encoder.features):
             unused.requires_grad_(False)
+        trunk_dim = self.encoder.trunk_dim
         self.mid = nn.Sequential(
-            nn.BatchNorm1d(TRUNK_FEATURES),
+            nn.BatchNorm1d(trunk_dim),
             nn.Dropout(0.4),
-            nn.Linear(TRUNK_FEATURES, EMBEDDING_DIM),
+            nn.Linear(trunk_dim, EMBEDDING_DIM),
             nn.BatchNorm1d(EMBEDDING_DIM),
         )
         if product is None and num_classes is not None:
@@ -49,11 +53,11 @@ class MixFairFaceNet(nn.Module):
         self.product = product
 
     def trunk_features(self, x):
-        """Flattened layer4 feature map: [B, 3, 112, 112] -> [B, 512*7*7]."""
+        """Flattened layer4 feature map: [B, 3, 112, 112] -> [B, encoder.trunk_dim]."""
         return torch.flatten(self.encoder.trunk(x), 1)
 
     def embed_features(self, trunk_features):
-        """Embedding of (possibly mixed) flattened feature maps: [B, 512*7*7] -> [B, 512]."""
+        """Embedding of (possibly mixed) flattened feature maps: [B, encoder.trunk_dim] -> [B, 512]."""
         return self.mid(trunk_features)
 
     def forward(self, x):

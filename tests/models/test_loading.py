@@ -97,6 +97,32 @@ def test_own_checkpoint(tmp_path, mixfair_state):
     assert (info.checkpoint_format, info.model_type) == ("mfftools", "mixfair")
 
 
+def test_own_checkpoint_of_the_mini_trunk(tmp_path):
+    torch.manual_seed(3)
+    state = MixFairFaceNet("r10-mini", num_classes=4).state_dict()
+    path = _save(tmp_path, {"model": state, "arch": "r10-mini", "model_type": "mixfair"})
+    model, info = load_model(path)
+    _assert_weights(model, state)
+    assert (info.arch, info.name, info.num_classes) == ("r10-mini", "mixfair-r10-mini", 4)
+    with pytest.raises(MfftoolsError, match=r"--arch says r18 .* which is r10-mini"):
+        load_model(path, arch="r18")
+
+
+def test_mini_backbone_is_inferred_from_its_blocks(tmp_path, iresnet_state):
+    torch.manual_seed(4)
+    state = iresnet("r10-mini").state_dict()
+    model, info = load_model(_save(tmp_path, state))
+    _assert_weights(model, state)
+    assert (info.arch, info.model_type) == ("r10-mini", "iresnet")
+    # one block per stage at insightface's width is not the mini trunk: the shapes are listed
+    wide = {key: value for key, value in iresnet_state.items()
+            if not (key.startswith("layer") and key.split(".")[1] == "1")}
+    with pytest.raises(MfftoolsError) as raised:
+        load_model(_save(tmp_path, wide, name="wide.pth"))
+    assert "missing keys" not in str(raised.value)
+    assert "conv1.weight [64, 3, 3, 3] != [16, 3, 3, 3]" in str(raised.value)
+
+
 def test_own_checkpoint_declaring_another_type_is_refused(tmp_path, iresnet_state):
     content = {"model": iresnet_state, "arch": "r18", "model_type": "mixfair"}
     with pytest.raises(MfftoolsError, match="model_type 'mixfair'"):

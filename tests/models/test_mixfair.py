@@ -63,3 +63,17 @@ def test_unused_encoder_head_is_frozen_and_the_rest_trains():
         "encoder.features.weight", "encoder.features.bias",
     }
     assert "product.weight" not in frozen and "mid.2.weight" not in frozen
+
+
+def test_mid_follows_the_trunk_width():
+    torch.manual_seed(0)
+    model = MixFairFaceNet("r10-mini", num_classes=5).eval()
+    trunk_dim = 128 * 7 * 7
+    state = {key: list(value.shape) for key, value in model.state_dict().items()}
+    assert state["mid.0.weight"] == [trunk_dim]
+    assert state["mid.2.weight"] == [512, trunk_dim]
+    assert state["product.weight"] == [5, 512]
+    with torch.inference_mode():
+        trunk = model.trunk_features(torch.randn(2, 3, 112, 112))
+        assert trunk.shape == (2, trunk_dim)
+        assert model.embed_features(trunk).shape == (2, 512)
