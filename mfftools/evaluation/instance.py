@@ -21,7 +21,7 @@ from mfftools.dist import DistInfo, resolve_device
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation import distributed, fairness, similarity, threshold as search
 from mfftools.evaluation.identities import build_layout
-from mfftools.evaluation.stream import count_pass, score_pass
+from mfftools.evaluation.stream import count_pass, score_pass, serial
 from mfftools.evaluation.tiles import plan_tiles, split_tiles
 from mfftools.evaluation.topset import ImpostorTopSet, float32
 
@@ -61,7 +61,8 @@ def _load_rows(embeddings, layout, device):
     """L2-normalised float32 rows (float16 files are widened), in identity-sorted order."""
     rows = torch.from_numpy(embeddings.read()).to(device)
     order = torch.from_numpy(layout.order).to(device)
-    return torch.nn.functional.normalize(rows, dim=1)[order]
+    with serial(device):  # memory-bound: see stream.serial
+        return torch.nn.functional.normalize(rows, dim=1)[order]
 
 
 class _Engine:
@@ -342,8 +343,9 @@ def _entry(result, layout, group_names, sims):
 
 def _similarity(rows, layout, use_faiss):
     identity = torch.from_numpy(layout.identity).to(rows.device)
-    centres = similarity.centroids(rows, identity, layout.n_identities)
-    intra = similarity.intra_similarity(rows, identity, centres)
+    with serial(rows.device):  # memory-bound: see stream.serial
+        centres = similarity.centroids(rows, identity, layout.n_identities)
+        intra = similarity.intra_similarity(rows, identity, centres)
     inter = similarity.inter_similarity(centres, use_faiss=use_faiss)
     return {"intra": intra, "inter": inter}
 

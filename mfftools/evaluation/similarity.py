@@ -82,7 +82,7 @@ def _merge_top(best, top, k):
 
 
 def _top_values(scores, k):
-    """The min(k, columns) largest values of each row of `scores` (rows contiguous).
+    """The min(k, columns) largest values of each row of `scores` (rows contiguous), unsorted.
 
     Same values as `scores.topk`, found with less work: columns are cut into k-or-more groups
     (group q holds columns q, q + m, q + 2m, ...), the k groups with the largest maxima are kept,
@@ -93,12 +93,12 @@ def _top_values(scores, k):
     n, n_cols = scores.shape
     size = n_cols // _GROUP
     if size < k:
-        return scores.topk(min(k, n_cols), dim=1).values
+        return scores.topk(min(k, n_cols), dim=1, sorted=False).values
     grouped = scores[:, : _GROUP * size].reshape(n, _GROUP, size)
     top_groups = grouped.amax(dim=1).topk(k, dim=1, sorted=False).indices
     members = grouped.gather(2, top_groups[:, None, :].expand(-1, _GROUP, -1))
     candidates = torch.cat([members.reshape(n, -1), scores[:, _GROUP * size :]], dim=1)
-    return candidates.topk(k, dim=1).values
+    return candidates.topk(k, dim=1, sorted=False).values  # `_merge_top` sorts
 
 
 def _top_values_of_columns(scores, k):
@@ -110,12 +110,12 @@ def _top_values_of_columns(scores, k):
     n_rows, n = scores.shape
     size = n_rows // _GROUP
     if size < k:
-        return scores.T.topk(min(k, n_rows), dim=1).values
+        return scores.T.topk(min(k, n_rows), dim=1, sorted=False).values
     grouped = scores[: _GROUP * size].reshape(_GROUP, size, n)
     top_groups = grouped.amax(dim=0).T.contiguous().topk(k, dim=1, sorted=False).indices
     members = grouped.gather(1, top_groups.T[None].expand(_GROUP, -1, -1))
     candidates = torch.cat([members.reshape(-1, n), scores[_GROUP * size :]]).T.contiguous()
-    return candidates.topk(k, dim=1).values
+    return candidates.topk(k, dim=1, sorted=False).values  # `_merge_top` sorts
 
 
 def _faiss_neighbours(centres, k):
