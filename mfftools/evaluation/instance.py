@@ -103,15 +103,20 @@ class _Engine:
 
     def accepted(self, threshold):
         """Per sorted row: accepted genuine and impostor counts, and the group x group FMR counts."""
+        pairs = self.topset.rows_above(threshold)
+        by_group = self._count_exactly(threshold) if pairs is None else None
+        with serial(torch.device("cpu")):  # small counts: see stream.serial
+            return self._accepted_counts(threshold, pairs, by_group)
+
+    def _accepted_counts(self, threshold, pairs, by_group):
+        """`accepted` from the top set's accepted pairs, or from exact counts when it has none."""
         n_rows = self.layout.n_rows
         genuine = self.genuine > threshold
         tp = torch.bincount(self.genuine_i[genuine], minlength=n_rows) + torch.bincount(
             self.genuine_j[genuine], minlength=n_rows
         )
-        pairs = self.topset.rows_above(threshold)
         size = self.n_groups
         if pairs is None:
-            by_group = self._count_exactly(threshold)
             fp = by_group.sum(dim=1)
             matrix = torch.zeros(size, size, dtype=torch.int64)
             matrix.index_add_(0, self.group, by_group)
