@@ -345,13 +345,25 @@ def test_top_set_never_exceeds_its_bound(rng):
 
 def test_faiss_and_torch_neighbours_agree(rng, monkeypatch):
     pytest.importorskip("faiss")
-    monkeypatch.setattr(similarity, "_BLOCK", 16)  # several blocks of the upper triangle
+    monkeypatch.setattr(similarity, "_KNN_ROWS", 16)  # several strips of the upper triangle
     centres = torch.nn.functional.normalize(torch.from_numpy(rng.standard_normal((80, 16)).astype(np.float32)), dim=1)
     centres[5] = centres[6]  # a duplicate: self must still be the one dropped
     with_faiss = similarity.inter_similarity(centres, use_faiss=True)
     with_torch = similarity.inter_similarity(centres, use_faiss=False)
     assert_allclose(with_faiss, with_torch, rtol=0, atol=1e-6)
     assert with_torch[5] == pytest.approx(with_torch[6], abs=1e-6)
+
+
+@pytest.mark.parametrize("strip", [450, 4096])
+def test_torch_neighbours_match_brute_force(rng, monkeypatch, strip):
+    # Strips of 450 rows take the grouped top-k for rows and for columns; coarse vectors give ties.
+    monkeypatch.setattr(similarity, "_KNN_ROWS", strip)
+    coarse = rng.integers(-2, 3, size=(1300, 6)).astype(np.float32)
+    centres = torch.nn.functional.normalize(torch.from_numpy(coarse), dim=1)
+    found = similarity.nearest_centroids(centres, 50)
+    scores = centres @ centres.T
+    scores.fill_diagonal_(float("-inf"))
+    assert_allclose(found.numpy(), scores.topk(50, dim=1).values.numpy(), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(
