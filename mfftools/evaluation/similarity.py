@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 NEIGHBOURS = 50
 _BLOCK = 4096
-_KNN_ROWS = 4096  # rows of a strip of centroid products: at most 4096 x n_identities scores
+_KNN_ROWS = 2048  # rows of a strip of centroid products: at most 2048 x n_identities scores
 _GROUP = 8  # cells per group in `_top_values`
 
 
