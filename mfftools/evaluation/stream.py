@@ -25,12 +25,14 @@ BLOCK = 128
 
 @contextlib.contextmanager
 def serial(device):
-    """One CPU thread for the per-tile work between two products (masking, scanning, the top set).
+    """One CPU thread for the memory-bound work between the products (masking and scanning tiles,
+    the top set, centroids, counts).
 
-    That work is many short memory-bound operations. With several threads each of them waits for
-    the whole thread pool, and on a shared machine a descheduled thread stalls it: measured on two
-    loaded cores, one thread scanned and extracted candidates up to 5x faster. The products keep
-    every thread. On other devices nothing changes.
+    That work is many short operations. With several threads each of them waits for the whole
+    thread pool, and on a shared machine a descheduled thread stalls it: measured on two loaded
+    cores, one thread scanned a tile and extracted its candidates up to 5x faster, and a scan
+    bound by memory bandwidth gains little from a second thread anyway. The matrix products keep
+    every thread. The previous thread count is restored on exit; on other devices nothing changes.
     """
     if device.type != "cpu":
         yield
