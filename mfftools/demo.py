@@ -55,8 +55,8 @@ class DemoPlan:
 FULL = DemoPlan(synth={}, train_overrides=(), bootstrap=1000)
 QUICK = DemoPlan(
     synth={"identities_per_group": 16, "images_per_identity": 3, "max_images_per_identity": 6,
-           "pairs_per_group": 100, "train_identities_per_group": 20},
-    train_overrides=("optim.epochs=4", "optim.milestones=[3]"),
+           "pairs_per_group": 200, "train_identities_per_group": 20},
+    train_overrides=("optim.epochs=5", "optim.milestones=[4]"),
     bootstrap=200,
 )
 
