@@ -48,8 +48,8 @@ class DemoPlan:
     bootstrap: int
 
 
-# Sized for 2 CPU cores, where demo_tiny's r10-mini trunk trains at about 80 images/s and embeds
-# a few hundred images/s with flip TTA: training dominates the run time. The full run trains the
+# Sized for 2 CPU cores, where demo_tiny's r10-mini trunk trains at about 75 images/s and embeds
+# about 70 images/s with flip TTA: training (3 of the full run's 4 minutes) dominates. The full run trains the
 # config's recipe on the synthetic defaults (1,600 training images); the quick one trains a
 # smaller set for fewer steps, enough to rise clearly above chance but with noisier group numbers.
 FULL = DemoPlan(synth={}, train_overrides=(), bootstrap=1000)
