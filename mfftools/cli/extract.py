@@ -3,8 +3,8 @@ from pathlib import Path
 
 import click
 
-# The names of mfftools.models.iresnet.ARCH_LAYERS, without importing torch for --help.
-ARCHS = ("r18", "r34", "r50", "r100", "r200")
+# The names of mfftools.models.iresnet.ARCHS, without importing torch for --help.
+ARCHS = ("r10-mini", "r18", "r34", "r50", "r100", "r200")
 
 
 @click.command("extract")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from mfftools.cli.extract import ARCHS
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation.pair import evaluate_pairs
@@ -15,7 +16,7 @@ from mfftools.evaluation.pair import evaluate_pairs
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Checkpoint to extract embeddings with (SOURCE a folder of <Group>_test.bin).")
-@click.option("--arch", type=click.Choice(["r18", "r34", "r50", "r100", "r200"]),
+@click.option("--arch", type=click.Choice(ARCHS),
               help="IResNet backbone, when the checkpoint does not record it.")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
               help="Keep the extracted pairs-layout embeddings file here (default: temporary).")

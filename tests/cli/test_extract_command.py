@@ -93,3 +93,10 @@ def test_user_errors_are_one_line_messages(tmp_path, checkpoint):
     assert wrong_arch.exit_code == 1 and "--arch says r50" in wrong_arch.output
     no_model = _run(archive, "--out", out)
     assert no_model.exit_code == 2 and "--model" in no_model.output
+
+
+def test_arch_choices_are_the_model_family():
+    from mfftools.cli.extract import ARCHS
+    from mfftools.models.iresnet import ARCHS as MODEL_ARCHS
+
+    assert set(ARCHS) == set(MODEL_ARCHS)

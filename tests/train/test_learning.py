@@ -1,6 +1,6 @@
 """The demo recipe learns: pair accuracy from chance to clearly above, through the eval hooks.
 
-The recipe is configs/demo_tiny.yaml (MixFair head, s=64, m=0.35, CIFP, SGD 0.1, step decay);
+The recipe is configs/demo_tiny.yaml (its head, margins, SGD schedule and epochs);
 the tiny stand-in network replaces IResNet so that the run takes seconds. Evaluation goes
 through the same extraction and pair protocol as `mfftools extract` / `pair-eval`.
 """
