@@ -9,7 +9,7 @@ from mfftools.report.document import Report, Section
 from mfftools.report.figures import Figure, FigureWriter
 from mfftools.report.html import render_html
 from mfftools.report.markdown import render_markdown
-from mfftools.report.results import load_results, per_identity
+from mfftools.report.results import load_results, per_identity_rates
 from mfftools.report.tables import (
     entries_at,
     fairness_table,
@@ -84,8 +84,8 @@ def _instance_sections(results, figures, n_resamples, seed):
         intervals = {}
         if n_resamples:
             for result, entry in pairs:
-                columns = per_identity(result, entry)
-                if columns is not None and "tpr" in columns and "fpr" in columns:
+                columns = per_identity_rates(result, entry)
+                if columns is not None:
                     intervals[result.model] = bootstrap_instance(
                         columns, result.group_names, n_resamples=n_resamples, seed=seed
                     )

@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
-from mfftools.report.results import entry_label, fmr_matrix, per_identity, roc_curves
+from mfftools.report.results import (
+    entry_label,
+    fmr_matrix,
+    per_identity,
+    per_identity_rates,
+    roc_curves,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -129,14 +135,18 @@ class FigureWriter:
         return self._save(figure, f"{protocol}_roc", f"{protocol.capitalize()} ROC per group",
                           "ROC curve of each group, FPR on a log axis (low-FPR region).")
 
+    def _available(self, pairs, extract, what, needed):
+        """(result, data) for the models whose entry has the data; a note names the others."""
+        found = [(result, extract(result, entry)) for result, entry in pairs]
+        missing = [result.model for result, data in found if data is None]
+        if missing:
+            self.notes.append(f"{what} at {entry_label(pairs[0][1])} not drawn for "
+                              f"{', '.join(missing)}: the result has no {needed}.")
+        return [(result, data) for result, data in found if data is not None]
+
     def fmr_heatmaps(self, pairs, slug):
         """The group x group FMR matrix of each model at one operating point."""
-        drawn = [(result, fmr_matrix(result, entry)) for result, entry in pairs]
-        missing = [result.model for result, matrix in drawn if matrix is None]
-        if missing:
-            self.notes.append(f"FMR heat map at {entry_label(pairs[0][1])} not drawn for "
-                              f"{', '.join(missing)}: the result has no 'group_fmr_matrix'.")
-        drawn = [(result, matrix) for result, matrix in drawn if matrix is not None]
+        drawn = self._available(pairs, fmr_matrix, "FMR heat map", "'group_fmr_matrix'")
         if not drawn:
             return None
         figure, axes = self._panels(len(drawn))
@@ -161,12 +171,8 @@ class FigureWriter:
 
     def per_identity_rates(self, pairs, slug):
         """Distributions of per-identity TPR and FPR by group (box plots), one row per model."""
-        drawn = [(result, per_identity(result, entry)) for result, entry in pairs]
-        missing = [result.model for result, columns in drawn if columns is None]
-        if missing:
-            self.notes.append(f"Per-identity TPR/FPR at {entry_label(pairs[0][1])} not drawn for "
-                              f"{', '.join(missing)}: the result has no 'per_identity' rows.")
-        drawn = [(result, c) for result, c in drawn if c is not None and "tpr" in c and "fpr" in c]
+        drawn = self._available(pairs, per_identity_rates, "Per-identity TPR/FPR",
+                                "'per_identity' rows")
         if not drawn:
             return None
         figure, axes = self._panels(2, rows=len(drawn))

@@ -218,6 +218,14 @@ def per_identity(result, entry):
     return columns
 
 
+def per_identity_rates(result, entry):
+    """Per-identity columns that hold both TPR and FPR (what bootstrap and box plots need), or None."""
+    columns = per_identity(result, entry)
+    if columns is None or "tpr" not in columns or "fpr" not in columns:
+        return None
+    return columns
+
+
 def roc_curves(result, entry=None):
     """Per-group ROC points {group: (fpr array, tpr array)}, or None when the result has none.
 
