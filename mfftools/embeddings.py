@@ -186,7 +186,10 @@ def _read_images_labels(handle, embeddings):
     embeddings.identity = identity.astype(np.int64)
     embeddings.group = group.astype(np.int64)
     if "path" in handle:
-        _read_column(handle, "path", n_rows, path)
+        if handle["path"].shape != (n_rows,):
+            raise MfftoolsError(
+                f"{path}: dataset 'path' has shape {handle['path'].shape}, expected ({n_rows},)"
+            )
         embeddings.image_paths = handle["path"].asstr()[()]
 
 
