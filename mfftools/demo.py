@@ -5,7 +5,6 @@ Every stage goes through the same functions as the commands (`synth`, `train`, `
 synthetic data make one group harder to recognise; the headline numbers compare the groups
 and name the one with the lowest pair accuracy.
 """
-import json
 import logging
 import shutil
 import time
@@ -18,7 +17,7 @@ from mfftools.data.synthetic import synthesize
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation.instance import evaluate_instance
-from mfftools.evaluation.instance_files import write_json
+from mfftools.files import write_results
 from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.extract import extract
 from mfftools.report.build import write_report
@@ -114,11 +113,11 @@ def run_demo(out_dir="demo_out", quick=False, device="auto", workers=1, progress
         pairs_h5 = extract(data_dir / "rfw_bin", checkpoint, embeddings_dir / "pairs.h5", **common)
     with stages.run("instance protocol (inst-eval)", results_dir / "instance.json"):
         instance = _evaluate_instance(instance_h5, device, progress)
-        instance_json = write_json(instance, results_dir / "instance.json")
+        instance_json = write_results(instance, results_dir / "instance.json")
     with stages.run("pair protocol (pair-eval)", results_dir / "pair.json"):
         pair = evaluate_pairs(open_embeddings(pairs_h5, layout="pairs"))
         pair["model"] = MODEL_NAME
-        pair_json = _write_json(pair, results_dir / "pair.json")
+        pair_json = write_results(pair, results_dir / "pair.json")
     with stages.run("report", out_dir / "report"):
         report = write_report([instance_json, pair_json], out_dir / "report",
                               bootstrap=plan.bootstrap, seed=0, title="mfftools demo")
@@ -176,13 +175,6 @@ def choose_target_fpr(identity):
         if target * impostor_pairs >= MIN_ACCEPTED:
             return target
     raise MfftoolsError(f"too few images ({n}) for the instance protocol's demo")
-
-
-def _write_json(data, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    return path
 
 
 class _Stages:

@@ -34,7 +34,8 @@ def command(embeddings_file, tile, targets, method, device, json_path, csv_path,
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
     from mfftools.evaluation.instance import evaluate_instance
-    from mfftools.evaluation.instance_files import write_json, write_per_identity_csv
+    from mfftools.evaluation.instance_files import write_per_identity_csv
+    from mfftools.files import write_results
 
     methods = ("bisection", "exact") if method == "both" else (method,)
     wants_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
@@ -64,7 +65,7 @@ def command(embeddings_file, tile, targets, method, device, json_path, csv_path,
         result["model"] = str(embeddings.attrs["model"])
     click.echo(format_summary(result))
     if json_path is not None:
-        click.echo(f"results written to {write_json(result, json_path)}")
+        click.echo(f"results written to {write_results(result, json_path)}")
     if csv_path is not None:
         click.echo(f"per-identity table written to {write_per_identity_csv(result, csv_path)}")
     if plots_dir is not None:

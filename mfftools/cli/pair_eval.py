@@ -1,5 +1,4 @@
 """`mfftools pair-eval`: the RFW 10-fold pair protocol, from an embeddings file or `.bin` files."""
-import json
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +9,7 @@ from mfftools.cli.extract import ARCHS
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation.pair import evaluate_pairs
+from mfftools.files import write_results
 
 
 @click.command("pair-eval")
@@ -64,9 +64,7 @@ def command(source, model_path, arch, save, groups, batch_size, workers, device,
         results = evaluate_pairs(open_embeddings(source, layout="pairs"))
     click.echo(format_table(results))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
-        click.echo(f"results written to {json_path}")
+        click.echo(f"results written to {write_results(results, json_path)}")
     if plots_dir is not None:
         from mfftools.report.pair_plots import write_pair_plots
 

@@ -10,8 +10,8 @@ The instance zip carries RFW's two quirks once each, so readers meet them: a per
 two groups (African and Asian), and a listed person without images (in the last group).
 """
 
+import contextlib
 import logging
-import os
 import pickle
 import sys
 import time
@@ -33,6 +33,7 @@ from mfftools.data.images import encode_image
 from mfftools.data.pair_bin import BIN_SUFFIX
 from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
 from mfftools.errors import MfftoolsError
+from mfftools.files import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -227,10 +228,8 @@ def _write_pair_bin(path, rng, appearance, style, n_pairs, painter):
         issame += [True] * half + [False] * half
     variation = sample_variations(rng, len(rows), style.difficulty)
     bins = list(painter.encoded(take(appearance, np.asarray(rows)), variation))
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as handle:
+    with atomic_output(path) as temporary, temporary.open("wb") as handle:
         pickle.dump((bins, issame), handle, protocol=4)
-    os.replace(temporary, path)
 
 
 class _Painter:
@@ -254,26 +253,21 @@ class _Painter:
         self.bar.close()
 
 
-class _atomic_zip:
-    """A zip written under a temporary name and moved into place only when complete; members
-    carry a fixed timestamp so the same seed gives the same bytes."""
+class _StoredZip:
+    """Members written uncompressed with a fixed timestamp, so the same seed gives the same bytes."""
 
-    def __init__(self, path):
-        self.path = path
-        self.temporary = path.with_name(path.name + ".tmp")
-
-    def __enter__(self):
-        self.archive = zipfile.ZipFile(self.temporary, "w", zipfile.ZIP_STORED)
-        return self
+    def __init__(self, archive):
+        self.archive = archive
 
     def writestr(self, name, data):
         info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
         info.external_attr = 0o644 << 16  # rw-r--r-- when extracted
         self.archive.writestr(info, data)
 
-    def __exit__(self, exc_type, exc, traceback):
-        self.archive.close()
-        if exc_type is None:
-            os.replace(self.temporary, self.path)
-        else:
-            self.temporary.unlink(missing_ok=True)
+
+@contextlib.contextmanager
+def _atomic_zip(path):
+    """A zip written under a temporary name and moved into place only when complete."""
+    with atomic_output(path) as temporary:
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED) as archive:
+            yield _StoredZip(archive)

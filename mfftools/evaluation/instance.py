@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 METHODS = ("bisection", "exact")
 ROC_POINTS = 64
-_ROUND_DIGITS = 6  # significant digits of the per-identity and ROC extras of the results file
 
 
 @contextlib.contextmanager
@@ -271,30 +270,6 @@ def _impostor_pairs_by_group(layout, n_groups):
 def _floats(values):
     """A JSON list of numbers; NaN (undefined) becomes None."""
     return [None if np.isnan(value) else float(value) for value in values]
-
-
-def compact(result):
-    """A copy of `result` with its per-identity and ROC lists rounded to 6 significant digits.
-
-    These extras feed plots and the per-identity table; rounding keeps the results file small.
-    """
-    def rounded(values):
-        return [None if v is None else float(f"{v:.{_ROUND_DIGITS}g}") for v in values]
-
-    out = dict(result)
-    out["results"] = []
-    for entry in result["results"]:
-        entry = dict(entry)
-        entry["per_identity"] = {
-            key: (column if key == "group" else rounded(column))
-            for key, column in entry["per_identity"].items()
-        }
-        out["results"].append(entry)
-    out["roc"] = {
-        name: {key: rounded(column) for key, column in points.items()}
-        for name, points in result["roc"].items()
-    }
-    return out
 
 
 def _entry(result, layout, group_names, sims):

@@ -1,20 +1,9 @@
-"""Files of the instance protocol's results: the results JSON and the per-identity CSV table."""
+"""The instance protocol's per-identity CSV table (the results JSON: `mfftools.files`)."""
 import csv
-import json
 import math
 from pathlib import Path
 
-from mfftools.evaluation.instance import compact
-
-
-def write_json(result, path):
-    """The results file (PROTOCOLS section 6 keys plus extras), per-identity/ROC lists rounded."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(compact(result), indent=1, allow_nan=False) + "\n")
-    temporary.replace(path)
-    return path
+from mfftools.files import atomic_output
 
 
 def _cell(value):
@@ -28,8 +17,6 @@ def write_per_identity_csv(result, path):
 
     TPR is empty for an identity with one image (it has no genuine pair).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     identities = result["identities"]
     entries = result["results"]
     first = entries[0]["per_identity"]
@@ -38,7 +25,7 @@ def write_per_identity_csv(result, path):
         label = f"{entry['target_fpr']:g}_{entry['method']}"
         header += [f"tpr_{label}", f"fpr_{label}"]
     header += ["intra", "inter"]
-    with path.open("w", newline="") as handle:
+    with atomic_output(path) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for k, identity in enumerate(identities["identity"]):
@@ -47,4 +34,4 @@ def write_per_identity_csv(result, path):
                 row += [entry["per_identity"]["tpr"][k], entry["per_identity"]["fpr"][k]]
             row += [first["intra"][k], first["inter"][k]]
             writer.writerow([_cell(value) for value in row])
-    return path
+    return Path(path)

@@ -8,13 +8,13 @@ It is written to a temporary name in the same folder and moved into place with o
 so a crash while saving never leaves a truncated file under the real name.
 """
 import logging
-import os
 import re
 from pathlib import Path
 
 import torch
 
 from mfftools.errors import MfftoolsError
+from mfftools.files import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +27,8 @@ def epoch_checkpoint_path(folder, epoch):
 
 def save_checkpoint(state, path):
     """Write `state` to `path` atomically (temporary file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    with atomic_output(path) as temporary:
+        torch.save(state, temporary)
     logger.debug("saved %s", path)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
-from mfftools.train.metrics import write_json
+from mfftools.files import write_results
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def evaluate_network(network, eval_config, out_dir, epoch, device, amp=False):
 
             path = extract(eval_config.pair_bin, None, out_dir / "pairs.h5", **common)
             result = evaluate_pairs(open_embeddings(path, layout="pairs"))
-            write_json(result, out_dir / f"epoch_{epoch:04d}_pair.json")
+            write_results(result, out_dir / f"epoch_{epoch:04d}_pair.json")
             metrics.update(pair_metrics(result))
         if eval_config.instance_zip:
             from mfftools.evaluation.instance import evaluate_instance
@@ -71,7 +71,7 @@ def evaluate_network(network, eval_config, out_dir, epoch, device, amp=False):
                 open_embeddings(path, layout="images"), targets=(eval_config.target_fpr,),
                 device=device.type, progress=False,
             )
-            write_json(result, out_dir / f"epoch_{epoch:04d}_instance.json")
+            write_results(result, out_dir / f"epoch_{epoch:04d}_instance.json")
             metrics.update(instance_metrics(result))
     finally:
         network.train()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mfftools.files import write_text
+
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
@@ -22,10 +24,6 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def write_json(data, path):
-    Path(path).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def read_metrics(run_dir):
@@ -68,8 +66,7 @@ class RunLog:
     def _truncate(self, step):
         """Drop records written after `step`: a resumed run rewrites them, the same again."""
         kept = [record for record in read_metrics(self.run_dir) if record["step"] <= step]
-        path = self.run_dir / METRICS_FILE
-        path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+        write_text(self.run_dir / METRICS_FILE, "".join(json.dumps(record) + "\n" for record in kept))
 
     def record(self, kind, epoch, step, values):
         """One metrics record: JSON line, readable log line, TensorBoard scalars."""

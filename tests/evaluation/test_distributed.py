@@ -11,7 +11,8 @@ import pytest
 
 from embedding_files import write_images_file
 from mfftools.embeddings import open_embeddings
-from mfftools.evaluation.instance import compact, evaluate_instance
+from mfftools.evaluation.instance import evaluate_instance
+from mfftools.files import compact
 from mfftools.evaluation.tiles import plan_tiles, split_tiles
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +23,8 @@ RANK_SCRIPT = """
 import json, sys
 from mfftools import dist
 from mfftools.embeddings import open_embeddings
-from mfftools.evaluation.instance import compact, evaluate_instance
+from mfftools.evaluation.instance import evaluate_instance
+from mfftools.files import compact
 info = dist.init("cpu")
 for path, tile, out in json.loads(sys.argv[1]):
     result = evaluate_instance(open_embeddings(path), targets=(1e-2, 1e-3),

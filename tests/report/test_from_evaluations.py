@@ -6,7 +6,7 @@ import numpy as np
 from embedding_files import write_images_file, write_pairs_file
 from mfftools.embeddings import open_embeddings
 from mfftools.evaluation.instance import evaluate_instance
-from mfftools.evaluation.instance_files import write_json
+from mfftools.files import write_results
 from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.report.build import write_report
 from mfftools.report.results import load_results
@@ -24,7 +24,7 @@ def _instance_file(tmp_path, rng):
     result = evaluate_instance(open_embeddings(path), targets=(1e-2,),
                                methods=("bisection", "exact"), device="cpu", progress=False)
     result["model"] = "mixfair-r18"
-    return write_json(result, tmp_path / "inst.json")
+    return write_results(result, tmp_path / "inst.json")
 
 
 def _pair_file(tmp_path, rng):

@@ -1,0 +1,66 @@
+"""Files written whole or not at all, and the results file every protocol writes.
+
+A file is written under a temporary name in its own folder and moved into place with
+`os.replace` only when complete, so a crash or an error never leaves a truncated file under the
+real name (and never replaces a good one with a broken one).
+"""
+import contextlib
+import json
+import os
+from pathlib import Path
+
+# Significant digits of the long per-identity and ROC lists of a results file: they feed plots
+# and tables, and rounding keeps the file small. Every other number is written exactly.
+ROUND_DIGITS = 6
+_ROUNDED_KEYS = ("per_identity", "roc")
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside `path`; it replaces `path` on success, is removed on error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text(path, text):
+    """Write `text` to `path` atomically; returns the path."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(text)
+    return Path(path)
+
+
+def compact(result):
+    """A copy of a results dict with the numbers under `per_identity` and `roc` keys rounded to
+    ROUND_DIGITS significant digits (at any depth); everything else unchanged."""
+    def rounded(value):
+        if isinstance(value, float):
+            return float(f"{value:.{ROUND_DIGITS}g}")
+        if isinstance(value, dict):
+            return {key: rounded(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [rounded(item) for item in value]
+        return value
+
+    def walk(value):
+        if isinstance(value, dict):
+            return {
+                key: rounded(item) if key in _ROUNDED_KEYS else walk(item)
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return walk(result)
+
+
+def write_results(result, path):
+    """The results file of any protocol: compacted JSON, NaN refused (undefined values are None,
+    written as null), written atomically. Returns the path."""
+    return write_text(path, json.dumps(compact(result), indent=1, allow_nan=False) + "\n")
