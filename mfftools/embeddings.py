@@ -59,6 +59,16 @@ class Embeddings:
     issame: np.ndarray = None
     pair_group: np.ndarray = None
 
+    @property
+    def model_name(self):
+        """The model these embeddings come from: the `model` attribute, else the stem of the
+        `checkpoint` attribute, else None (a hand-written file that names neither)."""
+        if "model" in self.attrs:
+            return _str(self.attrs["model"])
+        if "checkpoint" in self.attrs:
+            return Path(_str(self.attrs["checkpoint"])).stem
+        return None
+
     def iter_blocks(self, block_rows=65536, start=0, stop=None):
         """Yield (first_row, float32 block) over rows [start, stop), validating each block."""
         stop = self.n_rows if stop is None else stop

@@ -28,9 +28,11 @@ from mfftools.errors import MfftoolsError
               help="Write the results (JSON) here.")
 @click.option("--per-identity", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the per-identity table (CSV) here.")
+@click.option("--name", help="The model's name in the results file and reports "
+              "(default: the file's `model` attribute, else its checkpoint's file name).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-identity, similarity and ROC figures (PNG) into this folder.")
-def command(embeddings_file, tile, targets, method, device, json_path, csv_path, plots_dir):
+def command(embeddings_file, tile, targets, method, device, json_path, csv_path, name, plots_dir):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
     from mfftools.evaluation.instance import evaluate_instance
@@ -61,8 +63,9 @@ def command(embeddings_file, tile, targets, method, device, json_path, csv_path,
     if not info.is_main:
         return
     result["source"] = str(embeddings_file)
-    if "model" in embeddings.attrs:
-        result["model"] = str(embeddings.attrs["model"])
+    model = name or embeddings.model_name
+    if model is not None:
+        result["model"] = model
     click.echo(format_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")

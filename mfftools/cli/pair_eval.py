@@ -31,10 +31,12 @@ from mfftools.files import write_results
 @click.option("--amp", is_flag=True, help="Extract with mixed precision (CUDA).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
+@click.option("--name", help="The model's name in the results file and reports "
+              "(default: the embeddings' `model` attribute, else the checkpoint's file name).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-group ROC and accuracy figures (PNG) into this folder.")
 def command(source, model_path, arch, save, groups, batch_size, workers, device, no_flip, amp,
-            json_path, plots_dir):
+            json_path, name, plots_dir):
     """Pair-protocol accuracy per group, mean, STD, SER and TAR@FAR=1e-3.
 
     SOURCE is a pairs-layout embeddings file, or a folder of <Group>_test.bin files; a folder
@@ -52,16 +54,20 @@ def command(source, model_path, arch, save, groups, batch_size, workers, device,
                           flip=not no_flip, amp=amp)
         with _extraction_target(save) as out_path:
             embeddings_path = _extract(source, model_path, out_path, extraction)
-            results = evaluate_pairs(open_embeddings(embeddings_path, layout="pairs"))
+            embeddings = open_embeddings(embeddings_path, layout="pairs")
+            results = evaluate_pairs(embeddings)
         results["source"] = str(source)
-        results["model"] = str(model_path)
     else:
         if model_path is not None or save is not None or groups is not None:
             raise MfftoolsError(
                 f"{source} is an embeddings file: --model, --save and --groups apply only to "
                 "a folder of .bin files"
             )
-        results = evaluate_pairs(open_embeddings(source, layout="pairs"))
+        embeddings = open_embeddings(source, layout="pairs")
+        results = evaluate_pairs(embeddings)
+    model = name or embeddings.model_name
+    if model is not None:
+        results["model"] = model
     click.echo(format_table(results))
     if json_path is not None:
         click.echo(f"results written to {write_results(results, json_path)}")

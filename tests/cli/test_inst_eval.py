@@ -102,3 +102,10 @@ def test_bad_files(tmp_path, embeddings_file, rng):
 def test_cuda_asked_but_absent(embeddings_file):
     out = run(embeddings_file, "--device", "cuda")
     assert out.exit_code == 1 and "CUDA is not available" in out.output
+
+
+def test_name_overrides_the_model_attribute(tmp_path, embeddings_file):
+    out = run(embeddings_file, "--fpr", "1e-2", "--device", "cpu", "--name", "model-a",
+              "--json", tmp_path / "r.json")
+    assert out.exit_code == 0, out.output
+    assert json.loads((tmp_path / "r.json").read_text())["model"] == "model-a"

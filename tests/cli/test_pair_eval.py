@@ -167,7 +167,7 @@ def test_bin_folder_is_extracted_into_save_path(tmp_path, bin_folder, checkpoint
     assert not embeddings.attrs["flip"]
     written = json.loads((tmp_path / "r.json").read_text())
     assert written["source"] == str(bin_folder)
-    assert written["model"] == str(checkpoint[0])
+    assert written["model"] == embeddings.attrs["model"] == "iresnet-r18"
     expected = evaluate_pairs(embeddings)
     for name in ("African", "Asian"):
         folds = expected["groups"][name]["fold_accuracies"]
@@ -225,3 +225,18 @@ def test_bad_bin_files_are_clean_errors(bin_folder, checkpoint, content, message
     assert "Indian_test.bin" in result.output and message in result.output
     assert "unpickled code ran" not in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("attrs, name, expected", [
+    ({}, None, None),
+    ({"checkpoint": "/runs/a/best.pt"}, None, "best"),
+    ({"checkpoint": "/runs/a/best.pt", "model": "iresnet-r34"}, None, "iresnet-r34"),
+    ({"model": "iresnet-r34"}, "a", "a"),
+])
+def test_one_rule_for_the_model_name(tmp_path, rng, attrs, name, expected):
+    rows = rng.normal(size=(40, 8)).astype(np.float32)
+    path = write_pairs_file(tmp_path / "p.h5", rows, np.tile([True, False], 10), np.zeros(20, int),
+                            ["A"], **attrs)
+    result = run(path, "--json", tmp_path / "r.json", *(["--name", name] if name else []))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r.json").read_text()).get("model") == expected
