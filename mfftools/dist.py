@@ -64,7 +64,11 @@ def shutdown():
 
 
 def resolve_device(requested="auto", local_rank=0):
-    """`auto` -> cuda:LOCAL_RANK when CUDA is available, else cpu; `cuda` without CUDA is an error."""
+    """`auto` -> cuda:LOCAL_RANK when CUDA is available, else cpu; `cuda` without CUDA is an error.
+
+    `requested` may also be a torch.device (returned as it is, once checked).
+    """
+    requested = str(requested)
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda"):

@@ -6,7 +6,6 @@ and scores its share of the tiles; rank 0 prints and writes the files.
 from pathlib import Path
 
 import click
-import torch
 
 from mfftools import dist
 from mfftools.embeddings import open_embeddings
@@ -24,6 +23,10 @@ from mfftools.errors import MfftoolsError
               help="Threshold search: the paper's bisection, the exact threshold, or both.")
 @click.option("--device", default="auto", show_default=True,
               type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--precision", default="auto", show_default=True,
+              type=click.Choice(["auto", "fp32", "tf32", "bf16", "fp16"]),
+              help="Precision of the products that screen pairs; every precision gives the same "
+                   "results (auto: the fastest this hardware runs natively).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
 @click.option("--per-identity", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -32,7 +35,8 @@ from mfftools.errors import MfftoolsError
               "(default: the file's `model` attribute, else its checkpoint's file name).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-identity, similarity and ROC figures (PNG) into this folder.")
-def command(embeddings_file, tile, targets, method, device, json_path, csv_path, name, plots_dir):
+def command(embeddings_file, tile, targets, method, device, precision, json_path, csv_path,
+            name, plots_dir):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
     from mfftools.evaluation.instance import evaluate_instance
@@ -40,16 +44,18 @@ def command(embeddings_file, tile, targets, method, device, json_path, csv_path,
     from mfftools.files import write_results
 
     methods = ("bisection", "exact") if method == "both" else (method,)
-    wants_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MfftoolsError("--device cuda was asked for, but CUDA is not available here")
-    info = dist.init("cuda" if wants_cuda else "cpu")
+    device = dist.resolve_device(device, dist.info_from_env().local_rank)
+    info = dist.init(device.type)
     try:
         embeddings = open_embeddings(embeddings_file, layout="images")
         result = evaluate_instance(
             embeddings, targets=targets, methods=methods, tile=tile, device=device,
-            progress=True, dist_info=info,
+            precision=precision, progress=True, dist_info=info,
         )
+    except MfftoolsError:
+        if info.is_main:
+            raise
+        raise SystemExit(1) from None  # every rank read the same input: rank 0 says what is wrong
     except RuntimeError as error:
         if not info.distributed:
             raise
@@ -79,7 +85,11 @@ def command(embeddings_file, tile, targets, method, device, json_path, csv_path,
 
 
 def _number(value, spec):
-    return "-" if value is None else format(value, spec)
+    """`value` formatted by `spec`; None as a dash in the same width, so columns stay aligned."""
+    if value is None:
+        width = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
+        return f"{'-':>{width or 1}}"
+    return format(value, spec)
 
 
 def format_summary(result):
@@ -108,14 +118,23 @@ def format_summary(result):
                 f"{_number(stats.get('fnmr'), '10.6f') if 'fnmr' in stats else '':>10}"
             )
         fair = entry["fairness"]
-        lines.append(
-            "fairness: " + ", ".join(f"{key} {_number(value, '.4f')}" for key, value in fair.items())
-        )
-    lines += ["", f"{'similarity':<14}{'intra mean':>11}{'intra std':>10}{'inter mean':>11}"
+        if all(value is None for value in fair.values()):
+            lines.append("fairness: n/a (fewer than two groups with genuine and impostor pairs)")
+        else:
+            lines.append("fairness: " + ", ".join(
+                f"{key} {_number(value, '.4f')}" for key, value in fair.items()))
+    lines += ["", f"{'similarity':<14}{'intra mean*':>12}{'intra std*':>11}{'inter mean':>11}"
                   f"{'inter std':>10}"]
     for name, stats in result["similarity"].items():
         lines.append(
-            f"{name:<14}{_number(stats['intra_mean'], '11.6f')}{_number(stats['intra_std'], '10.6f')}"
+            f"{name:<14}{_number(stats['intra_mean_multi'], '12.6f')}"
+            f"{_number(stats['intra_std_multi'], '11.6f')}"
             f"{_number(stats['inter_mean'], '11.6f')}{_number(stats['inter_std'], '10.6f')}"
         )
+    lines.append("* over identities with at least two images (one image scores 1 by construction)")
+    engine = result["engine"]
+    lines.append(
+        f"screened in {engine['precision']} (bound {engine['screening_bound']:.3g}), "
+        f"{engine['n_rescored_pairs']} pairs rescored canonically"
+    )
     return "\n".join(lines)

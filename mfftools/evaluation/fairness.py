@@ -1,8 +1,8 @@
 """Fairness measures across demographic groups (beyond the paper).
 
 Inputs are per-group rates (FMR, FNMR, or errors), one value per group. A measure that is
-undefined for the given rates (a single group, a zero mean, a zero minimum) is None, which the
-results file writes as null.
+undefined for the given rates (fewer than two groups, a zero mean, a zero minimum) is None, which
+the results file writes as null: with one group there is nothing to compare.
 """
 import math
 
@@ -17,7 +17,7 @@ def _rates(values):
 
 def _spread(values):
     values = _rates(values)
-    return float(values.max() - values.min()) if len(values) else None
+    return float(values.max() - values.min()) if len(values) >= 2 else None
 
 
 def fdr(fmr, fnmr, alpha=DEFAULT_ALPHA):
@@ -50,17 +50,19 @@ def garbe(fmr, fnmr, alpha=DEFAULT_ALPHA):
 
 
 def max_geomean(values):
-    """Largest rate over the geometric mean of the rates (1 means parity); None if a rate is 0."""
+    """Largest rate over the geometric mean of the rates (1 means parity); None with fewer than
+    two groups or a rate of 0."""
     values = _rates(values)
-    if not len(values) or values.min() <= 0.0:
+    if len(values) < 2 or values.min() <= 0.0:
         return None
     return float(values.max() / math.exp(np.log(values).mean()))
 
 
 def ser(errors):
-    """Skewed Error Ratio: largest error over smallest error across groups; None if one is 0."""
+    """Skewed Error Ratio: largest error over smallest error across groups; None with fewer than
+    two groups or an error of 0."""
     errors = _rates(errors)
-    if not len(errors) or errors.min() <= 0.0:
+    if len(errors) < 2 or errors.min() <= 0.0:
         return None
     return float(errors.max() / errors.min())
 

@@ -4,10 +4,13 @@ The engine works on rows sorted (stably) by identity: identity k then occupies t
 rows [start_k, start_k + n_k), its genuine pairs form a square on the diagonal of the score
 matrix, and a tile knows from row numbers alone which of its scores are genuine.
 """
+import functools
 import logging
 from dataclasses import dataclass
 
 import numpy as np
+
+from mfftools.evaluation.engine.blocks import fill_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,10 @@ class IdentityLayout:
     group          sorted position -> group index of the image
     genuine_i/j    every genuine pair (i < j) in sorted positions, ordered by (i, j)
     genuine_offsets sorted position i -> index of its first pair in genuine_i (length N + 1)
+    n_groups       number of group names (groups may hold no image)
+
+    The denominators of every rate (genuine and impostor pairs per row, per group of the probe
+    image, per pair of groups) are computed once, from the sizes alone.
     """
 
     order: np.ndarray
@@ -37,6 +44,7 @@ class IdentityLayout:
     genuine_j: np.ndarray
     genuine_offsets: np.ndarray
     n_mixed_group_identities: int
+    n_groups: int
 
     @property
     def n_rows(self):
@@ -46,10 +54,34 @@ class IdentityLayout:
     def n_identities(self):
         return len(self.labels)
 
-    @property
-    def row_sizes(self):
-        """Sorted position -> number of images of its identity."""
-        return self.sizes[self.identity]
+    @functools.cached_property
+    def genuine_per_row(self):
+        """Sorted position -> genuine pairs of that image (the other images of its identity)."""
+        return self.sizes[self.identity] - 1
+
+    @functools.cached_property
+    def impostor_per_row(self):
+        """Sorted position -> impostor pairs of that image (every image of another identity)."""
+        return self.n_rows - self.sizes[self.identity]
+
+    @functools.cached_property
+    def genuine_per_group(self):
+        """Group -> ordered genuine pairs whose probe image is in the group."""
+        return np.bincount(self.group, weights=self.genuine_per_row, minlength=self.n_groups)
+
+    @functools.cached_property
+    def impostor_per_group(self):
+        """Group -> ordered impostor pairs whose probe image is in the group."""
+        return np.bincount(self.group, weights=self.impostor_per_row, minlength=self.n_groups)
+
+    @functools.cached_property
+    def impostor_per_group_pair(self):
+        """[a, b] -> ordered impostor pairs with the probe in group a and the other image in b:
+        n_a n_b - sum over identities k of n_ka n_kb."""
+        per_group = np.bincount(self.group, minlength=self.n_groups).astype(np.int64)
+        contingency = np.zeros((self.n_identities, self.n_groups), dtype=np.int64)
+        np.add.at(contingency, (self.identity, self.group), 1)
+        return np.outer(per_group, per_group) - contingency.T @ contingency
 
     @property
     def n_genuine_ordered(self):
@@ -64,7 +96,7 @@ class IdentityLayout:
 
     def genuine_in_tile(self, tile):
         """Indices (into genuine_i/j) of the genuine pairs scored by `tile`."""
-        if tile.diagonal:
+        if tile.symmetric:
             first_row, stop_row = tile.row_start, tile.row_stop
         else:
             # Columns lie after rows, so only the identity holding the first column can reach
@@ -79,8 +111,13 @@ class IdentityLayout:
         inside = (cols >= tile.col_start) & (cols < tile.col_stop)
         return lo + np.flatnonzero(inside)
 
+    def mask_genuine(self, tile, scores):
+        """Set the genuine cells of a tile's scores (and their mirrors) to -inf."""
+        pairs = self.genuine_in_tile(tile)
+        fill_pairs(scores, tile, self.genuine_i[pairs], self.genuine_j[pairs])
 
-def build_layout(identity_labels, groups):
+
+def build_layout(identity_labels, groups, n_groups):
     """Sort rows by identity label and list the genuine pairs; `groups` are group indices."""
     labels, identity_of_row = np.unique(identity_labels, return_inverse=True)
     identity_of_row = identity_of_row.reshape(-1)
@@ -118,4 +155,5 @@ def build_layout(identity_labels, groups):
         genuine_j=genuine_j.astype(row_dtype),
         genuine_offsets=offsets,
         n_mixed_group_identities=n_mixed,
+        n_groups=n_groups,
     )

@@ -4,12 +4,11 @@ Every image is compared with every other (ordered pairs, i != j); one global thr
 target FPR over all impostor pairs; then per-image TPR/FPR, their mean and spread over identities,
 overall and per group, group FMR/FNMR with fairness measures, and identity similarity.
 
-The pass (stream.py) keeps all genuine scores and the top impostor scores (topset.py); the
-threshold search (threshold.py), every count and every statistic come from those two alone, so
-several targets and both methods cost one pass. Scores and threshold comparisons are float32 as in
-the original; rates and statistics are computed in float64 from integer counts.
+The recipe: rows sorted by identity (genuine pairs become diagonal blocks) and made canonical;
+every genuine pair scored canonically; one pass over the upper triangle's screened tiles feeds
+the impostor top set; the threshold search and every count come from those two alone, so several
+targets and both methods cost one pass. statistics.py turns the counts into the results file.
 """
-import contextlib
 import logging
 import math
 import sys
@@ -19,74 +18,92 @@ import torch
 
 from mfftools.dist import DistInfo, resolve_device
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation import distributed, fairness, similarity, threshold as search
+from mfftools.evaluation import statistics, threshold as search
+from mfftools.evaluation.engine import distributed
+from mfftools.evaluation.engine.blocks import Scorer, serial
+from mfftools.evaluation.engine.counts import ThresholdCounter
+from mfftools.evaluation.engine.scoring import canonical_scores, normalise_rows_, resolve_precision
+from mfftools.evaluation.engine.tiles import plan_triangle, split_tiles
+from mfftools.evaluation.engine.topset import PairCollector, PairTopSet, to_dtype
 from mfftools.evaluation.identities import build_layout
-from mfftools.evaluation.stream import count_pass, score_pass, serial
-from mfftools.evaluation.tiles import plan_tiles, split_tiles
-from mfftools.evaluation.topset import ImpostorTopSet, float32
+from mfftools.evaluation.similarity import identity_similarity
 
 logger = logging.getLogger(__name__)
 
 METHODS = ("bisection", "exact")
-ROC_POINTS = 64
 
 
-@contextlib.contextmanager
-def exact_matmul():
-    """fp32 products without TF32 (CUDA), restored afterwards."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def _check_request(embeddings, targets, methods):
+def _check_request(embeddings, methods):
     if embeddings.layout != "images":
         raise MfftoolsError(
             f"{embeddings.path}: the instance protocol needs an 'images'-layout embeddings file, "
             f"this one has layout {embeddings.layout!r}"
         )
+    if not methods:
+        raise MfftoolsError("at least one threshold method is needed")
     for method in methods:
         if method not in METHODS:
             raise MfftoolsError(f"unknown threshold method {method!r}: use one of {METHODS}")
-    if not methods:
-        raise MfftoolsError("at least one threshold method is needed")
 
 
-def _load_rows(embeddings, layout, device):
-    """L2-normalised float32 rows (float16 files are widened), in identity-sorted order."""
-    rows = torch.from_numpy(embeddings.read()).to(device)
-    order = torch.from_numpy(layout.order).to(device)
-    with serial(device):  # memory-bound: see stream.serial
-        return torch.nn.functional.normalize(rows, dim=1)[order]
+def load_rows(embeddings, order, device):
+    """Canonical rows in the given order (sorted position -> file row), on `device`.
+
+    Rows are read block by block into one host array at their sorted positions and normalised
+    there in place, so the host holds one float32 copy and the device one more (none on CPU).
+    """
+    rows = np.empty((embeddings.n_rows, embeddings.dim), dtype=np.float32)
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    for first, block in embeddings.iter_blocks():
+        rows[position[first : first + len(block)]] = block
+    host = torch.from_numpy(rows)
+    with serial("cpu"):  # memory-bound: see blocks.serial
+        normalise_rows_(host)
+    return host.to(device)
 
 
-class _Engine:
+class _Pass:
     """One pass's genuine scores and top set, with the counts every threshold needs."""
 
-    def __init__(self, rows, layout, tiles, topset, genuine, n_groups, info, progress):
-        self.rows, self.layout, self.tiles = rows, layout, tiles
-        self.topset, self.n_groups, self.info, self.progress = topset, n_groups, info, progress
-        self.genuine = genuine
+    def __init__(self, rows, layout, tiles, scorer, info, progress):
+        self.rows, self.layout, self.tiles, self.scorer = rows, layout, tiles, scorer
+        self.info, self.progress = info, progress
         self.genuine_i = torch.from_numpy(layout.genuine_i.astype(np.int64))
         self.genuine_j = torch.from_numpy(layout.genuine_j.astype(np.int64))
         self.group = torch.from_numpy(layout.group)
+        with serial(rows.device):
+            self.genuine = canonical_scores(rows, rows, self.genuine_i.to(rows.device),
+                                            self.genuine_j.to(rows.device)).cpu()
         self._exact_counts = {}
+
+    def run(self, keep):
+        """The single pass: the impostor top set over this rank's tiles, merged over ranks."""
+        topset = PairTopSet(keep, device=self.rows.device)
+        collector = PairCollector(topset, self.scorer)
+        for block in self.scorer.blocks(self.tiles, mask=self.layout.mask_genuine,
+                                        progress=self.progress):
+            collector.add(block)
+        if self.info.distributed:
+            topset = distributed.merge_topsets(topset)
+        self.topset = topset.finalize()
+        logger.info("one pass over %d tiles: %d genuine pairs, %d top impostor pairs above %.6g",
+                    len(self.tiles), len(self.genuine), len(self.topset), self.topset.cut)
 
     def _count_exactly(self, threshold):
         """Impostor counts per row and other image's group at `threshold`, by a second pass."""
-        t32 = float32(threshold)
+        t32 = to_dtype(threshold)
         if t32 not in self._exact_counts:
             logger.warning(
                 "threshold %.9g lands on a tie at the top set's cut-off: counting it exactly "
                 "with a second pass over the tiles", threshold
             )
-            counts = count_pass(
-                self.rows, self.layout, self.tiles, [t32], self.n_groups, progress=self.progress
-            )
+            counter = ThresholdCounter([t32], self.group.to(self.rows.device),
+                                       self.layout.n_groups, self.scorer)
+            for block in self.scorer.blocks(self.tiles, mask=self.layout.mask_genuine,
+                                            progress=self.progress):
+                counter.add(block)
+            counts = counter.counts
             if self.info.distributed:
                 distributed.all_reduce_sum(counts)
             self._exact_counts[t32] = counts[0].cpu()
@@ -101,20 +118,18 @@ class _Engine:
         return int(self._count_exactly(threshold).sum())
 
     def accepted(self, threshold):
-        """Per sorted row: accepted genuine and impostor counts, and the group x group FMR counts."""
+        """Per sorted row: accepted genuine and impostor counts, and the group x group counts."""
         pairs = self.topset.rows_above(threshold)
         by_group = self._count_exactly(threshold) if pairs is None else None
-        with serial(torch.device("cpu")):  # small counts: see stream.serial
+        with serial("cpu"):  # small counts: see blocks.serial
             return self._accepted_counts(threshold, pairs, by_group)
 
     def _accepted_counts(self, threshold, pairs, by_group):
-        """`accepted` from the top set's accepted pairs, or from exact counts when it has none."""
-        n_rows = self.layout.n_rows
+        n_rows, size = self.layout.n_rows, self.layout.n_groups
         genuine = self.genuine > threshold
         tp = torch.bincount(self.genuine_i[genuine], minlength=n_rows) + torch.bincount(
             self.genuine_j[genuine], minlength=n_rows
         )
-        size = self.n_groups
         if pairs is None:
             fp = by_group.sum(dim=1)
             matrix = torch.zeros(size, size, dtype=torch.int64)
@@ -128,6 +143,17 @@ class _Engine:
             matrix = matrix.view(size, size)
         return tp.numpy(), fp.numpy(), matrix.numpy()
 
+    def threshold(self, target, method):
+        """(threshold, converged) at `target` by `method`."""
+        n_impostor = self.layout.n_impostor_ordered
+        if method == "bisection":
+            return search.bisection(target, n_impostor, self.impostor_count,
+                                    self.impostor_count_exact)
+        value = search.exact_threshold(
+            target, n_impostor, lambda rank: self.topset.value_at(rank // 2)
+        )
+        return value, True
+
 
 def evaluate_instance(
     embeddings,
@@ -135,244 +161,77 @@ def evaluate_instance(
     methods=("bisection",),
     tile=8192,
     device="auto",
+    precision="auto",
     progress=True,
     dist_info=None,
     use_faiss=None,
 ):
     """The instance protocol on an images-layout `Embeddings`: the results-file dict.
 
-    One entry in "results" per target and method. Under torchrun (`dist_info` with world_size > 1,
-    process group joined) each rank scores its share of the tiles and every rank returns the same
-    dict. `use_faiss`: True asks for FAISS for the centroid k-NN (default: torch, faster).
+    One entry in "results" per target and method (repeats are dropped). `precision` screens the
+    tile products (auto, fp32, tf32, bf16, fp16): every precision gives the same results, only
+    faster or slower. Under torchrun (`dist_info` with world_size > 1, process group joined) each
+    rank scores its share of the tiles and every rank returns the same dict. `use_faiss`: True
+    asks for FAISS for the centroid k-NN (default: torch).
     """
-    targets = tuple(float(target) for target in targets)
-    methods = tuple(methods)
-    _check_request(embeddings, targets, methods)
-    tiles = plan_tiles(embeddings.n_rows, tile)
-    layout = build_layout(embeddings.identity, embeddings.group)
+    targets = tuple(dict.fromkeys(float(target) for target in targets))
+    methods = tuple(dict.fromkeys(methods))
+    _check_request(embeddings, methods)
+    tiles = plan_triangle(embeddings.n_rows, tile)
+    group_names = list(embeddings.group_names)
+    layout = build_layout(embeddings.identity, embeddings.group, len(group_names))
     n_impostor = layout.n_impostor_ordered
     search.check_targets(targets, n_impostor)
     info = dist_info or DistInfo()
     device = resolve_device(device, info.local_rank)
+    screening = resolve_precision(precision, device)
     progress = progress and info.is_main and sys.stderr.isatty()
-    n_groups = len(embeddings.group_names)
 
-    with exact_matmul():
-        rows = _load_rows(embeddings, layout, device)
+    rows = load_rows(embeddings, layout.order, device)
+    my_tiles = split_tiles(tiles, info.world_size, info.rank)
+    scorer = Scorer(rows, rows, screening, my_tiles)
+    try:
+        one_pass = _Pass(rows, layout, my_tiles, scorer, info, progress)
         keep = math.ceil(search.keep_for_targets(targets, n_impostor) / 2)
-        keep = min(keep, n_impostor // 2 + 1)  # more than all pairs: the set never prunes
-        topset = ImpostorTopSet(keep, device=device)
-        my_tiles = split_tiles(tiles, info.world_size, info.rank)
-        genuine = score_pass(rows, layout, my_tiles, topset, progress=progress)
-        if info.distributed:
-            distributed.all_reduce_sum(genuine)
-            topset = distributed.merge_topsets(topset)
-        topset.finalize()
-        logger.info(
-            "one pass over %d tiles: %d genuine pairs, %d top impostor pairs above %.6g",
-            len(my_tiles), len(genuine), len(topset), topset.cut,
-        )
-        engine = _Engine(
-            rows, layout, my_tiles, topset, genuine.cpu(), n_groups, info, progress
-        )
-        results = []
+        one_pass.run(min(keep, n_impostor // 2 + 1))  # more than all pairs: the set never prunes
+        counts = []
         for target in targets:
             for method in methods:
-                results.append(_evaluate_target(engine, layout, target, method, n_groups))
-        sims = _similarity(rows, layout, use_faiss)
-
-    group_names = list(embeddings.group_names)
-    return {
-        "protocol": "instance",
-        "n_images": layout.n_rows,
-        "n_identities": layout.n_identities,
-        "dim": embeddings.dim,
-        "group_names": group_names,
-        "results": [_entry(result, layout, group_names, sims) for result in results],
-        "similarity": _similarity_by_group(sims, layout, group_names),
-        "n_genuine_pairs": layout.n_genuine_ordered,
-        "n_impostor_pairs": n_impostor,
-        "n_single_image_identities": int(np.count_nonzero(layout.sizes == 1)),
-        "n_mixed_group_identities": layout.n_mixed_group_identities,
-        "identities": {
-            "identity": [int(label) for label in layout.labels],
-            "group": [int(g) for g in layout.identity_group],
-            "n_images": [int(size) for size in layout.sizes],
-        },
-        "roc": _roc(engine, layout, group_names),
-    }
+                threshold, converged = one_pass.threshold(target, method)
+                tp, fp, matrix = one_pass.accepted(threshold)
+                _warn_if_nothing_accepted(target, method, threshold, fp, one_pass, n_impostor)
+                counts.append({"target_fpr": target, "method": method,
+                               "threshold": float(threshold), "converged": bool(converged),
+                               "tp": tp, "fp": fp, "matrix": matrix})
+        n_rescored = scorer.n_rescored
+        if info.distributed:
+            n_rescored = distributed.sum_over_ranks(n_rescored)
+    finally:
+        scorer.close()
+    sims = identity_similarity(rows, layout, screening, tile, use_faiss=bool(use_faiss))
+    engine = {"precision": screening.name, "screening_bound": scorer.bound,
+              "n_rescored_pairs": n_rescored, "tile": tile, "device": device.type,
+              "world_size": info.world_size}
+    return statistics.results_file(
+        layout, embeddings, group_names,
+        [statistics.entry(c, layout, group_names, sims) for c in counts],
+        sims, statistics.roc(one_pass.topset, one_pass.genuine.numpy(), layout, group_names),
+        engine,
+    )
 
 
-def _evaluate_target(engine, layout, target, method, n_groups):
-    n_impostor = layout.n_impostor_ordered
-    if method == "bisection":
-        threshold, converged = search.bisection(
-            target, n_impostor, engine.impostor_count, engine.impostor_count_exact
-        )
-    else:
-        threshold = search.exact_threshold(
-            target, n_impostor, lambda rank: engine.topset.value_at(rank // 2)
-        )
-        converged = True
-    tp, fp, matrix = engine.accepted(threshold)
-    return {
-        "target_fpr": target,
-        "method": method,
-        "threshold": float(threshold),
-        "converged": bool(converged),
-        "tp": tp,
-        "fp": fp,
-        "matrix": matrix,
-    }
-
-
-def _mean_std(values):
-    if not len(values):
-        return None, None
-    return float(np.mean(values)), float(np.std(values))
-
-
-def _identity_rates(result, layout):
-    """Per identity: mean TPR (NaN without genuine pairs) and mean FPR over its images."""
-    row_sizes = layout.row_sizes
-    genuine_per_row = row_sizes - 1
-    impostor_per_row = layout.n_rows - row_sizes
-    has_genuine = genuine_per_row > 0
-    tpr_row = np.where(has_genuine, result["tp"] / np.maximum(genuine_per_row, 1), 0.0)
-    fpr_row = result["fp"] / impostor_per_row
-    n_ids = layout.n_identities
-    tpr = np.bincount(layout.identity, weights=tpr_row, minlength=n_ids) / layout.sizes
-    fpr = np.bincount(layout.identity, weights=fpr_row, minlength=n_ids) / layout.sizes
-    tpr[layout.sizes < 2] = np.nan
-    return tpr, fpr
-
-
-def _group_rates(result, layout, n_groups):
-    """Per group of the probe image: FMR over impostor pairs, FNMR over genuine pairs."""
-    row_sizes = layout.row_sizes
-    genuine = np.bincount(layout.group, weights=row_sizes - 1, minlength=n_groups)
-    impostor = np.bincount(layout.group, weights=layout.n_rows - row_sizes, minlength=n_groups)
-    accepted_genuine = np.bincount(layout.group, weights=result["tp"], minlength=n_groups)
-    accepted_impostor = np.bincount(layout.group, weights=result["fp"], minlength=n_groups)
-    fmr = [a / n if n else None for a, n in zip(accepted_impostor, impostor)]
-    fnmr = [1.0 - a / n if n else None for a, n in zip(accepted_genuine, genuine)]
-    return fmr, fnmr
-
-
-def _impostor_pairs_by_group(layout, n_groups):
-    """Ordered impostor pairs by (group of i, group of j): n_a n_b - sum_k n_ka n_kb."""
-    per_group = np.bincount(layout.group, minlength=n_groups).astype(np.int64)
-    contingency = np.zeros((layout.n_identities, n_groups), dtype=np.int64)
-    np.add.at(contingency, (layout.identity, layout.group), 1)
-    return np.outer(per_group, per_group) - contingency.T @ contingency
-
-
-def _floats(values):
-    """A JSON list of numbers; NaN (undefined) becomes None."""
-    return [None if np.isnan(value) else float(value) for value in values]
-
-
-def _entry(result, layout, group_names, sims):
-    n_groups = len(group_names)
-    tp, fp = result["tp"], result["fp"]
-    tpr_id, fpr_id = _identity_rates(result, layout)
-    with_genuine = ~np.isnan(tpr_id)
-    fmr, fnmr = _group_rates(result, layout, n_groups)
-    groups = {}
-    for g, name in enumerate(group_names):
-        members = layout.identity_group == g
-        tpr_mean, tpr_std = _mean_std(tpr_id[members & with_genuine])
-        fpr_mean, fpr_std = _mean_std(fpr_id[members])
-        groups[name] = {
-            "tpr_mean": tpr_mean, "tpr_std": tpr_std, "fpr_mean": fpr_mean, "fpr_std": fpr_std,
-            "fmr": fmr[g], "fnmr": fnmr[g],
-        }
-    present = [g for g in range(n_groups) if fmr[g] is not None and fnmr[g] is not None]
-    tpr_mean, tpr_std = _mean_std(tpr_id[with_genuine])
-    fpr_mean, fpr_std = _mean_std(fpr_id)
-    impostor_by_group = _impostor_pairs_by_group(layout, n_groups)
-    matrix = [
-        [float(result["matrix"][a, b] / impostor_by_group[a, b]) if impostor_by_group[a, b] else None
-         for b in range(n_groups)]
-        for a in range(n_groups)
-    ]
-    return {
-        "target_fpr": result["target_fpr"],
-        "method": result["method"],
-        "threshold": result["threshold"],
-        "tpr": float(tp.sum() / layout.n_genuine_ordered) if layout.n_genuine_ordered else None,
-        "fpr": float(fp.sum() / layout.n_impostor_ordered),
-        "converged": result["converged"],
-        "instance": {
-            "tpr_mean": tpr_mean, "tpr_std": tpr_std, "fpr_mean": fpr_mean, "fpr_std": fpr_std,
-        },
-        "groups": groups,
-        "fairness": fairness.group_fairness([fmr[g] for g in present], [fnmr[g] for g in present]),
-        "n_accepted_genuine": int(tp.sum()),
-        "n_accepted_impostor": int(fp.sum()),
-        "group_fmr_matrix": matrix,
-        "per_identity": {
-            "group": [int(g) for g in layout.identity_group],
-            "tpr": _floats(tpr_id),
-            "fpr": _floats(fpr_id),
-            "intra": _floats(sims["intra"]),
-            "inter": _floats(sims["inter"]),
-        },
-    }
-
-
-def _similarity(rows, layout, use_faiss):
-    identity = torch.from_numpy(layout.identity).to(rows.device)
-    with serial(rows.device):  # memory-bound: see stream.serial
-        centres = similarity.centroids(rows, identity, layout.n_identities)
-        intra = similarity.intra_similarity(rows, identity, centres)
-    inter = similarity.inter_similarity(centres, use_faiss=use_faiss)
-    return {"intra": intra, "inter": inter}
-
-
-def _similarity_by_group(sims, layout, group_names):
-    out = {}
-    for g, name in enumerate(group_names):
-        members = layout.identity_group == g
-        intra_mean, intra_std = _mean_std(sims["intra"][members])
-        inter_mean, inter_std = _mean_std(sims["inter"][members])
-        out[name] = {
-            "intra_mean": intra_mean, "intra_std": intra_std,
-            "inter_mean": inter_mean, "inter_std": inter_std,
-        }
-    return out
-
-
-def _roc(engine, layout, group_names):
-    """Per group ROC points (probe's group) in the low-FPR region that the top set covers."""
-    values = engine.topset.values.numpy()
-    if not len(values):
-        return {}
-    ranks = np.unique(np.geomspace(1, len(values), ROC_POINTS).astype(np.int64)) - 1
-    thresholds = values[ranks]
-    group = layout.group
-    impostor_groups = (group[engine.topset.rows_i.numpy()], group[engine.topset.rows_j.numpy()])
-    genuine = engine.genuine.numpy()
-    genuine_groups = (group[layout.genuine_i], group[layout.genuine_j])
-    row_sizes = layout.row_sizes
-    n_groups = len(group_names)
-    genuine_per_group = np.bincount(group, weights=row_sizes - 1, minlength=n_groups)
-    impostor_per_group = np.bincount(group, weights=layout.n_rows - row_sizes, minlength=n_groups)
-    out = {}
-    for g, name in enumerate(group_names):
-        if not impostor_per_group[g] or not genuine_per_group[g]:
-            continue
-        impostor = np.concatenate([values[side == g] for side in impostor_groups])
-        accepted = np.concatenate([genuine[side == g] for side in genuine_groups])
-        out[name] = {
-            "threshold": _floats(thresholds.astype(np.float64)),
-            "fpr": _floats(_count_above(impostor, thresholds) / impostor_per_group[g]),
-            "tpr": _floats(_count_above(accepted, thresholds) / genuine_per_group[g]),
-        }
-    return out
-
-
-def _count_above(values, thresholds):
-    """How many of `values` are > each threshold (both float32)."""
-    ordered = np.sort(values)
-    return (len(ordered) - np.searchsorted(ordered, thresholds, side="right")).astype(np.float64)
+def _warn_if_nothing_accepted(target, method, threshold, fp, one_pass, n_impostor):
+    """A threshold that accepts no impostor pair reports FPR 0: say so, with the smallest target
+    whose exact threshold accepts one (the top scores tie, so FPR steps past them at once)."""
+    if fp.sum():
+        return
+    top = one_pass.topset.value_at(0)
+    tied = one_pass.topset.count_above(float(np.nextafter(np.float32(top), np.float32(-2))))[0]
+    smallest = 2 * tied / n_impostor
+    resolvable = (f"the smallest target these scores resolve is {smallest:.3g}" if smallest < 1
+                  else "no target below 1 resolves these scores")
+    logger.warning(
+        "target FPR %g (%s): the threshold %.6g accepts no impostor pair, so the reported FPR is "
+        "0; %s (the %d highest-scoring impostor pairs tie)",
+        target, method, threshold, resolvable, tied,
+    )

@@ -36,17 +36,20 @@ def impostor_rank(target, n_impostor):
 
 
 def check_targets(targets, n_impostor):
-    """Refuse targets outside (0, 1), or too small for this many impostor pairs."""
+    """Refuse targets outside (0, 1), or too small for this many impostor pairs: below 2/I
+    (I ordered impostor pairs) the threshold would accept no impostor pair at all, since ordered
+    pairs come in twos."""
     if not targets:
         raise MfftoolsError("at least one target FPR is needed")
     for target in targets:
         if not 0.0 < target < 1.0:
             raise MfftoolsError(f"target FPR {target!r} is outside (0, 1)")
-        if impostor_rank(target, n_impostor) < 1:
+        if impostor_rank(target, n_impostor) < 2:
             raise MfftoolsError(
                 f"target FPR {target:g} cannot be resolved: with {n_impostor} ordered impostor "
-                f"pairs the smallest non-zero FPR is {1 / n_impostor:.3g}; use a larger target or "
-                "more images"
+                f"pairs (each unordered pair counted twice) the smallest non-zero FPR is "
+                f"2/{n_impostor} = {2 / n_impostor:.3g}; use a target of at least that, or more "
+                "images"
             )
 
 

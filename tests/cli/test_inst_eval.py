@@ -60,7 +60,8 @@ def test_json_csv_and_plots(tmp_path, embeddings_file):
         for key in ("threshold", "tpr", "fpr", "converged", "instance", "groups", "fairness"):
             assert entry[key] == want[key]
     for stats in data["similarity"].values():
-        assert set(stats) == {"intra_mean", "intra_std", "inter_mean", "inter_std"}
+        assert set(stats) == {"intra_mean", "intra_std", "inter_mean", "inter_std",
+                              "intra_mean_multi", "intra_std_multi"}
     rows = list(csv.DictReader((tmp_path / "ids.csv").open()))
     assert len(rows) == data["n_identities"] == 60
     assert rows[0]["identity"] == "11" and rows[0]["group"] == "African"
@@ -109,3 +110,46 @@ def test_name_overrides_the_model_attribute(tmp_path, embeddings_file):
               "--json", tmp_path / "r.json")
     assert out.exit_code == 0, out.output
     assert json.loads((tmp_path / "r.json").read_text())["model"] == "model-a"
+
+
+def test_table_keeps_its_columns_when_a_value_is_null(tmp_path, rng):
+    """A group of one-image identities has no TPR: a dash in the column's width, not a shift."""
+    identity = np.concatenate([np.repeat(np.arange(20), 3), np.arange(100, 110)])
+    group = np.where(identity >= 100, 1, 0)
+    emb = rng.standard_normal((len(identity), 8)).astype(np.float32)
+    path = write_images_file(tmp_path / "e.h5", emb, identity, group, ["A", "B"])
+    out = run(path, "--fpr", "1e-2", "--device", "cpu")
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    header = next(line for line in lines if "TPR mean" in line)
+    row_a = next(line for line in lines if line.startswith("A "))
+    row_b = next(line for line in lines if line.startswith("B "))
+    assert len(row_a) == len(row_b) == len(header)
+    assert row_b.split()[1:3] == ["-", "-"]
+    fpr_column = header.index("FPR mean") + len("FPR mean")
+    assert row_a[fpr_column - 1] != " " and row_b[fpr_column - 1] != " "
+
+
+def test_precision_option_and_what_it_did(tmp_path, embeddings_file):
+    outputs = {}
+    for precision in ("fp32", "bf16"):
+        out = run(embeddings_file, "--fpr", "1e-2", "--device", "cpu", "--precision", precision,
+                  "--json", tmp_path / f"{precision}.json")
+        assert out.exit_code == 0, out.output
+        assert f"screened in {precision} (bound " in out.output
+        data = json.loads((tmp_path / f"{precision}.json").read_text())
+        assert data.pop("engine")["precision"] == precision
+        outputs[precision] = data
+    assert outputs["fp32"] == outputs["bf16"]
+    out = run(embeddings_file, "--precision", "fp8")
+    assert out.exit_code == 2 and "Invalid value for '--precision'" in out.output
+
+
+def test_one_group_prints_no_fairness_numbers(tmp_path, rng):
+    identity = np.repeat(np.arange(30), 3)
+    emb = rng.standard_normal((len(identity), 8)).astype(np.float32)
+    path = write_images_file(tmp_path / "e.h5", emb, identity, np.zeros_like(identity), ["A"])
+    out = run(path, "--fpr", "1e-2", "--device", "cpu")
+    assert out.exit_code == 0, out.output
+    assert "fairness: n/a (fewer than two groups with genuine and impostor pairs)" in out.output
+    assert "1.0000" not in out.output

@@ -13,7 +13,6 @@ from embedding_files import write_images_file
 from mfftools.embeddings import open_embeddings
 from mfftools.evaluation.instance import evaluate_instance
 from mfftools.files import compact
-from mfftools.evaluation.tiles import plan_tiles, split_tiles
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUPS = ["A", "B", "C"]
@@ -26,10 +25,10 @@ from mfftools.embeddings import open_embeddings
 from mfftools.evaluation.instance import evaluate_instance
 from mfftools.files import compact
 info = dist.init("cpu")
-for path, tile, out in json.loads(sys.argv[1]):
+for path, tile, precision, out in json.loads(sys.argv[1]):
     result = evaluate_instance(open_embeddings(path), targets=(1e-2, 1e-3),
                                methods=("bisection", "exact"), tile=tile, device="cpu",
-                               progress=False, dist_info=info)
+                               precision=precision, progress=False, dist_info=info)
     if info.rank == 1:
         json.dump(result, open(out + ".rank1", "w"))
     if info.is_main:
@@ -61,42 +60,49 @@ def launch(argv, world_size=2, timeout=120):
     return outputs
 
 
-def make_file(path, rng, n_identities, lattice=False):
+def make_file(path, rng, n_identities, lattice=False, dtype=np.float32):
     sizes = rng.integers(1, 6, size=n_identities)
     identity = np.repeat(rng.permutation(n_identities) * 5, sizes)
     group = np.repeat(np.arange(n_identities) % 3, sizes)
     if lattice:
-        emb = rng.integers(-1, 2, size=(len(identity), 3)).astype(np.float32)
+        emb = rng.integers(-1, 2, size=(len(identity), 3)).astype(dtype)
         emb[~emb.any(axis=1)] = 1.0
     else:
         emb = (np.repeat(rng.standard_normal((n_identities, 16)), sizes, axis=0)
-               + rng.standard_normal((len(identity), 16))).astype(np.float32)
+               + rng.standard_normal((len(identity), 16))).astype(dtype)
     return write_images_file(path, emb, identity, group, GROUPS)
 
 
-def single_process(path, tile):
+def without_engine(result):
+    return {key: value for key, value in result.items() if key != "engine"}
+
+
+def single_process(path, tile, precision="fp32"):
     result = evaluate_instance(open_embeddings(path), targets=(1e-2, 1e-3),
                                methods=("bisection", "exact"), tile=tile, device="cpu",
-                               progress=False)
+                               precision=precision, progress=False)
     return json.loads(json.dumps(result))
 
 
 def test_two_gloo_ranks_equal_one_process(tmp_path, rng):
+    """Bit for bit, whatever the split, the tile and the screening precision (bf16 on the ranks
+    against fp32 in one process)."""
     cases = [
         (make_file(tmp_path / "uneven.h5", rng, 70), 17),     # N not divisible, many tiles
         (make_file(tmp_path / "small.h5", rng, 40), 8192),    # one tile: a rank scores nothing
         (make_file(tmp_path / "ties.h5", rng, 60, lattice=True), 23),  # ties at the cut-off
+        (make_file(tmp_path / "half.h5", rng, 50, dtype=np.float16), 29),  # a float16 file
     ]
-    jobs = [(str(path), tile, str(tmp_path / f"{path.stem}.json")) for path, tile in cases]
+    jobs = [(str(path), tile, "bf16", str(tmp_path / f"{path.stem}.json")) for path, tile in cases]
     outputs = launch(["-c", RANK_SCRIPT, json.dumps(jobs)])
     for code, out, err in outputs:
         assert code == 0, err
-    for (path, tile), (_, _, out) in zip(cases, jobs):
-        expected = single_process(path, tile)
-        assert json.loads(Path(out).read_text()) == expected
-        assert json.loads(Path(out + ".rank1").read_text()) == expected
-    n_rows = open_embeddings(cases[1][0]).n_rows
-    assert sorted(len(split_tiles(plan_tiles(n_rows, 8192), 2, rank)) for rank in (0, 1)) == [0, 1]
+    for (path, tile), (*_, out) in zip(cases, jobs):
+        expected = without_engine(single_process(path, 64, "fp32"))
+        ranks = [json.loads(Path(name).read_text()) for name in (out, out + ".rank1")]
+        for result in ranks:
+            assert result["engine"]["world_size"] == 2
+            assert without_engine(result) == expected
 
 
 def test_cli_under_two_ranks(tmp_path, rng):
@@ -110,15 +116,13 @@ def test_cli_under_two_ranks(tmp_path, rng):
     assert json.loads(out.read_text())["results"] == expected["results"]
 
 
-@pytest.mark.parametrize("world_size", [2, 3, 7])
-def test_split_is_balanced_by_pairs(world_size):
-    tiles = plan_tiles(1000, 64)
-    shares = [split_tiles(tiles, world_size, rank) for rank in range(world_size)]
-    assert [t for share in shares for t in share] == tiles  # each tile once, in contiguous runs
-    pairs = [sum(t.n_pairs for t in share) for share in shares]
-    assert sum(pairs) == 1000 * 999 // 2
-    largest_tile = max(t.n_pairs for t in tiles)
-    assert max(pairs) - min(pairs) <= 2 * largest_tile
+def test_bad_input_is_reported_once(tmp_path, rng):
+    path = make_file(tmp_path / "e.h5", rng, 20)
+    outputs = launch(["-m", "mfftools", "inst-eval", str(path), "--fpr", "1e-9", "--device", "cpu"])
+    assert [code for code, _, _ in outputs] == [1, 1]
+    errors = [err for _, _, err in outputs]
+    assert "cannot be resolved" in errors[0]
+    assert "cannot be resolved" not in errors[1] and "Error" not in errors[1]
 
 
 FAILING_SCRIPT = """

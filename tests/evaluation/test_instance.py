@@ -1,174 +1,27 @@
-"""The instance protocol engine against a dense reference written here.
+"""The instance protocol against the dense canonical reference (tests/evaluation/dense.py).
 
-The reference is obviously correct and only for small N: the full N x N matrix, as the paper.
-Every count comes from the full score matrix and boolean masks; the bisection is the paper's loop
-(`ThresholdOptimizer.Start`) with its float32 rates; the exact threshold is found by trying every
-impostor score.
+Every threshold, count and statistic is compared; thresholds and counts exactly, since both
+sides compute canonical scores. The results file must not depend on the tile size, the screening
+precision or the device.
 """
-from fractions import Fraction
-import math
+import json
+import logging
 import re
 
 import numpy as np
 import pytest
-import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
-from embedding_files import write_images_file, write_pairs_file
+from dense import dense_instance
+from embedding_files import write_pairs_file
+from instance_data import GROUP_NAMES, evaluate_file, lattice_data, make_data
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation import instance, similarity, threshold as search
-from mfftools.evaluation.identities import build_layout
+from mfftools.evaluation import instance, threshold as search
+from mfftools.evaluation.engine import counts as counts_module
 from mfftools.evaluation.instance import evaluate_instance
-from mfftools.evaluation.stream import score_pass
-from mfftools.evaluation.tiles import plan_tiles
-from mfftools.evaluation.topset import ImpostorTopSet
 
-
-def dense_instance(embeddings, identity, group, targets, methods, n_groups):
-    """Reference results: {(target, method): dict}, plus "similarity": per-identity intra/inter."""
-    feats = torch.nn.functional.normalize(torch.from_numpy(embeddings.astype(np.float32)), dim=1)
-    scores = (feats @ feats.T).clamp(-1, 1)
-    same = identity[:, None] == identity[None, :]
-    genuine = same & ~np.eye(len(identity), dtype=bool)
-    impostor = ~same
-    n_impostor = int(impostor.sum())
-    n_genuine = int(genuine.sum())
-
-    def fpr32(thr):
-        # The paper's float32 rate: int64 tensor / int64 tensor.
-        fp = int(((scores > thr).numpy() & impostor).sum())
-        return torch.tensor(fp) / torch.tensor(n_impostor)
-
-    out = {}
-    for target in targets:
-        for method in methods:
-            if method == "bisection":
-                thr, converged = _paper_bisection(fpr32, target)
-            else:
-                thr, converged = _exact(scores[torch.from_numpy(impostor)], n_impostor, target), True
-            accepted = (scores > thr).numpy()
-            out[(target, method)] = _stats_at(
-                accepted, thr, converged, genuine, impostor, identity, group, n_groups,
-                n_genuine, n_impostor,
-            )
-    out["similarity"] = _similarity(feats, identity)
-    return out
-
-
-def _paper_bisection(fpr32, selected_fpr, min_thr=-1, max_thr=1, max_iters=70):
-    tol = selected_fpr / 10.0
-    converge = False
-    for _ in range(max_iters):
-        current_thr = (min_thr + max_thr) / 2.0
-        current_fpr = fpr32(current_thr)
-        error = current_fpr - selected_fpr
-        if error < tol and error > 0:
-            converge = True
-            break
-        if current_fpr > selected_fpr:
-            min_thr = current_thr
-        else:
-            max_thr = current_thr
-    return current_thr, converge
-
-
-def _exact(impostor_scores, n_impostor, target):
-    """Smallest impostor score t with count(s > t) / n <= target, trying every distinct score.
-
-    count / n <= target holds for an integer count exactly when count <= floor(target * n).
-    """
-    allowed = math.floor(Fraction(target) * n_impostor)
-    ordered = torch.sort(impostor_scores).values
-    candidates = torch.unique(ordered)
-    above = len(ordered) - torch.searchsorted(ordered, candidates, right=True)
-    return float(candidates[above <= allowed].min())
-
-
-def _stats_at(accepted, thr, converged, genuine, impostor, identity, group, n_groups, n_gen, n_imp):
-    tp = (accepted & genuine).sum(1)
-    fp = (accepted & impostor).sum(1)
-    gen_row = genuine.sum(1)
-    imp_row = impostor.sum(1)
-    labels = np.unique(identity)
-    tpr_id, fpr_id, id_group = [], [], []
-    for label in labels:
-        rows = np.flatnonzero(identity == label)
-        id_group.append(group[rows[0]])
-        fpr_id.append(np.mean(fp[rows] / imp_row[rows]))
-        tpr_id.append(np.mean(tp[rows] / gen_row[rows]) if len(rows) > 1 else np.nan)
-    tpr_id, fpr_id, id_group = np.array(tpr_id), np.array(fpr_id), np.array(id_group)
-    fmr, fnmr = [], []
-    matrix = np.full((n_groups, n_groups), np.nan)
-    grp = group
-    for a in range(n_groups):
-        probe = grp == a
-        imp_a = int(impostor[probe].sum())
-        gen_a = int(genuine[probe].sum())
-        fmr.append(int((accepted & impostor)[probe].sum()) / imp_a if imp_a else None)
-        fnmr.append(1 - int((accepted & genuine)[probe].sum()) / gen_a if gen_a else None)
-        for b in range(n_groups):
-            pair = probe[:, None] & (grp == b)[None, :] & impostor
-            if int(pair.sum()):
-                matrix[a, b] = int((pair & accepted).sum()) / int(pair.sum())
-    return {
-        "threshold": thr,
-        "converged": converged,
-        "tpr": int((accepted & genuine).sum()) / n_gen if n_gen else None,
-        "fpr": int((accepted & impostor).sum()) / n_imp,
-        "tp": tp,
-        "fp": fp,
-        "tpr_id": tpr_id,
-        "fpr_id": fpr_id,
-        "id_group": id_group,
-        "fmr": fmr,
-        "fnmr": fnmr,
-        "matrix": matrix,
-    }
-
-
-def _similarity(feats, identity):
-    labels = np.unique(identity)
-    centres = torch.stack(
-        [feats[torch.from_numpy(identity == label)].double().mean(0) for label in labels]
-    )
-    centres = torch.nn.functional.normalize(centres, dim=1).float()
-    intra = np.array([
-        float((feats[torch.from_numpy(identity == label)] @ centres[k]).clamp(-1, 1).double().mean())
-        for k, label in enumerate(labels)
-    ])
-    sims = (centres @ centres.T).clamp(-1, 1)
-    inter = []
-    for k in range(len(labels)):
-        others = torch.cat([sims[k, :k], sims[k, k + 1 :]])
-        top = torch.sort(others, descending=True).values[:50]
-        inter.append(float(top.double().mean()))
-    return {"intra": intra, "inter": np.array(inter)}
-
-
-# ---------------------------------------------------------------------------------------------
-# The engine against the reference.
-# ---------------------------------------------------------------------------------------------
-
-GROUP_NAMES = ["African", "Asian", "Caucasian"]
-
-
-def make_data(rng, n_identities, max_images, dim, n_groups=3, single=0.2):
-    """Random identities of 1..max_images images, clustered around identity centres."""
-    sizes = rng.integers(2, max_images + 1, size=n_identities)
-    sizes[rng.random(n_identities) < single] = 1
-    identity = np.repeat(rng.permutation(10 * n_identities)[:n_identities] * 7 - 50, sizes)
-    id_group = rng.integers(0, n_groups, size=n_identities)
-    group = np.repeat(id_group, sizes)
-    centres = rng.standard_normal((n_identities, dim))
-    emb = np.repeat(centres, sizes, axis=0) + 0.9 * rng.standard_normal((len(identity), dim))
-    order = rng.permutation(len(identity))  # identities unsorted in the file
-    return emb[order].astype(np.float32), identity[order], group[order]
-
-
-def evaluate_file(tmp_path, emb, identity, group, group_names=GROUP_NAMES, name="e.h5", **kw):
-    path = write_images_file(tmp_path / name, emb, identity, group, group_names)
-    return evaluate_instance(open_embeddings(path), progress=False, **kw)
+METHODS = ("bisection", "exact")
 
 
 def assert_matches(result, reference, identity):
@@ -212,10 +65,15 @@ def assert_matches(result, reference, identity):
         assert_allclose(matrix, ref["matrix"], rtol=1e-12, equal_nan=True)
     sims = reference["similarity"]
     first = result["results"][0]["per_identity"]
-    assert_allclose(first["intra"], sims["intra"], rtol=0, atol=2e-6)
-    assert_allclose(first["inter"], sims["inter"], rtol=0, atol=2e-6)
+    assert_allclose(first["intra"], sims["intra"], rtol=1e-12, atol=0)
+    assert_allclose(first["inter"], sims["inter"], rtol=1e-12, atol=0)
     assert result["n_identities"] == len(np.unique(identity))
     assert result["n_images"] == len(identity)
+
+
+def without_engine(result):
+    """The results file as JSON text, without the entry that says how it was computed."""
+    return json.dumps({key: value for key, value in result.items() if key != "engine"})
 
 
 @pytest.mark.parametrize(
@@ -227,48 +85,38 @@ def assert_matches(result, reference, identity):
         (220, 4, 12, 560, (1e-3, 1e-4)),    # diagonal tiles split into sub-blocks
     ],
 )
-def test_matches_dense_reference(tmp_path, rng, n_identities, max_images, dim, tile, targets):
+def test_matches_dense_reference(tmp_path, rng, device, n_identities, max_images, dim, tile,
+                                 targets):
     emb, identity, group = make_data(rng, n_identities, max_images, dim)
-    methods = ("bisection", "exact")
-    result = evaluate_file(tmp_path, emb, identity, group, targets=targets, methods=methods,
-                           tile=tile, device="cpu")
-    reference = dense_instance(emb, identity, group, targets, methods, len(GROUP_NAMES))
+    result = evaluate_file(tmp_path, emb, identity, group, targets=targets, methods=METHODS,
+                           tile=tile, device=device)
+    reference = dense_instance(emb, identity, group, targets, METHODS, len(GROUP_NAMES))
     assert_matches(result, reference, identity)
     assert [(e["target_fpr"], e["method"]) for e in result["results"]] == [
-        (t, m) for t in targets for m in methods
+        (t, m) for t in targets for m in METHODS
     ]
 
 
-def lattice_data(rng, n=260):
-    """Embeddings on a coarse lattice: few distinct scores, each shared by many pairs."""
-    identity = rng.integers(0, 60, size=n)
-    group = identity % 3
-    emb = rng.integers(-1, 2, size=(n, 3)).astype(np.float32)
-    emb[~emb.any(axis=1)] = 1.0
-    return emb, identity, group
-
-
-def test_ties_at_the_threshold(tmp_path, rng):
+def test_ties_at_the_threshold(tmp_path, rng, device):
     emb, identity, group = lattice_data(rng)
-    targets, methods = (1e-2, 1e-3, 0.2), ("bisection", "exact")
-    result = evaluate_file(tmp_path, emb, identity, group, targets=targets, methods=methods,
-                           tile=50, device="cpu")
-    reference = dense_instance(emb, identity, group, targets, methods, 3)
+    targets = (1e-2, 1e-3, 0.2)
+    result = evaluate_file(tmp_path, emb, identity, group, targets=targets, methods=METHODS,
+                           tile=50, device=device)
+    reference = dense_instance(emb, identity, group, targets, METHODS, 3)
     assert_matches(result, reference, identity)
 
 
-def test_single_images_lone_group_and_float16(tmp_path, rng, monkeypatch):
+def test_single_images_lone_group_and_float16(tmp_path, rng, device):
     """Identities with one image, a group with one identity, an unused group, a float16 file."""
-    monkeypatch.setattr(similarity, "_BLOCK", 8)  # centroids and neighbours in several blocks
     emb, identity, group = make_data(rng, 45, 4, 16, n_groups=2, single=0.5)
     lone = identity == identity[0]
     group = np.where(lone, 2, group)  # group 2 holds exactly one identity; group 3 none
     names = ["A", "B", "C", "D"]
     emb16 = emb.astype(np.float16)
-    targets, methods = (1e-2,), ("bisection", "exact")
+    targets = (1e-2,)
     result = evaluate_file(tmp_path, emb16, identity, group, group_names=names,
-                           targets=targets, methods=methods, tile=33, device="cpu")
-    reference = dense_instance(emb16.astype(np.float32), identity, group, targets, methods, 4)
+                           targets=targets, methods=METHODS, tile=33, device=device)
+    reference = dense_instance(emb16.astype(np.float32), identity, group, targets, METHODS, 4)
     assert_matches(result, reference, identity)
     sizes = np.unique(identity, return_counts=True)[1]
     assert result["n_single_image_identities"] == int((sizes == 1).sum()) > 0
@@ -276,8 +124,53 @@ def test_single_images_lone_group_and_float16(tmp_path, rng, monkeypatch):
     assert entry["groups"]["D"] == {key: None for key in entry["groups"]["D"]}
     assert result["similarity"]["D"]["intra_mean"] is None
     assert result["similarity"]["C"]["inter_std"] == 0.0
-    assert set(entry["fairness"]) == {"fdr", "fpd", "fnd", "garbe", "fmr_max_geomean",
-                                      "fnmr_max_geomean"}
+
+
+RESULTS_KEYS = {"protocol", "n_images", "n_identities", "dim", "group_names", "results",
+                "similarity"}
+
+
+@pytest.mark.parametrize("data", ["random", "lattice", "float16"])
+def test_results_do_not_depend_on_tile_or_precision(tmp_path, rng, data):
+    """The whole results file, bit for bit, for odd tiles and every CPU screening precision."""
+    if data == "lattice":
+        emb, identity, group = lattice_data(rng, n=300)
+    else:
+        emb, identity, group = make_data(rng, 110, 6, 24)
+        if data == "float16":
+            emb = emb.astype(np.float16)
+    texts = set()
+    for tile in (64, 257, 999):
+        for precision in ("fp32", "bf16", "fp16"):
+            result = evaluate_file(tmp_path, emb, identity, group, targets=(1e-2, 1e-3),
+                                   methods=METHODS, tile=tile, device="cpu", precision=precision)
+            assert result["engine"]["precision"] == precision
+            assert result["engine"]["n_rescored_pairs"] > 0
+            texts.add(without_engine(result))
+    assert len(texts) == 1
+    assert RESULTS_KEYS <= set(json.loads(texts.pop()))
+
+
+def test_thousands_of_scores_within_the_bound_of_the_cut(tmp_path, rng):
+    """Adversarial: every impostor score lies within a few float32 steps of one value, far
+    inside the bf16 band; the exact counts must still come out, whatever the precision."""
+    n = 400
+    base = rng.standard_normal(64)
+    base /= np.linalg.norm(base)
+    noise = rng.standard_normal((n, 64)) * 1e-6
+    emb = (base + noise).astype(np.float32)
+    identity = np.arange(n) // 2  # pairs: 200 identities
+    group = identity % 3
+    targets = (1e-2, 1e-3)
+    reference = dense_instance(emb, identity, group, targets, METHODS, 3)
+    scores = reference["scores"][identity[:, None] != identity[None, :]]
+    for precision in ("fp32", "bf16"):
+        result = evaluate_file(tmp_path, emb, identity, group, targets=targets, methods=METHODS,
+                               tile=64, device="cpu", precision=precision)
+        bound = result["engine"]["screening_bound"]
+        cut = result["results"][-1]["threshold"]
+        assert np.count_nonzero(np.abs(scores - cut) <= bound) > 2000
+        assert_matches(result, reference, identity)
 
 
 @pytest.mark.parametrize("data", ["continuous", "lattice"])
@@ -285,18 +178,19 @@ def test_small_top_set_falls_back_to_exact_counts(tmp_path, rng, monkeypatch, da
     """With a top set far too small, what it cannot answer is counted by a second pass, exactly."""
     monkeypatch.setattr(search, "keep_for_targets", lambda targets, n: 6)
     passes = []
-    real_count_pass = instance.count_pass
-    monkeypatch.setattr(instance, "count_pass",
-                        lambda *args, **kw: passes.append(args[3]) or real_count_pass(*args, **kw))
+    real_counter = counts_module.ThresholdCounter
+    monkeypatch.setattr(instance, "ThresholdCounter",
+                        lambda *args, **kw: passes.append(args[0]) or real_counter(*args, **kw))
     if data == "lattice":
         emb, identity, group = lattice_data(rng, n=150)
     else:
         emb, identity, group = make_data(rng, 50, 5, 8)
-    targets, methods = (1e-2, 0.1), ("bisection",)
-    result = evaluate_file(tmp_path, emb, identity, group, targets=targets, methods=methods,
-                           tile=40, device="cpu")
-    reference = dense_instance(emb, identity, group, targets, methods, 3)
-    assert_matches(result, reference, identity)
+    targets = (1e-2, 0.1)
+    for precision in ("fp32", "bf16"):
+        result = evaluate_file(tmp_path, emb, identity, group, targets=targets,
+                               methods=("bisection",), tile=40, device="cpu", precision=precision)
+        reference = dense_instance(emb, identity, group, targets, ("bisection",), 3)
+        assert_matches(result, reference, identity)
     assert passes
 
 
@@ -305,65 +199,49 @@ def test_the_top_set_suffices_without_a_second_pass(tmp_path, rng, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a second pass was needed")
 
-    monkeypatch.setattr(instance, "count_pass", refuse)
+    monkeypatch.setattr(instance, "ThresholdCounter", refuse)
     emb, identity, group = make_data(rng, 90, 5, 10)
     targets = (1e-2, 1e-3, 2e-4)
-    result = evaluate_file(tmp_path, emb, identity, group, targets=targets,
-                           methods=("bisection", "exact"), tile=64, device="cpu")
-    reference = dense_instance(emb, identity, group, targets, ("bisection", "exact"), 3)
+    result = evaluate_file(tmp_path, emb, identity, group, targets=targets, methods=METHODS,
+                           tile=64, device="cpu")
+    reference = dense_instance(emb, identity, group, targets, METHODS, 3)
     assert_matches(result, reference, identity)
 
 
-def test_top_set_never_exceeds_its_bound(rng):
-    """After every tile the set holds at most 2 x keep pairs; finally fewer than keep above the cut,
-    and the cut is exactly the keep-th largest impostor score."""
-    emb, identity, group = make_data(rng, 150, 4, 6)
-    layout = build_layout(identity, group)
-    rows = torch.nn.functional.normalize(torch.from_numpy(emb), dim=1)[layout.order]
-    keep = 37
-    sizes = []
-
-    class Recording(ImpostorTopSet):
-        def add(self, *args):
-            super().add(*args)
-            sizes.append(len(self))
-
-    topset = Recording(keep)
-    score_pass(rows, layout, plan_tiles(len(rows), 23), topset)
-    assert len(sizes) == len(plan_tiles(len(rows), 23))
-    assert max(sizes) <= 2 * keep
-    topset.finalize()
-    scores = (rows @ rows.T).clamp(-1, 1)
-    ident = torch.from_numpy(layout.identity)
-    upper = torch.triu(torch.ones_like(scores, dtype=torch.bool), diagonal=1)
-    impostor_scores = torch.sort(scores[upper & (ident[:, None] != ident[None, :])],
-                                 descending=True).values
-    assert topset.cut == float(impostor_scores[keep - 1])
-    assert len(topset) < keep <= len(topset) + topset.ties
-    assert_array_equal(topset.values.numpy(), impostor_scores[: len(topset)].numpy())
+def test_repeated_targets_and_methods_count_once(tmp_path, rng):
+    emb, identity, group = make_data(rng, 40, 4, 8)
+    result = evaluate_file(tmp_path, emb, identity, group, targets=(1e-2, 1e-2, 0.01),
+                           methods=("exact", "exact"), device="cpu")
+    assert [(e["target_fpr"], e["method"]) for e in result["results"]] == [(1e-2, "exact")]
 
 
-def test_faiss_and_torch_neighbours_agree(rng, monkeypatch):
-    pytest.importorskip("faiss")
-    monkeypatch.setattr(similarity, "_KNN_ROWS", 16)  # several strips of the upper triangle
-    centres = torch.nn.functional.normalize(torch.from_numpy(rng.standard_normal((80, 16)).astype(np.float32)), dim=1)
-    centres[5] = centres[6]  # a duplicate: self must still be the one dropped
-    with_faiss = similarity.inter_similarity(centres, use_faiss=True)
-    with_torch = similarity.inter_similarity(centres, use_faiss=False)
-    assert_allclose(with_faiss, with_torch, rtol=0, atol=1e-6)
-    assert with_torch[5] == pytest.approx(with_torch[6], abs=1e-6)
+def test_intra_similarity_without_one_image_identities(tmp_path, rng):
+    emb, identity, group = make_data(rng, 60, 4, 8, single=0.5)
+    result = evaluate_file(tmp_path, emb, identity, group, targets=(1e-2,), device="cpu")
+    intra = np.array(result["results"][0]["per_identity"]["intra"])
+    sizes = np.array(result["identities"]["n_images"])
+    id_group = np.array(result["identities"]["group"])
+    for g, name in enumerate(GROUP_NAMES):
+        stats = result["similarity"][name]
+        multi = intra[(id_group == g) & (sizes >= 2)]
+        assert stats["intra_mean_multi"] == pytest.approx(multi.mean(), rel=1e-12)
+        assert stats["intra_std_multi"] == pytest.approx(multi.std(), abs=1e-12)
+        assert stats["intra_mean"] > stats["intra_mean_multi"]  # one-image identities score 1
+    assert intra[sizes == 1] == pytest.approx(1.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("strip", [450, 4096])
-def test_torch_neighbours_match_brute_force(rng, monkeypatch, strip):
-    # Strips of 450 rows take the grouped top-k for rows and for columns; coarse vectors give ties.
-    monkeypatch.setattr(similarity, "_KNN_ROWS", strip)
-    coarse = rng.integers(-2, 3, size=(1300, 6)).astype(np.float32)
-    centres = torch.nn.functional.normalize(torch.from_numpy(coarse), dim=1)
-    found = similarity.nearest_centroids(centres, 50)
-    scores = centres @ centres.T
-    scores.fill_diagonal_(float("-inf"))
-    assert_allclose(found.numpy(), scores.topk(50, dim=1).values.numpy(), rtol=0, atol=1e-6)
+def test_roc_lists_every_group(tmp_path, rng):
+    """Up to 64 points per group; a group without genuine pairs keeps its FPR, TPR null."""
+    emb, identity, group = make_data(rng, 120, 4, 8)
+    lone = np.isin(identity, np.unique(identity)[:5])
+    identity = np.where(lone, np.arange(len(identity)) + 10**6, identity)  # single images
+    group = np.where(lone, 2, np.minimum(group, 1))
+    result = evaluate_file(tmp_path, emb, identity, group, targets=(1e-2,), device="cpu")
+    roc = result["roc"]
+    assert set(roc) == set(GROUP_NAMES)
+    assert 1 < len(roc["African"]["threshold"]) <= 64
+    assert roc["Caucasian"]["tpr"] == [None] * len(roc["Caucasian"]["threshold"])
+    assert all(value is not None for value in roc["Caucasian"]["fpr"])
 
 
 @pytest.mark.parametrize(
@@ -374,12 +252,41 @@ def test_torch_neighbours_match_brute_force(rng, monkeypatch, strip):
         ({"targets": (1e-9,)}, "cannot be resolved"),
         ({"tile": 0}, "--tile must be at least 1"),
         ({"methods": ("median",)}, "unknown threshold method"),
+        ({"precision": "fp8", "targets": (0.1,)}, "unknown precision 'fp8'"),
+        ({"precision": "tf32", "targets": (0.1,)}, "--precision tf32 runs on CUDA tensor cores"),
     ],
 )
 def test_bad_requests(tmp_path, rng, kwargs, message):
     emb, identity, group = make_data(rng, 10, 3, 4)
+    kwargs.setdefault("device", "cpu")
     with pytest.raises(MfftoolsError, match=re.escape(message)):
-        evaluate_file(tmp_path, emb, identity, group, device="cpu", **kwargs)
+        evaluate_file(tmp_path, emb, identity, group, **kwargs)
+
+
+def test_unresolvable_target_names_the_smallest_one(tmp_path):
+    """Ordered pairs come in twos: with I ordered impostor pairs the smallest FPR is 2/I."""
+    emb = np.eye(6, dtype=np.float32) + 0.1
+    identity, group = np.arange(6), np.zeros(6, dtype=np.int64)  # I = 30
+    with pytest.raises(MfftoolsError, match=re.escape("the smallest non-zero FPR is 2/30 = 0.0667")):
+        evaluate_file(tmp_path, emb, identity, group, targets=(0.05,), device="cpu")
+    result = evaluate_file(tmp_path, emb, identity, group, targets=(0.07,), device="cpu",
+                           methods=("exact",))
+    assert result["results"][0]["n_accepted_impostor"] == 0  # every impostor score ties
+
+
+def test_a_threshold_accepting_nothing_is_said_loudly(tmp_path, rng, caplog):
+    emb, identity, group = lattice_data(rng)
+    with caplog.at_level(logging.WARNING):
+        result = evaluate_file(tmp_path, emb, identity, group, targets=(1e-3,), device="cpu",
+                               methods=("exact",))
+    n_impostor = result["n_impostor_pairs"]
+    reference = dense_instance(emb, identity, group, (1e-3,), ("exact",), 3)
+    scores = reference["scores"][np.triu(identity[:, None] != identity[None, :], 1)]
+    tied = int((scores == scores.max()).sum())
+    assert result["results"][0]["n_accepted_impostor"] == 0
+    assert (f"target FPR 0.001 (exact): the threshold 1 accepts no impostor pair, so the reported "
+            f"FPR is 0; the smallest target these scores resolve is {2 * tied / n_impostor:.3g} "
+            f"(the {tied} highest-scoring impostor pairs tie)") in caplog.text
 
 
 def test_pairs_layout_is_refused(tmp_path, rng):
@@ -389,29 +296,8 @@ def test_pairs_layout_is_refused(tmp_path, rng):
         evaluate_instance(open_embeddings(path), progress=False)
 
 
-def test_top_set_counts_compare_in_float32(rng):
-    """count_above/rows_above agree with brute force at thresholds on, between and next to the
-    kept scores, including the float32 rounding of a Python-float threshold."""
-    scores = torch.from_numpy(rng.integers(-40, 40, size=3000).astype(np.float32) / 64)
-    rows = torch.arange(len(scores), dtype=torch.int32)
-    topset = ImpostorTopSet(keep=500)
-    for first in range(0, len(scores), 700):
-        block = scores[first:first + 700]
-        keep = block >= topset.cut
-        topset.add(block[keep], rows[first:first + 700][keep], rows[first:first + 700][keep])
-    topset.finalize()
-    assert topset.cut == float(torch.sort(scores, descending=True).values[499])
-    values = sorted(set(scores.tolist()))
-    probes = values + [v + 1e-9 for v in values] + [v - 1e-9 for v in values]
-    probes += [float(np.nextafter(np.float32(v), np.float32(-2))) for v in values]
-    for t in probes:
-        truth = int((scores > t).sum())  # torch: the Python float is compared in float32
-        count, exact = topset.count_above(t)
-        if exact:
-            assert count == truth, t
-        else:
-            assert count <= truth and float(torch.tensor(t, dtype=torch.float32)) < topset.cut
-        listed = topset.rows_above(t)
-        if listed is not None:
-            assert len(listed[0]) == truth
-            assert float(torch.tensor(t, dtype=torch.float32)) >= topset.cut
+def test_one_group_has_no_fairness_measures(tmp_path, rng):
+    emb, identity, group = make_data(rng, 30, 4, 8, n_groups=1)
+    result = evaluate_file(tmp_path, emb, identity, group, group_names=["Only"],
+                           targets=(1e-2,), device="cpu")
+    assert set(result["results"][0]["fairness"].values()) == {None}

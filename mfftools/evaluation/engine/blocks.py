@@ -1,0 +1,148 @@
+"""The streaming pass: an iterator of scored blocks, and what accumulators need to read them.
+
+`Scorer.blocks(tiles, mask)` screens each tile (one fast product into a reused buffer), sets the
+cells of known pairs (a protocol's genuine or mated pairs, scored canonically on their own) and
+the diagonal of symmetric tiles to -inf, and yields it. Accumulators (topset.PairCollector,
+counts.ThresholdCounter, topk.RowTopK) read the screened block, pick the cells that can matter
+by the bound E, and ask `Scorer.rescore` for their canonical scores.
+
+Memory: the rows (and their copy in the screening dtype), one tile of screened scores and what
+the accumulators keep; never rows x columns.
+"""
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from mfftools.evaluation.engine.scoring import ScreeningProduct, canonical_scores, round_down
+
+# Tile scores are scanned in runs of RUN values: the run maxima say which runs hold candidates.
+RUN = 128
+
+
+@contextlib.contextmanager
+def serial(device):
+    """One CPU thread for the memory-bound work between the products (masking and scanning tiles,
+    the top sets, centroids, counts).
+
+    That work is many short operations. With several threads each of them waits for the whole
+    thread pool, and on a shared machine a descheduled thread stalls it: measured on two loaded
+    cores, one thread scanned a tile and extracted its candidates up to 5x faster, and a scan
+    bound by memory bandwidth gains little from a second thread anyway. The matrix products keep
+    every thread. The previous thread count is restored on exit; on other devices nothing changes.
+    """
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+@dataclass
+class ScoredBlock:
+    """One tile's screened scores ([rows, cols], a view of a reused buffer)."""
+
+    tile: object
+    scores: torch.Tensor
+
+    def global_pairs(self, positions):
+        """Row indices (left, right) of flat positions in the block."""
+        n_cols = self.scores.shape[1]
+        rows = self.tile.row_start + torch.div(positions, n_cols, rounding_mode="floor")
+        return rows, self.tile.col_start + positions % n_cols
+
+
+class Scorer:
+    """Canonical left and right rows, their screening product, and canonical rescoring."""
+
+    def __init__(self, left, right, precision, tiles):
+        self.left, self.right = left, right
+        self.device = left.device
+        max_cells = max((tile.shape[0] * tile.shape[1] for tile in tiles), default=1)
+        self.product = ScreeningProduct(left, right, precision, max_cells)
+        self.precision = precision
+        self.bound = self.product.bound
+        self.n_rescored = 0
+
+    @property
+    def score_dtype(self):
+        """The dtype of screened scores."""
+        return self.precision.out_dtype
+
+    def screen_floor(self, cut):
+        """The screened value below which a pair's canonical score is surely below `cut`."""
+        return round_down(cut - self.bound, self.score_dtype)
+
+    def rescore(self, rows_i, rows_j):
+        """Canonical scores of the pairs (left[i], right[j]); counted in `n_rescored`."""
+        self.n_rescored += len(rows_i)
+        return canonical_scores(self.left, self.right, rows_i, rows_j)
+
+    def blocks(self, tiles, mask=None, progress=False):
+        """Yield a ScoredBlock per tile: screened, `mask(tile, scores)` applied, the diagonal of a
+        symmetric tile at -inf."""
+        bar = tqdm(tiles, total=len(tiles), unit="tile", desc="scoring tiles",
+                   disable=not progress, leave=False)
+        try:
+            for tile in bar:
+                scores = self.product(tile)
+                with serial(self.device):
+                    if mask is not None:
+                        mask(tile, scores)
+                    if tile.symmetric:
+                        scores.diagonal().fill_(-math.inf)
+                yield ScoredBlock(tile, scores)
+        finally:
+            bar.close()
+
+    def close(self):
+        self.product.close()
+
+
+def fill_pairs(scores, tile, rows_i, rows_j, value=-math.inf):
+    """Set the cells of pairs (global rows i, j; all inside `tile`) to `value`, and their mirrors
+    on a symmetric tile. 1-d index_fill_ on flat positions: far faster than 2-d indexing."""
+    if not len(rows_i):
+        return
+    n_cols = scores.shape[1]
+    local_i = torch.as_tensor(rows_i, dtype=torch.int64) - tile.row_start
+    local_j = torch.as_tensor(rows_j, dtype=torch.int64) - tile.col_start
+    flat = scores.view(-1)
+    flat.index_fill_(0, (local_i * n_cols + local_j).to(scores.device), value)
+    if tile.symmetric:
+        flat.index_fill_(0, (local_j * n_cols + local_i).to(scores.device), value)
+
+
+class Runs:
+    """A block's flat scores cut into runs of RUN cells, with each run's maximum."""
+
+    def __init__(self, scores):
+        self.flat = scores.view(-1)
+        self.count = self.flat.numel() // RUN
+        self.runs = self.flat[: self.count * RUN].view(self.count, RUN)
+        self.tail = self.flat[self.count * RUN :]
+        self.maxima = self.runs.amax(dim=1) if self.count else self.runs.new_empty(0)
+
+    def kth_largest(self, k):
+        """A value v with at least k distinct cells >= v (None when the block has < k cells)."""
+        if self.count >= k:
+            return float(torch.kthvalue(self.maxima.float(), self.count - k + 1).values)
+        if self.flat.numel() >= k:
+            return float(torch.kthvalue(self.flat.float(), self.flat.numel() - k + 1).values)
+        return None
+
+    def positions_at_least(self, floor):
+        """Flat positions of the cells >= floor (a value of the scores' dtype)."""
+        picked = torch.nonzero(self.maxima >= floor).squeeze(1)
+        hits = torch.nonzero(self.runs.index_select(0, picked) >= floor)
+        positions = picked.index_select(0, hits[:, 0]) * RUN + hits[:, 1]
+        if self.tail.numel():
+            tail_hits = torch.nonzero(self.tail >= floor).squeeze(1)
+            positions = torch.cat([positions, tail_hits + self.count * RUN])
+        return positions

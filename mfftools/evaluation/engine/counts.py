@@ -1,0 +1,65 @@
+"""Exact counts of the pairs scoring above thresholds, per row and per group of the other row.
+
+A counting pass is the fallback of a threshold search when a threshold lands where a top set
+cannot list the accepted pairs. Screened scores decide most cells: a cell above t + E is surely
+accepted (canonically > t), one at or below t - E surely not; the cells between are rescored.
+"""
+import math
+
+import torch
+
+from mfftools.evaluation.engine.blocks import serial
+from mfftools.evaluation.engine.scoring import round_down, round_up
+from mfftools.evaluation.engine.topset import to_dtype
+
+
+class ThresholdCounter:
+    """Accumulates counts[k, i, g]: pairs (i, j) with canonical score > thresholds[k] and j in
+    group g, both orders of each pair (rows and columns index the same set of rows).
+
+    thresholds: Python floats, compared in float32 as float32 scores are compared with them;
+    group: group index of each row (a tensor on the scores' device).
+    """
+
+    def __init__(self, thresholds, group, n_groups, scorer):
+        self.thresholds = [to_dtype(threshold) for threshold in thresholds]
+        self.group, self.n_groups, self.scorer = group, n_groups, scorer
+        self.counts = torch.zeros(len(thresholds), len(group), n_groups, dtype=torch.int64,
+                                  device=group.device)
+        self._lower = {}
+
+    def add(self, block):
+        tile, scores = block.tile, block.scores
+        with serial(scores.device):
+            if tile.symmetric:  # each unordered pair once: the strict upper triangle
+                size = scores.shape[0]
+                if size not in self._lower:
+                    self._lower[size] = torch.ones(size, size, dtype=torch.bool,
+                                                   device=scores.device).tril()
+                scores.masked_fill_(self._lower[size], -math.inf)
+            rows = slice(tile.row_start, tile.row_stop)
+            cols = slice(tile.col_start, tile.col_stop)
+            row_group, col_group = self.group[rows], self.group[cols]
+            for k, threshold in enumerate(self.thresholds):
+                if threshold >= 1.0:
+                    continue  # canonical scores never exceed 1
+                self._add_threshold(k, threshold, block, row_group, col_group)
+
+    def _add_threshold(self, k, threshold, block, row_group, col_group):
+        tile, scores = block.tile, block.scores
+        dtype = scores.dtype
+        sure = scores > round_up(threshold + self.scorer.bound, dtype)
+        for g in range(self.n_groups):
+            self.counts[k, tile.row_start : tile.row_stop, g] += (sure & (col_group == g)).sum(1)
+            self.counts[k, tile.col_start : tile.col_stop, g] += (
+                sure & (row_group == g)[:, None]
+            ).sum(0)
+        low = round_down(threshold - self.scorer.bound, dtype)
+        band = torch.nonzero(((scores > low) & ~sure).view(-1)).squeeze(1)
+        rows_i, rows_j = block.global_pairs(band)
+        accepted = self.scorer.rescore(rows_i, rows_j) > threshold
+        rows_i, rows_j = rows_i[accepted], rows_j[accepted]
+        ones = torch.ones(len(rows_i), dtype=torch.int64, device=scores.device)
+        flat = self.counts[k].view(-1)
+        flat.index_add_(0, rows_i * self.n_groups + self.group[rows_j], ones)
+        flat.index_add_(0, rows_j * self.n_groups + self.group[rows_i], ones)

@@ -1,0 +1,233 @@
+"""Canonical rows and scores, and the fast products that only screen pairs.
+
+A canonical score does not depend on the hardware, the tile size, the number of ranks or the
+screening precision:
+  * rows are normalised in float64 (the square root of the float64 sum of squares of the float32
+    row; the row divided by it in float64) and rounded to float32;
+  * s_ij = clamp(float32(sum_k f_ik f_jk accumulated in float64), -1, 1).
+Products of two float32 are exact in float64, and every float64 sum here runs as the same
+pairwise tree of element-wise additions (each an IEEE operation, identical on every CPU and GPU),
+so canonical values are the same bits everywhere.
+
+Fast products (fp32 GEMM, TF32, bf16, fp16) only screen: `Precision.bound(dim)` is a proven bound
+E on |screened - canonical| for canonical rows of `dim` dimensions, so a pair whose screened
+score is below cut - E has a canonical score below the cut.
+"""
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mfftools.errors import MfftoolsError
+
+_RESCORE_PAIRS = 4096  # pairs gathered and rescored at a time: 4096 x D float64 products
+_ROW_BLOCK = 8192  # rows normalised at a time
+
+
+def _tree_sum(values):
+    """Sum over the last dimension as a fixed pairwise tree of element-wise additions."""
+    width = values.shape[-1]
+    padded = 1 << max(width - 1, 0).bit_length()
+    if padded != width:
+        values = torch.nn.functional.pad(values, (0, padded - width))
+    while values.shape[-1] > 1:
+        half = values.shape[-1] // 2
+        values = values[..., :half] + values[..., half:]
+    return values[..., 0]
+
+
+def canonical_dots(left, right):
+    """Canonical scores of row pairs: float32 [B] from float32 [B, D] left and right rows."""
+    products = left.double() * right.double()
+    return _tree_sum(products).float().clamp_(-1.0, 1.0)
+
+
+def canonical_scores(left_rows, right_rows, left_index, right_index):
+    """Canonical scores of the pairs (left_rows[i], right_rows[j]), gathered a batch at a time."""
+    out = torch.empty(len(left_index), dtype=torch.float32, device=left_rows.device)
+    for first in range(0, len(left_index), _RESCORE_PAIRS):
+        part = slice(first, first + _RESCORE_PAIRS)
+        out[part] = canonical_dots(left_rows[left_index[part]], right_rows[right_index[part]])
+    return out
+
+
+def normalise_rows_(rows):
+    """Normalise float32 rows in place to canonical rows (float64 norm, rounded to float32)."""
+    for first in range(0, len(rows), _ROW_BLOCK):
+        block = rows[first : first + _ROW_BLOCK]
+        wide = block.double()
+        norms = _tree_sum(wide * wide).sqrt_()
+        block.copy_(wide / norms[:, None])
+    return rows
+
+
+def canonical_means(rows, starts, sizes, block=4096):
+    """Canonical mean directions of consecutive runs of rows (identity centroids, templates).
+
+    Run k is rows[starts[k] : starts[k] + sizes[k]]; its float64 sum is taken image by image in
+    row order, normalised in float64 and rounded to float32 (a sum of exactly zero stays zero).
+    float32 [len(starts), D].
+    """
+    starts = torch.as_tensor(starts, dtype=torch.int64, device=rows.device)
+    sizes = torch.as_tensor(sizes, dtype=torch.int64, device=rows.device)
+    out = torch.empty(len(starts), rows.shape[1], dtype=torch.float32, device=rows.device)
+    for first in range(0, len(starts), block):
+        run_starts, run_sizes = starts[first : first + block], sizes[first : first + block]
+        sums = torch.zeros(len(run_starts), rows.shape[1], dtype=torch.float64, device=rows.device)
+        for image in range(int(run_sizes.max()) if len(run_sizes) else 0):
+            present = torch.nonzero(run_sizes > image).squeeze(1)
+            sums[present] += rows[run_starts[present] + image].double()
+        norms = _tree_sum(sums * sums).sqrt_()
+        norms[norms == 0] = 1.0  # rows that cancel out: a zero direction, scoring 0 with all
+        out[first : first + block] = sums / norms[:, None]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Screening precisions and their bounds.
+# ---------------------------------------------------------------------------------------------
+
+_F32_UNIT = 2.0**-24  # unit roundoff of float32
+_ROW_NORM_EXCESS = 2.0**-23  # canonical rows have norm <= 1 + this (each entry rounded once)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A screening product: inputs rounded to `dtype`, fp32 accumulation, output in `out_dtype`.
+
+    input_unit / output_unit: unit roundoff of the inputs / of the product's output (0 where
+    nothing is rounded); input_underflow: the largest absolute rounding error of an input entry
+    too small for a relative bound (half the smallest subnormal of the input format).
+    """
+
+    name: str
+    dtype: torch.dtype
+    out_dtype: torch.dtype
+    input_unit: float
+    output_unit: float
+    input_underflow: float
+
+    def bound(self, dim):
+        """E(dim): a proven bound on |screened - canonical| for canonical rows of `dim` entries.
+
+        For unit-norm rows x, y (norm <= 1 + r, r = 2^-23) let S = sum |x_k y_k| <= (1 + r)^2
+        (Cauchy-Schwarz) and A = sum |x_k| <= sqrt(dim) (1 + r). With input rounding
+        |x~_k - x_k| <= u |x_k| + h (u: input unit, h: underflow), the rounded inputs change the
+        exact product by at most (2u + u^2) S + 2 h (1 + u) A + dim h^2. Accumulating the dim
+        products in float32 in any order (fused or not: at most 2 dim roundings each term passes
+        through) adds at most g S~ with g = gamma(2 dim) = 2 dim 2^-24 / (1 - 2 dim 2^-24) and
+        S~ <= (1 + u)^2 S + 2 h (1 + u) A + dim h^2 the sum of the rounded products' magnitudes.
+        Rounding the result to the output format adds v (1 + r)^2 (1 + ...) (v: output unit).
+        The canonical score is within 2^-24 (1 + r)^2 of the exact product (its own float32
+        rounding; the float64 tree sum adds about 1e-14 more, covered by the 1e-6 margin).
+        E is the sum, with a relative margin of 1e-6 for the float64 evaluation of this formula.
+        """
+        u, h, v = self.input_unit, self.input_underflow, self.output_unit
+        norm_sq = (1.0 + _ROW_NORM_EXCESS) ** 2
+        abs_sum = math.sqrt(dim) * (1.0 + _ROW_NORM_EXCESS)
+        underflow = 2.0 * h * (1.0 + u) * abs_sum + dim * h * h
+        inputs = (2.0 * u + u * u) * norm_sq + underflow
+        terms = 2 * dim * _F32_UNIT
+        gamma = terms / (1.0 - terms)
+        accumulation = gamma * ((1.0 + u) ** 2 * norm_sq + underflow)
+        before_output = norm_sq + inputs + accumulation
+        output = v * before_output
+        canonical = _F32_UNIT * norm_sq + 1e-12
+        return (inputs + accumulation + output + canonical) * (1.0 + 1e-6)
+
+
+PRECISIONS = {
+    "fp32": Precision("fp32", torch.float32, torch.float32, 0.0, 0.0, 0.0),
+    "tf32": Precision("tf32", torch.float32, torch.float32, 2.0**-11, 0.0, 2.0**-127),
+    "bf16": Precision("bf16", torch.bfloat16, torch.bfloat16, 2.0**-8, 2.0**-8, 2.0**-134),
+    "fp16": Precision("fp16", torch.float16, torch.float16, 2.0**-11, 2.0**-11, 2.0**-25),
+}
+CHOICES = ("auto",) + tuple(PRECISIONS)
+
+
+def cpu_flags(cpuinfo=Path("/proc/cpuinfo")):
+    """The CPU's feature flags (empty where /proc/cpuinfo cannot be read)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def resolve_precision(name, device, flags=None):
+    """The Precision for `name` on `device`; `auto` picks the fastest one the hardware runs
+    natively: fp16 tensor cores on CUDA (bf16's band would be 8x wider for the same speed),
+    bf16 on CPUs with AVX512-BF16 or AMX-BF16, fp32 otherwise."""
+    device = torch.device(device)
+    if name == "auto":
+        if device.type == "cuda":
+            major, _ = torch.cuda.get_device_capability(device)
+            name = "fp16" if major >= 7 else "fp32"
+        else:
+            flags = cpu_flags() if flags is None else flags
+            name = "bf16" if {"avx512_bf16", "amx_bf16"} & flags else "fp32"
+    if name not in PRECISIONS:
+        raise MfftoolsError(f"unknown precision {name!r}: use one of {', '.join(CHOICES)}")
+    if name == "tf32" and device.type != "cuda":
+        raise MfftoolsError("--precision tf32 runs on CUDA tensor cores only; use fp32 or bf16 here")
+    return PRECISIONS[name]
+
+
+class ScreeningProduct:
+    """Screened products of row blocks in one precision, into a reused output buffer.
+
+    The inputs are cast once (`left`/`right` in the precision's dtype). TF32 is enabled only for
+    the tf32 precision and reduced-precision reductions are disabled for the half formats, so the
+    arithmetic is what `Precision.bound` assumes; the settings are restored on `close`.
+    """
+
+    def __init__(self, left, right, precision, max_cells):
+        self.precision = precision
+        self.bound = precision.bound(left.shape[1])
+        self.left = left.to(precision.dtype)
+        self.right = self.left if right is left else right.to(precision.dtype)
+        self.buffer = torch.empty(max_cells, dtype=precision.out_dtype, device=left.device)
+        matmul = torch.backends.cuda.matmul
+        self._saved = (matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                       matmul.allow_fp16_reduced_precision_reduction,
+                       matmul.allow_bf16_reduced_precision_reduction)
+        matmul.allow_tf32 = precision.name == "tf32"
+        torch.backends.cudnn.allow_tf32 = False
+        matmul.allow_fp16_reduced_precision_reduction = False
+        matmul.allow_bf16_reduced_precision_reduction = False
+
+    def __call__(self, tile):
+        """Screened scores of `tile`: a [rows, cols] view of the buffer."""
+        n_rows, n_cols = tile.shape
+        out = self.buffer[: n_rows * n_cols].view(n_rows, n_cols)
+        torch.mm(self.left[tile.row_start : tile.row_stop],
+                 self.right[tile.col_start : tile.col_stop].T, out=out)
+        return out
+
+    def close(self):
+        matmul = torch.backends.cuda.matmul
+        (matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         matmul.allow_fp16_reduced_precision_reduction,
+         matmul.allow_bf16_reduced_precision_reduction) = self._saved
+
+
+def round_down(value, dtype):
+    """The largest value of `dtype` that is <= the Python float `value`, as a Python float.
+
+    A comparison of a low-precision tensor with a Python float rounds the float to the tensor's
+    dtype first, so a screening threshold must already be a value of that dtype.
+    """
+    exact = torch.tensor(value, dtype=torch.float64)
+    rounded = exact.to(dtype)
+    if rounded.double() > exact:
+        rounded = torch.nextafter(rounded, torch.tensor(-math.inf, dtype=dtype))
+    return float(rounded)
+
+
+def round_up(value, dtype):
+    """The smallest value of `dtype` that is >= the Python float `value`, as a Python float."""
+    return -round_down(-value, dtype)
