@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mfftools.embeddings import EmbeddingsWriter, open_embeddings  # noqa: E402
-from mfftools.evaluation.instance import evaluate_instance, exact_matmul  # noqa: E402
-from mfftools.evaluation.tiles import plan_tiles  # noqa: E402
+from mfftools.evaluation.instance import evaluate_instance  # noqa: E402
+from mfftools.evaluation.engine.tiles import plan_triangle as plan_tiles  # noqa: E402
 
 GROUPS = ["African", "Asian", "Caucasian", "Indian"]
 

@@ -208,7 +208,7 @@ def evaluate_instance(
             n_rescored = distributed.sum_over_ranks(n_rescored)
     finally:
         scorer.close()
-    sims = identity_similarity(rows, layout, screening, tile, use_faiss=bool(use_faiss))
+    sims = identity_similarity(rows, layout, tile, use_faiss=bool(use_faiss))
     engine = {"precision": screening.name, "screening_bound": scorer.bound,
               "n_rescored_pairs": n_rescored, "tile": tile, "device": device.type,
               "world_size": info.world_size}

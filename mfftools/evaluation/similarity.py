@@ -35,10 +35,16 @@ def intra_similarity(rows, layout, centres):
     return totals / layout.sizes
 
 
-def nearest_centroids(centres, k, precision, tile, use_faiss=False):
-    """Canonical scores of the k nearest other centroids of each centroid, descending: [n, k]."""
+def nearest_centroids(centres, k, tile, use_faiss=False):
+    """Canonical scores of the k nearest other centroids of each centroid, descending: [n, k].
+
+    Screened in fp32 whatever the pass's precision: every one of the k best is rescored anyway,
+    and fp32's narrow band (E ~ 6e-5 at D = 512) adds few candidates to them, where bf16's
+    (~0.012) would add several times k; the centroid products are a small part of the work.
+    """
+    precision = PRECISIONS["fp32"]
     if use_faiss:
-        scorer = Scorer(centres, centres, PRECISIONS["fp32"], [])
+        scorer = Scorer(centres, centres, precision, [])
         self_column = torch.arange(len(centres))
         values, _ = faiss_row_topk(centres, centres, k, scorer, exclude=self_column)
         scorer.close()
@@ -55,17 +61,17 @@ def nearest_centroids(centres, k, precision, tile, use_faiss=False):
     return values
 
 
-def inter_similarity(centres, precision, tile, use_faiss=False):
+def inter_similarity(centres, tile, use_faiss=False):
     """Per identity: mean of the min(50, n - 1) largest canonical c_k . c_l, l != k (float64)."""
     k = min(NEIGHBOURS, len(centres) - 1)
-    values = nearest_centroids(centres, k, precision, tile, use_faiss=use_faiss)
+    values = nearest_centroids(centres, k, tile, use_faiss=use_faiss)
     return values.double().numpy().mean(axis=1)
 
 
-def identity_similarity(rows, layout, precision, tile, use_faiss=False):
+def identity_similarity(rows, layout, tile, use_faiss=False):
     """{"intra": per-identity intra, "inter": per-identity inter}, float64 numpy arrays."""
     centres = centroids(rows, layout)
     return {
         "intra": intra_similarity(rows, layout, centres),
-        "inter": inter_similarity(centres, precision, tile, use_faiss=use_faiss),
+        "inter": inter_similarity(centres, tile, use_faiss=use_faiss),
     }

@@ -21,35 +21,45 @@ import torch
 
 from mfftools.errors import MfftoolsError
 
-_RESCORE_PAIRS = 4096  # pairs gathered and rescored at a time: 4096 x D float64 products
+_RESCORE_PAIRS = 512  # pairs rescored at a time: 512 x D float64 products stay in cache
 _ROW_BLOCK = 8192  # rows normalised at a time
 
 
-def _tree_sum(values):
-    """Sum over the last dimension as a fixed pairwise tree of element-wise additions."""
+def _tree_sum_(values):
+    """Sum over the last dimension as a fixed pairwise tree of element-wise additions, in place:
+    zero-padded to a power of two, then the second half added to the first until one is left.
+    Returns a view of the sums (values[..., 0])."""
     width = values.shape[-1]
     padded = 1 << max(width - 1, 0).bit_length()
     if padded != width:
         values = torch.nn.functional.pad(values, (0, padded - width))
-    while values.shape[-1] > 1:
-        half = values.shape[-1] // 2
-        values = values[..., :half] + values[..., half:]
+    while padded > 1:
+        padded //= 2
+        values[..., :padded].add_(values[..., padded : 2 * padded])
     return values[..., 0]
 
 
 def canonical_dots(left, right):
     """Canonical scores of row pairs: float32 [B] from float32 [B, D] left and right rows."""
-    products = left.double() * right.double()
-    return _tree_sum(products).float().clamp_(-1.0, 1.0)
+    products = left.double().mul_(right)  # float32 x float32 is exact in float64
+    return _tree_sum_(products).float().clamp_(-1.0, 1.0)
 
 
 def canonical_scores(left_rows, right_rows, left_index, right_index):
     """Canonical scores of the pairs (left_rows[i], right_rows[j]), gathered a batch at a time."""
-    out = torch.empty(len(left_index), dtype=torch.float32, device=left_rows.device)
-    for first in range(0, len(left_index), _RESCORE_PAIRS):
-        part = slice(first, first + _RESCORE_PAIRS)
-        out[part] = canonical_dots(left_rows[left_index[part]], right_rows[right_index[part]])
-    return out
+    count, dim = len(left_index), left_rows.shape[1]
+    out = torch.empty(count, dtype=torch.float32, device=left_rows.device)
+    batch = max(1, min(count, _RESCORE_PAIRS))
+    gathered = torch.empty(2, batch, dim, dtype=torch.float32, device=left_rows.device)
+    products = torch.empty(batch, dim, dtype=torch.float64, device=left_rows.device)
+    for first in range(0, count, batch):
+        size = min(batch, count - first)
+        left, right, wide = gathered[0, :size], gathered[1, :size], products[:size]
+        torch.index_select(left_rows, 0, left_index[first : first + size], out=left)
+        torch.index_select(right_rows, 0, right_index[first : first + size], out=right)
+        wide.copy_(left).mul_(right)  # float32 x float32 is exact in float64
+        out[first : first + size] = _tree_sum_(wide)
+    return out.clamp_(-1.0, 1.0)
 
 
 def normalise_rows_(rows):
@@ -57,7 +67,7 @@ def normalise_rows_(rows):
     for first in range(0, len(rows), _ROW_BLOCK):
         block = rows[first : first + _ROW_BLOCK]
         wide = block.double()
-        norms = _tree_sum(wide * wide).sqrt_()
+        norms = _tree_sum_(wide * wide).sqrt_()
         block.copy_(wide / norms[:, None])
     return rows
 
@@ -78,7 +88,7 @@ def canonical_means(rows, starts, sizes, block=4096):
         for image in range(int(run_sizes.max()) if len(run_sizes) else 0):
             present = torch.nonzero(run_sizes > image).squeeze(1)
             sums[present] += rows[run_starts[present] + image].double()
-        norms = _tree_sum(sums * sums).sqrt_()
+        norms = _tree_sum_(sums * sums).sqrt_()
         norms[norms == 0] = 1.0  # rows that cancel out: a zero direction, scoring 0 with all
         out[first : first + block] = sums / norms[:, None]
     return out

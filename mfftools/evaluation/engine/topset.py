@@ -132,6 +132,11 @@ class PairTopSet:
             self._pending = []
             self._pending_count = 0
 
+    def held_values(self):
+        """The scores of the held pairs (all above the cut), in no particular order."""
+        self._consolidate()
+        return self._values
+
     def state(self):
         """The set's content, for merging with other ranks' sets."""
         self._consolidate()
@@ -226,9 +231,10 @@ class PairCollector:
     """Feeds the screened blocks of a pass into a PairTopSet with canonical scores.
 
     A cell can enter the set only if its canonical score reaches the cut, so only cells whose
-    screened score is >= cut - E are rescored. While the set fills, the cut is first raised to
-    v - E, v the `keep`-th largest screened value among distinct cells of the block (run maxima
-    when there are `keep` runs): at least `keep` pairs score >= v - E canonically.
+    screened score is >= cut - E are rescored. Whenever a block offers more than `keep` such
+    cells (always while the set fills), the cut is first raised to v - E, v the `keep`-th largest
+    screened value among distinct cells of the block (first over run maxima, then over the
+    candidates): at least `keep` pairs score >= v - E canonically.
     """
 
     def __init__(self, topset, scorer):
@@ -251,12 +257,28 @@ class PairCollector:
                 floor = torch.finfo(scores.dtype).min
             else:
                 floor = self.scorer.screen_floor(self.topset.cut)
-            rows_i, rows_j = block.global_pairs(runs.positions_at_least(floor))
+            positions = runs.positions_at_least(floor)
+            rows_i, rows_j = block.global_pairs(positions)
+            screened = runs.flat[positions]
             if tile.symmetric and not lower_masked:
                 upper = rows_i < rows_j
-                rows_i, rows_j = rows_i[upper], rows_j[upper]
+                rows_i, rows_j, screened = rows_i[upper], rows_j[upper], screened[upper]
+            if len(screened) + len(self.topset) > self.topset.keep:
+                # The held pairs' scores and the candidates' screened values - E are lower
+                # bounds of distinct pairs' canonical scores: their keep-th largest is a cut
+                # already proven, before anything is rescored.
+                self.topset.raise_cut(self._proven_cut(screened))
+                near = screened >= self.scorer.screen_floor(self.topset.cut)
+                rows_i, rows_j = rows_i[near], rows_j[near]
             values = self.scorer.rescore(rows_i, rows_j)
             self.topset.add(values, rows_i, rows_j)
+
+    def _proven_cut(self, screened):
+        """The keep-th largest lower bound of the held pairs and of `screened` candidates."""
+        bounds = torch.cat([self.topset.held_values().double(),
+                            screened.double() - self.scorer.bound])
+        kth = torch.kthvalue(bounds.cpu(), len(bounds) - self.topset.keep + 1).values
+        return round_down(float(kth), torch.float32)
 
     def _lower_triangle(self, size, device):
         if size not in self._lower:
