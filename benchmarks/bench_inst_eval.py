@@ -1,19 +1,25 @@
-"""Benchmark of the instance protocol: inst-eval against the GEMM floor and the dense original way.
+"""Benchmark of the instance protocol: each screening precision against the fp32 GEMM floor.
 
 For each N (D = 512 by default, synthetic clustered identities of RFW-like sizes written to an
-embeddings file) it measures, each in a fresh process so that peak memory is its own:
-  * inst-eval: `evaluate_instance` on the file (reading, the pass, thresholds, statistics);
-  * the GEMM floor: the bare fp32 matrix products of the same tiles on the same device;
+embeddings file) it measures whole processes, Python's start, the imports and the reading of the
+file included, each in its own process so that peak memory is its own:
+  * the floor: the bare fp32 products of the same upper-triangle tiles into a reused buffer,
+    nothing else;
+  * inst-eval (`mfftools inst-eval FILE --precision P`) at each precision, checking that every
+    precision writes the same results file (apart from its `engine` entry);
   * the dense reference, where it fits: the original's way (full N x N matrix, 70 bisection scans,
     per-row counts from full masks).
-and prints one table (wall seconds, peak RSS, ratios).
+and prints one table (wall seconds, peak RSS, ratio to the floor, pairs rescored).
 
-    python benchmarks/bench_inst_eval.py                 # N = 4k, 8k, 40k, 100k
-    python benchmarks/bench_inst_eval.py --quick         # N = 2k, 4k: a check that it runs
-    python benchmarks/bench_inst_eval.py --sizes 8000 --dense-max 8000 --device cuda
+    python benchmarks/bench_inst_eval.py                       # N = 4k, 8k, 40k, 80k
+    python benchmarks/bench_inst_eval.py --quick               # N = 2k, 4k: a check that it runs
+    python benchmarks/bench_inst_eval.py --sizes 40000 --precisions auto,fp32,bf16
+    python benchmarks/bench_inst_eval.py --sizes 200000 --device cuda --precisions auto,fp32,fp16
 """
 import argparse
 import json
+import os
+import platform
 import resource
 import subprocess
 import sys
@@ -22,20 +28,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mfftools.embeddings import EmbeddingsWriter, open_embeddings  # noqa: E402
-from mfftools.evaluation.instance import evaluate_instance  # noqa: E402
-from mfftools.evaluation.engine.tiles import plan_triangle as plan_tiles  # noqa: E402
-
 GROUPS = ["African", "Asian", "Caucasian", "Indian"]
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
 
 
 def synthesize(path, n_rows, dim, seed=0, device="cpu"):
     """Clustered identities of 1..6 images (mean about 3.5), four groups, written as float32."""
+    import torch
+
+    from mfftools.embeddings import EmbeddingsWriter
+
     generator = np.random.default_rng(seed)
     sizes = generator.integers(1, 7, size=n_rows)
     sizes = sizes[: np.searchsorted(np.cumsum(sizes), n_rows) + 1]
@@ -58,28 +64,40 @@ def synthesize(path, n_rows, dim, seed=0, device="cpu"):
 
 
 def gemm_floor(path, tile, device):
-    """Seconds of the bare fp32 products of the tiles inst-eval scores, nothing else."""
-    rows = torch.nn.functional.normalize(torch.from_numpy(open_embeddings(path).read()), dim=1)
-    rows = rows.to(device)
-    tiles = plan_tiles(len(rows), tile)
-    largest = max(t.shape[0] * t.shape[1] for t in tiles)
-    buffer = torch.empty(largest, device=device)
-    with exact_matmul():
-        _sync(device)
-        start = time.perf_counter()
-        for t in tiles:
-            out = buffer[: t.shape[0] * t.shape[1]].view(*t.shape)
-            torch.mm(rows[t.row_start : t.row_stop], rows[t.col_start : t.col_stop].T, out=out)
-        _sync(device)
-    return time.perf_counter() - start
+    """The bare fp32 products of the tiles inst-eval scores, after reading the file."""
+    import torch
+
+    from mfftools.embeddings import open_embeddings
+    from mfftools.evaluation.engine.tiles import plan_triangle
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    rows = torch.from_numpy(open_embeddings(path).read()).to(device)
+    rows = torch.nn.functional.normalize(rows, dim=1)
+    tiles = plan_triangle(len(rows), tile)
+    buffer = torch.empty(max(t.shape[0] * t.shape[1] for t in tiles), device=device)
+    for t in tiles:
+        out = buffer[: t.shape[0] * t.shape[1]].view(*t.shape)
+        torch.mm(rows[t.row_start : t.row_stop], rows[t.col_start : t.col_stop].T, out=out)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def inst_eval(path, tile, target, device, precision, out):
+    from mfftools.cli import main
+
+    main(["-q", "inst-eval", str(path), "--fpr", str(target), "--tile", str(tile), "--device",
+          device, "--precision", precision, "--json", str(out)], standalone_mode=False)
 
 
 def dense_reference(path, target, device):
     """The original's way: N x N scores and masks, 70 bisection scans, per-row counts."""
+    import torch
+
+    from mfftools.embeddings import open_embeddings
+
     emb = open_embeddings(path)
     feats = torch.nn.functional.normalize(torch.from_numpy(emb.read()), dim=1).to(device)
     identity = torch.from_numpy(emb.identity).to(device)
-    start = time.perf_counter()
     scores = (feats @ feats.T).clamp(-1, 1)
     same = identity[:, None] == identity[None, :]
     impostor = ~same
@@ -95,87 +113,126 @@ def dense_reference(path, target, device):
         lo, hi = (thr, hi) if fpr > target else (lo, thr)
     accepted = scores > thr
     ((accepted & same).sum(-1) - 1, (accepted & impostor).sum(-1))
-    _sync(device)
-    return time.perf_counter() - start
 
 
-def _sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _peak_mb(device):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if torch.device(device).type == "cuda":
-        return peak, torch.cuda.max_memory_allocated() / 2**20
-    return peak, None
-
-
-def run_one(mode, path, tile, target, device):
-    """One measurement in this process; prints a JSON line."""
-    if mode == "inst-eval":
-        start = time.perf_counter()
-        evaluate_instance(open_embeddings(path), targets=(target,), tile=tile, device=device,
-                          progress=False)
-        seconds = time.perf_counter() - start
-    elif mode == "gemm":
-        seconds = gemm_floor(path, tile, device)
+def run_one(args):
+    """One measurement in this process; prints its peak memory as a JSON line."""
+    mode, path = args.one
+    if mode == "gemm":
+        gemm_floor(path, args.tile, args.device)
+    elif mode == "dense":
+        dense_reference(path, args.fpr, args.device)
     else:
-        seconds = dense_reference(path, target, device)
-    rss, gpu = _peak_mb(device)
-    print(json.dumps({"seconds": seconds, "rss_mb": rss, "gpu_mb": gpu}))
+        inst_eval(path, args.tile, args.fpr, args.device, mode, args.out)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu = None
+    if args.device.startswith("cuda"):
+        import torch
+
+        gpu = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps({"rss_mb": peak, "gpu_mb": gpu}))
 
 
-def measure(mode, path, args):
+def measure(mode, path, args, out=None):
+    """Wall seconds of a whole process doing `mode`, and its peak memory."""
     command = [sys.executable, __file__, "--one", mode, str(path), "--tile", str(args.tile),
                "--fpr", str(args.fpr), "--device", args.device]
-    out = subprocess.run(command, capture_output=True, text=True)
-    if out.returncode:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    if out is not None:
+        command += ["--out", str(out)]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        lines = done.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else "failed"}
+    return {"seconds": seconds, **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def machine(device):
+    """The machine in words: CPU model, the flags that matter, cores; or the GPU."""
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model == (platform.processor() or "unknown CPU"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    present = ", ".join(flag for flag in CPU_FLAGS if flag in flags) or "none of " + ", ".join(CPU_FLAGS)
+    return f"{model} ({present}), {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def same_results(paths):
+    """True when every results file is the same apart from its `engine` entry."""
+    texts = set()
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        data.pop("engine")
+        texts.add(json.dumps(data, sort_keys=True))
+    return len(texts) == 1
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--sizes", default="4000,8000,40000,100000")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--sizes", default="4000,8000,40000,80000")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--tile", type=int, default=8192)
     parser.add_argument("--fpr", type=float, default=1e-5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precisions", default="auto,fp32,bf16")
     parser.add_argument("--dense-max", type=int, default=8000,
                         help="largest N for the dense reference (it needs about 8 N^2 bytes)")
     parser.add_argument("--quick", action="store_true", help="N = 2000, 4000 only")
     parser.add_argument("--one", nargs=2, metavar=("MODE", "FILE"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        return run_one(args.one[0], args.one[1], args.tile, args.fpr, args.device)
+        return run_one(args)
     sizes = [2000, 4000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU x{torch.get_num_threads()}"
-    print(f"inst-eval benchmark: D={args.dim}, tile={args.tile}, target FPR {args.fpr:g}, {name}")
-    header = (f"{'N':>8} {'inst-eval s':>12} {'peak MB':>9} {'GEMM floor s':>13} {'ratio':>6} "
-              f"{'dense s':>9} {'dense MB':>9} {'speed-up':>9}")
-    print(header)
+    precisions = args.precisions.split(",")
+    print(f"inst-eval benchmark: D={args.dim}, tile={args.tile}, target FPR {args.fpr:g}, "
+          f"{args.device}: {machine(args.device)}")
+    print("whole processes (start, imports, reading the file included); ratio = time / floor")
+    print(f"{'N':>8} {'what':>15} {'seconds':>8} {'peak MB':>8} {'ratio':>6} {'rescored':>10}"
+          f" {'same results':>13}")
     with tempfile.TemporaryDirectory() as folder:
         for n in sizes:
             path = synthesize(Path(folder) / f"emb_{n}.h5", n, args.dim)
-            ours = measure("inst-eval", path, args)
             floor = measure("gemm", path, args)
-            dense = measure("dense", path, args) if n <= args.dense_max else None
-            if "error" in ours:
-                print(f"{n:>8} inst-eval failed: {ours['error']}")
-                continue
-            mem = ours["gpu_mb"] if ours["gpu_mb"] is not None else ours["rss_mb"]
-            ratio = ours["seconds"] / floor["seconds"] if "seconds" in floor else float("nan")
-            dense_s = dense_mb = speedup = "-"
-            if dense is not None and "seconds" in dense:
-                dense_s = f"{dense['seconds']:.2f}"
-                dense_mb = f"{dense['gpu_mb'] or dense['rss_mb']:.0f}"
-                speedup = f"{dense['seconds'] / ours['seconds']:.1f}x"
-            elif dense is not None:
-                dense_s = "failed"
-            print(f"{n:>8} {ours['seconds']:>12.2f} {mem:>9.0f} {floor.get('seconds', float('nan')):>13.2f} "
-                  f"{ratio:>6.2f} {dense_s:>9} {dense_mb:>9} {speedup:>9}", flush=True)
+            print(_row(n, "fp32 GEMM floor", floor, floor), flush=True)
+            outputs = []
+            for precision in precisions:
+                out = Path(folder) / f"result_{n}_{precision}.json"
+                ours = measure(precision, path, args, out)
+                if "error" not in ours:
+                    engine = json.loads(out.read_text())["engine"]
+                    ours["rescored"] = engine["n_rescored_pairs"]
+                    ours["what"] = f"{precision} ({engine['precision']})" if precision == "auto" \
+                        else precision
+                    outputs.append(out)
+                print(_row(n, ours.get("what", precision), ours, floor), flush=True)
+            if len(outputs) > 1:
+                print(f"{n:>8} {'':>15} {'':>8} {'':>8} {'':>6} {'':>10} "
+                      f"{'yes' if same_results(outputs) else 'NO':>13}", flush=True)
+            if n <= args.dense_max:
+                print(_row(n, "dense (original)", measure("dense", path, args), floor), flush=True)
             path.unlink()
+
+
+def _row(n, what, measured, floor):
+    if "error" in measured:
+        return f"{n:>8} {what:>15} failed: {measured['error']}"
+    memory = measured["gpu_mb"] if measured["gpu_mb"] is not None else measured["rss_mb"]
+    ratio = measured["seconds"] / floor["seconds"] if "seconds" in floor else float("nan")
+    rescored = measured.get("rescored", "")
+    return (f"{n:>8} {what:>15} {measured['seconds']:>8.2f} {memory:>8.0f} {ratio:>6.2f} "
+            f"{rescored:>10}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
-"""GPU part of benchmarks/gpu_check.sh: CUDA equals CPU, then inst-eval against the GEMM floor.
+"""GPU part of benchmarks/gpu_check.sh: the same results everywhere, then the time of each precision.
 
-1. Equality: a small file whose scores are exact in fp32 whatever the summation order (every
-   embedding has 16 entries of +-1, so normalised entries are +-1/4 and products are multiples of
-   1/16) is evaluated on CPU and on CUDA; every threshold, count and rate must be identical, the
-   similarity statistics equal to 1e-6. A random file is compared too (reported, to 1e-6).
+1. Equality: small files (random clustered rows, and rows of +-1 entries whose scores tie in
+   large groups) are evaluated on the CPU (fp32 screening) and on the GPU with every screening
+   precision; the results files must be identical apart from their `engine` entry.
 2. Timing: for each N, synthetic clustered embeddings are generated on the GPU and written to an
-   embeddings file; inst-eval on CUDA (reading the file included) is timed against the GEMM floor,
-   the bare fp32 products of the same tiles from GPU-resident rows.
+   embeddings file; inst-eval (reading the file included) runs with each precision and is timed
+   against the GEMM floor, the bare fp32 products of the same tiles from GPU-resident rows. Every
+   precision must give the same results file; the table shows the pairs each one rescored.
 
     PYTHONPATH=. python benchmarks/gpu_inst_eval.py --sizes 40000,200000,1000000 --tile 32768
+    PYTHONPATH=. python benchmarks/gpu_inst_eval.py --device cpu --quick   # a dry run on the CPU
 """
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -23,12 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mfftools.embeddings import EmbeddingsWriter, open_embeddings  # noqa: E402
-from mfftools.evaluation.instance import evaluate_instance, exact_matmul  # noqa: E402
-from mfftools.evaluation.tiles import plan_tiles  # noqa: E402
+from mfftools.evaluation.engine.tiles import plan_triangle  # noqa: E402
+from mfftools.evaluation.instance import evaluate_instance  # noqa: E402
 
 GROUPS = ["African", "Asian", "Caucasian", "Indian"]
-SUMMARY_KEYS = ("threshold", "tpr", "fpr", "converged", "instance", "groups", "fairness",
-                "n_accepted_genuine", "n_accepted_impostor", "group_fmr_matrix")
+PRECISIONS = {"cuda": ("fp32", "auto", "tf32", "fp16", "bf16"), "cpu": ("fp32", "auto", "bf16")}
 
 
 def _labels(n_rows, seed):
@@ -51,21 +52,12 @@ def write_file(path, emb_blocks, identity, group, dim):
     return path
 
 
-def lattice_file(path, n_rows=3000, dim=64, seed=0):
-    """Rows with 16 entries of +-1 (norm 4): every score is exact in fp32."""
+def lattice_file(path, n_rows=3000, dim=8, seed=0):
+    """Rows of -1, 0 and +1 entries: few distinct scores, each shared by many pairs."""
     generator = np.random.default_rng(seed)
     identity, group = _labels(n_rows, seed)
-    emb = np.zeros((n_rows, dim), dtype=np.float32)
-    for row in range(n_rows):
-        # identities share most of their pattern, so genuine scores are high
-        base = np.random.default_rng(int(identity[row])).permutation(dim)[:16]
-        own = generator.permutation(dim)[:16]
-        cols = np.where(generator.random(16) < 0.7, base, own)
-        cols = np.unique(cols)
-        extra = [c for c in generator.permutation(dim) if c not in cols][: 16 - len(cols)]
-        cols = np.concatenate([cols, extra]).astype(int)
-        signs = np.where(np.random.default_rng(int(identity[row]) + 7).random(dim) < 0.5, -1, 1)
-        emb[row, cols] = signs[cols]
+    emb = generator.integers(-1, 2, size=(n_rows, dim)).astype(np.float32)
+    emb[~emb.any(axis=1)] = 1.0
     return write_file(path, [emb], identity, group, dim)
 
 
@@ -85,87 +77,101 @@ def random_file(path, n_rows, dim, seed=0, device="cuda"):
     return write_file(path, blocks(), identity, group, dim)
 
 
-def compare(path, tile, exact):
+def results_text(result):
+    """The results file without `engine`, as JSON text (what must be identical)."""
+    return json.dumps({key: value for key, value in result.items() if key != "engine"})
+
+
+def compare(path, tile, device):
+    """Names of the precisions on `device` whose results differ from the CPU's fp32 ones."""
     kwargs = dict(targets=(1e-3, 1e-4), methods=("bisection", "exact"), tile=tile, progress=False)
-    on_cpu = evaluate_instance(open_embeddings(path), device="cpu", **kwargs)
-    on_cuda = evaluate_instance(open_embeddings(path), device="cuda", **kwargs)
-    problems = []
-    for a, b in zip(on_cpu["results"], on_cuda["results"]):
-        for key in SUMMARY_KEYS:
-            if a[key] != b[key] and (exact or not _close(a[key], b[key])):
-                problems.append(f"{a['target_fpr']:g}/{a['method']} {key}: cpu {a[key]} cuda {b[key]}")
-    for name, stats in on_cpu["similarity"].items():
-        for key, value in stats.items():
-            other = on_cuda["similarity"][name][key]
-            if not _close(value, other):
-                problems.append(f"similarity {name} {key}: cpu {value} cuda {other}")
-    return problems
+    expected = results_text(evaluate_instance(open_embeddings(path), device="cpu",
+                                              precision="fp32", **kwargs))
+    return [
+        precision for precision in PRECISIONS[device]
+        if results_text(evaluate_instance(open_embeddings(path), device=device,
+                                          precision=precision, **kwargs)) != expected
+    ]
 
 
-def _close(a, b, tol=1e-6):
-    if isinstance(a, dict):
-        return all(_close(a[k], b[k], tol) for k in a)
-    if isinstance(a, list):
-        return all(_close(x, y, tol) for x, y in zip(a, b))
-    if a is None or b is None or isinstance(a, bool):
-        return a == b
-    return abs(a - b) <= tol * max(1.0, abs(a))
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
-def gemm_floor(path, tile):
-    rows = torch.from_numpy(open_embeddings(path).read()).cuda()
+def gemm_floor(path, tile, device):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    rows = torch.from_numpy(open_embeddings(path).read()).to(device)
     rows = torch.nn.functional.normalize(rows, dim=1)
-    tiles = plan_tiles(len(rows), tile)
-    buffer = torch.empty(max(t.shape[0] * t.shape[1] for t in tiles), device="cuda")
-    with exact_matmul():
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for t in tiles:
-            out = buffer[: t.shape[0] * t.shape[1]].view(*t.shape)
-            torch.mm(rows[t.row_start : t.row_stop], rows[t.col_start : t.col_stop].T, out=out)
-        torch.cuda.synchronize()
+    tiles = plan_triangle(len(rows), tile)
+    buffer = torch.empty(max(t.shape[0] * t.shape[1] for t in tiles), device=device)
+    _sync(device)
+    start = time.perf_counter()
+    for t in tiles:
+        out = buffer[: t.shape[0] * t.shape[1]].view(*t.shape)
+        torch.mm(rows[t.row_start : t.row_stop], rows[t.col_start : t.col_stop].T, out=out)
+    _sync(device)
     return time.perf_counter() - start
 
 
+def timed(path, args, precision):
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    result = evaluate_instance(open_embeddings(path), targets=(args.fpr,), tile=args.tile,
+                               device=args.device, precision=precision, progress=False)
+    _sync(args.device)
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else float("nan")
+    return seconds, peak, result
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--sizes", default="40000,200000,1000000")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--tile", type=int, default=32768)
     parser.add_argument("--fpr", type=float, default=1e-5)
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--quick", action="store_true", help="N = 20000 only, after the checks")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_inst_eval: CUDA is not available")
-    card = torch.cuda.get_device_name()
+    card = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
     failed = False
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        for label, path, exact in (
-            ("lattice (exact scores)", lattice_file(folder / "lattice.h5"), True),
-            ("random", random_file(folder / "random.h5", 4000, 128), False),
+        for label, path in (
+            ("tied scores", lattice_file(folder / "lattice.h5")),
+            ("random", random_file(folder / "random.h5", 4000, 128, device=args.device)),
         ):
-            problems = compare(path, 1000, exact)
-            print(f"CUDA vs CPU, {label}: {'identical' if not problems else 'DIFFERENT'}")
-            for line in problems[:20]:
-                print("   ", line)
-            failed |= bool(problems) and exact
+            different = compare(path, 1000, args.device)
+            print(f"{card} ({', '.join(PRECISIONS[args.device])}) vs CPU fp32, {label}: "
+                  + ("identical" if not different else f"DIFFERENT for {', '.join(different)}"))
+            failed |= bool(different)
         print(f"\ninst-eval on {card}: D={args.dim}, tile={args.tile}, target FPR {args.fpr:g}")
-        print(f"{'N':>9} {'inst-eval s':>12} {'GEMM floor s':>13} {'ratio':>6} {'GPU peak GB':>12}")
+        print(f"{'N':>9} {'what':>12} {'seconds':>8} {'x floor':>8} {'fp32/this':>10} "
+              f"{'rescored':>11} {'peak GB':>8} {'same':>5}")
         sizes = [20000] if args.quick else [int(s) for s in args.sizes.split(",")]
         for n in sizes:
-            path = random_file(folder / f"emb_{n}.h5", n, args.dim)
-            floor = gemm_floor(path, args.tile)
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            start = time.perf_counter()
-            evaluate_instance(open_embeddings(path), targets=(args.fpr,), tile=args.tile,
-                              device="cuda", progress=False)
-            torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
-            peak = torch.cuda.max_memory_allocated() / 2**30
-            print(f"{n:>9} {seconds:>12.2f} {floor:>13.2f} {seconds / floor:>6.2f} {peak:>12.1f}",
-                  flush=True)
+            path = random_file(folder / f"emb_{n}.h5", n, args.dim, device=args.device)
+            floor = gemm_floor(path, args.tile, args.device)
+            print(f"{n:>9} {'GEMM floor':>12} {floor:>8.2f}", flush=True)
+            texts, fp32_seconds = set(), None
+            for precision in PRECISIONS[args.device]:
+                seconds, peak, result = timed(path, args, precision)
+                texts.add(results_text(result))
+                name = result["engine"]["precision"]
+                if precision == "fp32":
+                    fp32_seconds = seconds
+                speed_up = f"{fp32_seconds / seconds:.2f}" if fp32_seconds else ""
+                print(f"{n:>9} {precision if precision != 'auto' else 'auto ' + name:>12} "
+                      f"{seconds:>8.2f} {seconds / floor:>8.2f} {speed_up:>10} "
+                      f"{result['engine']['n_rescored_pairs']:>11} {peak:>8.1f} "
+                      f"{'yes' if len(texts) == 1 else 'NO':>5}", flush=True)
+            failed |= len(texts) != 1
             path.unlink()
     sys.exit(1 if failed else 0)
 
