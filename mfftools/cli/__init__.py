@@ -30,9 +30,9 @@ def main(verbose, quiet):
 
 
 def _register():
-    from mfftools.cli import demo, extract, inst_eval, pair_eval, report, synth, train
+    from mfftools.cli import demo, extract, ident_eval, inst_eval, pair_eval, report, synth, train
 
-    for module in (synth, extract, inst_eval, pair_eval, train, report, demo):
+    for module in (synth, extract, inst_eval, pair_eval, ident_eval, train, report, demo):
         main.add_command(module.command)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from embedding_files import write_images_file
 from mfftools.embeddings import open_embeddings
+from mfftools.evaluation.identification import evaluate_identification
 from mfftools.evaluation.instance import evaluate_instance
 from mfftools.files import compact
 
@@ -147,3 +148,31 @@ def test_a_dead_rank_fails_the_job_with_a_clear_message(tmp_path, rng):
     assert "distributed evaluation failed on rank 0 of 2" in err
     assert "no results were written" in err
     assert not out.exists()
+
+
+IDENT_SCRIPT = """
+import json, sys
+from mfftools import dist
+from mfftools.embeddings import open_embeddings
+from mfftools.evaluation.identification import evaluate_identification
+info = dist.init("cpu")
+path, out = sys.argv[1:]
+result = evaluate_identification(open_embeddings(path), targets=(0.05, 0.1), ranks=(1, 3),
+                                 tile=23, device="cpu", precision="bf16", progress=False,
+                                 dist_info=info)
+json.dump(result, open(out + f".rank{info.rank}", "w"))
+dist.shutdown()
+"""
+
+
+def test_identification_split_over_two_ranks_equals_one_process(tmp_path, rng):
+    path = make_file(tmp_path / "e.h5", rng, 90)
+    outputs = launch(["-c", IDENT_SCRIPT, str(path), str(tmp_path / "r.json")])
+    for code, _, err in outputs:
+        assert code == 0, err
+    single = evaluate_identification(open_embeddings(path), targets=(0.05, 0.1), ranks=(1, 3),
+                                     device="cpu", precision="fp32", progress=False)
+    for rank in (0, 1):
+        result = json.loads((tmp_path / f"r.json.rank{rank}").read_text())
+        assert result.pop("engine")["world_size"] == 2
+        assert result == json.loads(json.dumps(without_engine(single)))

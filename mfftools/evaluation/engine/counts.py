@@ -1,15 +1,19 @@
-"""Exact counts of the pairs scoring above thresholds, per row and per group of the other row.
+"""Exact counts of the pairs scoring above thresholds, from screened blocks.
 
-A counting pass is the fallback of a threshold search when a threshold lands where a top set
-cannot list the accepted pairs. Screened scores decide most cells: a cell above t + E is surely
-accepted (canonically > t), one at or below t - E surely not; the cells between are rescored.
+Screened scores decide most cells: a cell above t + E is surely above t canonically, one at or
+below t - E surely not; only the cells between are rescored.
+  * ThresholdCounter: per row and group of the other row, above common thresholds (the fallback
+    of a threshold search when a top set cannot list the accepted pairs);
+  * RowCounter: per row, above a threshold of its own (e.g. how many templates outscore a
+    search's mated one).
 """
 import math
 
 import torch
 
 from mfftools.evaluation.engine.blocks import serial
-from mfftools.evaluation.engine.scoring import round_down, round_up
+from mfftools.evaluation.engine.scoring import (
+    round_down, round_down_tensor, round_up, round_up_tensor)
 from mfftools.evaluation.engine.topset import to_dtype
 
 
@@ -63,3 +67,28 @@ class ThresholdCounter:
         flat = self.counts[k].view(-1)
         flat.index_add_(0, rows_i * self.n_groups + self.group[rows_j], ones)
         flat.index_add_(0, rows_j * self.n_groups + self.group[rows_i], ones)
+
+
+class RowCounter:
+    """Accumulates counts[i]: the columns j with canonical score > thresholds[i] (masked cells
+    never count). thresholds: one float32 value per left row, a tensor on the scores' device."""
+
+    def __init__(self, thresholds, scorer):
+        self.thresholds, self.scorer = thresholds, scorer
+        wide = thresholds.double()
+        self._high = round_up_tensor(wide + scorer.bound, scorer.score_dtype)
+        self._low = round_down_tensor(wide - scorer.bound, scorer.score_dtype)
+        self.counts = torch.zeros(len(thresholds), dtype=torch.int64, device=thresholds.device)
+
+    def add(self, block):
+        tile, scores = block.tile, block.scores
+        rows = slice(tile.row_start, tile.row_stop)
+        with serial(scores.device):
+            sure = scores > self._high[rows, None]
+            self.counts[rows] += sure.sum(1)
+            band = torch.nonzero(((scores > self._low[rows, None]) & ~sure).view(-1)).squeeze(1)
+            rows_i, rows_j = block.global_pairs(band)
+            above = self.scorer.rescore(rows_i, rows_j) > self.thresholds[rows_i]
+            self.counts.index_add_(0, rows_i[above],
+                                   torch.ones(int(above.sum()), dtype=torch.int64,
+                                              device=scores.device))

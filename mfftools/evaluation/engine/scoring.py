@@ -241,3 +241,16 @@ def round_down(value, dtype):
 def round_up(value, dtype):
     """The smallest value of `dtype` that is >= the Python float `value`, as a Python float."""
     return -round_down(-value, dtype)
+
+
+def round_down_tensor(values, dtype):
+    """Element-wise: the largest value of `dtype` <= each float64 value (a `dtype` tensor)."""
+    rounded = values.to(dtype)
+    too_high = rounded.double() > values
+    return torch.where(too_high, torch.nextafter(rounded, torch.full_like(rounded, -math.inf)),
+                       rounded)
+
+
+def round_up_tensor(values, dtype):
+    """Element-wise: the smallest value of `dtype` >= each float64 value (a `dtype` tensor)."""
+    return -round_down_tensor(-values, dtype)

@@ -13,6 +13,7 @@ import math
 import torch
 
 from mfftools.evaluation.engine.blocks import serial
+from mfftools.evaluation.engine.scoring import round_down_tensor
 
 _GROUP = 8  # cells per group in the grouped top-k
 
@@ -68,13 +69,8 @@ class RowTopK:
         """Per row: the largest screened value below which no cell can reach the k best, i.e.
         kth - 2E rounded down to the score dtype (the lowest finite value while the row has
         seen fewer than k cells, so that -inf cells are never candidates)."""
-        dtype = kth.dtype
-        exact = kth.double() - 2.0 * self.scorer.bound
-        floors = exact.to(dtype)
-        too_high = floors.double() > exact
-        floors = torch.where(too_high, torch.nextafter(floors, torch.full_like(floors, -math.inf)),
-                             floors)
-        return floors.clamp(min=torch.finfo(dtype).min)
+        floors = round_down_tensor(kth.double() - 2.0 * self.scorer.bound, kth.dtype)
+        return floors.clamp(min=torch.finfo(kth.dtype).min)
 
     def add_lists(self, rows, values, cols):
         """Add each row's candidate list (values and columns [len(rows), width]) from another

@@ -1,0 +1,427 @@
+"""Open-set identification, 1:N (NIST FRVT 1:N style), per demographic group.
+
+A gallery of templates (one per enrolled identity) and searches (images): a search is mated when
+its identity has a template, else non-mated. With one embeddings file, within each group
+(an identity's group is that of its first image) the identities sorted by label at even
+positions are enrolled, with their first K images in file order as the template and the rest as
+mated searches; every image of the others is a non-mated search. With two files, the gallery's
+identities are the templates (all their images) and every probe image is a search.
+
+A template is the canonical mean of its canonical rows; templates are ordered by (group, label),
+and every score is canonical. The recipe: score each mated search's own template; one pass over
+mated searches x templates counts, per search, the other templates scoring strictly above its
+mated one (rank = 1 + that count); one pass over non-mated searches x templates keeps each
+search's best template (ties to the first in order). Thresholds, FNIR, FPIR, CMC and the
+false-positive matrix all come from those per-search numbers.
+"""
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from mfftools.dist import DistInfo, resolve_device
+from mfftools.errors import MfftoolsError
+from mfftools.evaluation import fairness
+from mfftools.evaluation.engine import distributed
+from mfftools.evaluation.engine.blocks import Scorer, fill_pairs
+from mfftools.evaluation.engine.counts import RowCounter
+from mfftools.evaluation.engine.scoring import (
+    PRECISIONS, canonical_means, canonical_scores, resolve_precision)
+from mfftools.evaluation.engine.tiles import plan_rectangle
+from mfftools.evaluation.engine.topk import RowTopK, faiss_row_topk
+from mfftools.evaluation.instance import load_rows
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RANKS = (1, 5, 10, 20)
+DET_POINTS = 64
+
+
+@dataclass
+class Gallery:
+    """Templates and searches, canonical, on the device.
+
+    templates        float32 [T, D], ordered by (group, label)
+    template_group   [T] group index;  template_label [T] identity label
+    searches         float32 [S, D]: the mated searches first, then the non-mated, each in file
+                     order
+    search_group     [S] group index of the search image
+    mated            [n_mated] index of each mated search's template
+    """
+
+    templates: torch.Tensor
+    template_group: np.ndarray
+    template_label: np.ndarray
+    searches: torch.Tensor
+    search_group: np.ndarray
+    mated: np.ndarray
+
+    @property
+    def n_mated(self):
+        return len(self.mated)
+
+    @property
+    def n_nonmated(self):
+        return len(self.searches) - len(self.mated)
+
+
+def _identity_runs(identity):
+    """Rows sorted (stably) by identity label: (order, labels, starts, sizes)."""
+    labels, inverse = np.unique(identity, return_inverse=True)
+    order = np.argsort(inverse.reshape(-1), kind="stable")
+    sizes = np.bincount(inverse.reshape(-1), minlength=len(labels))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return order, labels, starts, sizes
+
+
+def _templates(rows, group, identity, enrolled, images):
+    """Templates of the enrolled identities: canonical means of their first `images` rows
+    (in file order); ordered by (group, label). Returns (templates, groups, labels, their rows)."""
+    order, labels, starts, sizes = _identity_runs(identity)
+    first_group = group[order[starts]]  # stable sort: the first image in file order
+    keep = np.flatnonzero(np.isin(labels, enrolled))
+    keep = keep[np.lexsort((labels[keep], first_group[keep]))]
+    counts = np.minimum(sizes[keep], images)
+    template_rows = np.concatenate(
+        [order[start : start + count] for start, count in zip(starts[keep], counts)]
+        + [np.empty(0, dtype=np.int64)])
+    members = rows[torch.from_numpy(template_rows).to(rows.device)]
+    means = canonical_means(members, np.cumsum(counts) - counts, counts)
+    return means, first_group[keep], labels[keep], template_rows
+
+
+def _enrolled_by_rule(identity, group):
+    """Within each group (an identity's group is that of its first image), identities sorted by
+    label at even positions."""
+    order, labels, starts, _ = _identity_runs(identity)
+    first_group = group[order[starts]]
+    enrolled = []
+    for g in np.unique(first_group):
+        members = np.sort(labels[first_group == g])
+        enrolled.append(members[0::2])
+    return np.concatenate(enrolled)
+
+
+def _check_pair(gallery, probes):
+    if gallery.dim != probes.dim:
+        raise MfftoolsError(
+            f"{gallery.path} has {gallery.dim}-dimensional embeddings but {probes.path} has "
+            f"{probes.dim}: gallery and probes must come from the same model"
+        )
+    if list(gallery.group_names) != list(probes.group_names):
+        raise MfftoolsError(
+            f"{gallery.path} names groups {list(gallery.group_names)} but {probes.path} names "
+            f"{list(probes.group_names)}: both files must use the same group names, in order"
+        )
+
+
+def build_gallery(embeddings, probes=None, gallery_images=1, device="cpu"):
+    """The Gallery of one images-layout file split by the rule, or of a gallery and probe file."""
+    if gallery_images < 1:
+        raise MfftoolsError(f"--gallery-images must be at least 1, got {gallery_images}")
+    rows = load_rows(embeddings, np.arange(embeddings.n_rows), device)
+    if probes is None:
+        enrolled = _enrolled_by_rule(embeddings.identity, embeddings.group)
+        templates, template_group, template_label, template_rows = _templates(
+            rows, embeddings.group, embeddings.identity, enrolled, gallery_images)
+        is_search = np.ones(embeddings.n_rows, dtype=bool)
+        is_search[template_rows] = False
+        search_rows, search_identity = rows, embeddings.identity
+        search_group = embeddings.group
+    else:
+        _check_pair(embeddings, probes)
+        templates, template_group, template_label, _ = _templates(
+            rows, embeddings.group, embeddings.identity, np.unique(embeddings.identity),
+            embeddings.n_rows)
+        del rows
+        search_rows = load_rows(probes, np.arange(probes.n_rows), device)
+        search_identity, search_group = probes.identity, probes.group
+        is_search = np.ones(probes.n_rows, dtype=bool)
+    position = {label: k for k, label in enumerate(template_label)}
+    template_of = np.array([position.get(label, -1) for label in search_identity], dtype=np.int64)
+    mated_rows = np.flatnonzero(is_search & (template_of >= 0))
+    nonmated_rows = np.flatnonzero(is_search & (template_of < 0))
+    order = np.concatenate([mated_rows, nonmated_rows])
+    return Gallery(
+        templates=templates,
+        template_group=template_group,
+        template_label=template_label,
+        searches=search_rows[torch.from_numpy(order).to(search_rows.device)],
+        search_group=search_group[order],
+        mated=template_of[mated_rows],
+    )
+
+
+def _share(count, info):
+    """The contiguous range of `count` rows this rank scores."""
+    return (count * info.rank // info.world_size, count * (info.rank + 1) // info.world_size)
+
+
+def _mated_pass(gallery, screening, rows, tile, progress):
+    """Per mated search in `rows`: its template's canonical score, how many other templates
+    score strictly above it, and the pairs rescored."""
+    first, stop = rows
+    searches = gallery.searches[first:stop]
+    mated = torch.from_numpy(gallery.mated[first:stop]).to(searches.device)
+    local = torch.arange(stop - first, device=searches.device)
+    scores = canonical_scores(searches, gallery.templates, local, mated)
+    tiles = plan_rectangle(stop - first, len(gallery.templates), tile)
+    scorer = Scorer(searches, gallery.templates, screening, tiles)
+    counter = RowCounter(scores, scorer)
+
+    def mask(block_tile, block_scores):  # a search's own template is not among the others
+        rows_in = local[block_tile.row_start : block_tile.row_stop]
+        cols = mated[rows_in]
+        inside = (cols >= block_tile.col_start) & (cols < block_tile.col_stop)
+        fill_pairs(block_scores, block_tile, rows_in[inside], cols[inside])
+
+    try:
+        for block in scorer.blocks(tiles, mask=mask, progress=progress):
+            counter.add(block)
+    finally:
+        scorer.close()
+    return scores, counter.counts, scorer.n_rescored
+
+
+def _best_pass(gallery, screening, rows, tile, progress):
+    """Per non-mated search in `rows` (counted after the mated ones): its best template's
+    canonical score and index, and the pairs rescored."""
+    first, stop = rows
+    searches = gallery.searches[gallery.n_mated + first : gallery.n_mated + stop]
+    tiles = plan_rectangle(stop - first, len(gallery.templates), tile)
+    scorer = Scorer(searches, gallery.templates, screening, tiles)
+    best = RowTopK(stop - first, 1, scorer)
+    try:
+        for block in scorer.blocks(tiles, progress=progress):
+            best.add(block)
+        values, cols = best.finalize()
+    finally:
+        scorer.close()
+    return values[:, 0], cols[:, 0], scorer.n_rescored
+
+
+def _faiss_passes(gallery, rows_mated, rows_nonmated, max_rank):
+    """The same per-search numbers, screened by FAISS IndexFlatIP (an exact float32 search)."""
+    fp32 = PRECISIONS["fp32"]
+    first, stop = rows_mated
+    searches = gallery.searches[first:stop]
+    mated = torch.from_numpy(gallery.mated[first:stop]).to(searches.device)
+    scores = canonical_scores(searches, gallery.templates,
+                              torch.arange(stop - first, device=searches.device), mated)
+    k = min(max_rank, len(gallery.templates) - 1)
+    counts = torch.zeros(stop - first, dtype=torch.int64)
+    rescored = 0
+    if k > 0 and stop > first:
+        scorer = Scorer(searches, gallery.templates, fp32, [])
+        values, _ = faiss_row_topk(searches, gallery.templates, k, scorer, exclude=mated)
+        scorer.close()
+        rescored += scorer.n_rescored
+        counts = (values > scores.cpu()[:, None]).sum(1)  # k for a rank beyond k: enough
+    first, stop = rows_nonmated
+    searches = gallery.searches[gallery.n_mated + first : gallery.n_mated + stop]
+    scorer = Scorer(searches, gallery.templates, fp32, [])
+    best, index = faiss_row_topk(searches, gallery.templates, 1, scorer)
+    scorer.close()
+    return scores, counts, best[:, 0], index[:, 0], rescored + scorer.n_rescored
+
+
+def _gather(tensor, info):
+    if not info.distributed:
+        return tensor.cpu()
+    return torch.cat(distributed.all_gather_rows(tensor))
+
+
+def search_gallery(gallery, max_rank, tile, precision, info, progress, use_faiss=False):
+    """Per-search numbers, gathered over ranks: (mated scores, other templates above each mated
+    one, best scores and best templates of the non-mated searches) as numpy arrays, and the pairs
+    rescored (summed over ranks)."""
+    rows_mated = _share(gallery.n_mated, info)
+    rows_nonmated = _share(gallery.n_nonmated, info)
+    if use_faiss:
+        *parts, rescored = _faiss_passes(gallery, rows_mated, rows_nonmated, max_rank)
+    else:
+        mated_scores, counts, rescored_mated = _mated_pass(gallery, precision, rows_mated, tile,
+                                                           progress)
+        best, best_index, rescored_best = _best_pass(gallery, precision, rows_nonmated, tile,
+                                                     progress)
+        parts, rescored = [mated_scores, counts, best, best_index], rescored_mated + rescored_best
+    if info.distributed:
+        rescored = distributed.sum_over_ranks(rescored)
+    return [_gather(part, info).numpy() for part in parts], rescored
+
+
+def _check_targets(targets, n_nonmated):
+    for target in targets:
+        if not 0.0 < target < 1.0:
+            raise MfftoolsError(f"target FPIR {target!r} is outside (0, 1)")
+        if math.floor(Fraction(target) * n_nonmated) < 1:
+            raise MfftoolsError(
+                f"target FPIR {target:g} cannot be resolved: with {n_nonmated} non-mated searches "
+                f"the smallest non-zero FPIR is 1/{n_nonmated} = {1 / n_nonmated:.3g}; use a "
+                "larger target or more searches"
+            )
+
+
+def _threshold(best, target):
+    """The smallest t with FPIR(t) <= target: the (K+1)-th largest best non-mated score."""
+    k = math.floor(Fraction(target) * len(best))
+    return float(np.sort(best)[::-1][k])
+
+
+def _rate(count, total):
+    return float(count / total) if total else None
+
+
+def _results_at(target, threshold, numbers, gallery, group_names, rank):
+    mated_scores, ranks, best, best_index = numbers
+    missed = (ranks > rank) | (mated_scores <= threshold)
+    false_positive = best > threshold
+    mated_group = gallery.search_group[: gallery.n_mated]
+    nonmated_group = gallery.search_group[gallery.n_mated :]
+    groups = {}
+    for g, name in enumerate(group_names):
+        in_mated, in_nonmated = mated_group == g, nonmated_group == g
+        groups[name] = {
+            "fnir": _rate(np.count_nonzero(missed & in_mated), np.count_nonzero(in_mated)),
+            "fpir": _rate(np.count_nonzero(false_positive & in_nonmated),
+                          np.count_nonzero(in_nonmated)),
+            "n_mated": int(np.count_nonzero(in_mated)),
+            "n_nonmated": int(np.count_nonzero(in_nonmated)),
+        }
+    size = len(group_names)
+    matrix = np.zeros((size, size), dtype=np.int64)
+    np.add.at(matrix, (nonmated_group[false_positive],
+                       gallery.template_group[best_index[false_positive]]), 1)
+    return {
+        "target_fpir": target,
+        "threshold": threshold,
+        "fnir": _rate(np.count_nonzero(missed), len(missed)),
+        "fpir": _rate(np.count_nonzero(false_positive), len(best)),
+        "groups": groups,
+        "fairness": {
+            "fnir_max_geomean": fairness.max_geomean(
+                [s["fnir"] for s in groups.values() if s["fnir"] is not None]),
+            "fpir_max_geomean": fairness.max_geomean(
+                [s["fpir"] for s in groups.values() if s["fpir"] is not None]),
+        },
+        "false_positive_matrix": matrix.tolist(),
+    }
+
+
+def _cmc(ranks_of_mated, mated_group, group_names, ranks):
+    def rates(selected):
+        if not len(selected):
+            return [None] * len(ranks)
+        return [float(np.count_nonzero(selected <= k) / len(selected)) for k in ranks]
+
+    out = {"all": rates(ranks_of_mated)}
+    for g, name in enumerate(group_names):
+        out[name] = rates(ranks_of_mated[mated_group == g])
+    return out
+
+
+def _det(numbers, gallery, group_names, rank):
+    """FNIR(t, rank) against FPIR(t), overall and per group of the search, at up to DET_POINTS
+    thresholds log-spaced over the ranks of the non-mated best scores."""
+    mated_scores, ranks_of_mated, best, _ = numbers
+    ordered = np.sort(best)[::-1]
+    at = np.unique(np.geomspace(1, len(ordered), DET_POINTS).astype(np.int64)) - 1
+    thresholds = ordered[at]
+    mated_group = gallery.search_group[: gallery.n_mated]
+    nonmated_group = gallery.search_group[gallery.n_mated :]
+
+    def curve(mated_mask, nonmated_mask):
+        scores = np.where(ranks_of_mated[mated_mask] > rank, -np.inf, mated_scores[mated_mask])
+        hits = np.sort(scores)
+        found = len(hits) - np.searchsorted(hits, thresholds, side="right")
+        negatives = np.sort(best[nonmated_mask])
+        accepted = len(negatives) - np.searchsorted(negatives, thresholds, side="right")
+        return {
+            "threshold": [float(t) for t in thresholds],
+            "fpir": [float(a / len(negatives)) for a in accepted] if len(negatives)
+            else [None] * len(thresholds),
+            "fnir": [float(1 - f / len(hits)) for f in found] if len(hits)
+            else [None] * len(thresholds),
+        }
+
+    out = {"all": curve(slice(None), slice(None))}
+    for g, name in enumerate(group_names):
+        out[name] = curve(mated_group == g, nonmated_group == g)
+    return out
+
+
+def evaluate_identification(
+    embeddings,
+    probes=None,
+    gallery_images=1,
+    targets=(1e-2,),
+    rank=1,
+    ranks=DEFAULT_RANKS,
+    tile=8192,
+    device="auto",
+    precision="auto",
+    progress=True,
+    dist_info=None,
+    use_faiss=False,
+):
+    """Open-set identification on an images-layout `Embeddings` split by the rule, or with
+    `probes` on a gallery file and a probe file: the results-file dict (one entry per target)."""
+    for source in (embeddings, probes):
+        if source is not None and source.layout != "images":
+            raise MfftoolsError(f"{source.path}: identification needs an 'images'-layout "
+                                f"embeddings file, this one has layout {source.layout!r}")
+    targets = tuple(dict.fromkeys(float(target) for target in targets))
+    ranks = tuple(sorted(dict.fromkeys(int(k) for k in ranks)))
+    if not targets:
+        raise MfftoolsError("at least one target FPIR is needed")
+    if rank < 1 or not ranks or ranks[0] < 1:
+        raise MfftoolsError("ranks must be at least 1")
+    if tile < 1:
+        raise MfftoolsError(f"--tile must be at least 1, got {tile}")
+    info = dist_info or DistInfo()
+    device = resolve_device(device, info.local_rank)
+    screening = resolve_precision(precision, device)
+    progress = progress and info.is_main and sys.stderr.isatty()
+    gallery = build_gallery(embeddings, probes, gallery_images, device)
+    if gallery.n_mated == 0:
+        raise MfftoolsError("no mated searches: no search's identity has a template in the "
+                            "gallery (with one file: every enrolled identity has at most "
+                            f"{gallery_images} image(s), all used for its template)")
+    if gallery.n_nonmated == 0:
+        raise MfftoolsError("no non-mated searches: every search's identity is enrolled, so no "
+                            "threshold at a target FPIR can be set")
+    _check_targets(targets, gallery.n_nonmated)
+    numbers, rescored = search_gallery(gallery, max(max(ranks), rank), tile, screening, info,
+                                       progress, use_faiss=use_faiss)
+    mated_scores, counts, best, best_index = numbers
+    ranks_of_mated = counts + 1
+    numbers = (mated_scores, ranks_of_mated, best, best_index)
+    group_names = list(embeddings.group_names)
+    results = [
+        _results_at(target, _threshold(best, target), numbers, gallery, group_names, rank)
+        for target in targets
+    ]
+    logger.info("%d templates, %d mated and %d non-mated searches", len(gallery.templates),
+                gallery.n_mated, gallery.n_nonmated)
+    return {
+        "protocol": "identification",
+        "group_names": group_names,
+        "n_templates": len(gallery.templates),
+        "n_mated": gallery.n_mated,
+        "n_nonmated": gallery.n_nonmated,
+        "rank": rank,
+        "ranks": list(ranks),
+        "results": results,
+        "cmc": _cmc(ranks_of_mated, gallery.search_group[: gallery.n_mated], group_names, ranks),
+        "gallery_images": gallery_images if probes is None else None,
+        "template_groups": np.bincount(gallery.template_group,
+                                       minlength=len(group_names)).tolist(),
+        "det": _det(numbers, gallery, group_names, rank),
+        "engine": {"precision": "fp32 (faiss)" if use_faiss else screening.name,
+                   "n_rescored_pairs": rescored, "tile": tile, "device": device.type,
+                   "world_size": info.world_size},
+    }
