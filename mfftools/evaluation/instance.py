@@ -22,9 +22,10 @@ from mfftools.evaluation import statistics, threshold as search
 from mfftools.evaluation.engine import distributed
 from mfftools.evaluation.engine.blocks import Scorer, serial
 from mfftools.evaluation.engine.counts import ThresholdCounter
-from mfftools.evaluation.engine.scoring import canonical_scores, normalise_rows_, resolve_precision
+from mfftools.evaluation.engine.scoring import normalise_rows_, pair_dots, resolve_precision
 from mfftools.evaluation.engine.tiles import plan_triangle, split_tiles
 from mfftools.evaluation.engine.topset import PairCollector, PairTopSet, to_dtype
+from mfftools.evaluation.distributions import score_distributions
 from mfftools.evaluation.identities import build_layout
 from mfftools.evaluation.similarity import identity_similarity
 
@@ -73,8 +74,9 @@ class _Pass:
         self.genuine_j = torch.from_numpy(layout.genuine_j.astype(np.int64))
         self.group = torch.from_numpy(layout.group)
         with serial(rows.device):
-            self.genuine = canonical_scores(rows, rows, self.genuine_i.to(rows.device),
-                                            self.genuine_j.to(rows.device)).cpu()
+            self.genuine_dots = pair_dots(rows, rows, self.genuine_i.to(rows.device),
+                                          self.genuine_j.to(rows.device)).cpu()
+        self.genuine = self.genuine_dots.float().clamp_(-1.0, 1.0)  # canonical scores
         self._exact_counts = {}
 
     def run(self, keep):
@@ -209,15 +211,18 @@ def evaluate_instance(
     finally:
         scorer.close()
     sims = identity_similarity(rows, layout, tile, use_faiss=bool(use_faiss))
+    distributions = score_distributions(rows, layout, one_pass.genuine_dots.numpy(), group_names)
     engine = {"precision": screening.name, "screening_bound": scorer.bound,
               "n_rescored_pairs": n_rescored, "tile": tile, "device": device.type,
               "world_size": info.world_size}
-    return statistics.results_file(
+    result = statistics.results_file(
         layout, embeddings, group_names,
         [statistics.entry(c, layout, group_names, sims) for c in counts],
         sims, statistics.roc(one_pass.topset, one_pass.genuine.numpy(), layout, group_names),
         engine,
     )
+    result["score_distributions"] = distributions
+    return result
 
 
 def _warn_if_nothing_accepted(target, method, threshold, fp, one_pass, n_impostor):

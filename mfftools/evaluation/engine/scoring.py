@@ -45,10 +45,11 @@ def canonical_dots(left, right):
     return _tree_sum_(products).float().clamp_(-1.0, 1.0)
 
 
-def canonical_scores(left_rows, right_rows, left_index, right_index):
-    """Canonical scores of the pairs (left_rows[i], right_rows[j]), gathered a batch at a time."""
+def pair_dots(left_rows, right_rows, left_index, right_index):
+    """float64 dot products of the pairs (left_rows[i], right_rows[j]), each the exact products
+    summed by the fixed tree: the value a canonical score rounds. Gathered a batch at a time."""
     count, dim = len(left_index), left_rows.shape[1]
-    out = torch.empty(count, dtype=torch.float32, device=left_rows.device)
+    out = torch.empty(count, dtype=torch.float64, device=left_rows.device)
     batch = max(1, min(count, _RESCORE_PAIRS))
     gathered = torch.empty(2, batch, dim, dtype=torch.float32, device=left_rows.device)
     products = torch.empty(batch, dim, dtype=torch.float64, device=left_rows.device)
@@ -59,7 +60,12 @@ def canonical_scores(left_rows, right_rows, left_index, right_index):
         torch.index_select(right_rows, 0, right_index[first : first + size], out=right)
         wide.copy_(left).mul_(right)  # float32 x float32 is exact in float64
         out[first : first + size] = _tree_sum_(wide)
-    return out.clamp_(-1.0, 1.0)
+    return out
+
+
+def canonical_scores(left_rows, right_rows, left_index, right_index):
+    """Canonical scores of the pairs (left_rows[i], right_rows[j]): float32, clamped."""
+    return pair_dots(left_rows, right_rows, left_index, right_index).float().clamp_(-1.0, 1.0)
 
 
 def normalise_rows_(rows):
