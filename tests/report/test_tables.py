@@ -1,12 +1,9 @@
-"""Table contents against numbers written by hand, and their HTML and Markdown renderings."""
+"""Table contents against numbers written by hand."""
 import copy
 
 import pytest
 
 from mfftools.report.bootstrap import Interval
-from mfftools.report.document import Report, Section
-from mfftools.report.html import render_html
-from mfftools.report.markdown import render_markdown
 from mfftools.report.results import ResultFile
 from mfftools.report.tables import (
     Table,
@@ -123,20 +120,6 @@ def test_operating_points_in_order_of_appearance():
                                          (9.99e-4, "9.990e-04"), (None, "-")])
 def test_rate_format(value, text):
     assert fmt_rate(value) == text
-
-
-def test_renderings_hold_every_cell():
-    table = pair_table([_file(PAIR, "m<1>"), _file(PAIR, "m|2")])
-    report = Report(title="T", sources=[("m<1>", "pair", "p.json")],
-                    sections=[Section("S", [table])], notes=["a note"])
-    html = render_html(report)
-    assert '<th class="block" colspan="3">m&lt;1&gt;</th>' in html
-    assert "<td>95.43</td>" in html and "<td>2.8437</td>" in html
-    assert "<li>a note</li>" in html
-    markdown = render_markdown(report)
-    assert "| Group | m<1>: Accuracy (%) |" in markdown
-    assert "m\\|2: TAR@FAR=1e-3" in markdown
-    assert "| G1 | 95.43 | 0.50 | 0.6123 | 95.43 | 0.50 | 0.6123 |" in markdown
 
 
 def test_row_length_checked():

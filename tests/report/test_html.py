@@ -1,4 +1,5 @@
-"""The report rendered by a real browser (headless Chromium): images load, tables hold the JSON."""
+"""The HTML page: every cell escaped, and the whole report rendered by a real browser (headless
+Chromium): images load, tables hold the JSON."""
 import json
 import os
 import shutil
@@ -10,6 +11,9 @@ import pytest
 from PIL import Image
 
 from mfftools.report.build import write_report
+from mfftools.report.document import Report, Section
+from mfftools.report.html import render_html
+from mfftools.report.tables import Table
 
 CHROMIUM = next(
     (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
@@ -17,9 +21,21 @@ CHROMIUM = next(
     None,
 )
 # CI installs Chromium (.ci/run), so there a missing browser is a failure, not a skip.
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     CHROMIUM is None and not os.environ.get("CI"), reason="needs Chromium (apt-get install chromium)"
 )
+
+
+def test_every_cell_escaped_under_its_block():
+    table = Table("Accuracy", "Group", ["m<1>", "m|2"], ["Accuracy (%)", "TAR"])
+    table.add_row("G1", ["95.43", "0.6123", "2.8437", "-"])
+    report = Report(title="T", sources=[("m<1>", "pair", "p.json")],
+                    sections=[Section("S", [table])], notes=["a note"])
+    html = render_html(report)
+    assert '<th class="block" colspan="2">m&lt;1&gt;</th>' in html
+    assert '<tr><td class="label">G1</td><td>95.43</td><td>0.6123</td><td>2.8437</td><td>-</td>' in html
+    assert "<li>a note</li>" in html
+
 
 # Marks each image with whether it decoded, once the page has loaded.
 PROBE = """<script>
@@ -84,6 +100,7 @@ def _rows(table):
     return {row[0]: row[1:] for row in table[2:]}
 
 
+@needs_chromium
 def test_report_renders_in_chromium(tmp_path, result_files):
     out = tmp_path / "report"
     files = write_report(result_files, out, bootstrap=200, seed=0)
