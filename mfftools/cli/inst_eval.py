@@ -6,10 +6,7 @@ and scores its share of the tiles; rank 0 prints and writes the files.
 from pathlib import Path
 
 import click
-import torch
 
-from mfftools import dist
-from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
 
 
@@ -35,6 +32,10 @@ from mfftools.errors import MfftoolsError
 def command(embeddings_file, tile, targets, method, device, json_path, csv_path, name, plots_dir):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
+    import torch
+
+    from mfftools import dist
+    from mfftools.embeddings import open_embeddings
     from mfftools.evaluation.instance import evaluate_instance
     from mfftools.evaluation.instance_files import write_per_identity_csv
     from mfftools.files import write_results
