@@ -1,9 +1,12 @@
 """`mfftools demo --quick` end to end through click's CliRunner."""
 
+from pathlib import Path
+
 import numpy as np
 from click.testing import CliRunner
 
 from mfftools.cli import main
+from mfftools.demo import QUICK, train_config
 from mfftools.embeddings import open_embeddings
 from mfftools.report.results import load_results
 
@@ -45,3 +48,12 @@ def test_quick_demo_end_to_end(tmp_path):
     assert pair["mean_accuracy"] > 60  # chance is 50
     assert hardest == "African"
     assert np.mean(others) - 100 * pair["groups"]["African"]["accuracy"] > 5
+
+
+def test_help_states_the_quick_plan():
+    config = train_config(Path("data"), QUICK, "cpu")
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0
+    help_text = " ".join(result.output.split())
+    assert (f"--quick Less data, {config.optim.epochs} short epochs, {QUICK.bootstrap} bootstrap "
+            "resamples.") in help_text
