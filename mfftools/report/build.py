@@ -32,15 +32,16 @@ class ReportFiles:
     report: Report
 
 
-def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools report"):
+def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools report",
+                 names=()):
     """Build the report of `result_paths` (instance and/or pair JSONs) into `out_dir`.
 
     `bootstrap` is the number of resamples for the confidence intervals (0 disables them);
-    `seed` makes them reproducible.
+    `seed` makes them reproducible. `names` names models explicitly, as (model, [path, ...]).
     """
     if bootstrap < 0:
         raise MfftoolsError(f"--bootstrap must be 0 or more, not {bootstrap}")
-    results = load_results(result_paths)
+    results = load_results(result_paths, names)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -34,15 +34,17 @@ class ResultFile:
         return list(self.data["group_names"])
 
 
-def load_results(paths):
+def load_results(paths, names=()):
     """Read and validate result JSONs; give each a model name unique within its protocol.
 
-    The model name is the JSON's "model" field when it is a non-empty string, else the file stem;
-    two files of the same protocol with the same name get their file stems appended.
+    `names` is a sequence of (model, [path, ...]) naming files explicitly (`report --name`); a
+    file not named there takes the JSON's "model" field when it is a non-empty string, else its
+    file stem. Two files of the same protocol with the same name get their file stems appended.
     """
-    files = [load_result(path) for path in paths]
-    if not files:
+    if not paths:
         raise MfftoolsError("no result files given")
+    chosen = _chosen_names(paths, names)
+    files = [load_result(path, chosen.get(_key(path))) for path in paths]
     for protocol in ("instance", "pair"):
         same = [f for f in files if f.protocol == protocol]
         names = [f.model for f in same]
@@ -58,8 +60,34 @@ def load_results(paths):
     return files
 
 
-def load_result(path):
-    """Read one result JSON and check every key the specification requires."""
+def _key(path):
+    return Path(path).resolve()
+
+
+def _chosen_names(paths, names):
+    """{resolved path: model} of the files `names` names, each one of `paths`, named once."""
+    given = {_key(path) for path in paths}
+    chosen = {}
+    for model, files in names:
+        for file in files:
+            key = _key(file)
+            if key not in given:
+                raise MfftoolsError(
+                    f"--name {model}: {file} is not one of the result files given; "
+                    "add it to RESULTS or leave it out of --name"
+                )
+            if key in chosen:
+                raise MfftoolsError(
+                    f"--name: {file} is named twice ({chosen[key]} and {model}); "
+                    "name each file once"
+                )
+            chosen[key] = model
+    return chosen
+
+
+def load_result(path, model=None):
+    """Read one result JSON and check every key the specification requires. Its model is `model`
+    when given, else the JSON's "model" field when it is a non-empty string, else the file stem."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -79,7 +107,8 @@ def load_result(path):
         raise MfftoolsError(
             f"{path}: key 'protocol' must be \"instance\" or \"pair\", not {protocol!r}"
         )
-    model = data.get("model")
+    if model is None:
+        model = data.get("model")
     if not isinstance(model, str) or not model.strip():
         model = path.stem
     return ResultFile(path=path, protocol=protocol, model=model.strip(), data=data)

@@ -22,6 +22,19 @@ def test_model_name_from_field_else_stem_and_duplicates_disambiguated(tmp_path, 
     assert [f.protocol for f in files] == ["instance", "instance", "pair", "instance"]
 
 
+
+def test_names_given_explicitly_win_and_match_files_however_spelled(tmp_path, rng, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    inst = write_json(tmp_path / "x_inst.json", instance_result(rng, "from-field", extras=False))
+    pair = write_json(tmp_path / "x_pair.json", pair_result(rng, extras=False))
+    other = write_json(tmp_path / "y_pair.json", pair_result(rng, "y", extras=False))
+    files = load_results([inst, pair, other], names=[("x", ["x_inst.json", f"./{pair.name}"])])
+    assert [f.model for f in files] == ["x", "x", "y"]
+    with pytest.raises(MfftoolsError, match="z.json is not one of the result files given"):
+        load_results([inst, pair], names=[("x", ["z.json"])])
+    with pytest.raises(MfftoolsError, match=r"x_pair.json is named twice \(x and w\)"):
+        load_results([inst, pair], names=[("x", [pair]), ("w", [pair])])
+
 @pytest.mark.parametrize(
     "edit, message",
     [
