@@ -73,9 +73,9 @@ def command(embeddings_file, tile, targets, method, device, json_path, csv_path,
     if csv_path is not None:
         click.echo(f"per-identity table written to {write_per_identity_csv(result, csv_path)}")
     if plots_dir is not None:
-        from mfftools.report.instance_plots import write_instance_plots
+        from mfftools.report.build import write_figures
 
-        for path in write_instance_plots(result, plots_dir):
+        for path in write_figures(result, plots_dir, embeddings_file):
             click.echo(f"figure written to {path}")
 
 

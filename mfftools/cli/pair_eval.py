@@ -73,9 +73,9 @@ def command(source, model_path, arch, save, groups, batch_size, workers, device,
     if json_path is not None:
         click.echo(f"results written to {write_results(results, json_path)}")
     if plots_dir is not None:
-        from mfftools.report.pair_plots import write_pair_plots
+        from mfftools.report.build import write_figures
 
-        for path in write_pair_plots(results, plots_dir):
+        for path in write_figures(results, plots_dir, source):
             click.echo(f"figure written to {path}")
 
 

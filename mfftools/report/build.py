@@ -9,7 +9,7 @@ from mfftools.report.document import Report, Section
 from mfftools.report.figures import Figure, FigureWriter
 from mfftools.report.html import render_html
 from mfftools.report.markdown import render_markdown
-from mfftools.report.results import load_results, per_identity_rates
+from mfftools.report.results import ResultFile, load_results, per_identity_rates
 from mfftools.report.tables import (
     entries_at,
     fairness_table,
@@ -66,6 +66,29 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
     logger.info("report with %d tables and %d figures in %s",
                 len(items) - len(drawn), len(drawn), out_dir)
     return ReportFiles(html=html_path, markdown=md_path, figures=drawn, report=report)
+
+
+def write_figures(result, out_dir, source):
+    """The report's figures of one results dict, as PNG files in `out_dir`; returns their paths.
+
+    For `inst-eval --plots` and `pair-eval --plots`: `result` is the evaluation's dict, `source`
+    the file it was computed from (its stem names the model when the dict has no "model"). A
+    figure whose data the result lacks is left out with a warning.
+    """
+    source = Path(source)
+    model = result.get("model") or source.stem
+    results = [ResultFile(path=source, protocol=result["protocol"], model=model, data=result)]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = FigureWriter(out_dir)
+    if result["protocol"] == "pair":
+        sections = [_pair_section(results, figures)]
+    else:
+        sections = _instance_sections(results, figures, n_resamples=0, seed=0)
+    for note in figures.notes:
+        logger.warning(note)
+    return [item.path for section in sections for item in section.items
+            if isinstance(item, Figure)]
 
 
 def _pair_section(results, figures):

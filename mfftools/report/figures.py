@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
 from mfftools.report.results import (
+    as_floats,
     entry_label,
     fmr_matrix,
     per_identity,
@@ -85,7 +86,7 @@ class FigureWriter:
         for panel, stat in enumerate(("tpr_mean", "fpr_mean")):
             ax = axes[0, panel]
             for k, (result, entry) in enumerate(pairs):
-                values = np.array([_number(entry["groups"].get(name, {}).get(stat)) for name in names])
+                values = as_floats([entry["groups"].get(name, {}).get(stat) for name in names])
                 ci = intervals.get(result.model, {}).get("groups", {})
                 lows = np.array([ci[n][stat].low if stat in ci.get(n, {}) else v
                                  for n, v in zip(names, values)])
@@ -201,8 +202,8 @@ class FigureWriter:
                     _boxes(ax, result.group_names, columns, kind)
                 else:
                     names = result.group_names
-                    means = [_number(result.data["similarity"][n][f"{kind}_mean"]) for n in names]
-                    stds = [_number(result.data["similarity"][n][f"{kind}_std"]) for n in names]
+                    means = as_floats([result.data["similarity"][n][f"{kind}_mean"] for n in names])
+                    stds = as_floats([result.data["similarity"][n][f"{kind}_std"] for n in names])
                     ax.bar(range(len(names)), means, yerr=stds, capsize=3,
                            color=[_colour(k) for k in range(len(names))])
                     ax.set_xticks(range(len(names)), names)
@@ -229,11 +230,6 @@ def _zoom_to_bars(ax, results, names):
               if n in r.data["groups"]]
     low = min(values)
     ax.set_ylim(max(0.0, low - max(5.0, (100 - low) * 0.5)), 100)
-
-
-def _number(value):
-    """A JSON number for plotting: null (undefined) becomes NaN, which matplotlib skips."""
-    return np.nan if value is None else float(value)
 
 
 def _colour(k):

@@ -237,7 +237,7 @@ def per_identity(result, entry):
         raise MfftoolsError(f"{result.path}: 'per_identity' has a group index out of range")
     for key in ("tpr", "fpr", "intra", "inter"):
         if key in table:
-            column = _floats(table[key])
+            column = as_floats(table[key])
             if len(column) != len(columns["group"]):
                 raise MfftoolsError(
                     f"{result.path}: 'per_identity' column {key!r} has {len(column)} rows, "
@@ -268,11 +268,11 @@ def roc_curves(result, entry=None):
     for name in result.group_names:
         points = roc.get(name)
         if isinstance(points, dict) and "fpr" in points and "tpr" in points:
-            fpr, tpr = _floats(points["fpr"]), _floats(points["tpr"])
+            fpr, tpr = as_floats(points["fpr"]), as_floats(points["tpr"])
         elif isinstance(points, dict) and "far" in points and "tar" in points:
-            fpr, tpr = _floats(points["far"]), _floats(points["tar"])
+            fpr, tpr = as_floats(points["far"]), as_floats(points["tar"])
         elif isinstance(points, list) and points:
-            array = np.array([_floats(point) for point in points])
+            array = as_floats(points)
             fpr, tpr = array[:, 0], array[:, 1]
         else:
             continue
@@ -292,7 +292,7 @@ def fmr_matrix(result, entry):
         return None
     if isinstance(matrix, dict):
         matrix = matrix.get("fmr", matrix.get("matrix"))
-    array = np.array([_floats(row) for row in matrix]) if len(matrix) else np.zeros((0, 0))
+    array = as_floats(matrix) if len(matrix) else np.zeros((0, 0))
     size = len(result.group_names)
     if array.shape != (size, size):
         raise MfftoolsError(
@@ -301,6 +301,7 @@ def fmr_matrix(result, entry):
     return array
 
 
-def _floats(values):
-    """A JSON list of numbers as float64, null (undefined) as NaN."""
-    return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
+def as_floats(values):
+    """JSON numbers (a list, nested lists, or one number) as float64, null (undefined) as NaN,
+    which numpy's statistics and matplotlib skip."""
+    return np.array(values, dtype=np.float64)

@@ -11,8 +11,9 @@ from mfftools.embeddings import open_embeddings
 from mfftools.evaluation.instance import evaluate_instance
 from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.files import write_results
-from mfftools.report.build import write_report
+from mfftools.report.build import write_figures, write_report
 from mfftools.report.results import load_results
+from result_builders import instance_result, pair_result, write_json
 
 
 def test_report_folder_contents(tmp_path, result_files):
@@ -108,3 +109,13 @@ def test_report_of_evaluation_outputs(tmp_path, rng):
     assert f"| Threshold | {bisection['threshold']:.6f} |" in markdown
     assert f"| Instance TPR mean | {bisection['instance']['tpr_mean']:.4f} | [" in markdown
     assert f"| FDR | {bisection['fairness']['fdr']:.4f} |" in markdown
+
+
+def test_figures_of_one_result_are_the_reports_figures(tmp_path, rng):
+    for protocol, data in (("instance", instance_result(rng, "m")), ("pair", pair_result(rng))):
+        path = write_json(tmp_path / f"{protocol}.json", data)
+        report = write_report([path], tmp_path / f"{protocol}_report", bootstrap=0)
+        paths = write_figures(data, tmp_path / f"{protocol}_figures", path)
+        assert [p.name for p in paths] == [figure.path.name for figure in report.figures]
+        for path, figure in zip(paths, report.figures):
+            assert path.read_bytes() == figure.path.read_bytes()
