@@ -17,6 +17,8 @@ INSTANCE_STATS = ("tpr_mean", "tpr_std", "fpr_mean", "fpr_std")
 GROUP_STATS = INSTANCE_STATS + ("fmr", "fnmr")
 FAIRNESS_KEYS = ("fdr", "fpd", "fnd", "garbe", "fmr_max_geomean", "fnmr_max_geomean")
 SIMILARITY_STATS = ("intra_mean", "intra_std", "inter_mean", "inter_std")
+# Intra similarity over identities with at least two images (one image scores 1 by construction).
+MULTI_INTRA_STATS = ("intra_mean_multi", "intra_std_multi")
 PAIR_GROUP_KEYS = ("accuracy", "fold_accuracies", "tar_at_far_1e-3")
 
 
@@ -183,6 +185,9 @@ def _check_instance(check, data):
         group = check.mapping(similarity, name, "similarity.")
         for key in SIMILARITY_STATS:
             check.number(group, key, f"similarity.{name}.", nullable=True)
+        for key in MULTI_INTRA_STATS:
+            if key in group:
+                check.number(group, key, f"similarity.{name}.", nullable=True)
 
 
 def _check_pair(check, data):
@@ -206,12 +211,50 @@ def entry_label(entry):
     return f"FPR {entry['target_fpr']:.0e}, {entry['method']}"
 
 
+def has_multi_intra(result):
+    """Whether every group's similarity carries the intra statistics over identities with at least
+    two images (older result files have only the ones over all identities)."""
+    similarity = result.data["similarity"]
+    return all(key in similarity[name] for name in result.group_names for key in MULTI_INTRA_STATS)
+
+
+def similarity_keys(result):
+    """The similarity statistics the report shows for `result`: intra over identities with at
+    least two images when the file has it, then inter."""
+    if has_multi_intra(result):
+        return ("intra_mean_multi", "intra_std_multi", "inter_mean", "inter_std")
+    return SIMILARITY_STATS
+
+
+def compared_groups(entry):
+    """How many groups the fairness measures of `entry` compare: those with both FMR and FNMR."""
+    return sum(
+        1 for group in entry["groups"].values()
+        if group.get("fmr") is not None and group.get("fnmr") is not None
+    )
+
+
+def group_gap(entry, stat):
+    """Highest minus lowest group value of `stat`, or None with fewer than two groups."""
+    values = [group[stat] for group in entry["groups"].values() if group[stat] is not None]
+    return max(values) - min(values) if len(values) >= 2 else None
+
+
+def union_group_names(results):
+    """The group names of several results, each once, in order of first appearance."""
+    names = []
+    for result in results:
+        names += [name for name in result.group_names if name not in names]
+    return names
+
+
 def per_identity(result, entry):
     """Per-identity columns at one operating point as numpy arrays, or None when absent.
 
     Looks in the results entry first, then at the top level; accepts a list of row objects or an
     object of columns. Returns {"group": int64 group index, "tpr": float (NaN where the identity
-    has no genuine pair), "fpr", and "intra"/"inter" when given}.
+    has no genuine pair), "fpr", and "intra"/"inter" when given, and "n_images" when the result's
+    `identities` gives it}.
     """
     table = entry.get("per_identity", result.data.get("per_identity"))
     if table is None:
@@ -244,6 +287,14 @@ def per_identity(result, entry):
                     f"'group' has {len(columns['group'])}"
                 )
             columns[key] = column
+    n_images = (result.data.get("identities") or {}).get("n_images")
+    if n_images is not None:
+        if len(n_images) != len(columns["group"]):
+            raise MfftoolsError(
+                f"{result.path}: 'identities.n_images' has {len(n_images)} rows, "
+                f"'per_identity' has {len(columns['group'])}"
+            )
+        columns["n_images"] = np.asarray(n_images, dtype=np.int64)
     return columns
 
 
