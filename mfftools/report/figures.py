@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from mfftools.files import atomic_output
 from mfftools.report import drawing
 from mfftools.report.results import (
     entry_label,
@@ -41,7 +42,8 @@ class FigureWriter:
 
     def _save(self, figure, name, title, caption):
         path = self.out_dir / f"{name}.png"
-        figure.savefig(path, dpi=DPI, bbox_inches="tight")
+        with atomic_output(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight")
         logger.debug("wrote %s", path)
         return Figure(path=path, title=title, caption=caption)
 

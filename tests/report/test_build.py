@@ -28,8 +28,14 @@ def test_report_folder_contents(tmp_path, result_files):
     html = files.html.read_text()
     # self-contained: every image inline, nothing fetched from anywhere
     assert html.count('src="data:image/png;base64,') == len(files.figures)
-    assert not re.search(r'(src|href)="(?!data:)', html)
+    assert not re.search(r'(src|href)="(?!data:|#)', html)
     assert "<title>Compare</title>" in html
+    # the summary opens the page: the synthetic results make Indian the hard group
+    assert files.report.summary.startswith(
+        "model-a, pair protocol: hardest group by accuracy: Indian (")
+    assert "model-a, instance protocol at FPR 1e-04, bisection: hardest group by TPR mean: " \
+        "Indian (" in files.report.summary
+    assert html.index("<b>Summary.</b>") < html.index("<h2")
     markdown = files.markdown.read_text()
     for figure in files.figures:
         assert f"]({figure.path.name})" in markdown

@@ -2,6 +2,7 @@
 Chromium): images load, tables hold the JSON."""
 import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -35,6 +36,21 @@ def test_every_cell_escaped_under_its_block():
     assert '<th class="block" colspan="2">m&lt;1&gt;</th>' in html
     assert '<tr><td class="label">G1</td><td>95.43</td><td>0.6123</td><td>2.8437</td><td>-</td>' in html
     assert "<li>a note</li>" in html
+
+
+def test_summary_then_contents_linking_to_every_heading():
+    report = Report(title="T", sources=[], notes=["a note"], summary="m: hardest group G2.",
+                    sections=[Section("Pair protocol (10-fold verification per group)"),
+                              Section("Instance protocol: identity similarity and ROC")])
+    html = render_html(report)
+    links = re.findall(r'<li><a href="#([^"]+)">', html)
+    assert links == re.findall(r'<h2 id="([^"]+)">', html) == [
+        "pair-protocol-10-fold-verification-per-group",
+        "instance-protocol-identity-similarity-and-roc",
+        "figures-not-drawn",
+    ]
+    summary = '<p class="summary"><b>Summary.</b> m: hardest group G2.</p>'
+    assert html.index("<h1>") < html.index(summary) < html.index("<nav>") < html.index("<h2")
 
 
 # Marks each image with whether it decoded, once the page has loaded.

@@ -13,3 +13,17 @@ def test_header_names_model_and_column_and_pipes_are_escaped():
     assert "| Group | m<1>: Accuracy (%) | m<1>: TAR | m\\|2: Accuracy (%) | m\\|2: TAR |" in markdown
     assert "| G1 | 95.43 | 0.6123 | 2.8437 | - |" in markdown
     assert "- a note" in markdown
+
+
+
+def test_summary_then_contents_linking_to_githubs_heading_anchors():
+    report = Report(title="T", sources=[], notes=["a note"], summary="m: hardest group G2.",
+                    sections=[Section("Instance protocol at target FPR 1e-04 (bisection)")])
+    lines = render_markdown(report).splitlines()
+    assert lines[:7] == [
+        "# T", "", "**Summary.** m: hardest group G2.", "", "**Contents**", "",
+        "1. [Instance protocol at target FPR 1e-04 (bisection)]"
+        "(#instance-protocol-at-target-fpr-1e-04-bisection)",
+    ]
+    assert lines[7] == "2. [Figures not drawn](#figures-not-drawn)"
+    assert "## Instance protocol at target FPR 1e-04 (bisection)" in lines
