@@ -1,7 +1,6 @@
 """Where the command line's log lines go, and how much of them: stderr, at the level that -v/-q
 ask for, written through tqdm on a terminal so that a line never lands inside a progress bar."""
 import logging
-import sys
 
 import click
 from tqdm import tqdm

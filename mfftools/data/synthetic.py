@@ -31,7 +31,7 @@ from mfftools.data.faces import (
 )
 from mfftools.data.images import encode_image
 from mfftools.data.pair_bin import BIN_SUFFIX
-from mfftools.data.synthetic_sizes import DEFAULTS, RFW_SCALE
+from mfftools.data.synthetic_sizes import DEFAULTS
 from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
 from mfftools.errors import MfftoolsError
 from mfftools.files import atomic_output

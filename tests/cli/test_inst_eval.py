@@ -94,7 +94,8 @@ print(matplotlib.get_backend(), pyplot.get_fignums())
 
 def test_plots_leave_matplotlibs_global_state_alone(tmp_path, embeddings_file):
     done = subprocess.run(
-        [sys.executable, "-c", PLOTS_AND_PYPLOT_STATE, str(embeddings_file), str(tmp_path / "figs")],
+        [sys.executable, "-c", PLOTS_AND_PYPLOT_STATE, str(embeddings_file),
+         str(tmp_path / "figs")],
         capture_output=True, text=True, check=True, env=dict(os.environ, MPLBACKEND="svg"),
     )
     assert done.stdout.splitlines()[-1] == "svg []"  # the user's backend, no figure left open

@@ -102,7 +102,9 @@ def test_name_errors(tmp_path, unnamed_files):
     )
     result = run(f"a={a_inst}", f"b={a_pair},{a_inst}")
     assert result.exit_code == 1
-    assert result.output == f"Error: --name: {a_inst} is named twice (a and b); name each file once\n"
+    assert result.output == (
+        f"Error: --name: {a_inst} is named twice (a and b); name each file once\n"
+    )
     for malformed in (a_inst, f"={a_inst}", "a="):
         result = run(malformed)
         assert result.exit_code == 2

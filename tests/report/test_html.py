@@ -34,7 +34,8 @@ def test_every_cell_escaped_under_its_block():
                     sections=[Section("S", [table])], notes=["a note"])
     html = render_html(report)
     assert '<th class="block" colspan="2">m&lt;1&gt;</th>' in html
-    assert '<tr><td class="label">G1</td><td>95.43</td><td>0.6123</td><td>2.8437</td><td>-</td>' in html
+    assert ('<tr><td class="label">G1</td><td>95.43</td><td>0.6123</td><td>2.8437</td>'
+            '<td>-</td>') in html
     assert "<li>a note</li>" in html
 
 

@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
@@ -142,7 +140,8 @@ def test_image_counts_of_the_identities_join_the_per_identity_columns(tmp_path, 
     assert columns["n_images"][0] == 1 and columns["intra"][0] == 1.0
     data["identities"]["n_images"].pop()
     result = load_result(write_json(tmp_path / "short.json", data))
-    with pytest.raises(MfftoolsError, match="'identities.n_images' has 19 rows, 'per_identity' has 20"):
+    message = "'identities.n_images' has 19 rows, 'per_identity' has 20"
+    with pytest.raises(MfftoolsError, match=message):
         per_identity(result, result.data["results"][0])
 
 def test_extras_absent_give_none(tmp_path, rng):

@@ -22,7 +22,8 @@ def _file(data, model):
 
 
 def test_hardest_groups_and_gaps_with_their_intervals():
-    intervals = {"m": {"gap": {"tpr_mean": Interval(0.15, 0.25), "fpr_mean": Interval(-1e-5, 4e-4)}}}
+    gaps = {"tpr_mean": Interval(0.15, 0.25), "fpr_mean": Interval(-1e-5, 4e-4)}
+    intervals = {"m": {"gap": gaps}}
     instance = _file(INSTANCE, "m")
     text = summarise([_file(PAIR, "m"), _file(PAIR, "n")], [(instance, ENTRY)], intervals)
     assert text == (
