@@ -143,13 +143,18 @@ def _prepare(out_dir):
                                   + ", ".join(SUBFOLDERS) + "\n")
 
 
-def _train(data_dir, train_dir, plan, device, progress):
-    """Train demo_tiny on the synthetic training zip; returns the final checkpoint's path."""
+def train_config(data_dir, plan, device):
+    """The training config of a demo run: demo_tiny with the plan's overrides."""
     if not DEMO_CONFIG.is_file():
         raise MfftoolsError(f"{DEMO_CONFIG} is missing: the demo runs from a checkout of mfftools")
     overrides = (f"data.train_zip={data_dir / 'TrainingData.zip'}", f"device={device}",
                  "eval.every=0") + plan.train_overrides
-    config = load_config(DEMO_CONFIG, overrides)
+    return load_config(DEMO_CONFIG, overrides)
+
+
+def _train(data_dir, train_dir, plan, device, progress):
+    """Train demo_tiny on the synthetic training zip; returns the final checkpoint's path."""
+    config = train_config(data_dir, plan, device)
     summary = train(config, train_dir, resume=None, progress=progress)
     logger.info("trained %d epochs (%d steps), last loss %.4f",
                 summary["epochs"], summary["step"], summary["loss"])

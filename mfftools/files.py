@@ -29,9 +29,9 @@ def atomic_output(path):
 
 
 def write_text(path, text):
-    """Write `text` to `path` atomically; returns the path."""
+    """Write `text` to `path` atomically, in UTF-8; returns the path."""
     with atomic_output(path) as temporary:
-        temporary.write_text(text)
+        temporary.write_text(text, encoding="utf-8")
     return Path(path)
 
 

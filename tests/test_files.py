@@ -1,5 +1,8 @@
 """Atomic writes and the shared results-file writer."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -34,3 +37,12 @@ def test_nan_is_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(ValueError):
         write_results({"x": float("nan")}, tmp_path / "r.json")
     assert not (tmp_path / "r.json").exists()
+
+
+def test_text_is_written_in_utf8_whatever_the_locale(tmp_path):
+    # an ASCII locale, without Python's UTF-8 mode or locale coercion
+    env = dict(os.environ, LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0")
+    script = ("import sys; from mfftools.files import write_text; "
+              "write_text(sys.argv[1], 'Zo\\u00eb')")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "t.md")], env=env, check=True)
+    assert (tmp_path / "t.md").read_bytes() == "Zoë".encode("utf-8")

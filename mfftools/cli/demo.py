@@ -6,7 +6,7 @@ import click
 @click.option("--out", "out_dir", default="demo_out", show_default=True,
               type=click.Path(file_okay=False),
               help="Folder for everything the demo writes (empty, new, or a previous demo's).")
-@click.option("--quick", is_flag=True, help="Less data, one short epoch, fewer bootstrap resamples.")
+@click.option("--quick", is_flag=True, help="Less data, 5 short epochs, 200 bootstrap resamples.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 def command(out_dir, quick, device):

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from mfftools import dist
 from mfftools.errors import MfftoolsError
 
 
@@ -58,6 +57,7 @@ def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ran
     EMBEDDINGS_FILE is split into a gallery and searches (see docs/ident-eval.md); or give
     --gallery G.h5 --probes P.h5.
     """
+    from mfftools import dist
     from mfftools.embeddings import open_embeddings
     from mfftools.evaluation.identification import evaluate_identification
     from mfftools.files import write_results

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from mfftools import dist
-from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
 
 
@@ -39,6 +37,8 @@ def command(embeddings_file, tile, targets, method, device, precision, json_path
             name, plots_dir):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
+    from mfftools import dist
+    from mfftools.embeddings import open_embeddings
     from mfftools.evaluation.instance import evaluate_instance
     from mfftools.evaluation.instance_files import write_per_identity_csv
     from mfftools.files import write_results
@@ -78,9 +78,9 @@ def command(embeddings_file, tile, targets, method, device, precision, json_path
     if csv_path is not None:
         click.echo(f"per-identity table written to {write_per_identity_csv(result, csv_path)}")
     if plots_dir is not None:
-        from mfftools.report.instance_plots import write_instance_plots
+        from mfftools.report.build import write_figures
 
-        for path in write_instance_plots(result, plots_dir):
+        for path in write_figures(result, plots_dir, embeddings_file):
             click.echo(f"figure written to {path}")
 
 

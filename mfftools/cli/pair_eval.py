@@ -6,10 +6,7 @@ from pathlib import Path
 import click
 
 from mfftools.cli.extract import ARCHS
-from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation.pair import evaluate_pairs
-from mfftools.files import write_results
 
 
 @click.command("pair-eval")
@@ -42,6 +39,10 @@ def command(source, model_path, arch, save, groups, batch_size, workers, device,
     SOURCE is a pairs-layout embeddings file, or a folder of <Group>_test.bin files; a folder
     needs --model, whose embeddings (flip TTA by default) are extracted first.
     """
+    from mfftools.embeddings import open_embeddings
+    from mfftools.evaluation.pair import evaluate_pairs
+    from mfftools.files import write_results
+
     if source.is_dir():
         if model_path is None:
             raise MfftoolsError(
@@ -72,9 +73,9 @@ def command(source, model_path, arch, save, groups, batch_size, workers, device,
     if json_path is not None:
         click.echo(f"results written to {write_results(results, json_path)}")
     if plots_dir is not None:
-        from mfftools.report.pair_plots import write_pair_plots
+        from mfftools.report.build import write_figures
 
-        for path in write_pair_plots(results, plots_dir):
+        for path in write_figures(results, plots_dir, source):
             click.echo(f"figure written to {path}")
 
 

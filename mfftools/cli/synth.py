@@ -2,7 +2,7 @@
 
 import click
 
-from mfftools.data.synthetic import DEFAULTS, RFW_SCALE, synthesize
+from mfftools.data.synthetic_sizes import DEFAULTS, RFW_SCALE
 
 
 @click.command("synth")
@@ -52,6 +52,8 @@ def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
 
     Explicit size options override the defaults and --rfw-scale.
     """
+    from mfftools.data.synthetic import synthesize
+
     chosen = dict(DEFAULTS, **(RFW_SCALE if rfw_scale else {}))
     chosen.update({name: value for name, value in sizes.items() if value is not None})
     summary = synthesize(out_dir, seed=seed, jpeg_quality=jpeg_quality, progress=True, **chosen)

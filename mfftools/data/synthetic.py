@@ -31,6 +31,7 @@ from mfftools.data.faces import (
 )
 from mfftools.data.images import encode_image
 from mfftools.data.pair_bin import BIN_SUFFIX
+from mfftools.data.synthetic_sizes import DEFAULTS
 from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
 from mfftools.errors import MfftoolsError
 from mfftools.files import atomic_output
@@ -42,21 +43,6 @@ BIN_FOLDER = "rfw_bin"
 TRAINING_ZIP = "TrainingData.zip"
 N_FOLDS = 10
 
-DEFAULTS = {
-    "identities_per_group": 25,
-    "images_per_identity": 3.3,
-    "max_images_per_identity": 8,
-    "pairs_per_group": 200,
-    "train_identities_per_group": 40,
-    "train_images_per_identity": 10,
-}
-# About RFW's size: 3,000 identities and 10,000 images per group, 6,000 pairs per group.
-RFW_SCALE = {
-    "identities_per_group": 3000,
-    "images_per_identity": 3.35,
-    "max_images_per_identity": 30,
-    "pairs_per_group": 6000,
-}
 # Independent random streams per part, so changing one size leaves the other parts unchanged.
 _INSTANCE, _PAIRS, _TRAINING = 1, 2, 3
 

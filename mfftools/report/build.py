@@ -4,12 +4,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mfftools.errors import MfftoolsError
+from mfftools.files import write_text
 from mfftools.report.bootstrap import bootstrap_instance
 from mfftools.report.document import Report, Section
 from mfftools.report.figures import Figure, FigureWriter
 from mfftools.report.html import render_html
 from mfftools.report.markdown import render_markdown
-from mfftools.report.results import load_results, per_identity_rates
+from mfftools.report.results import ResultFile, load_results, per_identity_rates
+from mfftools.report.summary import summarise
 from mfftools.report.tables import (
     entries_at,
     fairness_table,
@@ -32,15 +34,16 @@ class ReportFiles:
     report: Report
 
 
-def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools report"):
+def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools report",
+                 names=()):
     """Build the report of `result_paths` (instance and/or pair JSONs) into `out_dir`.
 
     `bootstrap` is the number of resamples for the confidence intervals (0 disables them);
-    `seed` makes them reproducible.
+    `seed` makes them reproducible. `names` names models explicitly, as (model, [path, ...]).
     """
     if bootstrap < 0:
         raise MfftoolsError(f"--bootstrap must be 0 or more, not {bootstrap}")
-    results = load_results(result_paths)
+    results = load_results(result_paths, names)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -54,17 +57,44 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
     instance_results = [r for r in results if r.protocol == "instance"]
     if pair_results:
         report.sections.append(_pair_section(pair_results, figures))
+    first_pairs, first_intervals = [], {}
     if instance_results:
-        report.sections += _instance_sections(instance_results, figures, bootstrap, seed)
+        sections, (first_pairs, first_intervals) = _instance_sections(
+            instance_results, figures, bootstrap, seed
+        )
+        report.sections += sections
+    report.summary = summarise(pair_results, first_pairs, first_intervals)
     report.notes = list(dict.fromkeys(figures.notes))
-    html_path, md_path = out_dir / "report.html", out_dir / "report.md"
-    html_path.write_text(render_html(report), encoding="utf-8")
-    md_path.write_text(render_markdown(report), encoding="utf-8")
+    html_path = write_text(out_dir / "report.html", render_html(report))
+    md_path = write_text(out_dir / "report.md", render_markdown(report))
     items = [item for section in report.sections for item in section.items]
     drawn = [item for item in items if isinstance(item, Figure)]
     logger.info("report with %d tables and %d figures in %s",
                 len(items) - len(drawn), len(drawn), out_dir)
     return ReportFiles(html=html_path, markdown=md_path, figures=drawn, report=report)
+
+
+def write_figures(result, out_dir, source):
+    """The report's figures of one results dict, as PNG files in `out_dir`; returns their paths.
+
+    For `inst-eval --plots` and `pair-eval --plots`: `result` is the evaluation's dict, `source`
+    the file it was computed from (its stem names the model when the dict has no "model"). A
+    figure whose data the result lacks is left out with a warning.
+    """
+    source = Path(source)
+    model = result.get("model") or source.stem
+    results = [ResultFile(path=source, protocol=result["protocol"], model=model, data=result)]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = FigureWriter(out_dir)
+    if result["protocol"] == "pair":
+        sections = [_pair_section(results, figures)]
+    else:
+        sections, _ = _instance_sections(results, figures, n_resamples=0, seed=0)
+    for note in figures.notes:
+        logger.warning(note)
+    return [item.path for section in sections for item in section.items
+            if isinstance(item, Figure)]
 
 
 def _pair_section(results, figures):
@@ -78,22 +108,12 @@ def _pair_section(results, figures):
 
 
 def _instance_sections(results, figures, n_resamples, seed):
-    sections = []
+    """The instance sections, and (pairs, intervals) of the first operating point."""
+    sections, first = [], None
     for point in operating_points(results):
         pairs = entries_at(results, point)
-        intervals = {}
-        if n_resamples:
-            for result, entry in pairs:
-                columns = per_identity_rates(result, entry)
-                if columns is not None:
-                    intervals[result.model] = bootstrap_instance(
-                        columns, result.group_names, n_resamples=n_resamples, seed=seed
-                    )
-                else:
-                    figures.notes.append(
-                        f"No confidence intervals for {result.model}: the result has no "
-                        "'per_identity' rows."
-                    )
+        intervals = _intervals(pairs, n_resamples, seed, figures.notes)
+        first = first or (pairs, intervals)
         slug = f"fpr{point[0]:.0e}_{point[1]}"
         section = Section(f"Instance protocol at target FPR {point[0]:.0e} ({point[1]})")
         section.items.append(instance_table(pairs, intervals))
@@ -110,4 +130,24 @@ def _instance_sections(results, figures, n_resamples, seed):
     if roc is not None:
         similarity.items.append(roc)
     sections.append(similarity)
-    return sections
+    return sections, first
+
+
+def _intervals(pairs, n_resamples, seed, notes):
+    """{model: bootstrap intervals} at one operating point; a note for each model without
+    per-identity rows. None at all when `n_resamples` is 0."""
+    intervals = {}
+    if not n_resamples:
+        return intervals
+    for result, entry in pairs:
+        columns = per_identity_rates(result, entry)
+        if columns is not None:
+            intervals[result.model] = bootstrap_instance(
+                columns, result.group_names, n_resamples=n_resamples, seed=seed
+            )
+        else:
+            notes.append(
+                f"No confidence intervals for {result.model}: the result has no "
+                "'per_identity' rows."
+            )
+    return intervals

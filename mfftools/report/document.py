@@ -1,5 +1,9 @@
-"""What a report holds, independent of how it is rendered: sections of tables and figures."""
+"""What a report holds, independent of how it is rendered: a summary, sections of tables and
+figures, and notes."""
+import re
 from dataclasses import dataclass, field
+
+NOTES_TITLE = "Figures not drawn"
 
 
 @dataclass
@@ -14,3 +18,14 @@ class Report:
     sources: list  # (model, protocol, path) of each result file
     sections: list = field(default_factory=list)
     notes: list = field(default_factory=list)  # figures left out and why
+    summary: str = ""  # one paragraph: hardest groups and gaps between groups
+
+    def contents(self):
+        """The headings under the title, in order: the sections, then the notes if any."""
+        return [section.title for section in self.sections] + ([NOTES_TITLE] if self.notes else [])
+
+
+def anchor(title):
+    """The id of a heading, as GitHub makes it for Markdown headings: lower case, punctuation
+    dropped, spaces as hyphens. The HTML page uses the same ids, so links work in both."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")

@@ -2,6 +2,7 @@
 import base64
 from html import escape
 
+from mfftools.report.document import NOTES_TITLE, anchor
 from mfftools.report.figures import Figure
 from mfftools.report.tables import Table
 
@@ -16,6 +17,7 @@ caption { caption-side: top; text-align: left; font-weight: bold; padding-bottom
 p.note, figcaption { font-size: 0.85em; color: #555; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 ul.notes { color: #844; }
+p.summary { background: #f4f4fa; padding: 0.6em 0.8em; border-left: 3px solid #99c; }
 """
 
 
@@ -26,6 +28,14 @@ def render_html(report):
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(report.title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(report.title)}</h1>",
+    ]
+    if report.summary:
+        parts.append(f"<p class=\"summary\"><b>Summary.</b> {escape(report.summary)}</p>")
+    parts.append("<nav><b>Contents</b><ol>")
+    parts += [f"<li><a href=\"#{anchor(title)}\">{escape(title)}</a></li>"
+              for title in report.contents()]
+    parts += [
+        "</ol></nav>",
         "<table class=\"sources\"><caption>Result files</caption>"
         "<tr><th class=\"label\">Model</th><th class=\"label\">Protocol</th>"
         "<th class=\"label\">File</th></tr>",
@@ -37,7 +47,7 @@ def render_html(report):
         )
     parts.append("</table>")
     for section in report.sections:
-        parts.append(f"<h2>{escape(section.title)}</h2>")
+        parts.append(_heading(section.title))
         for item in section.items:
             if isinstance(item, Table):
                 parts.append(_table(item))
@@ -46,11 +56,15 @@ def render_html(report):
             else:
                 raise TypeError(f"cannot render {type(item).__name__}")
     if report.notes:
-        parts.append("<h2>Figures not drawn</h2><ul class=\"notes\">")
+        parts.append(_heading(NOTES_TITLE) + "<ul class=\"notes\">")
         parts += [f"<li>{escape(note)}</li>" for note in report.notes]
         parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _heading(title):
+    return f"<h2 id=\"{anchor(title)}\">{escape(title)}</h2>"
 
 
 def _table(table):

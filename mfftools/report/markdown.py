@@ -1,11 +1,17 @@
 """A report as Markdown: pipe tables, figures linked as PNG files next to the document."""
+from mfftools.report.document import NOTES_TITLE, anchor
 from mfftools.report.figures import Figure
 from mfftools.report.tables import Table
 
 
 def render_markdown(report):
     """The document as a string; figure links are relative to the report folder."""
-    lines = [f"# {report.title}", "", "| Model | Protocol | File |", "|---|---|---|"]
+    lines = [f"# {report.title}", ""]
+    if report.summary:
+        lines += [f"**Summary.** {report.summary}", ""]
+    lines += ["**Contents**", ""]
+    lines += [f"{k}. [{title}](#{anchor(title)})" for k, title in enumerate(report.contents(), 1)]
+    lines += ["", "| Model | Protocol | File |", "|---|---|---|"]
     lines += [f"| {_escape(m)} | {p} | {_escape(str(path))} |" for m, p, path in report.sources]
     for section in report.sections:
         lines += ["", f"## {section.title}"]
@@ -18,7 +24,7 @@ def render_markdown(report):
             else:
                 raise TypeError(f"cannot render {type(item).__name__}")
     if report.notes:
-        lines += ["", "## Figures not drawn", ""] + [f"- {note}" for note in report.notes]
+        lines += ["", f"## {NOTES_TITLE}", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,8 @@ INSTANCE_STATS = ("tpr_mean", "tpr_std", "fpr_mean", "fpr_std")
 GROUP_STATS = INSTANCE_STATS + ("fmr", "fnmr")
 FAIRNESS_KEYS = ("fdr", "fpd", "fnd", "garbe", "fmr_max_geomean", "fnmr_max_geomean")
 SIMILARITY_STATS = ("intra_mean", "intra_std", "inter_mean", "inter_std")
+# Intra similarity over identities with at least two images (one image scores 1 by construction).
+MULTI_INTRA_STATS = ("intra_mean_multi", "intra_std_multi")
 PAIR_GROUP_KEYS = ("accuracy", "fold_accuracies", "tar_at_far_1e-3")
 
 
@@ -34,15 +36,17 @@ class ResultFile:
         return list(self.data["group_names"])
 
 
-def load_results(paths):
+def load_results(paths, names=()):
     """Read and validate result JSONs; give each a model name unique within its protocol.
 
-    The model name is the JSON's "model" field when it is a non-empty string, else the file stem;
-    two files of the same protocol with the same name get their file stems appended.
+    `names` is a sequence of (model, [path, ...]) naming files explicitly (`report --name`); a
+    file not named there takes the JSON's "model" field when it is a non-empty string, else its
+    file stem. Two files of the same protocol with the same name get their file stems appended.
     """
-    files = [load_result(path) for path in paths]
-    if not files:
+    if not paths:
         raise MfftoolsError("no result files given")
+    chosen = _chosen_names(paths, names)
+    files = [load_result(path, chosen.get(_key(path))) for path in paths]
     for protocol in ("instance", "pair"):
         same = [f for f in files if f.protocol == protocol]
         names = [f.model for f in same]
@@ -58,8 +62,34 @@ def load_results(paths):
     return files
 
 
-def load_result(path):
-    """Read one result JSON and check every key the specification requires."""
+def _key(path):
+    return Path(path).resolve()
+
+
+def _chosen_names(paths, names):
+    """{resolved path: model} of the files `names` names, each one of `paths`, named once."""
+    given = {_key(path) for path in paths}
+    chosen = {}
+    for model, files in names:
+        for file in files:
+            key = _key(file)
+            if key not in given:
+                raise MfftoolsError(
+                    f"--name {model}: {file} is not one of the result files given; "
+                    "add it to RESULTS or leave it out of --name"
+                )
+            if key in chosen:
+                raise MfftoolsError(
+                    f"--name: {file} is named twice ({chosen[key]} and {model}); "
+                    "name each file once"
+                )
+            chosen[key] = model
+    return chosen
+
+
+def load_result(path, model=None):
+    """Read one result JSON and check every key the specification requires. Its model is `model`
+    when given, else the JSON's "model" field when it is a non-empty string, else the file stem."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -79,7 +109,8 @@ def load_result(path):
         raise MfftoolsError(
             f"{path}: key 'protocol' must be \"instance\" or \"pair\", not {protocol!r}"
         )
-    model = data.get("model")
+    if model is None:
+        model = data.get("model")
     if not isinstance(model, str) or not model.strip():
         model = path.stem
     return ResultFile(path=path, protocol=protocol, model=model.strip(), data=data)
@@ -154,6 +185,9 @@ def _check_instance(check, data):
         group = check.mapping(similarity, name, "similarity.")
         for key in SIMILARITY_STATS:
             check.number(group, key, f"similarity.{name}.", nullable=True)
+        for key in MULTI_INTRA_STATS:
+            if key in group:
+                check.number(group, key, f"similarity.{name}.", nullable=True)
 
 
 def _check_pair(check, data):
@@ -177,12 +211,50 @@ def entry_label(entry):
     return f"FPR {entry['target_fpr']:.0e}, {entry['method']}"
 
 
+def has_multi_intra(result):
+    """Whether every group's similarity carries the intra statistics over identities with at least
+    two images (older result files have only the ones over all identities)."""
+    similarity = result.data["similarity"]
+    return all(key in similarity[name] for name in result.group_names for key in MULTI_INTRA_STATS)
+
+
+def similarity_keys(result):
+    """The similarity statistics the report shows for `result`: intra over identities with at
+    least two images when the file has it, then inter."""
+    if has_multi_intra(result):
+        return ("intra_mean_multi", "intra_std_multi", "inter_mean", "inter_std")
+    return SIMILARITY_STATS
+
+
+def compared_groups(entry):
+    """How many groups the fairness measures of `entry` compare: those with both FMR and FNMR."""
+    return sum(
+        1 for group in entry["groups"].values()
+        if group.get("fmr") is not None and group.get("fnmr") is not None
+    )
+
+
+def group_gap(entry, stat):
+    """Highest minus lowest group value of `stat`, or None with fewer than two groups."""
+    values = [group[stat] for group in entry["groups"].values() if group[stat] is not None]
+    return max(values) - min(values) if len(values) >= 2 else None
+
+
+def union_group_names(results):
+    """The group names of several results, each once, in order of first appearance."""
+    names = []
+    for result in results:
+        names += [name for name in result.group_names if name not in names]
+    return names
+
+
 def per_identity(result, entry):
     """Per-identity columns at one operating point as numpy arrays, or None when absent.
 
     Looks in the results entry first, then at the top level; accepts a list of row objects or an
     object of columns. Returns {"group": int64 group index, "tpr": float (NaN where the identity
-    has no genuine pair), "fpr", and "intra"/"inter" when given}.
+    has no genuine pair), "fpr", and "intra"/"inter" when given, and "n_images" when the result's
+    `identities` gives it}.
     """
     table = entry.get("per_identity", result.data.get("per_identity"))
     if table is None:
@@ -208,13 +280,21 @@ def per_identity(result, entry):
         raise MfftoolsError(f"{result.path}: 'per_identity' has a group index out of range")
     for key in ("tpr", "fpr", "intra", "inter"):
         if key in table:
-            column = _floats(table[key])
+            column = as_floats(table[key])
             if len(column) != len(columns["group"]):
                 raise MfftoolsError(
                     f"{result.path}: 'per_identity' column {key!r} has {len(column)} rows, "
                     f"'group' has {len(columns['group'])}"
                 )
             columns[key] = column
+    n_images = (result.data.get("identities") or {}).get("n_images")
+    if n_images is not None:
+        if len(n_images) != len(columns["group"]):
+            raise MfftoolsError(
+                f"{result.path}: 'identities.n_images' has {len(n_images)} rows, "
+                f"'per_identity' has {len(columns['group'])}"
+            )
+        columns["n_images"] = np.asarray(n_images, dtype=np.int64)
     return columns
 
 
@@ -239,11 +319,11 @@ def roc_curves(result, entry=None):
     for name in result.group_names:
         points = roc.get(name)
         if isinstance(points, dict) and "fpr" in points and "tpr" in points:
-            fpr, tpr = _floats(points["fpr"]), _floats(points["tpr"])
+            fpr, tpr = as_floats(points["fpr"]), as_floats(points["tpr"])
         elif isinstance(points, dict) and "far" in points and "tar" in points:
-            fpr, tpr = _floats(points["far"]), _floats(points["tar"])
+            fpr, tpr = as_floats(points["far"]), as_floats(points["tar"])
         elif isinstance(points, list) and points:
-            array = np.array([_floats(point) for point in points])
+            array = as_floats(points)
             fpr, tpr = array[:, 0], array[:, 1]
         else:
             continue
@@ -263,7 +343,7 @@ def fmr_matrix(result, entry):
         return None
     if isinstance(matrix, dict):
         matrix = matrix.get("fmr", matrix.get("matrix"))
-    array = np.array([_floats(row) for row in matrix]) if len(matrix) else np.zeros((0, 0))
+    array = as_floats(matrix) if len(matrix) else np.zeros((0, 0))
     size = len(result.group_names)
     if array.shape != (size, size):
         raise MfftoolsError(
@@ -272,6 +352,7 @@ def fmr_matrix(result, entry):
     return array
 
 
-def _floats(values):
-    """A JSON list of numbers as float64, null (undefined) as NaN."""
-    return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
+def as_floats(values):
+    """JSON numbers (a list, nested lists, or one number) as float64, null (undefined) as NaN,
+    which numpy's statistics and matplotlib skip."""
+    return np.array(values, dtype=np.float64)

@@ -1,13 +1,23 @@
 """The report's tables, built from result files: one column block per model.
 
 Tables hold formatted strings, so the HTML and Markdown renderings print the same digits. Numbers
-are formatted by the `fmt_*` functions below; a value a model does not have is shown as "-".
+are formatted by the `fmt_*` functions below; a value a model does not have is shown as "-", and a
+measure that compares groups, over fewer than two groups, as "n/a" (whatever the file holds).
 """
 from dataclasses import dataclass, field
 
-from mfftools.report.results import INSTANCE_STATS, entry_label
+from mfftools.report.results import (
+    INSTANCE_STATS,
+    compared_groups,
+    entry_label,
+    group_gap,
+    has_multi_intra,
+    similarity_keys,
+    union_group_names,
+)
 
 MISSING = "-"
+NOT_APPLICABLE = "n/a"
 
 
 @dataclass
@@ -71,7 +81,7 @@ def _cell(mapping, key, fmt):
 
 def pair_table(results):
     """The paper's pair table: per-group accuracy (%), mean and STD, with fold std, TAR and SER."""
-    names = _union_group_names(results)
+    names = union_group_names(results)
     table = Table(
         title="Pair protocol: accuracy per group (%)",
         row_header="Group",
@@ -96,15 +106,19 @@ def pair_table(results):
                 fmt_rate(group["tar_at_far_1e-3"]),
             ]
         table.add_row(name, cells)
-    for label, key, fmt in (
-        ("Mean", "mean_accuracy", fmt_points),
-        ("STD", "std", fmt_points),
-        ("SER", "ser", fmt_ratio),
-    ):
-        table.add_row(
-            label, [c for r in results for c in (fmt(r.data[key]), MISSING, MISSING)]
-        )
+    table.add_row("Mean", [c for r in results
+                           for c in (fmt_points(r.data["mean_accuracy"]), MISSING, MISSING)])
+    for label, key, fmt in (("STD", "std", fmt_points), ("SER", "ser", fmt_ratio)):
+        table.add_row(label, [
+            c for r in results
+            for c in (_across_groups(len(r.group_names), r.data[key], fmt), MISSING, MISSING)
+        ])
     return table
+
+
+def _across_groups(n_groups, value, fmt):
+    """A measure that compares groups: "n/a" over fewer than two groups, else formatted."""
+    return NOT_APPLICABLE if n_groups < 2 else fmt(value)
 
 
 def operating_points(results):
@@ -187,7 +201,7 @@ def instance_table(pairs, intervals=None):
                 for result, _ in pairs
             ],
         )
-    for name in _union_group_names([result for result, _ in pairs]):
+    for name in union_group_names([result for result, _ in pairs]):
         for stat in INSTANCE_STATS:
             add(
                 f"{name} {_STAT_LABELS[stat]}",
@@ -203,7 +217,8 @@ def instance_table(pairs, intervals=None):
     for stat in ("tpr_mean", "fpr_mean"):
         add(
             f"Group gap {_STAT_LABELS[stat]} (max - min)",
-            [fmt_rate(_gap(entry, stat)) for _, entry in pairs],
+            [NOT_APPLICABLE if (gap := group_gap(entry, stat)) is None else fmt_rate(gap)
+             for _, entry in pairs],
             [
                 fmt_interval(intervals.get(result.model, {}).get("gap", {}).get(stat), fmt_rate)
                 for result, _ in pairs
@@ -220,7 +235,8 @@ def fairness_table(pairs):
         blocks=[result.model for result, _ in pairs],
         columns=["Value"],
         note="FDR: 1 is fair; FPD, FND, GARBE (Gini based): 0 is fair; max/geomean: 1 is fair; "
-        "SER (FNMR): worst group FNMR / best group FNMR.",
+        "SER (FNMR): worst group FNMR / best group FNMR; n/a: fewer than two groups with both "
+        "rates to compare.",
     )
     for label, key in (
         ("FDR", "fdr"),
@@ -230,9 +246,14 @@ def fairness_table(pairs):
         ("FMR max/geomean", "fmr_max_geomean"),
         ("FNMR max/geomean", "fnmr_max_geomean"),
     ):
-        table.add_row(label, [fmt_ratio(entry["fairness"][key]) for _, entry in pairs])
-    table.add_row("SER (FNMR)", [fmt_ratio(_fnmr_ser(entry)) for _, entry in pairs])
-    for name in _union_group_names([result for result, _ in pairs]):
+        table.add_row(label, [
+            _across_groups(compared_groups(entry), entry["fairness"][key], fmt_ratio)
+            for _, entry in pairs
+        ])
+    table.add_row("SER (FNMR)", [
+        _across_groups(compared_groups(entry), _fnmr_ser(entry), fmt_ratio) for _, entry in pairs
+    ])
+    for name in union_group_names([result for result, _ in pairs]):
         for key in ("fmr", "fnmr"):
             table.add_row(
                 f"{name} {key.upper()}",
@@ -242,31 +263,39 @@ def fairness_table(pairs):
 
 
 def similarity_table(results):
-    """Identity similarity per group: intra (to own centroid) and inter (to nearest centroids)."""
+    """Identity similarity per group: intra (to own centroid) and inter (to nearest centroids).
+
+    Intra is over identities with at least two images (`intra_mean_multi`), or over all of them,
+    with a note, for a result file that predates those statistics.
+    """
+    note = (
+        "Intra: cosine of an identity's images to its centroid, over identities with at least "
+        "two images (an identity with one image scores 1 by construction, which would inflate "
+        "the mean); inter: centroid to its 50 nearest other centroids (cosine)."
+    )
+    lacking = [result.model for result in results if not has_multi_intra(result)]
+    if lacking:
+        note += (
+            f" {', '.join(lacking)}: the result has no intra_mean_multi, so its intra columns "
+            "include one-image identities."
+        )
     table = Table(
         title="Identity similarity per group",
         row_header="Group",
         blocks=[result.model for result in results],
         columns=["Intra mean", "Intra std", "Inter mean", "Inter std"],
-        note="Intra: image to its identity centroid; inter: centroid to its 50 nearest "
-        "other centroids (cosine).",
+        note=note,
     )
-    keys = ("intra_mean", "intra_std", "inter_mean", "inter_std")
-    for name in _union_group_names(results):
+    for name in union_group_names(results):
         table.add_row(
             name,
             [
                 _cell(result.data["similarity"].get(name), key, fmt_rate)
                 for result in results
-                for key in keys
+                for key in similarity_keys(result)
             ],
         )
     return table
-
-
-def _gap(entry, stat):
-    values = [group[stat] for group in entry["groups"].values() if group[stat] is not None]
-    return max(values) - min(values) if len(values) >= 2 else None
 
 
 def _fnmr_ser(entry):
@@ -281,12 +310,3 @@ def _fnmr_ser(entry):
 
 def _yes_no(value):
     return MISSING if value is None else ("yes" if value else "no")
-
-
-def _union_group_names(results):
-    names = []
-    for result in results:
-        for name in result.group_names:
-            if name not in names:
-                names.append(name)
-    return names

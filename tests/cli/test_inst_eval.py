@@ -1,6 +1,9 @@
 """`mfftools inst-eval` through click's CliRunner."""
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -67,9 +70,37 @@ def test_json_csv_and_plots(tmp_path, embeddings_file):
     assert rows[0]["identity"] == "11" and rows[0]["group"] == "African"
     singles = [row for row in rows if row["n_images"] == "1"]
     assert singles and all(row["tpr_0.01_bisection"] == "" for row in singles)
-    figures = sorted(p.name for p in (tmp_path / "figs").iterdir())
-    assert "instance_roc.png" in figures and "instance_similarity.png" in figures
-    assert len(figures) == 4 + 2
+    # the report's figures: three per target and method, then similarity and ROC
+    slugs = ("fpr1e-02_bisection", "fpr1e-02_exact", "fpr1e-03_bisection", "fpr1e-03_exact")
+    figures = {f"instance_{kind}_{slug}.png" for slug in slugs
+               for kind in ("group_means", "fmr_matrix", "per_identity")}
+    figures |= {"instance_similarity.png", "instance_roc.png"}
+    assert {p.name for p in (tmp_path / "figs").iterdir()} == figures
+    for name in figures:
+        assert f"figure written to {tmp_path / 'figs' / name}" in out.output
+
+
+# Draws inst-eval's figures in a fresh interpreter, then prints matplotlib's backend and the
+# figures pyplot holds.
+PLOTS_AND_PYPLOT_STATE = """
+import sys
+import matplotlib
+from mfftools.cli import main
+main(["inst-eval", sys.argv[1], "--fpr", "1e-2", "--device", "cpu", "--plots", sys.argv[2]],
+     standalone_mode=False)
+from matplotlib import pyplot
+print(matplotlib.get_backend(), pyplot.get_fignums())
+"""
+
+
+def test_plots_leave_matplotlibs_global_state_alone(tmp_path, embeddings_file):
+    done = subprocess.run(
+        [sys.executable, "-c", PLOTS_AND_PYPLOT_STATE, str(embeddings_file),
+         str(tmp_path / "figs")],
+        capture_output=True, text=True, check=True, env=dict(os.environ, MPLBACKEND="svg"),
+    )
+    assert done.stdout.splitlines()[-1] == "svg []"  # the user's backend, no figure left open
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 5
 
 
 @pytest.mark.parametrize(

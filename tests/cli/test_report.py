@@ -1,8 +1,12 @@
+"""`mfftools report` through click's CliRunner."""
 import json
+import re
 
+import pytest
 from click.testing import CliRunner
 
 from mfftools.cli import main
+from result_builders import instance_result, pair_result, write_json
 
 
 def _write(path, data):
@@ -48,3 +52,61 @@ def test_options_checked(tmp_path):
     assert result.exit_code == 2 and "--out" in result.output
     result = runner.invoke(main, ["report", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "RESULTS" in result.output
+
+
+@pytest.fixture
+def unnamed_files(tmp_path, rng):
+    """The documentation's example: two models' instance and pair files, no "model" fields."""
+    return [
+        str(write_json(tmp_path / f"{model}_{protocol}.json", build(rng, extras=False)))
+        for model in ("a", "b")
+        for protocol, build in (("inst", instance_result), ("pair", pair_result))
+    ]
+
+
+def _models(out):
+    html = (out / "report.html").read_text()
+    return re.findall(r'<th class="block" colspan="\d">([^<]*)</th>', html)
+
+
+def test_name_makes_one_model_of_several_files(tmp_path, unnamed_files):
+    a_inst, a_pair, b_inst, b_pair = unnamed_files
+    runner = CliRunner()
+    result = runner.invoke(main, ["report", *unnamed_files, "--out", str(tmp_path / "stems"),
+                                  "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    assert set(_models(tmp_path / "stems")) == {"a_inst", "a_pair", "b_inst", "b_pair"}
+    result = runner.invoke(main, ["report", *unnamed_files, "--out", str(tmp_path / "named"),
+                                  "--bootstrap", "0", "--name", f"a={a_inst},{a_pair}",
+                                  "--name", f"b={b_inst},{b_pair}"])
+    assert result.exit_code == 0, result.output
+    assert set(_models(tmp_path / "named")) == {"a", "b"}
+    assert _models(tmp_path / "named")[:2] == ["a", "b"]  # the pair table's blocks
+
+
+def test_name_errors(tmp_path, unnamed_files):
+    a_inst, a_pair, b_inst, b_pair = unnamed_files
+    runner = CliRunner()
+
+    def run(*names):
+        args = ["report", a_inst, a_pair, "--out", str(tmp_path / "r")]
+        for name in names:
+            args += ["--name", name]
+        return runner.invoke(main, args)
+
+    result = run(f"a={a_inst},{b_inst}")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: --name a: {b_inst} is not one of the result files given; add it to RESULTS "
+        "or leave it out of --name\n"
+    )
+    result = run(f"a={a_inst}", f"b={a_pair},{a_inst}")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: --name: {a_inst} is named twice (a and b); name each file once\n"
+    )
+    for malformed in (a_inst, f"={a_inst}", "a="):
+        result = run(malformed)
+        assert result.exit_code == 2
+        assert (f"Invalid value for '--name': {malformed!r} is not MODEL=FILE[,FILE...], "
+                "e.g. --name a=a_inst.json,a_pair.json") in result.output

@@ -1,8 +1,19 @@
+"""The report folder: files, figures, notes and intervals, from hand-made results and from the
+evaluations' own result files."""
+import json
 import re
 
+import numpy as np
 from PIL import Image
 
-from mfftools.report.build import write_report
+from embedding_files import write_images_file, write_pairs_file
+from mfftools.embeddings import open_embeddings
+from mfftools.evaluation.instance import evaluate_instance
+from mfftools.evaluation.pair import evaluate_pairs
+from mfftools.files import write_results
+from mfftools.report.build import write_figures, write_report
+from mfftools.report.results import load_results
+from result_builders import instance_result, pair_result, write_json
 
 
 def test_report_folder_contents(tmp_path, result_files):
@@ -17,8 +28,14 @@ def test_report_folder_contents(tmp_path, result_files):
     html = files.html.read_text()
     # self-contained: every image inline, nothing fetched from anywhere
     assert html.count('src="data:image/png;base64,') == len(files.figures)
-    assert not re.search(r'(src|href)="(?!data:)', html)
+    assert not re.search(r'(src|href)="(?!data:|#)', html)
     assert "<title>Compare</title>" in html
+    # the summary opens the page: the synthetic results make Indian the hard group
+    assert files.report.summary.startswith(
+        "model-a, pair protocol: hardest group by accuracy: Indian (")
+    assert "model-a, instance protocol at FPR 1e-04, bisection: hardest group by TPR mean: " \
+        "Indian (" in files.report.summary
+    assert html.index("<b>Summary.</b>") < html.index("<h2")
     markdown = files.markdown.read_text()
     for figure in files.figures:
         assert f"]({figure.path.name})" in markdown
@@ -48,3 +65,63 @@ def test_pair_only_and_instance_only(tmp_path, result_files):
     instance = write_report(result_files[:1], tmp_path / "inst", bootstrap=10)
     assert all(s.title.startswith("Instance") for s in instance.report.sections)
     assert instance.report.notes == []
+
+
+NAMES = ["African", "Asian", "Caucasian", "Indian"]
+
+
+def _instance_file(tmp_path, rng):
+    identity = np.repeat(np.arange(80), 4)
+    group = identity % 4
+    centres = rng.normal(size=(80, 32))
+    noise = rng.normal(size=(len(identity), 32)) * (0.6 + 0.6 * (group == 0))[:, None]
+    path = write_images_file(tmp_path / "inst.h5", (centres[identity] + noise).astype(np.float32),
+                             identity, group, NAMES, model="mixfair-r18")
+    result = evaluate_instance(open_embeddings(path), targets=(1e-2,),
+                               methods=("bisection", "exact"), device="cpu", progress=False)
+    result["model"] = "mixfair-r18"
+    return write_results(result, tmp_path / "inst.json")
+
+
+def _pair_file(tmp_path, rng):
+    pairs = 4 * 40
+    pair_group = np.repeat(np.arange(4), 40)
+    issame = np.tile([True, False], pairs // 2)
+    first = rng.normal(size=(pairs, 32))
+    noise = rng.normal(size=(pairs, 32)) * (0.8 + 0.8 * (pair_group == 0))[:, None]
+    second = np.where(issame[:, None], first + noise, rng.normal(size=(pairs, 32)))
+    rows = np.empty((2 * pairs, 32), np.float32)
+    rows[0::2], rows[1::2] = first, second
+    path = write_pairs_file(tmp_path / "pairs.h5", rows, issame, pair_group, NAMES)
+    result = evaluate_pairs(open_embeddings(path, layout="pairs"))
+    result["model"] = "mixfair-r18"
+    out = tmp_path / "pair.json"
+    out.write_text(json.dumps(result))
+    return out
+
+
+def test_report_of_evaluation_outputs(tmp_path, rng):
+    paths = [_instance_file(tmp_path, rng), _pair_file(tmp_path, rng)]
+    files = write_report(paths, tmp_path / "report", bootstrap=100, seed=0)
+    # every extra the evaluations write is used: no figure or interval left out
+    assert files.report.notes == []
+    assert len(files.figures) == 2 + 3 * 2 + 2  # pair: 2; per operating point: 3; similarity, ROC
+
+    instance, pair = (f.data for f in load_results(paths))
+    markdown = files.markdown.read_text()
+    for name in NAMES:
+        assert f"| {name} | {100 * pair['groups'][name]['accuracy']:.2f} |" in markdown
+    bisection = instance["results"][0]
+    assert f"| Threshold | {bisection['threshold']:.6f} |" in markdown
+    assert f"| Instance TPR mean | {bisection['instance']['tpr_mean']:.4f} | [" in markdown
+    assert f"| FDR | {bisection['fairness']['fdr']:.4f} |" in markdown
+
+
+def test_figures_of_one_result_are_the_reports_figures(tmp_path, rng):
+    for protocol, data in (("instance", instance_result(rng, "m")), ("pair", pair_result(rng))):
+        path = write_json(tmp_path / f"{protocol}.json", data)
+        report = write_report([path], tmp_path / f"{protocol}_report", bootstrap=0)
+        paths = write_figures(data, tmp_path / f"{protocol}_figures", path)
+        assert [p.name for p in paths] == [figure.path.name for figure in report.figures]
+        for path, figure in zip(paths, report.figures):
+            assert path.read_bytes() == figure.path.read_bytes()

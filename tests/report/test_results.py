@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
@@ -22,6 +20,19 @@ def test_model_name_from_field_else_stem_and_duplicates_disambiguated(tmp_path, 
     assert [f.protocol for f in files] == ["instance", "instance", "pair", "instance"]
 
 
+
+def test_names_given_explicitly_win_and_match_files_however_spelled(tmp_path, rng, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    inst = write_json(tmp_path / "x_inst.json", instance_result(rng, "from-field", extras=False))
+    pair = write_json(tmp_path / "x_pair.json", pair_result(rng, extras=False))
+    other = write_json(tmp_path / "y_pair.json", pair_result(rng, "y", extras=False))
+    files = load_results([inst, pair, other], names=[("x", ["x_inst.json", f"./{pair.name}"])])
+    assert [f.model for f in files] == ["x", "x", "y"]
+    with pytest.raises(MfftoolsError, match="z.json is not one of the result files given"):
+        load_results([inst, pair], names=[("x", ["z.json"])])
+    with pytest.raises(MfftoolsError, match=r"x_pair.json is named twice \(x and w\)"):
+        load_results([inst, pair], names=[("x", [pair]), ("w", [pair])])
+
 @pytest.mark.parametrize(
     "edit, message",
     [
@@ -31,6 +42,8 @@ def test_model_name_from_field_else_stem_and_duplicates_disambiguated(tmp_path, 
         (lambda d: d["results"][0].update(threshold="high"), "'results[0].threshold' must be a number"),
         (lambda d: d["results"][0].update(fpr=None), "'results[0].fpr' must be a number"),
         (lambda d: d["similarity"]["Indian"].pop("inter_std"), "'similarity.Indian.inter_std' is missing"),
+        (lambda d: d["similarity"]["Asian"].update(intra_mean_multi="x"),
+         "'similarity.Asian.intra_mean_multi' must be a number"),
         (lambda d: d.update(results=[]), "'results' must be a non-empty list"),
         (lambda d: d.update(group_names="African"), "'group_names' must be a non-empty list"),
     ],
@@ -117,6 +130,19 @@ def test_per_identity_rows_or_columns_names_or_indices(tmp_path, rng):
     with pytest.raises(MfftoolsError, match="column 'tpr' has 1 rows, 'group' has 2"):
         per_identity(result, result.data["results"][0])
 
+
+
+def test_image_counts_of_the_identities_join_the_per_identity_columns(tmp_path, rng):
+    data = instance_result(rng, n_per_group=5)
+    result = load_result(write_json(tmp_path / "counts.json", data))
+    columns = per_identity(result, result.data["results"][0])
+    assert_array_equal(columns["n_images"], data["identities"]["n_images"])
+    assert columns["n_images"][0] == 1 and columns["intra"][0] == 1.0
+    data["identities"]["n_images"].pop()
+    result = load_result(write_json(tmp_path / "short.json", data))
+    message = "'identities.n_images' has 19 rows, 'per_identity' has 20"
+    with pytest.raises(MfftoolsError, match=message):
+        per_identity(result, result.data["results"][0])
 
 def test_extras_absent_give_none(tmp_path, rng):
     result = load_result(write_json(tmp_path / "plain.json", instance_result(rng, extras=False)))

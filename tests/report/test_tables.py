@@ -1,12 +1,9 @@
-"""Table contents against numbers written by hand, and their HTML and Markdown renderings."""
+"""Table contents against numbers written by hand."""
 import copy
 
 import pytest
 
 from mfftools.report.bootstrap import Interval
-from mfftools.report.document import Report, Section
-from mfftools.report.html import render_html
-from mfftools.report.markdown import render_markdown
 from mfftools.report.results import ResultFile
 from mfftools.report.tables import (
     Table,
@@ -111,6 +108,41 @@ def test_fairness_and_similarity_tables():
     assert rows["G2"] == ["0.6100", "0.0700", "0.4100", "-"]
 
 
+
+def test_similarity_shows_intra_over_identities_with_two_images_or_says_why_not():
+    multi = copy.deepcopy(INSTANCE)
+    multi["similarity"]["G1"].update(intra_mean_multi=0.66, intra_std_multi=0.04)
+    multi["similarity"]["G2"].update(intra_mean_multi=0.55, intra_std_multi=None)
+    table = similarity_table([_file(multi, "m1"), _file(INSTANCE, "old")])
+    rows = dict(table.rows)
+    assert rows["G1"] == ["0.6600", "0.0400", "0.3100", "0.0400",
+                          "0.7100", "0.0500", "0.3100", "0.0400"]
+    assert rows["G2"][:2] == ["0.5500", "-"]
+    assert "over identities with at least two images (an identity with one image scores 1 by " \
+        "construction, which would inflate the mean)" in table.note
+    assert table.note.endswith(" old: the result has no intra_mean_multi, so its intra columns "
+                               "include one-image identities.")
+    assert "m1:" not in similarity_table([_file(multi, "m1")]).note
+
+
+@pytest.mark.parametrize("stored", [None, 1.0])  # null (the specification), 1.0 (older files)
+def test_measures_across_groups_over_one_group_are_not_applicable(stored):
+    entry = copy.deepcopy(ENTRY)
+    del entry["groups"]["G2"]
+    entry["fairness"] = dict.fromkeys(entry["fairness"], stored)
+    one = _file(dict(INSTANCE, group_names=["G1"], results=[entry]), "one")
+    rows = dict(fairness_table([(one, entry), (_file(INSTANCE, "two"), ENTRY)]).rows)
+    for label in ("FDR", "FPD (Gini of FMR)", "FND (Gini of FNMR)", "GARBE", "FMR max/geomean",
+                  "FNMR max/geomean", "SER (FNMR)"):
+        assert rows[label][0] == "n/a"
+    assert rows["FDR"][1] == "0.8999"
+    assert rows["G1 FNMR"] == ["0.1000", "0.1000"]
+    rows = dict(instance_table([(one, entry)]).rows)
+    assert rows["Group gap TPR mean (max - min)"] == ["n/a"]
+    pair = dict(PAIR, group_names=["G1"], groups={"G1": PAIR["groups"]["G1"]}, std=None, ser=stored)
+    rows = dict(pair_table([_file(pair, "one")]).rows)
+    assert rows["STD"] == ["n/a", "-", "-"] and rows["SER"] == ["n/a", "-", "-"]
+
 def test_operating_points_in_order_of_appearance():
     exact = dict(ENTRY, method="exact", target_fpr=1e-4)
     first = _file(dict(INSTANCE, results=[ENTRY]), "m1")
@@ -123,20 +155,6 @@ def test_operating_points_in_order_of_appearance():
                                          (9.99e-4, "9.990e-04"), (None, "-")])
 def test_rate_format(value, text):
     assert fmt_rate(value) == text
-
-
-def test_renderings_hold_every_cell():
-    table = pair_table([_file(PAIR, "m<1>"), _file(PAIR, "m|2")])
-    report = Report(title="T", sources=[("m<1>", "pair", "p.json")],
-                    sections=[Section("S", [table])], notes=["a note"])
-    html = render_html(report)
-    assert '<th class="block" colspan="3">m&lt;1&gt;</th>' in html
-    assert "<td>95.43</td>" in html and "<td>2.8437</td>" in html
-    assert "<li>a note</li>" in html
-    markdown = render_markdown(report)
-    assert "| Group | m<1>: Accuracy (%) |" in markdown
-    assert "m\\|2: TAR@FAR=1e-3" in markdown
-    assert "| G1 | 95.43 | 0.50 | 0.6123 | 95.43 | 0.50 | 0.6123 |" in markdown
 
 
 def test_row_length_checked():

@@ -7,7 +7,7 @@ from mfftools.cli import main
 from mfftools.train import trainer
 from mfftools.train.metrics import read_metrics
 
-from trainer_fixtures import tiny_builder, write_training_zip
+from train.trainer_fixtures import tiny_builder, write_training_zip
 
 
 def _config(tmp_path, train_zip):

@@ -10,13 +10,18 @@ import numpy as np
 GROUPS = ["African", "Asian", "Caucasian", "Indian"]
 
 
-def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4, "bisection"),)):
-    """An instance-protocol result dict; with `extras`, per-identity rows, ROC and FMR matrix."""
+def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4, "bisection"),),
+                    multi=True):
+    """An instance-protocol result dict; with `extras`, per-identity rows, the identities' image
+    counts, ROC and FMR matrix; with `multi`, the intra statistics over identities with at least
+    two images (every 17th identity has one image, and intra 1 by construction)."""
     identity = np.arange(n_per_group * len(GROUPS))
     group = np.repeat(np.arange(len(GROUPS)), n_per_group)
+    single = identity % 17 == 0
+    n_images = np.where(single, 1, rng.integers(2, 7, len(identity)))
     data = {
         "protocol": "instance",
-        "n_images": int(len(identity) * 5),
+        "n_images": int(n_images.sum()),
         "n_identities": int(len(identity)),
         "dim": 512,
         "group_names": GROUPS,
@@ -26,6 +31,7 @@ def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4
     if model:
         data["model"] = model
     intra = np.clip(rng.normal(0.7, 0.05, len(identity)) - 0.1 * (group == 3), -1, 1)
+    intra[single] = 1.0
     inter = np.clip(rng.normal(0.3, 0.05, len(identity)) + 0.1 * (group == 3), -1, 1)
     for name_index, name in enumerate(GROUPS):
         rows = group == name_index
@@ -35,9 +41,12 @@ def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4
             "inter_mean": float(inter[rows].mean()),
             "inter_std": float(inter[rows].std()),
         }
+        if multi:
+            data["similarity"][name]["intra_mean_multi"] = float(intra[rows & ~single].mean())
+            data["similarity"][name]["intra_std_multi"] = float(intra[rows & ~single].std())
     for target, method in targets:
         tpr = np.clip(rng.normal(0.9, 0.05, len(identity)) - 0.2 * (group == 3), 0, 1)
-        tpr[::17] = np.nan  # identities with a single image
+        tpr[single] = np.nan  # no genuine pair
         fpr = np.abs(rng.normal(target, target / 2, len(identity))) * (1 + 2 * (group == 3))
         entry = {
             "target_fpr": target,
@@ -74,6 +83,9 @@ def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4
         data["results"].append(entry)
     if extras:
         data["roc"] = _roc(rng, 1e-6)
+        data["identities"] = {
+            "identity": identity.tolist(), "group": group.tolist(), "n_images": n_images.tolist()
+        }
     return data
 
 

@@ -1,6 +1,8 @@
-"""The report rendered by a real browser (headless Chromium): images load, tables hold the JSON."""
+"""The HTML page: every cell escaped, and the whole report rendered by a real browser (headless
+Chromium): images load, tables hold the JSON."""
 import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -10,6 +12,9 @@ import pytest
 from PIL import Image
 
 from mfftools.report.build import write_report
+from mfftools.report.document import Report, Section
+from mfftools.report.html import render_html
+from mfftools.report.tables import Table
 
 CHROMIUM = next(
     (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
@@ -17,9 +22,37 @@ CHROMIUM = next(
     None,
 )
 # CI installs Chromium (.ci/run), so there a missing browser is a failure, not a skip.
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     CHROMIUM is None and not os.environ.get("CI"), reason="needs Chromium (apt-get install chromium)"
 )
+
+
+def test_every_cell_escaped_under_its_block():
+    table = Table("Accuracy", "Group", ["m<1>", "m|2"], ["Accuracy (%)", "TAR"])
+    table.add_row("G1", ["95.43", "0.6123", "2.8437", "-"])
+    report = Report(title="T", sources=[("m<1>", "pair", "p.json")],
+                    sections=[Section("S", [table])], notes=["a note"])
+    html = render_html(report)
+    assert '<th class="block" colspan="2">m&lt;1&gt;</th>' in html
+    assert ('<tr><td class="label">G1</td><td>95.43</td><td>0.6123</td><td>2.8437</td>'
+            '<td>-</td>') in html
+    assert "<li>a note</li>" in html
+
+
+def test_summary_then_contents_linking_to_every_heading():
+    report = Report(title="T", sources=[], notes=["a note"], summary="m: hardest group G2.",
+                    sections=[Section("Pair protocol (10-fold verification per group)"),
+                              Section("Instance protocol: identity similarity and ROC")])
+    html = render_html(report)
+    links = re.findall(r'<li><a href="#([^"]+)">', html)
+    assert links == re.findall(r'<h2 id="([^"]+)">', html) == [
+        "pair-protocol-10-fold-verification-per-group",
+        "instance-protocol-identity-similarity-and-roc",
+        "figures-not-drawn",
+    ]
+    summary = '<p class="summary"><b>Summary.</b> m: hardest group G2.</p>'
+    assert html.index("<h1>") < html.index(summary) < html.index("<nav>") < html.index("<h2")
+
 
 # Marks each image with whether it decoded, once the page has loaded.
 PROBE = """<script>
@@ -84,6 +117,7 @@ def _rows(table):
     return {row[0]: row[1:] for row in table[2:]}
 
 
+@needs_chromium
 def test_report_renders_in_chromium(tmp_path, result_files):
     out = tmp_path / "report"
     files = write_report(result_files, out, bootstrap=200, seed=0)

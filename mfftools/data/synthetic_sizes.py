@@ -1,0 +1,18 @@
+"""The sizes of the synthetic data sets, apart from their generator so that `mfftools synth --help`
+can show them without importing numpy."""
+
+DEFAULTS = {
+    "identities_per_group": 25,
+    "images_per_identity": 3.3,
+    "max_images_per_identity": 8,
+    "pairs_per_group": 200,
+    "train_identities_per_group": 40,
+    "train_images_per_identity": 10,
+}
+# About RFW's size: 3,000 identities and 10,000 images per group, 6,000 pairs per group.
+RFW_SCALE = {
+    "identities_per_group": 3000,
+    "images_per_identity": 3.35,
+    "max_images_per_identity": 30,
+    "pairs_per_group": 6000,
+}

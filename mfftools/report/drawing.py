@@ -1,0 +1,223 @@
+"""The report's figures as matplotlib `Figure` objects: one panel per model, one colour per group
+(per model in the bar charts that compare models).
+
+Drawn with matplotlib's object API: no pyplot, no backend chosen, nothing global. Legends sit
+outside the axes, so they never cover bars or curves. An axis of accuracy or TPR starts at 0, or
+its label says where it starts.
+"""
+import numpy as np
+from matplotlib.figure import Figure
+
+from mfftools.report.results import as_floats, similarity_keys, union_group_names
+
+PANEL_WIDTH = 4.6
+PANEL_HEIGHT = 3.6
+
+
+def pair_accuracy(results):
+    """Grouped bars: accuracy per group and model, error bars = std over folds. The axis is
+    zoomed onto the bars (its label says from where)."""
+    names = union_group_names(results)
+    figure, axes = _panels(1)
+    ax = axes[0, 0]
+    width = 0.8 / len(results)
+    for k, result in enumerate(results):
+        accuracy, spread = [], []
+        for name in names:
+            group = result.data["groups"].get(name)
+            folds = np.asarray(group["fold_accuracies"]) if group else np.array([np.nan])
+            accuracy.append(100 * group["accuracy"] if group else np.nan)
+            spread.append(100 * folds.std())
+        ax.bar(_offsets(len(names), k, len(results)), accuracy, width, yerr=spread, capsize=3,
+               label=result.model)
+    ax.set_xticks(np.arange(len(names)), names)
+    _zoom_to_bars(ax, results, names)
+    _rate_axis(ax, "accuracy (%)")
+    ax.set_title("Pair protocol: accuracy per group")
+    _legend_below(figure, ax)
+    return figure
+
+
+def group_means(pairs, intervals):
+    """Instance TPR and FPR means per group and model; error bars: the bootstrap intervals of
+    `intervals` (model -> `bootstrap_instance` output) where there are some."""
+    names = union_group_names([result for result, _ in pairs])
+    figure, axes = _panels(2)
+    width = 0.8 / len(pairs)
+    for panel, stat in enumerate(("tpr_mean", "fpr_mean")):
+        ax = axes[0, panel]
+        for k, (result, entry) in enumerate(pairs):
+            values = as_floats([entry["groups"].get(name, {}).get(stat) for name in names])
+            ci = intervals.get(result.model, {}).get("groups", {})
+            lows = np.array([ci[n][stat].low if stat in ci.get(n, {}) else v
+                             for n, v in zip(names, values)])
+            highs = np.array([ci[n][stat].high if stat in ci.get(n, {}) else v
+                              for n, v in zip(names, values)])
+            yerr = np.clip(np.vstack([values - lows, highs - values]), 0, None) if ci else None
+            ax.bar(_offsets(len(names), k, len(pairs)), values, width, yerr=yerr, capsize=3,
+                   label=result.model)
+        ax.set_xticks(np.arange(len(names)), names)
+        rate = stat.split("_")[0].upper()
+        ax.set_title(f"instance {rate} mean")
+        if rate == "TPR":
+            _rate_axis(ax, "TPR mean over identities")
+        else:
+            ax.set_ylabel("FPR mean over identities")
+    _legend_below(figure, axes[0, 0])
+    return figure
+
+
+def roc(curves):
+    """Per-group ROC curves on a log FPR axis, one panel per model; `curves` is a list of
+    (result, {group: (fpr array, tpr array)})."""
+    names = union_group_names([result for result, _ in curves])
+    figure, axes = _panels(len(curves))
+    for ax, (result, model_curves) in zip(axes[0], curves):
+        smallest, largest = 1.0, 0.0
+        for name, (fpr, tpr) in model_curves.items():
+            order = np.argsort(fpr, kind="stable")
+            fpr, tpr = fpr[order], tpr[order]
+            positive = fpr > 0
+            if positive.any():
+                smallest = min(smallest, fpr[positive].min())
+                largest = max(largest, fpr[positive].max())
+            ax.plot(fpr[positive], tpr[positive], color=_colour(names.index(name)), label=name)
+        ax.set_xscale("log")
+        # the curves' own FPR range: the instance protocol only samples the low-FPR end
+        ax.set_xlim(smallest, max(min(1.0, largest), smallest * 10))
+        ax.set_xlabel("FPR")
+        _rate_axis(ax, "TPR")
+        ax.set_title(result.model)
+        ax.grid(True, which="major", alpha=0.3)
+    handles = {}
+    for ax in axes[0]:
+        for line in ax.get_lines():
+            handles.setdefault(line.get_label(), line)
+    figure.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize="small")
+    return figure
+
+
+def fmr_heatmaps(matrices):
+    """The group x group FMR matrix of each model; `matrices` is a list of (result, matrix)."""
+    figure, axes = _panels(len(matrices))
+    for ax, (result, matrix) in zip(axes[0], matrices):
+        names = result.group_names
+        image = ax.imshow(matrix, cmap="viridis")
+        ax.set_xticks(range(len(names)), names, rotation=30)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel("group of the compared image")
+        ax.set_ylabel("group of the probe")
+        for i in range(len(names)):
+            for j in range(len(names)):
+                value = matrix[i, j]
+                ax.text(j, i, "-" if np.isnan(value) else f"{value:.1e}", ha="center",
+                        va="center", fontsize="x-small",
+                        color="white" if value < np.nanmax(matrix) / 2 else "black")
+        ax.set_title(result.model)
+        figure.colorbar(image, ax=ax, shrink=0.8)
+    return figure
+
+
+def per_identity_rates(rates):
+    """Box plots of per-identity TPR and FPR by group, one row per model; `rates` is a list of
+    (result, per-identity columns). Identities without a genuine pair have no TPR."""
+    figure, axes = _panels(2, rows=len(rates))
+    for row, (result, columns) in enumerate(rates):
+        for panel, rate in enumerate(("tpr", "fpr")):
+            ax = axes[row, panel]
+            _boxes(ax, result.group_names, columns, rate)
+            ax.set_title(f"{result.model}: per-identity {rate.upper()}")
+            if rate == "tpr":
+                _rate_axis(ax, "TPR")
+            else:
+                ax.set_ylabel("FPR")
+    return figure
+
+
+def intra_boxes_drawable(columns):
+    """Whether per-identity columns allow a box plot of intra similarity over identities with
+    at least two images (they must give each identity's image count)."""
+    return columns is not None and "intra" in columns and "n_images" in columns
+
+
+def similarity(similarities):
+    """Intra/inter identity similarity by group, one row per model; `similarities` is a list of
+    (result, per-identity columns or None). Per-identity distributions (box plots) where the
+    columns allow, else the means with std as error bars. Intra leaves out identities with one
+    image (intra 1 by construction) wherever the result says which they are."""
+    figure, axes = _panels(2, rows=len(similarities))
+    for row, (result, columns) in enumerate(similarities):
+        intra_ax, inter_ax = axes[row]
+        if intra_boxes_drawable(columns):
+            _boxes(intra_ax, result.group_names, columns, "intra",
+                   rows=columns["n_images"] >= 2)
+        else:
+            _mean_bars(intra_ax, result, similarity_keys(result)[:2])
+        if columns is not None and "inter" in columns:
+            _boxes(inter_ax, result.group_names, columns, "inter")
+        else:
+            _mean_bars(inter_ax, result, ("inter_mean", "inter_std"))
+        for ax, kind in ((intra_ax, "intra"), (inter_ax, "inter")):
+            ax.set_title(f"{result.model}: {kind} similarity")
+            ax.set_ylabel("cosine")
+    return figure
+
+
+def _panels(count, rows=1):
+    figure = Figure(figsize=(PANEL_WIDTH * count, PANEL_HEIGHT * rows), layout="constrained")
+    return figure, figure.subplots(rows, count, squeeze=False)
+
+
+def _offsets(n_positions, k, n_bars):
+    """x positions of the k-th of n_bars side-by-side bars at each of n_positions."""
+    return np.arange(n_positions) + (k - (n_bars - 1) / 2) * (0.8 / n_bars)
+
+
+def _legend_below(figure, ax):
+    """One legend of `ax`'s labelled bars, under the panels: it cannot cover a bar there."""
+    handles, labels = ax.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4),
+                  fontsize="small")
+
+
+def _rate_axis(ax, label):
+    """Label an accuracy or TPR axis, saying where it starts when that is not 0."""
+    bottom = ax.get_ylim()[0]
+    ax.set_ylabel(label if bottom <= 0 else f"{label}, axis from {bottom:.3g} (not 0)")
+
+
+def _boxes(ax, names, columns, key, rows=None):
+    """One box per group of the per-identity values in `columns[key]` (NaN left out), over the
+    identities `rows` selects (all by default)."""
+    chosen = np.ones(len(columns["group"]), dtype=bool) if rows is None else rows
+    data = []
+    for index in range(len(names)):
+        values = columns[key][chosen & (columns["group"] == index)]
+        data.append(values[~np.isnan(values)])
+    boxes = ax.boxplot(data, patch_artist=True, showfliers=True, flierprops={"markersize": 2})
+    for k, patch in enumerate(boxes["boxes"]):
+        patch.set_facecolor(_colour(k))
+        patch.set_alpha(0.6)
+    ax.set_xticks(range(1, len(names) + 1), names)
+
+
+def _mean_bars(ax, result, keys):
+    """Bars of a similarity statistic's mean per group, its std as error bars."""
+    mean_key, std_key = keys
+    names = result.group_names
+    similarity = result.data["similarity"]
+    ax.bar(range(len(names)), as_floats([similarity[n][mean_key] for n in names]),
+           yerr=as_floats([similarity[n][std_key] for n in names]), capsize=3,
+           color=[_colour(k) for k in range(len(names))])
+    ax.set_xticks(range(len(names)), names)
+
+
+def _zoom_to_bars(ax, results, names):
+    values = [100 * r.data["groups"][n]["accuracy"] for r in results for n in names
+              if n in r.data["groups"]]
+    low = min(values)
+    ax.set_ylim(max(0.0, low - max(5.0, (100 - low) * 0.5)), 100)
+
+
+def _colour(k):
+    return f"C{k % 10}"

@@ -1,0 +1,59 @@
+"""`mfftools demo --quick` end to end through click's CliRunner."""
+
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from mfftools.cli import main
+from mfftools.demo import QUICK, train_config
+from mfftools.embeddings import open_embeddings
+from mfftools.report.results import load_results
+
+
+def test_quick_demo_end_to_end(tmp_path):
+    """The real pipeline with demo_tiny's r10-mini trunk: it learns, and the hard group shows."""
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--quick", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    for stage in range(1, 7):
+        assert f"[{stage}/6]" in result.output
+    assert f"report: {out / 'report' / 'report.html'}" in result.output
+    for name in ("data/ValInstData.zip", "data/TrainingData.zip", "embeddings/instance.h5",
+                 "embeddings/pairs.h5", "report/report.md", "train/config.yaml"):
+        assert (out / name).is_file(), name
+
+    files = load_results([out / "results" / "instance.json", out / "results" / "pair.json"])
+    assert [f.model for f in files] == ["demo_tiny", "demo_tiny"]
+    instance, pair = (f.data for f in files)
+    assert instance["n_images"] == len(open_embeddings(out / "embeddings" / "instance.h5").identity)
+    assert len(pair["group_names"]) == 4
+    # the printed headline and the report are the results' numbers
+    entry = instance["results"][0]
+    html = (out / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 7
+    for name in pair["group_names"]:
+        accuracy = f"{100 * pair['groups'][name]['accuracy']:.2f}"
+        assert f"<td>{accuracy}</td>" in html
+        line = next(line for line in result.output.splitlines() if line.startswith(name))
+        assert line.split()[1] == accuracy
+        assert line.split()[2] == f"{entry['groups'][name]['tpr_mean']:.4f}"
+    hardest = min(pair["groups"], key=lambda name: pair["groups"][name]["accuracy"])
+    assert f"hardest group: {hardest}" in result.output
+    assert f"pair: mean {pair['mean_accuracy']:.2f}" in result.output
+
+    # What the synthetic data were built to show: the model learns, the African group the least.
+    # The other groups' order is noise at this size; the African gap (about 10 points) is not.
+    others = [100 * group["accuracy"] for name, group in pair["groups"].items() if name != "African"]
+    assert pair["mean_accuracy"] > 60  # chance is 50
+    assert hardest == "African"
+    assert np.mean(others) - 100 * pair["groups"]["African"]["accuracy"] > 5
+
+
+def test_help_states_the_quick_plan():
+    config = train_config(Path("data"), QUICK, "cpu")
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0
+    help_text = " ".join(result.output.split())
+    assert (f"--quick Less data, {config.optim.epochs} short epochs, {QUICK.bootstrap} bootstrap "
+            "resamples.") in help_text

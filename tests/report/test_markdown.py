@@ -1,0 +1,30 @@
+"""The Markdown document: one header cell per model and column, pipes escaped."""
+from mfftools.report.document import Report, Section
+from mfftools.report.markdown import render_markdown
+from mfftools.report.tables import Table
+
+
+def test_header_names_model_and_column_and_pipes_are_escaped():
+    table = Table("Accuracy", "Group", ["m<1>", "m|2"], ["Accuracy (%)", "TAR"])
+    table.add_row("G1", ["95.43", "0.6123", "2.8437", "-"])
+    report = Report(title="T", sources=[("m<1>", "pair", "p.json")],
+                    sections=[Section("S", [table])], notes=["a note"])
+    markdown = render_markdown(report)
+    header = "| Group | m<1>: Accuracy (%) | m<1>: TAR | m\\|2: Accuracy (%) | m\\|2: TAR |"
+    assert header in markdown
+    assert "| G1 | 95.43 | 0.6123 | 2.8437 | - |" in markdown
+    assert "- a note" in markdown
+
+
+
+def test_summary_then_contents_linking_to_githubs_heading_anchors():
+    report = Report(title="T", sources=[], notes=["a note"], summary="m: hardest group G2.",
+                    sections=[Section("Instance protocol at target FPR 1e-04 (bisection)")])
+    lines = render_markdown(report).splitlines()
+    assert lines[:7] == [
+        "# T", "", "**Summary.** m: hardest group G2.", "", "**Contents**", "",
+        "1. [Instance protocol at target FPR 1e-04 (bisection)]"
+        "(#instance-protocol-at-target-fpr-1e-04-bisection)",
+    ]
+    assert lines[7] == "2. [Figures not drawn](#figures-not-drawn)"
+    assert "## Instance protocol at target FPR 1e-04 (bisection)" in lines
