@@ -49,6 +49,12 @@ class TrainingModule(nn.Module):
         return F.cross_entropy(logits, labels)
 
 
+# The random streams of an epoch on one process, each seeded from (seed, epoch, rank, stream).
+BATCH_STREAM = 0  # flips and MixFair partners (BatchRandomness)
+DROPOUT_STREAM = 1  # torch's global generator, which dropout draws from
+LOADER_STREAM = 2  # the data loader's own generator (its workers' base seed)
+
+
 def stream_seed(seed, epoch, rank, stream):
     """A 63-bit seed for one random stream of one epoch on one process.
 
@@ -67,7 +73,7 @@ class BatchRandomness:
     """
 
     def __init__(self, seed, epoch, rank, flip):
-        self.generator = torch.Generator().manual_seed(stream_seed(seed, epoch, rank, 0))
+        self.generator = torch.Generator().manual_seed(stream_seed(seed, epoch, rank, BATCH_STREAM))
         self.flip = flip
 
     def apply_flip(self, images):

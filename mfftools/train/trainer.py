@@ -31,7 +31,14 @@ from mfftools.train.checkpoint import (
 )
 from mfftools.train.evaluation import BestTracker, check_sources, evaluate_network
 from mfftools.train.metrics import RunLog
-from mfftools.train.step import BatchRandomness, TrainingModule, build_network, stream_seed
+from mfftools.train.step import (
+    DROPOUT_STREAM,
+    LOADER_STREAM,
+    BatchRandomness,
+    TrainingModule,
+    build_network,
+    stream_seed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +171,7 @@ class _Run:
         self.loader = DataLoader(
             self.dataset, batch_size=config.optim.batch_size, sampler=self.sampler,
             num_workers=config.data.workers, pin_memory=self.device.type == "cuda",
-            drop_last=True, persistent_workers=config.data.workers > 0,
+            drop_last=True, persistent_workers=config.data.workers > 0, generator=torch.Generator(),
         )
 
     def _restore(self, path):
@@ -218,10 +225,26 @@ class _Run:
         has_data = self.config.eval.pair_bin or self.config.eval.instance_zip
         return bool(has_data) and every > 0 and (epoch % every == 0 or epoch == self.config.optim.epochs)
 
+    def _epoch_batches(self, epoch):
+        """An iterator over the epoch's batches, every random stream of the epoch seeded from
+        (seed, epoch, rank).
+
+        The loader draws its workers' base seed from a generator of its own, never from torch's
+        global one that dropout draws from: persistent workers start once per process (in a later
+        epoch when the run was resumed), and neither that nor the number of workers may move
+        dropout's draws. Workers only read and decode images; flips and MixFair partners are
+        drawn in the training process (BatchRandomness).
+        """
+        seed, rank = self.config.seed, self.info.rank
+        self.sampler.set_epoch(epoch)
+        self.loader.generator.manual_seed(stream_seed(seed, epoch, rank, LOADER_STREAM))
+        batches = iter(self.loader)
+        torch.manual_seed(stream_seed(seed, epoch, rank, DROPOUT_STREAM))
+        return batches
+
     def _train_epoch(self, epoch):
         config, device = self.config, self.device
-        self.sampler.set_epoch(epoch)
-        torch.manual_seed(stream_seed(config.seed, epoch, self.info.rank, 1))  # dropout masks
+        batches = self._epoch_batches(epoch)
         randomness = BatchRandomness(config.seed, epoch, self.info.rank, config.data.horizontal_flip)
         self.module.train()
         lr = self.optimizer.param_groups[0]["lr"]
@@ -235,7 +258,7 @@ class _Run:
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.optim.epochs}",
                    unit="batch", disable=not self.show_progress, leave=False)
         with bar:
-            for images, labels, _groups in itertools.islice(self.loader, steps):
+            for images, labels, _groups in itertools.islice(batches, steps):
                 images = randomness.apply_flip(images.to(device, non_blocking=True))
                 labels = labels.to(device, non_blocking=True)
                 permutation = randomness.permutation(len(labels), device) if self.module.mixfair else None

@@ -149,3 +149,37 @@ def test_checkpoint_of_the_real_network_loads_for_extraction(tmp_path):
     assert info.checkpoint_format == "mfftools" and info.num_classes == 3
     saved = load_checkpoint(path)["model"]
     assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
+
+
+def _assert_same_run(run, reference):
+    """Bit-identical losses, learning rates and final weights."""
+    assert _losses(run) == _losses(reference)
+    got, want = _final_weights(run), _final_weights(reference)
+    assert got["step"] == want["step"]
+    for key, value in want["model"].items():
+        assert torch.equal(got["model"][key], value), key
+
+
+def test_resume_mid_epoch_with_loader_workers_repeats_the_uninterrupted_run(train_zip, tmp_path, monkeypatch):
+    # Persistent loader workers start once per process: a resumed process starts them in a later
+    # epoch than the uninterrupted one, and that must not move any random draw (dropout here).
+    config = small_config(train_zip, data__workers=1)
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    trainer.train(config, tmp_path / "straight", progress=False)
+
+    # Crash during epoch 3 (4 steps per epoch, one trunk call per step), resume from epoch 2.
+    monkeypatch.setattr(trainer, "build_network", tiny_builder(crash_at_call=10))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        trainer.train(config, tmp_path / "crashed", progress=False)
+    assert epoch_checkpoints(tmp_path / "crashed" / "checkpoints")[-1].name == "epoch_0002.pt"
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    trainer.train(config, tmp_path / "crashed", resume="auto", progress=False)
+
+    _assert_same_run(tmp_path / "crashed", tmp_path / "straight")
+
+
+def test_the_number_of_loader_workers_does_not_change_the_numbers(train_zip, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    for workers in (0, 2):
+        trainer.train(small_config(train_zip, data__workers=workers), tmp_path / f"workers{workers}", progress=False)
+    _assert_same_run(tmp_path / "workers2", tmp_path / "workers0")
