@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from mfftools.errors import MfftoolsError
+from mfftools.models.iresnet import ARCHS
 
 
 @dataclass
@@ -177,6 +178,8 @@ def validate(config):
         raise MfftoolsError("config: data.train_zip is not set (the training zip to read)")
     checks = [
         (config.model.type in ("mixfair", "iresnet"), "model.type must be mixfair or iresnet"),
+        (config.model.arch in ARCHS,
+         f"model.arch must be one of {', '.join(ARCHS)} (got {config.model.arch!r})"),
         (config.model.head in ("mixfair", "cosface", "arcface"), "model.head must be mixfair, cosface or arcface"),
         (config.model.head != "mixfair" or config.model.type == "mixfair",
          "model.head mixfair needs model.type mixfair (it mixes trunk feature maps)"),

@@ -49,6 +49,11 @@ def test_train_command_errors_are_clean(tmp_path, monkeypatch):
     result = runner.invoke(main, ["train", "--config", str(config), "--set", "optim.speed=3",
                                   "--out", str(tmp_path / "run")])
     assert result.exit_code == 1 and "unknown config key 'optim.speed'" in result.output
+    result = runner.invoke(main, ["train", "--config", str(config), "--set", "model.arch=r99",
+                                  "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1 and result.output == (
+        "Error: config: model.arch must be one of r18, r34, r50, r100, r200, r10-mini (got 'r99')\n"
+    )
     result = runner.invoke(main, ["train", "--config", str(config), "--set", "optim.batch_size=64",
                                   "--out", str(tmp_path / "run")])
     assert result.exit_code == 1 and "fewer than one batch of 64" in result.output
