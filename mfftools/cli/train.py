@@ -4,12 +4,10 @@ from pathlib import Path
 
 import click
 
-from mfftools.errors import MfftoolsError
-
 
 @click.command("train")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML config (configs/*.yaml). When resuming, defaults to RUN_DIR/config.yaml.")
+              help="YAML config (configs/*.yaml). When resuming, applied over RUN_DIR/config.yaml (optional).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one config value, e.g. --set optim.lr=0.01 (repeatable).")
 @click.option("--resume", metavar="auto|PATH",
@@ -26,15 +24,10 @@ def command(config_path, overrides, resume, run_dir, no_progress):
         --set data.train_zip=/data/TrainingData.zip --out runs/r34
     """
     from mfftools.dist import info_from_env
-    from mfftools.train.config import load_config
+    from mfftools.train.config import run_config
     from mfftools.train.trainer import train
 
-    if config_path is None:
-        saved = run_dir / "config.yaml"
-        if resume is None or not saved.is_file():
-            raise MfftoolsError("--config is required (it may be left out only with --resume on a run folder)")
-        config_path = saved
-    config = load_config(config_path, overrides)
+    config = run_config(run_dir, config_path, overrides, resume)
     summary = train(config, run_dir, resume=resume, progress=not no_progress)
     if info_from_env().is_main:
         click.echo(json.dumps(summary, indent=2, default=float))

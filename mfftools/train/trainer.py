@@ -29,6 +29,7 @@ from mfftools.train.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
+from mfftools.train.config import RUN_CONFIG
 from mfftools.train.evaluation import BestTracker, check_sources, evaluate_network
 from mfftools.train.metrics import RunLog
 from mfftools.train.step import (
@@ -201,7 +202,7 @@ class _Run:
         resumed = checkpoint_path is not None
         self.log = RunLog(self.run_dir, enabled=self.info.is_main, resume_step=self.step if resumed else None)
         if self.info.is_main:
-            config.dump(self.run_dir / "config.yaml")
+            config.dump(self.run_dir / RUN_CONFIG)
         summary = {"loss": None, "eval": None}
         try:
             if config.eval.at_start and self.epoch == 0 and config.eval.every:

@@ -1,6 +1,7 @@
 """`mfftools train` through click's CliRunner."""
 import json
 
+import yaml
 from click.testing import CliRunner
 
 from mfftools.cli import main
@@ -37,6 +38,24 @@ def test_train_command_runs_resumes_and_reports(tmp_path, monkeypatch):
                                        "--out", str(run), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["step"] == 2
+
+
+def test_resume_keeps_the_runs_earlier_settings_and_applies_what_is_given_now(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    train_zip = write_training_zip(tmp_path / "train.zip", n_classes=4, per_class=4)
+    config = _config(tmp_path, train_zip)
+    run = tmp_path / "run"
+    first = ["train", "--config", str(config), "--set", "optim.lr=0.01", "--set", "optim.max_steps_per_epoch=1",
+             "--out", str(run), "--no-progress"]
+    assert CliRunner().invoke(main, first).exit_code == 0
+    # The same --config again, without the first run's --set values: they are kept.
+    result = CliRunner().invoke(main, ["train", "--resume", "auto", "--config", str(config),
+                                       "--set", "optim.epochs=2", "--out", str(run), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["step"] == 2
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["optim"]["lr"], saved["optim"]["max_steps_per_epoch"], saved["optim"]["epochs"]) == (0.01, 1, 2)
+    assert [r["lr"] for r in read_metrics(run) if r["kind"] == "epoch"] == [0.01, 0.01]
 
 
 def test_train_command_errors_are_clean(tmp_path, monkeypatch):

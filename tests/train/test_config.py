@@ -13,7 +13,7 @@ from mfftools.train.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from mfftools.train.config import TrainConfig, config_from_dict, load_config, parse_override
+from mfftools.train.config import TrainConfig, config_from_dict, load_config, parse_override, run_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -59,6 +59,23 @@ def test_bad_values_are_named(tmp_path, override, message):
         return
     with pytest.raises(MfftoolsError, match=message):
         load_config(path, [override])
+
+
+def test_a_resumed_run_starts_from_its_saved_config(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("optim: {epochs: 3}\n")
+    run = tmp_path / "run"
+    first = run_config(run, recipe, ["data.train_zip=a.zip", "optim.lr=0.01"])
+    run.mkdir()
+    first.dump(run / "config.yaml")
+    resumed = run_config(run, recipe, ["optim.epochs=5"], resume="auto")
+    assert (resumed.data.train_zip, resumed.optim.lr, resumed.optim.epochs) == ("a.zip", 0.01, 5)
+    assert run_config(run, None, [], resume="auto") == first
+    # A new run in the same folder does not read it.
+    with pytest.raises(MfftoolsError, match="data.train_zip is not set"):
+        run_config(run, recipe, [])
+    with pytest.raises(MfftoolsError, match="--config is required"):
+        run_config(tmp_path / "elsewhere", None, ["data.train_zip=a.zip"], resume="auto")
 
 
 def test_missing_training_zip_and_bad_yaml(tmp_path):
