@@ -10,18 +10,25 @@ from torch import nn
 
 from mfftools.models.heads import MixFairHead, build_head, full_precision, mixfair_diff
 from mfftools.models.iresnet import iresnet
-from mfftools.models.mixfair import EMBEDDING_DIM, MixFairFaceNet
+from mfftools.models.mixfair import MixFairFaceNet
 
 
 def build_network(model_config, num_classes):
-    """(network, head) for a model config; a MixFair network holds the head as `product`."""
+    """(network, head) for a model config: the network it names and its margin head."""
+    network = MixFairFaceNet(model_config.arch) if model_config.type == "mixfair" else iresnet(model_config.arch)
+    return network, add_head(network, model_config, num_classes)
+
+
+def add_head(network, model_config, num_classes):
+    """The configured margin head for `network`, sized to its embedding (`network.num_features`);
+    a MixFair network holds it as `product`."""
     head = build_head(
-        model_config.head, EMBEDDING_DIM, num_classes,
+        model_config.head, network.num_features, num_classes,
         s=model_config.s, m=model_config.m, cifp=model_config.cifp,
     )
     if model_config.type == "mixfair":
-        return MixFairFaceNet(model_config.arch, product=head), head
-    return iresnet(model_config.arch), head
+        network.product = head
+    return head
 
 
 class TrainingModule(nn.Module):

@@ -1,4 +1,6 @@
 """The training loop: records, checkpoints, crash and resume, DDP against one process."""
+import functools
+import math
 import os
 import socket
 
@@ -8,7 +10,8 @@ import torch.multiprocessing as mp
 import yaml
 
 from mfftools.errors import MfftoolsError
-from mfftools.train import trainer
+from mfftools.models.iresnet import iresnet
+from mfftools.train import step, trainer
 from mfftools.train.checkpoint import epoch_checkpoints, load_checkpoint
 from mfftools.train.config import config_from_dict
 from mfftools.train.metrics import read_metrics
@@ -133,6 +136,17 @@ def test_two_process_ddp_equals_one_process_on_the_same_global_batch(train_zip, 
     torch.manual_seed(single.seed)
     initial, _ = tiny_builder(with_norm=False)(single.model, 6)
     assert not torch.allclose(initial.mid.weight, single_state["model"]["mid.weight"])
+
+
+def test_the_head_is_sized_to_the_networks_embedding(train_zip, tmp_path, monkeypatch):
+    # An IResNet with a 128-d embedding: the margin head must take 128-d inputs.
+    monkeypatch.setattr(step, "iresnet", functools.partial(iresnet, num_features=128))
+    config = small_config(train_zip, optim__epochs=1, optim__max_steps_per_epoch=2)
+    config.model.type, config.model.arch, config.model.head = "iresnet", "r10-mini", "cosface"
+    summary = trainer.train(config, tmp_path / "run", progress=False)
+    state = _final_weights(tmp_path / "run")
+    assert state["head"]["weight"].shape == (6, 128) and state["model"]["fc.weight"].shape[0] == 128
+    assert summary["step"] == 2 and math.isfinite(summary["loss"])
 
 
 def test_checkpoint_of_the_real_network_loads_for_extraction(tmp_path):
