@@ -19,7 +19,9 @@ def command(config_path, overrides, resume, run_dir, no_progress):
     """Train a face model; works alone or under torchrun (DDP).
 
     \b
-    mfftools train --config configs/demo_tiny.yaml --out runs/demo
+    mfftools synth synth/
+    mfftools train --config configs/demo_tiny.yaml --set data.train_zip=synth/TrainingData.zip \\
+        --set eval.pair_bin=synth/rfw_bin --out runs/demo
     torchrun --nproc_per_node 4 -m mfftools train --config configs/mixfair_r34_balancedface.yaml \\
         --set data.train_zip=/data/TrainingData.zip --out runs/r34
     """

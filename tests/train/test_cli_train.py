@@ -1,5 +1,7 @@
 """`mfftools train` through click's CliRunner."""
 import json
+import shlex
+from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
@@ -9,6 +11,8 @@ from mfftools.train import trainer
 from mfftools.train.metrics import read_metrics
 
 from trainer_fixtures import tiny_builder, write_training_zip
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _config(tmp_path, train_zip):
@@ -79,3 +83,22 @@ def test_train_command_errors_are_clean(tmp_path, monkeypatch):
     result = runner.invoke(main, ["train", "--config", str(config), "--set", "eval.pair_bin=/nowhere",
                                   "--set", "eval.every=1", "--out", str(tmp_path / "run")])
     assert result.exit_code == 1 and "eval.pair_bin: /nowhere does not exist" in result.output
+
+
+def test_the_help_example_runs_as_written(tmp_path, monkeypatch):
+    from mfftools.data.synthetic import synthesize
+
+    help_text = CliRunner().invoke(main, ["train", "--help"]).output.replace("\\\n", " ")
+    lines = [line.strip() for line in help_text.splitlines()]
+    assert "mfftools synth synth/" in lines
+    example = next(line for line in lines if line.startswith("mfftools train"))
+    # Where the example runs: a checkout's configs/ and `mfftools synth synth/` (smaller here).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").symlink_to(CONFIGS)
+    synthesize(tmp_path / "synth", identities_per_group=3, images_per_identity=2, max_images_per_identity=3,
+               pairs_per_group=20, train_identities_per_group=3, train_images_per_identity=3)
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    quick = ["--set", "optim.epochs=1", "--set", "optim.max_steps_per_epoch=1", "--no-progress"]
+    result = CliRunner().invoke(main, shlex.split(example)[1:] + quick)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "demo" / "eval" / "epoch_0001_pair.json").is_file()
