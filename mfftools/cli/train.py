@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from mfftools.errors import MfftoolsError
+
 
 @click.command("train")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -29,7 +31,13 @@ def command(config_path, overrides, resume, run_dir, no_progress):
     from mfftools.train.config import run_config
     from mfftools.train.trainer import train
 
-    config = run_config(run_dir, config_path, overrides, resume)
-    summary = train(config, run_dir, resume=resume, progress=not no_progress)
-    if info_from_env().is_main:
+    is_main = info_from_env().is_main
+    try:
+        config = run_config(run_dir, config_path, overrides, resume)
+        summary = train(config, run_dir, resume=resume, progress=not no_progress)
+    except MfftoolsError:
+        if not is_main:  # under torchrun every process meets the same error: rank 0 prints it
+            raise click.exceptions.Exit(1) from None
+        raise
+    if is_main:
         click.echo(json.dumps(summary, indent=2, default=float))

@@ -102,3 +102,13 @@ def test_the_help_example_runs_as_written(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, shlex.split(example)[1:] + quick)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "runs" / "demo" / "eval" / "epoch_0001_pair.json").is_file()
+
+
+def test_under_torchrun_rank_0_alone_prints_an_error(tmp_path):
+    train_zip = write_training_zip(tmp_path / "train.zip", n_classes=2, per_class=2)
+    args = ["train", "--config", str(_config(tmp_path, train_zip)), "--set", "model.arch=r99", "--out",
+            str(tmp_path / "run")]
+    message = "Error: config: model.arch must be one of r18, r34, r50, r100, r200, r10-mini (got 'r99')\n"
+    for rank, output in (("0", message), ("1", "")):
+        result = CliRunner().invoke(main, args, env={"RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": "2"})
+        assert (result.exit_code, result.output) == (1, output)
