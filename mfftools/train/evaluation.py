@@ -147,11 +147,11 @@ class Validation:
     def readable(self, metrics):
         """The metrics as the readable log shows them: accuracies (and their std) in percent with
         a % sign; rates, ratios and thresholds as they are."""
-        shown = dict(metrics)
-        for field in self.pair_fields:
-            if field.percent is not None and metrics[field.name] is not None:
-                shown[field.name] = f"{metrics[field.name] * field.percent:.6g}%"
-        return shown
+        percent = {field.name: field.percent for field in self.pair_fields if field.percent is not None}
+        return {
+            name: f"{value * percent[name]:.6g}%" if name in percent and value is not None else value
+            for name, value in metrics.items()
+        }
 
 
 class BestTracker:

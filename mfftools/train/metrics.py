@@ -82,7 +82,7 @@ class RunLog:
         record = {"kind": kind, "epoch": epoch, "step": step, **values}
         self._metrics.write(json.dumps(record, default=_json_default) + "\n")
         self._metrics.flush()
-        text = " ".join(f"{name}={_format(value)}" for name, value in (shown or values).items())
+        text = " ".join(f"{name}={format_value(value)}" for name, value in (shown or values).items())
         args = (kind, epoch, step, text)
         if logger.isEnabledFor(logging.INFO):
             logger.info("%s: epoch %d, step %d: %s", *args)
@@ -117,5 +117,6 @@ class RunLog:
             self._tensorboard.close()
 
 
-def _format(value):
+def format_value(value):
+    """A number as the readable log writes it (6 significant digits), anything else as text."""
     return f"{value:.6g}" if isinstance(value, float) else str(value)

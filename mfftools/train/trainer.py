@@ -31,7 +31,7 @@ from mfftools.train.checkpoint import (
 )
 from mfftools.train.config import RUN_CONFIG
 from mfftools.train.evaluation import BestTracker, Validation
-from mfftools.train.metrics import RunLog
+from mfftools.train.metrics import RunLog, format_value
 from mfftools.train.step import (
     DROPOUT_STREAM,
     LOADER_STREAM,
@@ -332,7 +332,8 @@ class _Run:
             save_checkpoint(state, epoch_checkpoint_path(folder, self.epoch))
             if improved:
                 save_checkpoint(state, self.run_dir / BEST_CHECKPOINT)
-                logger.info("new best %s = %.6g at epoch %d", self.best.metric, self.best.value, self.epoch)
+                shown = self.validation.readable({self.best.metric: self.best.value})[self.best.metric]
+                logger.info("new best %s=%s at epoch %d", self.best.metric, format_value(shown), self.epoch)
             prune_checkpoints(folder, self.config.keep_checkpoints)
         self._barrier()
 

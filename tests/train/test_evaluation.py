@@ -135,6 +135,8 @@ def test_evaluation_log_lines_state_each_fact_once_in_one_unit(pattern_data, tmp
               for field in instance_fields(["G0", "G1"])]
     assert lines("eval: epoch 1, step 1: ")[0].endswith("eval: epoch 1, step 1: " + " ".join(shown))
     assert "%" not in "".join(shown[-len(instance_fields(["G0", "G1"])):])
+    # The first evaluation is the first best, stated in the same unit.
+    assert len(lines(re.escape(f"new best pair/mean_accuracy={record['pair/mean_accuracy']:.6g}% at epoch 1"))) == 1
     # The metrics file keeps the protocols' own numbers, under the documented names.
     names = [field.name for field in pair_fields(["G0", "G1"]) + instance_fields(["G0", "G1"])]
     assert list(record)[3:] == names
