@@ -9,7 +9,8 @@ from mfftools.errors import MfftoolsError
 
 @click.command("train")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML config (configs/*.yaml). When resuming, applied over RUN_DIR/config.yaml (optional).")
+              help="YAML config (configs/*.yaml); when resuming, optional and applied over "
+                   "RUN_DIR/config.yaml.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one config value, e.g. --set optim.lr=0.01 (repeatable).")
 @click.option("--resume", metavar="auto|PATH",

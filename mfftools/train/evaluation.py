@@ -34,7 +34,8 @@ def pair_fields(group_names):
     """The logged pair-protocol metrics of a .bin folder with these groups."""
     fields = [Field(f"pair/{key}", (key,), percent) for key, percent in _PAIR_KEYS]
     for name in group_names:
-        fields += [Field(f"pair/{name}/{key}", ("groups", name, key), percent) for key, percent in _PAIR_GROUP_KEYS]
+        fields += [Field(f"pair/{name}/{key}", ("groups", name, key), percent)
+                   for key, percent in _PAIR_GROUP_KEYS]
     return fields
 
 
@@ -101,7 +102,8 @@ class Validation:
             self.pair_source = _open_source("eval.pair_bin", eval_config.pair_bin, want_folder=True)
             self.pair_fields = pair_fields(self.pair_source.group_names)
         if eval_config.instance_zip:
-            self.instance_source = _open_source("eval.instance_zip", eval_config.instance_zip, want_folder=False)
+            self.instance_source = _open_source("eval.instance_zip", eval_config.instance_zip,
+                                                want_folder=False)
             _check_instance_target(eval_config, self.instance_source)
             self.instance_fields = instance_fields(self.instance_source.group_names)
         self.metric_names = [field.name for field in self.pair_fields + self.instance_fields]

@@ -69,7 +69,8 @@ class RunLog:
 
     def _truncate(self, step):
         """Drop records written after `step` (all of them when None): the run rewrites them."""
-        kept = [] if step is None else [record for record in read_metrics(self.run_dir) if record["step"] <= step]
+        records = [] if step is None else read_metrics(self.run_dir)
+        kept = [record for record in records if record["step"] <= step]
         write_text(self.run_dir / METRICS_FILE, "".join(json.dumps(record) + "\n" for record in kept))
 
     def record(self, kind, epoch, step, values, shown=None):
@@ -82,7 +83,8 @@ class RunLog:
         record = {"kind": kind, "epoch": epoch, "step": step, **values}
         self._metrics.write(json.dumps(record, default=_json_default) + "\n")
         self._metrics.flush()
-        text = " ".join(f"{name}={format_value(value)}" for name, value in (shown or values).items())
+        shown = values if shown is None else shown
+        text = " ".join(f"{name}={format_value(value)}" for name, value in shown.items())
         args = (kind, epoch, step, text)
         if logger.isEnabledFor(logging.INFO):
             logger.info("%s: epoch %d, step %d: %s", *args)

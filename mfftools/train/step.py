@@ -15,7 +15,10 @@ from mfftools.models.mixfair import MixFairFaceNet
 
 def build_network(model_config, num_classes):
     """(network, head) for a model config: the network it names and its margin head."""
-    network = MixFairFaceNet(model_config.arch) if model_config.type == "mixfair" else iresnet(model_config.arch)
+    if model_config.type == "mixfair":
+        network = MixFairFaceNet(model_config.arch)
+    else:
+        network = iresnet(model_config.arch)
     return network, add_head(network, model_config, num_classes)
 
 
