@@ -182,7 +182,10 @@ def run_config(run_dir, config_path=None, overrides=(), resume=None):
     saved = Path(run_dir) / RUN_CONFIG
     base = saved if resume is not None and saved.is_file() else None
     if base is None and config_path is None:
-        raise MfftoolsError("--config is required (it may be left out only with --resume on a run folder)")
+        missing = f": {saved} does not exist" if resume is not None else ""
+        raise MfftoolsError(
+            f"--config is required (it may be left out only with --resume on a run folder){missing}"
+        )
     return load_config(config_path, overrides, base=base)
 
 

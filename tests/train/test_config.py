@@ -74,8 +74,12 @@ def test_a_resumed_run_starts_from_its_saved_config(tmp_path):
     # A new run in the same folder does not read it.
     with pytest.raises(MfftoolsError, match="data.train_zip is not set"):
         run_config(run, recipe, [])
-    with pytest.raises(MfftoolsError, match="--config is required"):
+    with pytest.raises(MfftoolsError) as caught:
         run_config(tmp_path / "elsewhere", None, ["data.train_zip=a.zip"], resume="auto")
+    assert str(caught.value) == (
+        "--config is required (it may be left out only with --resume on a run folder): "
+        f"{tmp_path / 'elsewhere' / 'config.yaml'} does not exist"
+    )
 
 
 def test_missing_training_zip_and_bad_yaml(tmp_path):
