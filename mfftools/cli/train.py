@@ -9,7 +9,8 @@ from mfftools.errors import MfftoolsError
 
 @click.command("train")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML config (configs/*.yaml). When resuming, defaults to RUN_DIR/config.yaml.")
+              help="YAML config (configs/*.yaml); when resuming, optional and applied over "
+                   "RUN_DIR/config.yaml.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one config value, e.g. --set optim.lr=0.01 (repeatable).")
 @click.option("--resume", metavar="auto|PATH",
@@ -21,20 +22,23 @@ def command(config_path, overrides, resume, run_dir, no_progress):
     """Train a face model; works alone or under torchrun (DDP).
 
     \b
-    mfftools train --config configs/demo_tiny.yaml --out runs/demo
+    mfftools synth synth/
+    mfftools train --config configs/demo_tiny.yaml --set data.train_zip=synth/TrainingData.zip \\
+        --set eval.pair_bin=synth/rfw_bin --out runs/demo
     torchrun --nproc_per_node 4 -m mfftools train --config configs/mixfair_r34_balancedface.yaml \\
         --set data.train_zip=/data/TrainingData.zip --out runs/r34
     """
     from mfftools.dist import info_from_env
-    from mfftools.train.config import load_config
+    from mfftools.train.config import run_config
     from mfftools.train.trainer import train
 
-    if config_path is None:
-        saved = run_dir / "config.yaml"
-        if resume is None or not saved.is_file():
-            raise MfftoolsError("--config is required (it may be left out only with --resume on a run folder)")
-        config_path = saved
-    config = load_config(config_path, overrides)
-    summary = train(config, run_dir, resume=resume, progress=not no_progress)
-    if info_from_env().is_main:
+    is_main = info_from_env().is_main
+    try:
+        config = run_config(run_dir, config_path, overrides, resume)
+        summary = train(config, run_dir, resume=resume, progress=not no_progress)
+    except MfftoolsError:
+        if not is_main:  # under torchrun every process meets the same error: rank 0 prints it
+            raise click.exceptions.Exit(1) from None
+        raise
+    if is_main:
         click.echo(json.dumps(summary, indent=2, default=float))

@@ -42,14 +42,15 @@ class MixFairFaceNet(nn.Module):
         for unused in (self.encoder.bn2, self.encoder.fc, self.encoder.features):
             unused.requires_grad_(False)
         trunk_dim = self.encoder.trunk_dim
+        self.num_features = EMBEDDING_DIM  # the embedding's dimension
         self.mid = nn.Sequential(
             nn.BatchNorm1d(trunk_dim),
             nn.Dropout(0.4),
-            nn.Linear(trunk_dim, EMBEDDING_DIM),
-            nn.BatchNorm1d(EMBEDDING_DIM),
+            nn.Linear(trunk_dim, self.num_features),
+            nn.BatchNorm1d(self.num_features),
         )
         if product is None and num_classes is not None:
-            product = MarginWeight(EMBEDDING_DIM, num_classes)
+            product = MarginWeight(self.num_features, num_classes)
         self.product = product
 
     def trunk_features(self, x):

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from mfftools.errors import MfftoolsError
+from mfftools.models.iresnet import ARCHS
 
 
 @dataclass
@@ -74,6 +75,8 @@ class TrainConfig:
     def dump(self, path):
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
+
+RUN_CONFIG = "config.yaml"  # the resolved config, in the run folder
 
 # Optional values: None is accepted for these keys on top of their type.
 _NULLABLE = {"model.m"}
@@ -146,22 +149,44 @@ def parse_override(text):
     return nested
 
 
-def load_config(path=None, overrides=()):
-    """The resolved configuration: defaults, then the YAML file at `path`, then `overrides`."""
+def _read_yaml(path):
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        raise MfftoolsError(f"cannot read config {path}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise MfftoolsError(f"config {path} is not valid YAML: {error}") from error
+
+
+def load_config(path=None, overrides=(), base=None):
+    """The resolved configuration: defaults, then the YAML file `base` (a run's saved config, when
+    resuming), then the YAML file at `path`, then `overrides`."""
     config = TrainConfig()
-    if path is not None:
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except OSError as error:
-            raise MfftoolsError(f"cannot read config {path}: {error.strerror}") from error
-        except yaml.YAMLError as error:
-            raise MfftoolsError(f"config {path} is not valid YAML: {error}") from error
-        _apply(config, values, "", str(path))
+    for file in (base, path):
+        if file is not None:
+            _apply(config, _read_yaml(file), "", str(file))
     for text in overrides:
         _apply(config, parse_override(text), "", f"--set {text}")
     validate(config)
     return config
+
+
+def run_config(run_dir, config_path=None, overrides=(), resume=None):
+    """The configuration of a `mfftools train` run.
+
+    A resumed run (`resume` given) starts from the values it ran with, RUN_DIR/config.yaml, and
+    applies only what is given now: the file `config_path`, then `overrides`. A new run starts
+    from the defaults and needs `config_path`.
+    """
+    saved = Path(run_dir) / RUN_CONFIG
+    base = saved if resume is not None and saved.is_file() else None
+    if base is None and config_path is None:
+        missing = f": {saved} does not exist" if resume is not None else ""
+        raise MfftoolsError(
+            f"--config is required (it may be left out only with --resume on a run folder){missing}"
+        )
+    return load_config(config_path, overrides, base=base)
 
 
 def config_from_dict(values):
@@ -177,6 +202,8 @@ def validate(config):
         raise MfftoolsError("config: data.train_zip is not set (the training zip to read)")
     checks = [
         (config.model.type in ("mixfair", "iresnet"), "model.type must be mixfair or iresnet"),
+        (config.model.arch in ARCHS,
+         f"model.arch must be one of {', '.join(ARCHS)} (got {config.model.arch!r})"),
         (config.model.head in ("mixfair", "cosface", "arcface"), "model.head must be mixfair, cosface or arcface"),
         (config.model.head != "mixfair" or config.model.type == "mixfair",
          "model.head mixfair needs model.type mixfair (it mixes trunk feature maps)"),

@@ -1,8 +1,13 @@
 """Evaluation during training, through the same code as `mfftools extract` / `pair-eval` /
 `inst-eval`: the network's embeddings of the validation data are written to an embeddings file,
 evaluated, and the results JSON kept per epoch under RUN_DIR/eval/.
+
+The validation data are opened and checked once, before the first training step (sources, the
+instance target against the number of impostor pairs, the best-metric name against the metrics
+the evaluations will log), so that a setting no evaluation could use never costs an epoch.
 """
 import logging
+from collections import namedtuple
 from pathlib import Path
 
 from mfftools.embeddings import open_embeddings
@@ -11,71 +16,144 @@ from mfftools.files import write_results
 
 logger = logging.getLogger(__name__)
 
+# A logged metric: its name, where the protocol's result holds it, and the factor that puts it in
+# percent in the readable log (accuracies only; None: shown as it is).
+Field = namedtuple("Field", "name path percent")
 
-def check_sources(eval_config):
-    """Fail before training starts when a configured validation source does not exist."""
-    for key, value in (("eval.pair_bin", eval_config.pair_bin), ("eval.instance_zip", eval_config.instance_zip)):
-        if value and not Path(value).exists():
-            raise MfftoolsError(f"config {key}: {value} does not exist")
-
-
-def pair_metrics(result):
-    """Flat metric names of a pair-protocol result: pair/mean_accuracy, pair/<group>/accuracy, ..."""
-    metrics = {"pair/mean_accuracy": result["mean_accuracy"], "pair/std": result["std"], "pair/ser": result["ser"]}
-    for name, entry in result["groups"].items():
-        metrics[f"pair/{name}/accuracy"] = entry["accuracy"]
-        metrics[f"pair/{name}/tar_at_far_1e-3"] = entry["tar_at_far_1e-3"]
-    return metrics
+# The pair protocol's mean accuracy and std are x 100, as the paper prints them; group accuracies
+# are fractions. The readable log shows every accuracy in percent, one unit for one kind of number.
+_PAIR_KEYS = (("mean_accuracy", 1.0), ("std", 1.0), ("ser", None))
+_PAIR_GROUP_KEYS = (("accuracy", 100.0), ("tar_at_far_1e-3", None))
+_INSTANCE_KEYS = ("threshold", "tpr", "fpr")
+_INSTANCE_STATISTICS = ("tpr_mean", "tpr_std", "fpr_mean", "fpr_std")
+_INSTANCE_FAIRNESS = ("fdr", "fpd", "fnd", "garbe", "fmr_max_geomean", "fnmr_max_geomean")
+_INSTANCE_GROUP_KEYS = ("tpr_mean", "fpr_mean")
 
 
-def instance_metrics(result):
-    """Flat metric names of an instance-protocol result (its first target)."""
-    entry = result["results"][0]
-    metrics = {f"instance/{key}": entry[key] for key in ("threshold", "tpr", "fpr")}
-    metrics.update({f"instance/{key}": value for key, value in entry["instance"].items()})
-    metrics.update({f"instance/{key}": value for key, value in entry["fairness"].items()})
-    for name, group in entry["groups"].items():
-        metrics[f"instance/{name}/tpr_mean"] = group["tpr_mean"]
-        metrics[f"instance/{name}/fpr_mean"] = group["fpr_mean"]
-    return metrics
+def pair_fields(group_names):
+    """The logged pair-protocol metrics of a .bin folder with these groups."""
+    fields = [Field(f"pair/{key}", (key,), percent) for key, percent in _PAIR_KEYS]
+    for name in group_names:
+        fields += [Field(f"pair/{name}/{key}", ("groups", name, key), percent)
+                   for key, percent in _PAIR_GROUP_KEYS]
+    return fields
 
 
-def evaluate_network(network, eval_config, out_dir, epoch, device, amp=False):
-    """Extract and evaluate the configured validation data; returns the flat metrics.
+def instance_fields(group_names):
+    """The logged instance-protocol metrics (of its first target) of a zip with these groups."""
+    entry = ("results", 0)
+    fields = [Field(f"instance/{key}", entry + (key,), None) for key in _INSTANCE_KEYS]
+    fields += [Field(f"instance/{key}", entry + ("instance", key), None) for key in _INSTANCE_STATISTICS]
+    fields += [Field(f"instance/{key}", entry + ("fairness", key), None) for key in _INSTANCE_FAIRNESS]
+    for name in group_names:
+        fields += [Field(f"instance/{name}/{key}", entry + ("groups", name, key), None)
+                   for key in _INSTANCE_GROUP_KEYS]
+    return fields
 
-    The network is put in eval mode for the extraction and back in train mode after.
-    """
-    from mfftools.extract import extract  # the extraction module imports the data readers
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _metrics(result, fields):
     metrics = {}
-    network.eval()
+    for field in fields:
+        value = result
+        for key in field.path:
+            value = value[key]
+        metrics[field.name] = value
+    return metrics
+
+
+def _open_source(key, path, want_folder):
+    """The extraction source of one validation setting; errors name the setting."""
+    from mfftools.extract import open_source  # the extraction module imports the data readers
+
+    path = Path(path)
+    if not path.exists():
+        raise MfftoolsError(f"config {key}: {path} does not exist")
+    if path.is_dir() != want_folder:
+        expected = "a folder of <Group>_test.bin files" if want_folder else "an RFW instance zip"
+        raise MfftoolsError(f"config {key}: {path} is not {expected}")
     try:
-        common = dict(
-            model=network, batch_size=eval_config.batch_size, workers=0,
-            device=device.type, flip=eval_config.flip, amp=amp,
-        )
+        return open_source(path)
+    except MfftoolsError as error:
+        raise MfftoolsError(f"config {key}: {error}") from error
+
+
+def _check_instance_target(eval_config, source):
+    from mfftools.evaluation.identities import build_layout
+    from mfftools.evaluation.threshold import check_targets
+
+    n_impostor = build_layout(source.identity, source.group).n_impostor_ordered
+    try:
+        check_targets((eval_config.target_fpr,), n_impostor)
+    except MfftoolsError as error:
+        raise MfftoolsError(
+            f"config eval.target_fpr with eval.instance_zip {eval_config.instance_zip}: {error} "
+            "(e.g. --set eval.target_fpr=1e-3)"
+        ) from error
+
+
+class Validation:
+    """The run's validation data, opened and checked at set-up; `evaluate` runs every protocol."""
+
+    def __init__(self, eval_config):
+        self.config = eval_config
+        self.pair_source = self.instance_source = None
+        self.pair_fields, self.instance_fields = [], []
         if eval_config.pair_bin:
+            self.pair_source = _open_source("eval.pair_bin", eval_config.pair_bin, want_folder=True)
+            self.pair_fields = pair_fields(self.pair_source.group_names)
+        if eval_config.instance_zip:
+            self.instance_source = _open_source("eval.instance_zip", eval_config.instance_zip,
+                                                want_folder=False)
+            _check_instance_target(eval_config, self.instance_source)
+            self.instance_fields = instance_fields(self.instance_source.group_names)
+        self.metric_names = [field.name for field in self.pair_fields + self.instance_fields]
+        metric = eval_config.best_metric
+        if metric and self.metric_names and metric not in self.metric_names:
+            raise MfftoolsError(
+                f"config eval.best_metric {metric!r} is not among the metrics this run's evaluations "
+                f"log ({', '.join(self.metric_names)}); choose one of them, or \"\" for no best.pt"
+            )
+
+    def evaluate(self, network, out_dir, epoch, device, amp=False, progress=False):
+        """Extract and evaluate the validation data; returns the flat metrics.
+
+        The extraction puts the network in eval mode and gives it back in the mode it was in.
+        """
+        from mfftools.extract import extract
+
+        config = self.config
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        metrics = {}
+        common = dict(model=network, batch_size=config.batch_size, workers=0, device=device.type,
+                      flip=config.flip, amp=amp, progress=progress)
+        if self.pair_source is not None:
             from mfftools.evaluation.pair import evaluate_pairs
 
-            path = extract(eval_config.pair_bin, None, out_dir / "pairs.h5", **common)
+            path = extract(self.pair_source, None, out_dir / "pairs.h5", **common)
             result = evaluate_pairs(open_embeddings(path, layout="pairs"))
             write_results(result, out_dir / f"epoch_{epoch:04d}_pair.json")
-            metrics.update(pair_metrics(result))
-        if eval_config.instance_zip:
+            metrics.update(_metrics(result, self.pair_fields))
+        if self.instance_source is not None:
             from mfftools.evaluation.instance import evaluate_instance
 
-            path = extract(eval_config.instance_zip, None, out_dir / "instance.h5", **common)
+            path = extract(self.instance_source, None, out_dir / "instance.h5", **common)
             result = evaluate_instance(
-                open_embeddings(path, layout="images"), targets=(eval_config.target_fpr,),
+                open_embeddings(path, layout="images"), targets=(config.target_fpr,),
                 device=device.type, progress=False,
             )
             write_results(result, out_dir / f"epoch_{epoch:04d}_instance.json")
-            metrics.update(instance_metrics(result))
-    finally:
-        network.train()
-    return metrics
+            metrics.update(_metrics(result, self.instance_fields))
+        return metrics
+
+    def readable(self, metrics):
+        """The metrics as the readable log shows them: accuracies (and their std) in percent with
+        a % sign; rates, ratios and thresholds as they are."""
+        percent = {field.name: field.percent for field in self.pair_fields if field.percent is not None}
+        return {
+            name: f"{value * percent[name]:.6g}%" if name in percent and value is not None else value
+            for name, value in metrics.items()
+        }
 
 
 class BestTracker:
@@ -88,12 +166,10 @@ class BestTracker:
         self.epoch = None if state is None else state.get("epoch")
 
     def update(self, metrics, epoch):
-        """True when `metrics` beat the best so far (and become the best)."""
-        if not self.metric:
+        """True when `metrics` beat the best so far (and become the best). The metric's name was
+        checked at set-up; an undefined value (null) never beats anything."""
+        if not self.metric or metrics.get(self.metric) is None:
             return False
-        if self.metric not in metrics:
-            known = ", ".join(sorted(metrics))
-            raise MfftoolsError(f"config eval.best_metric {self.metric!r} is not among the evaluated metrics: {known}")
         value = float(metrics[self.metric])
         better = self.value is None or (value > self.value if self.mode == "max" else value < self.value)
         if better:

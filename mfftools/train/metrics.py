@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mfftools.errors import MfftoolsError
 from mfftools.files import write_text
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,11 @@ def _tensorboard_writer(run_dir):
 
 
 class RunLog:
-    """Writes the run's metrics (main process only; elsewhere every method does nothing)."""
+    """Writes the run's metrics (main process only; elsewhere every method does nothing).
+
+    A new run (`resume_step` None) starts an empty metrics file; a resumed one keeps the records
+    up to its checkpoint's step. train.log is appended to: it tells every attempt in the folder.
+    """
 
     def __init__(self, run_dir, enabled=True, resume_step=None):
         self.enabled = enabled
@@ -54,8 +59,7 @@ class RunLog:
         if not enabled:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resume_step is not None:
-            self._truncate(resume_step)
+        self._truncate(resume_step)
         self._metrics = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")
         self._handler = logging.FileHandler(self.run_dir / LOG_FILE, encoding="utf-8")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -64,29 +68,46 @@ class RunLog:
         self._tensorboard = _tensorboard_writer(self.run_dir)
 
     def _truncate(self, step):
-        """Drop records written after `step`: a resumed run rewrites them, the same again."""
-        kept = [record for record in read_metrics(self.run_dir) if record["step"] <= step]
+        """Drop records written after `step` (all of them when None): the run rewrites them."""
+        records = [] if step is None else read_metrics(self.run_dir)
+        kept = [record for record in records if record["step"] <= step]
         write_text(self.run_dir / METRICS_FILE, "".join(json.dumps(record) + "\n" for record in kept))
 
-    def record(self, kind, epoch, step, values):
-        """One metrics record: JSON line, readable log line, TensorBoard scalars."""
+    def record(self, kind, epoch, step, values, shown=None):
+        """One metrics record: JSON line, readable log line, TensorBoard scalars.
+
+        shown: the values as the readable line writes them (e.g. with units), by default `values`.
+        """
         if not self.enabled:
             return
         record = {"kind": kind, "epoch": epoch, "step": step, **values}
         self._metrics.write(json.dumps(record, default=_json_default) + "\n")
         self._metrics.flush()
-        text = " ".join(f"{name}={_format(value)}" for name, value in values.items())
+        shown = values if shown is None else shown
+        text = " ".join(f"{name}={format_value(value)}" for name, value in shown.items())
         args = (kind, epoch, step, text)
         if logger.isEnabledFor(logging.INFO):
             logger.info("%s: epoch %d, step %d: %s", *args)
         else:  # the readable log always gets the numbers, whatever the console's level
-            self._handler.handle(
-                logger.makeRecord(logger.name, logging.INFO, __file__, 0, "%s: epoch %d, step %d: %s", args, None)
-            )
+            self._to_file(logging.INFO, "%s: epoch %d, step %d: %s", args)
         if self._tensorboard is not None:
             for name, value in values.items():
                 if isinstance(value, (int, float)):
                     self._tensorboard.add_scalar(f"{kind}/{name}", value, step)
+
+    def error(self, error):
+        """Write the error that stopped the run to train.log only (the command line prints it);
+        with its traceback unless it is a user error (MfftoolsError)."""
+        if not self.enabled:
+            return
+        if isinstance(error, MfftoolsError):
+            self._to_file(logging.ERROR, "run stopped: %s", (error,))
+        else:
+            self._to_file(logging.ERROR, "run stopped: %s: %s", (type(error).__name__, error),
+                          (type(error), error, error.__traceback__))
+
+    def _to_file(self, level, message, args, exc_info=None):
+        self._handler.handle(logger.makeRecord(logger.name, level, __file__, 0, message, args, exc_info))
 
     def close(self):
         if not self.enabled:
@@ -98,5 +119,6 @@ class RunLog:
             self._tensorboard.close()
 
 
-def _format(value):
+def format_value(value):
+    """A number as the readable log writes it (6 significant digits), anything else as text."""
     return f"{value:.6g}" if isinstance(value, float) else str(value)

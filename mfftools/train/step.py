@@ -10,18 +10,28 @@ from torch import nn
 
 from mfftools.models.heads import MixFairHead, build_head, full_precision, mixfair_diff
 from mfftools.models.iresnet import iresnet
-from mfftools.models.mixfair import EMBEDDING_DIM, MixFairFaceNet
+from mfftools.models.mixfair import MixFairFaceNet
 
 
 def build_network(model_config, num_classes):
-    """(network, head) for a model config; a MixFair network holds the head as `product`."""
+    """(network, head) for a model config: the network it names and its margin head."""
+    if model_config.type == "mixfair":
+        network = MixFairFaceNet(model_config.arch)
+    else:
+        network = iresnet(model_config.arch)
+    return network, add_head(network, model_config, num_classes)
+
+
+def add_head(network, model_config, num_classes):
+    """The configured margin head for `network`, sized to its embedding (`network.num_features`);
+    a MixFair network holds it as `product`."""
     head = build_head(
-        model_config.head, EMBEDDING_DIM, num_classes,
+        model_config.head, network.num_features, num_classes,
         s=model_config.s, m=model_config.m, cifp=model_config.cifp,
     )
     if model_config.type == "mixfair":
-        return MixFairFaceNet(model_config.arch, product=head), head
-    return iresnet(model_config.arch), head
+        network.product = head
+    return head
 
 
 class TrainingModule(nn.Module):
@@ -49,6 +59,12 @@ class TrainingModule(nn.Module):
         return F.cross_entropy(logits, labels)
 
 
+# The random streams of an epoch on one process, each seeded from (seed, epoch, rank, stream).
+BATCH_STREAM = 0  # flips and MixFair partners (BatchRandomness)
+DROPOUT_STREAM = 1  # torch's global generator, which dropout draws from
+LOADER_STREAM = 2  # the data loader's own generator (its workers' base seed)
+
+
 def stream_seed(seed, epoch, rank, stream):
     """A 63-bit seed for one random stream of one epoch on one process.
 
@@ -67,7 +83,7 @@ class BatchRandomness:
     """
 
     def __init__(self, seed, epoch, rank, flip):
-        self.generator = torch.Generator().manual_seed(stream_seed(seed, epoch, rank, 0))
+        self.generator = torch.Generator().manual_seed(stream_seed(seed, epoch, rank, BATCH_STREAM))
         self.flip = flip
 
     def apply_flip(self, images):

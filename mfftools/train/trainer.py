@@ -29,9 +29,17 @@ from mfftools.train.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from mfftools.train.evaluation import BestTracker, check_sources, evaluate_network
-from mfftools.train.metrics import RunLog
-from mfftools.train.step import BatchRandomness, TrainingModule, build_network, stream_seed
+from mfftools.train.config import RUN_CONFIG
+from mfftools.train.evaluation import BestTracker, Validation
+from mfftools.train.metrics import RunLog, format_value
+from mfftools.train.step import (
+    DROPOUT_STREAM,
+    LOADER_STREAM,
+    BatchRandomness,
+    TrainingModule,
+    build_network,
+    stream_seed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +64,11 @@ def resolve_resume(run_dir, resume):
             )
         return None
     if resume == "auto":
+        if newest is None:
+            raise MfftoolsError(
+                f"--resume auto: {Path(run_dir) / CHECKPOINT_DIR} holds no checkpoint to continue "
+                "from; leave out --resume to start the run afresh"
+            )
         return newest
     return Path(resume)
 
@@ -97,7 +110,7 @@ def train(config, run_dir, resume=None, progress=True):
     """Train as `config` says, writing checkpoints, metrics and logs under `run_dir`.
 
     resume: None (a fresh run; refused when run_dir already has checkpoints), "auto" (the newest
-    checkpoint of run_dir, or a fresh start when there is none), or a checkpoint path.
+    checkpoint of run_dir; refused when there is none), or a checkpoint path.
     Returns a summary dict: epochs done, steps, last epoch loss, last eval metrics, best.
     """
     env = dist.info_from_env()
@@ -125,11 +138,14 @@ class _Run:
             torch.backends.cudnn.benchmark = True  # fixed 112x112 batches: pick the fastest kernels
 
     # -- set-up ---------------------------------------------------------------------------------
-    def _build(self, checkpoint_path):
-        """Data, network, optimizer, schedule, scaler (restored from the checkpoint if any), loader."""
+    def _build(self, checkpoint, checkpoint_path):
+        """Data, validation data, network, optimizer, schedule, scaler (restored from `checkpoint`,
+        the dict loaded from `checkpoint_path`, if any), loader. Everything that can be checked
+        before the first step is checked here."""
         config = self.config
         self.dataset = TrainingZip(config.data.train_zip, in_memory=config.data.in_memory)
-        check_sources(config.eval)
+        self.evaluates = bool(config.eval.pair_bin or config.eval.instance_zip) and config.eval.every > 0
+        self.validation = Validation(config.eval) if self.evaluates and self.info.is_main else None
         per_process = len(self.dataset) // self.info.world_size
         if per_process < config.optim.batch_size:
             raise MfftoolsError(
@@ -150,8 +166,8 @@ class _Run:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.epoch, self.step = 0, 0
         best_state = None
-        if checkpoint_path is not None:
-            best_state = self._restore(checkpoint_path)
+        if checkpoint is not None:
+            best_state = self._restore(checkpoint, checkpoint_path)
         self.best = BestTracker(config.eval.best_metric, config.eval.best_mode, best_state)
         self.wrapped = self.module
         if self.info.distributed:
@@ -164,12 +180,10 @@ class _Run:
         self.loader = DataLoader(
             self.dataset, batch_size=config.optim.batch_size, sampler=self.sampler,
             num_workers=config.data.workers, pin_memory=self.device.type == "cuda",
-            drop_last=True, persistent_workers=config.data.workers > 0,
+            drop_last=True, persistent_workers=config.data.workers > 0, generator=torch.Generator(),
         )
 
-    def _restore(self, path):
-        state = load_checkpoint(path)
-        check_resumable(state["config"], self.config, path)
+    def _restore(self, state, path):
         classes = state["head"]["weight"].shape[0]
         if classes != self.dataset.num_classes:
             raise MfftoolsError(
@@ -188,40 +202,69 @@ class _Run:
 
     # -- the run --------------------------------------------------------------------------------
     def fit(self, checkpoint_path):
-        """Train the remaining epochs; returns the summary dict of `train`."""
-        self._build(checkpoint_path)
-        config = self.config
-        resumed = checkpoint_path is not None
-        self.log = RunLog(self.run_dir, enabled=self.info.is_main, resume_step=self.step if resumed else None)
-        if self.info.is_main:
-            config.dump(self.run_dir / "config.yaml")
-        summary = {"loss": None, "eval": None}
+        """Train the remaining epochs; returns the summary dict of `train`.
+
+        The checkpoint's config is checked before anything is written; then the run's records
+        open, and an error that stops the run from there on is written to train.log too.
+        """
+        checkpoint = None
+        if checkpoint_path is not None:
+            checkpoint = load_checkpoint(checkpoint_path)
+            check_resumable(checkpoint["config"], self.config, checkpoint_path)
+        resume_step = None if checkpoint is None else int(checkpoint["step"])
+        self.log = RunLog(self.run_dir, enabled=self.info.is_main, resume_step=resume_step)
         try:
-            if config.eval.at_start and self.epoch == 0 and config.eval.every:
-                summary["eval"] = self._evaluate(epoch=0, keep_best=False)
-            for epoch in range(self.epoch, config.optim.epochs):
-                summary["loss"] = self._train_epoch(epoch)
-                self.scheduler.step()
-                self.epoch = epoch + 1
-                improved = False
-                if self._eval_due(self.epoch):
-                    summary["eval"] = self._evaluate(self.epoch, keep_best=True)
-                    improved = self.info.is_main and self.best.update(summary["eval"], self.epoch)
-                self._save(improved)
+            return self._fit(checkpoint, checkpoint_path)
+        except BaseException as error:
+            self.log.error(error)
+            raise
         finally:
             self.log.close()
+
+    def _fit(self, checkpoint, checkpoint_path):
+        self._build(checkpoint, checkpoint_path)
+        config = self.config
+        if self.info.is_main:
+            config.dump(self.run_dir / RUN_CONFIG)
+        summary = {"loss": None, "eval": None}
+        if config.eval.at_start and self.epoch == 0 and self.evaluates:
+            summary["eval"] = self._evaluate(epoch=0)
+        for epoch in range(self.epoch, config.optim.epochs):
+            summary["loss"] = self._train_epoch(epoch)
+            self.scheduler.step()
+            self.epoch = epoch + 1
+            improved = False
+            if self._eval_due(self.epoch):
+                summary["eval"] = self._evaluate(self.epoch)
+                improved = self.info.is_main and self.best.update(summary["eval"], self.epoch)
+            self._save(improved)
         summary.update(epochs=self.epoch, step=self.step, best=self.best.state())
         return summary
 
     def _eval_due(self, epoch):
         every = self.config.eval.every
-        has_data = self.config.eval.pair_bin or self.config.eval.instance_zip
-        return bool(has_data) and every > 0 and (epoch % every == 0 or epoch == self.config.optim.epochs)
+        return self.evaluates and (epoch % every == 0 or epoch == self.config.optim.epochs)
+
+    def _epoch_batches(self, epoch):
+        """An iterator over the epoch's batches, every random stream of the epoch seeded from
+        (seed, epoch, rank).
+
+        The loader draws its workers' base seed from a generator of its own, never from torch's
+        global one that dropout draws from: persistent workers start once per process (in a later
+        epoch when the run was resumed), and neither that nor the number of workers may move
+        dropout's draws. Workers only read and decode images; flips and MixFair partners are
+        drawn in the training process (BatchRandomness).
+        """
+        seed, rank = self.config.seed, self.info.rank
+        self.sampler.set_epoch(epoch)
+        self.loader.generator.manual_seed(stream_seed(seed, epoch, rank, LOADER_STREAM))
+        batches = iter(self.loader)
+        torch.manual_seed(stream_seed(seed, epoch, rank, DROPOUT_STREAM))
+        return batches
 
     def _train_epoch(self, epoch):
         config, device = self.config, self.device
-        self.sampler.set_epoch(epoch)
-        torch.manual_seed(stream_seed(config.seed, epoch, self.info.rank, 1))  # dropout masks
+        batches = self._epoch_batches(epoch)
         randomness = BatchRandomness(config.seed, epoch, self.info.rank, config.data.horizontal_flip)
         self.module.train()
         lr = self.optimizer.param_groups[0]["lr"]
@@ -235,7 +278,7 @@ class _Run:
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.optim.epochs}",
                    unit="batch", disable=not self.show_progress, leave=False)
         with bar:
-            for images, labels, _groups in itertools.islice(self.loader, steps):
+            for images, labels, _groups in itertools.islice(batches, steps):
                 images = randomness.apply_flip(images.to(device, non_blocking=True))
                 labels = labels.to(device, non_blocking=True)
                 permutation = randomness.permutation(len(labels), device) if self.module.mixfair else None
@@ -272,14 +315,13 @@ class _Run:
             value /= self.info.world_size
         return float(value)
 
-    def _evaluate(self, epoch, keep_best):
+    def _evaluate(self, epoch):
         """The main process evaluates (the others wait); returns its metrics (None elsewhere)."""
         metrics = None
         if self.info.is_main:
-            metrics = evaluate_network(
-                self.network, self.config.eval, self.run_dir / "eval", epoch, self.device, amp=self.amp
-            )
-            self.log.record("eval", epoch, self.step, metrics)
+            metrics = self.validation.evaluate(self.network, self.run_dir / "eval", epoch, self.device,
+                                               amp=self.amp, progress=self.show_progress)
+            self.log.record("eval", epoch, self.step, metrics, shown=self.validation.readable(metrics))
         self._barrier()
         return metrics
 
@@ -290,7 +332,8 @@ class _Run:
             save_checkpoint(state, epoch_checkpoint_path(folder, self.epoch))
             if improved:
                 save_checkpoint(state, self.run_dir / BEST_CHECKPOINT)
-                logger.info("new best %s = %.6g at epoch %d", self.best.metric, self.best.value, self.epoch)
+                shown = self.validation.readable({self.best.metric: self.best.value})[self.best.metric]
+                logger.info("new best %s=%s at epoch %d", self.best.metric, format_value(shown), self.epoch)
             prune_checkpoints(folder, self.config.keep_checkpoints)
         self._barrier()
 

@@ -13,7 +13,7 @@ from mfftools.train.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from mfftools.train.config import TrainConfig, config_from_dict, load_config, parse_override
+from mfftools.train.config import TrainConfig, config_from_dict, load_config, parse_override, run_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -49,6 +49,7 @@ def test_yaml_then_overrides(tmp_path):
     ("model.head=mixfair", None),
     ("model.type=iresnet", "model.head mixfair needs model.type mixfair"),
     ("eval.best_mode=median", "eval.best_mode must be max or min"),
+    ("model.arch=r99", r"model.arch must be one of r18, r34, r50, r100, r200, r10-mini \(got 'r99'\)"),
 ])
 def test_bad_values_are_named(tmp_path, override, message):
     path = tmp_path / "x.yaml"
@@ -58,6 +59,27 @@ def test_bad_values_are_named(tmp_path, override, message):
         return
     with pytest.raises(MfftoolsError, match=message):
         load_config(path, [override])
+
+
+def test_a_resumed_run_starts_from_its_saved_config(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("optim: {epochs: 3}\n")
+    run = tmp_path / "run"
+    first = run_config(run, recipe, ["data.train_zip=a.zip", "optim.lr=0.01"])
+    run.mkdir()
+    first.dump(run / "config.yaml")
+    resumed = run_config(run, recipe, ["optim.epochs=5"], resume="auto")
+    assert (resumed.data.train_zip, resumed.optim.lr, resumed.optim.epochs) == ("a.zip", 0.01, 5)
+    assert run_config(run, None, [], resume="auto") == first
+    # A new run in the same folder does not read it.
+    with pytest.raises(MfftoolsError, match="data.train_zip is not set"):
+        run_config(run, recipe, [])
+    with pytest.raises(MfftoolsError) as caught:
+        run_config(tmp_path / "elsewhere", None, ["data.train_zip=a.zip"], resume="auto")
+    assert str(caught.value) == (
+        "--config is required (it may be left out only with --resume on a run folder): "
+        f"{tmp_path / 'elsewhere' / 'config.yaml'} does not exist"
+    )
 
 
 def test_missing_training_zip_and_bad_yaml(tmp_path):

@@ -1,4 +1,6 @@
 """The training loop: records, checkpoints, crash and resume, DDP against one process."""
+import functools
+import math
 import os
 import socket
 
@@ -8,7 +10,8 @@ import torch.multiprocessing as mp
 import yaml
 
 from mfftools.errors import MfftoolsError
-from mfftools.train import trainer
+from mfftools.models.iresnet import iresnet
+from mfftools.train import step, trainer
 from mfftools.train.checkpoint import epoch_checkpoints, load_checkpoint
 from mfftools.train.config import config_from_dict
 from mfftools.train.metrics import read_metrics
@@ -135,6 +138,17 @@ def test_two_process_ddp_equals_one_process_on_the_same_global_batch(train_zip, 
     assert not torch.allclose(initial.mid.weight, single_state["model"]["mid.weight"])
 
 
+def test_the_head_is_sized_to_the_networks_embedding(train_zip, tmp_path, monkeypatch):
+    # An IResNet with a 128-d embedding: the margin head must take 128-d inputs.
+    monkeypatch.setattr(step, "iresnet", functools.partial(iresnet, num_features=128))
+    config = small_config(train_zip, optim__epochs=1, optim__max_steps_per_epoch=2)
+    config.model.type, config.model.arch, config.model.head = "iresnet", "r10-mini", "cosface"
+    summary = trainer.train(config, tmp_path / "run", progress=False)
+    state = _final_weights(tmp_path / "run")
+    assert state["head"]["weight"].shape == (6, 128) and state["model"]["fc.weight"].shape[0] == 128
+    assert summary["step"] == 2 and math.isfinite(summary["loss"])
+
+
 def test_checkpoint_of_the_real_network_loads_for_extraction(tmp_path):
     from mfftools.models.loading import load_model
     from mfftools.models.mixfair import MixFairFaceNet
@@ -149,3 +163,37 @@ def test_checkpoint_of_the_real_network_loads_for_extraction(tmp_path):
     assert info.checkpoint_format == "mfftools" and info.num_classes == 3
     saved = load_checkpoint(path)["model"]
     assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
+
+
+def _assert_same_run(run, reference):
+    """Bit-identical losses, learning rates and final weights."""
+    assert _losses(run) == _losses(reference)
+    got, want = _final_weights(run), _final_weights(reference)
+    assert got["step"] == want["step"]
+    for key, value in want["model"].items():
+        assert torch.equal(got["model"][key], value), key
+
+
+def test_resume_mid_epoch_with_loader_workers_repeats_the_uninterrupted_run(train_zip, tmp_path, monkeypatch):
+    # Persistent loader workers start once per process: a resumed process starts them in a later
+    # epoch than the uninterrupted one, and that must not move any random draw (dropout here).
+    config = small_config(train_zip, data__workers=1)
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    trainer.train(config, tmp_path / "straight", progress=False)
+
+    # Crash during epoch 3 (4 steps per epoch, one trunk call per step), resume from epoch 2.
+    monkeypatch.setattr(trainer, "build_network", tiny_builder(crash_at_call=10))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        trainer.train(config, tmp_path / "crashed", progress=False)
+    assert epoch_checkpoints(tmp_path / "crashed" / "checkpoints")[-1].name == "epoch_0002.pt"
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    trainer.train(config, tmp_path / "crashed", resume="auto", progress=False)
+
+    _assert_same_run(tmp_path / "crashed", tmp_path / "straight")
+
+
+def test_the_number_of_loader_workers_does_not_change_the_numbers(train_zip, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    for workers in (0, 2):
+        trainer.train(small_config(train_zip, data__workers=workers), tmp_path / f"workers{workers}", progress=False)
+    _assert_same_run(tmp_path / "workers2", tmp_path / "workers0")

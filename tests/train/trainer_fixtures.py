@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from mfftools.data.images import encode_image
-from mfftools.models.heads import build_head
 from mfftools.models.mixfair import EMBEDDING_DIM
 from mfftools.train.config import TrainConfig
+from mfftools.train.step import add_head
 
 
 def write_training_zip(path, n_classes=6, per_class=6, seed=0):
@@ -41,18 +41,18 @@ def write_training_zip(path, n_classes=6, per_class=6, seed=0):
 class TinyNet(nn.Module):
     """Pooling + conv trunk and a linear `mid`: the MixFair interface, microseconds per image."""
 
-    def __init__(self, product, with_norm=True):
+    def __init__(self, with_norm=True, num_features=EMBEDDING_DIM):
         super().__init__()
+        self.num_features = num_features
         self.trunk = nn.Sequential(nn.AvgPool2d(8), nn.Conv2d(3, 8, 3, padding=1), nn.PReLU(8))
         trunk_features = 8 * 14 * 14
         if with_norm:
             self.mid = nn.Sequential(
                 nn.BatchNorm1d(trunk_features), nn.Dropout(0.4),
-                nn.Linear(trunk_features, EMBEDDING_DIM), nn.BatchNorm1d(EMBEDDING_DIM),
+                nn.Linear(trunk_features, num_features), nn.BatchNorm1d(num_features),
             )
         else:
-            self.mid = nn.Linear(trunk_features, EMBEDDING_DIM)
-        self.product = product
+            self.mid = nn.Linear(trunk_features, num_features)
         self.calls = 0
         self.crash_at_call = None
 
@@ -69,15 +69,13 @@ class TinyNet(nn.Module):
         return self.embed_features(self.trunk_features(x))
 
 
-def tiny_builder(with_norm=True, crash_at_call=None):
+def tiny_builder(with_norm=True, crash_at_call=None, num_features=EMBEDDING_DIM):
     """A replacement for `build_network` that builds a TinyNet with the configured head."""
 
     def build(model_config, num_classes):
-        head = build_head(model_config.head, EMBEDDING_DIM, num_classes,
-                          s=model_config.s, m=model_config.m, cifp=model_config.cifp)
-        network = TinyNet(head, with_norm=with_norm)
+        network = TinyNet(with_norm=with_norm, num_features=num_features)
         network.crash_at_call = crash_at_call
-        return network, head
+        return network, add_head(network, model_config, num_classes)
 
     return build
 
