@@ -117,6 +117,13 @@ class IdentityLayout:
         fill_pairs(scores, tile, self.genuine_i[pairs], self.genuine_j[pairs])
 
 
+def ordered_impostor_pairs(identity_labels):
+    """N (N - 1) - sum of n_k (n_k - 1): the instance protocol's ordered impostor pairs."""
+    sizes = np.unique(identity_labels, return_counts=True)[1].astype(np.int64)
+    n = int(sizes.sum())
+    return n * (n - 1) - int((sizes * (sizes - 1)).sum())
+
+
 def build_layout(identity_labels, groups, n_groups):
     """Sort rows by identity label and list the genuine pairs; `groups` are group indices."""
     labels, identity_of_row = np.unique(identity_labels, return_inverse=True)

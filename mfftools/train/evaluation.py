@@ -78,10 +78,10 @@ def _open_source(key, path, want_folder):
 
 
 def _check_instance_target(eval_config, source):
-    from mfftools.evaluation.identities import build_layout
+    from mfftools.evaluation.identities import ordered_impostor_pairs
     from mfftools.evaluation.threshold import check_targets
 
-    n_impostor = build_layout(source.identity, source.group).n_impostor_ordered
+    n_impostor = ordered_impostor_pairs(source.identity)
     try:
         check_targets((eval_config.target_fpr,), n_impostor)
     except MfftoolsError as error:
