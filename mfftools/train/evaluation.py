@@ -87,7 +87,7 @@ def _check_instance_target(eval_config, source):
     except MfftoolsError as error:
         raise MfftoolsError(
             f"config eval.target_fpr with eval.instance_zip {eval_config.instance_zip}: {error} "
-            "(e.g. --set eval.target_fpr=1e-3)"
+            f"(--set eval.target_fpr=...)"
         ) from error
 
 

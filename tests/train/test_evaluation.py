@@ -36,8 +36,9 @@ def test_an_unresolvable_instance_target_fails_before_the_first_step(pattern_dat
     # 12 images of 4 identities: 12 x 11 - 4 x 3 x 2 = 108 ordered impostor pairs.
     assert message == (
         f"config eval.target_fpr with eval.instance_zip {instance_zip}: target FPR 1e-05 cannot be "
-        "resolved: with 108 ordered impostor pairs the smallest non-zero FPR is 0.00926; use a larger "
-        "target or more images (e.g. --set eval.target_fpr=1e-3)"
+        "resolved: with 108 ordered impostor pairs (each unordered pair counted twice) the smallest "
+        "non-zero FPR is 2/108 = 0.0185; use a target of at least that, or more images "
+        "(--set eval.target_fpr=...)"
     )
     # The run's log says why it stopped.
     assert f"ERROR mfftools.train.metrics: run stopped: {message}\n" in (tmp_path / "run" / "train.log").read_text()
