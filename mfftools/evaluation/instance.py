@@ -20,7 +20,8 @@ from mfftools.dist import DistInfo, resolve_device
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation import statistics, threshold as search
 from mfftools.evaluation.engine import distributed
-from mfftools.evaluation.engine.blocks import Scorer, serial
+from mfftools.evaluation.engine.blocks import Scorer
+from mfftools.evaluation.engine.threads import serial
 from mfftools.evaluation.engine.counts import ThresholdCounter
 from mfftools.evaluation.engine.scoring import normalise_rows_, pair_dots, resolve_precision
 from mfftools.evaluation.engine.tiles import plan_triangle, split_tiles
@@ -59,7 +60,7 @@ def load_rows(embeddings, order, device):
     for first, block in embeddings.iter_blocks():
         rows[position[first : first + len(block)]] = block
     host = torch.from_numpy(rows)
-    with serial("cpu"):  # memory-bound: see blocks.serial
+    with serial("cpu"):  # memory-bound: see threads.serial
         normalise_rows_(host)
     return host.to(device)
 
@@ -123,7 +124,7 @@ class _Pass:
         """Per sorted row: accepted genuine and impostor counts, and the group x group counts."""
         pairs = self.topset.rows_above(threshold)
         by_group = self._count_exactly(threshold) if pairs is None else None
-        with serial("cpu"):  # small counts: see blocks.serial
+        with serial("cpu"):  # small counts: see threads.serial
             return self._accepted_counts(threshold, pairs, by_group)
 
     def _accepted_counts(self, threshold, pairs, by_group):

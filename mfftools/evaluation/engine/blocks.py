@@ -9,7 +9,6 @@ by the bound E, and ask `Scorer.rescore` for their canonical scores.
 Memory: the rows (and their copy in the screening dtype), one tile of screened scores and what
 the accumulators keep; never rows x columns.
 """
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -17,31 +16,10 @@ import torch
 from tqdm import tqdm
 
 from mfftools.evaluation.engine.scoring import ScreeningProduct, canonical_scores, round_down
+from mfftools.evaluation.engine.threads import serial
 
 # Tile scores are scanned in runs of RUN values: the run maxima say which runs hold candidates.
 RUN = 128
-
-
-@contextlib.contextmanager
-def serial(device):
-    """One CPU thread for the memory-bound work between the products (masking and scanning tiles,
-    the top sets, centroids, counts).
-
-    That work is many short operations. With several threads each of them waits for the whole
-    thread pool, and on a shared machine a descheduled thread stalls it: measured on two loaded
-    cores, one thread scanned a tile and extracted its candidates up to 5x faster, and a scan
-    bound by memory bandwidth gains little from a second thread anyway. The matrix products keep
-    every thread. The previous thread count is restored on exit; on other devices nothing changes.
-    """
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from mfftools.evaluation.engine.blocks import serial
+from mfftools.evaluation.engine.threads import serial
 from mfftools.evaluation.engine.scoring import (
     round_down, round_down_tensor, round_up, round_up_tensor)
 from mfftools.evaluation.engine.topset import to_dtype
@@ -84,11 +84,12 @@ class RowCounter:
         tile, scores = block.tile, block.scores
         rows = slice(tile.row_start, tile.row_stop)
         with serial(scores.device):
-            sure = scores > self._high[rows, None]
-            self.counts[rows] += sure.sum(1)
-            band = torch.nonzero(((scores > self._low[rows, None]) & ~sure).view(-1)).squeeze(1)
-            rows_i, rows_j = block.global_pairs(band)
-            above = self.scorer.rescore(rows_i, rows_j) > self.thresholds[rows_i]
-            self.counts.index_add_(0, rows_i[above],
-                                   torch.ones(int(above.sum()), dtype=torch.int64,
-                                              device=scores.device))
+            # One pass: the cells above t - E are few when t is a high score (a mated one).
+            hits = torch.nonzero(scores > self._low[rows, None])
+            screened = scores[hits[:, 0], hits[:, 1]]
+            rows_i, rows_j = hits[:, 0] + tile.row_start, hits[:, 1] + tile.col_start
+            sure = screened > self._high[rows_i]
+            band = ~sure
+            rescored = self.scorer.rescore(rows_i[band], rows_j[band])
+            above = torch.cat([rows_i[sure], rows_i[band][rescored > self.thresholds[rows_i[band]]]])
+            self.counts.index_add_(0, above, torch.ones_like(above))

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation.engine.threads import serial
 
 _RESCORE_PAIRS = 512  # pairs rescored at a time: 512 x D float64 products stay in cache
 _ROW_BLOCK = 8192  # rows normalised at a time
@@ -48,6 +49,11 @@ def canonical_dots(left, right):
 def pair_dots(left_rows, right_rows, left_index, right_index):
     """float64 dot products of the pairs (left_rows[i], right_rows[j]), each the exact products
     summed by the fixed tree: the value a canonical score rounds. Gathered a batch at a time."""
+    with serial(left_rows.device):  # many small operations: see threads.serial
+        return _pair_dots(left_rows, right_rows, left_index, right_index)
+
+
+def _pair_dots(left_rows, right_rows, left_index, right_index):
     count, dim = len(left_index), left_rows.shape[1]
     out = torch.empty(count, dtype=torch.float64, device=left_rows.device)
     batch = max(1, min(count, _RESCORE_PAIRS))

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from mfftools.evaluation.engine.blocks import serial
+from mfftools.evaluation.engine.threads import serial
 from mfftools.evaluation.engine.scoring import round_down_tensor
 
 _GROUP = 8  # cells per group in the grouped top-k
@@ -124,6 +124,8 @@ def _top_values(scores, k):
     each hold a cell >= v, or hold every cell >= v between them.
     """
     n, n_cols = scores.shape
+    if k == 1:
+        return scores.amax(dim=1, keepdim=True)
     size = n_cols // _GROUP
     if size < k:
         return scores.topk(k, dim=1, sorted=False).values
@@ -141,6 +143,8 @@ def _top_values_of_columns(scores, k):
     only they and the kept groups' cells are transposed.
     """
     n_rows, n = scores.shape
+    if k == 1:
+        return scores.amax(dim=0)[:, None]
     size = n_rows // _GROUP
     if size < k:
         return scores.T.topk(k, dim=1, sorted=False).values

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mfftools.evaluation.engine.blocks import Runs, serial
+from mfftools.evaluation.engine.blocks import Runs
+from mfftools.evaluation.engine.threads import serial
 from mfftools.evaluation.engine.scoring import round_down
 
 # Below every clamped score: while the cut is KEEP_ALL every pair is held.
