@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mfftools.cli.engine_options import engine_options, name_model, run_on_ranks
 from mfftools.errors import MfftoolsError
 
 
@@ -35,29 +36,19 @@ def _ranks(value):
               help="Rank R of FNIR(t, R).")
 @click.option("--ranks", default="1,5,10,20", show_default=True,
               help="Ranks of the CMC, comma-separated.")
-@click.option("--tile", default=8192, show_default=True, type=int,
-              help="Searches and templates per tile.")
-@click.option("--device", default="auto", show_default=True,
-              type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--precision", default="auto", show_default=True,
-              type=click.Choice(["auto", "fp32", "tf32", "bf16", "fp16"]),
-              help="Precision of the products that screen templates; every precision gives the "
-                   "same results.")
+@engine_options("Searches and templates")
 @click.option("--faiss", "use_faiss", is_flag=True,
               help="Screen with FAISS IndexFlatIP (exact float32) instead of torch tiles.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
-@click.option("--name", help="The model's name in the results file and reports "
-              "(default: the file's `model` attribute, else its checkpoint's file name).")
 def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ranks, tile, device,
-            precision, use_faiss, json_path, name):
+            precision, name, use_faiss, json_path):
     """Open-set identification (1:N), NIST FRVT style: FNIR and FPIR per group at one global
     threshold for each target FPIR, the CMC per group and the false-positive matrix.
 
     EMBEDDINGS_FILE is split into a gallery and searches (see docs/ident-eval.md); or give
     --gallery G.h5 --probes P.h5.
     """
-    from mfftools import dist
     from mfftools.embeddings import open_embeddings
     from mfftools.evaluation.identification import evaluate_identification
     from mfftools.files import write_results
@@ -70,30 +61,21 @@ def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ran
         raise MfftoolsError("--gallery-images applies to one file split into a gallery; with "
                             "--gallery every image of an identity joins its template")
     ranks = _ranks(ranks)
-    device = dist.resolve_device(device, dist.info_from_env().local_rank)
-    info = dist.init(device.type)
-    try:
+
+    def evaluate(device, info):
         first = open_embeddings(gallery or embeddings_file, layout="images")
         second = open_embeddings(probes, layout="images") if probes is not None else None
-        result = evaluate_identification(
+        return first, evaluate_identification(
             first, second, gallery_images=gallery_images or 1, targets=targets, rank=rank,
             ranks=ranks, tile=tile, device=device, precision=precision, progress=True,
-            dist_info=info, use_faiss=use_faiss,
-        )
-    except MfftoolsError:
-        if info.is_main:
-            raise
-        raise SystemExit(1) from None  # every rank read the same input: rank 0 says what is wrong
-    finally:
-        if info.distributed:
-            dist.shutdown()
+            dist_info=info, use_faiss=use_faiss)
+
+    (first, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:
         return
     result["source"] = str(embeddings_file) if embeddings_file else {
         "gallery": str(gallery), "probes": str(probes)}
-    model = name or first.model_name
-    if model is not None:
-        result["model"] = model
+    name_model(result, name, first)
     click.echo(format_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")

@@ -7,71 +7,45 @@ from pathlib import Path
 
 import click
 
-from mfftools.errors import MfftoolsError
+from mfftools.cli.engine_options import engine_options, name_model, run_on_ranks
 
 
 @click.command("inst-eval")
 @click.argument("embeddings_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--tile", default=8192, show_default=True, type=int,
-              help="Rows per tile: one tile of tile x tile float32 scores is held at a time.")
+@engine_options("Rows")
 @click.option("--fpr", "targets", multiple=True, type=float, default=(1e-5,), show_default=True,
               help="Target FPR; repeat for several (one pass serves them all).")
 @click.option("--method", default="bisection", show_default=True,
               type=click.Choice(["bisection", "exact", "both"]),
               help="Threshold search: the paper's bisection, the exact threshold, or both.")
-@click.option("--device", default="auto", show_default=True,
-              type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--precision", default="auto", show_default=True,
-              type=click.Choice(["auto", "fp32", "tf32", "bf16", "fp16"]),
-              help="Precision of the products that screen pairs; every precision gives the same "
-                   "results (auto: the fastest this hardware runs natively).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
 @click.option("--per-identity", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the per-identity table (CSV) here.")
-@click.option("--name", help="The model's name in the results file and reports "
-              "(default: the file's `model` attribute, else its checkpoint's file name).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-identity, similarity and ROC figures (PNG) into this folder.")
-def command(embeddings_file, tile, targets, method, device, precision, json_path, csv_path,
-            name, plots_dir):
+def command(embeddings_file, tile, device, precision, name, targets, method, json_path, csv_path,
+            plots_dir):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
-    from mfftools import dist
     from mfftools.embeddings import open_embeddings
     from mfftools.evaluation.instance import evaluate_instance
     from mfftools.evaluation.instance_files import write_per_identity_csv
     from mfftools.files import write_results
 
     methods = ("bisection", "exact") if method == "both" else (method,)
-    device = dist.resolve_device(device, dist.info_from_env().local_rank)
-    info = dist.init(device.type)
-    try:
+
+    def evaluate(device, info):
         embeddings = open_embeddings(embeddings_file, layout="images")
-        result = evaluate_instance(
+        return embeddings, evaluate_instance(
             embeddings, targets=targets, methods=methods, tile=tile, device=device,
-            precision=precision, progress=True, dist_info=info,
-        )
-    except MfftoolsError:
-        if info.is_main:
-            raise
-        raise SystemExit(1) from None  # every rank read the same input: rank 0 says what is wrong
-    except RuntimeError as error:
-        if not info.distributed:
-            raise
-        raise MfftoolsError(
-            f"distributed evaluation failed on rank {info.rank} of {info.world_size} ({error}); "
-            "no results were written"
-        ) from error
-    finally:
-        if info.distributed:
-            dist.shutdown()
+            precision=precision, progress=True, dist_info=info)
+
+    (embeddings, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:
         return
     result["source"] = str(embeddings_file)
-    model = name or embeddings.model_name
-    if model is not None:
-        result["model"] = model
+    name_model(result, name, embeddings)
     click.echo(format_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")

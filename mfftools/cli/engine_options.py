@@ -1,0 +1,64 @@
+"""What the evaluations on the shared engine (inst-eval, ident-eval) have in common on the
+command line: the engine's options, the torchrun job around them, the model's name."""
+import click
+
+from mfftools.errors import MfftoolsError
+
+
+def engine_options(what):
+    """--tile, --device and --precision; `what` names the rows of a tile."""
+    def decorate(command):
+        for option in reversed((
+            click.option("--tile", default=8192, show_default=True, type=int,
+                         help=f"{what} per tile side: one tile of screened scores is held at a "
+                              "time."),
+            click.option("--device", default="auto", show_default=True,
+                         type=click.Choice(["auto", "cpu", "cuda"])),
+            click.option("--precision", default="auto", show_default=True,
+                         type=click.Choice(["auto", "fp32", "tf32", "bf16", "fp16"]),
+                         help="Precision of the products that screen scores; every precision "
+                              "gives the same results (auto: the fastest this hardware runs "
+                              "natively)."),
+            click.option("--name", help="The model's name in the results file and reports "
+                         "(default: the file's `model` attribute, else its checkpoint's file "
+                         "name)."),
+        )):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def run_on_ranks(requested_device, evaluate):
+    """`evaluate(device, dist_info)` in this torchrun job (or as the only process).
+
+    Returns (result, dist_info). Bad input, which every rank reads alike, is reported by rank 0
+    alone (the others exit 1 quietly); a rank that fails otherwise fails the job with a message.
+    """
+    from mfftools import dist
+
+    device = dist.resolve_device(requested_device, dist.info_from_env().local_rank)
+    info = dist.init(device.type)
+    try:
+        return evaluate(device, info), info
+    except MfftoolsError:
+        if info.is_main:
+            raise
+        raise SystemExit(1) from None
+    except RuntimeError as error:
+        if not info.distributed:
+            raise
+        raise MfftoolsError(
+            f"distributed evaluation failed on rank {info.rank} of {info.world_size} ({error}); "
+            "no results were written"
+        ) from error
+    finally:
+        if info.distributed:
+            dist.shutdown()
+
+
+def name_model(result, name, embeddings):
+    """The results' `model`: `name`, else the embeddings' model name, else none."""
+    model = name or embeddings.model_name
+    if model is not None:
+        result["model"] = model
