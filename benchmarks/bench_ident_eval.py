@@ -16,10 +16,8 @@ The dense way's memory (the searches x templates float32 score matrix alone) is 
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_inst_eval import machine, same_results  # noqa: E402
+from bench_inst_eval import (  # noqa: E402
+    machine, read_rows, same_results, tile_products, timed_process)
 
 GROUPS = ["African", "Asian", "Caucasian", "Indian"]
 
@@ -65,20 +64,10 @@ def synthesize(folder, n_searches, n_templates, dim, seed=0):
 
 def gemm_floor(gallery, probes, tile):
     """The bare fp32 products of every search with every template, after reading both files."""
-    import torch
-
-    from mfftools.embeddings import open_embeddings
     from mfftools.evaluation.engine.tiles import plan_rectangle
 
-    templates = torch.nn.functional.normalize(torch.from_numpy(open_embeddings(gallery).read()),
-                                              dim=1)
-    searches = torch.nn.functional.normalize(torch.from_numpy(open_embeddings(probes).read()),
-                                             dim=1)
-    tiles = plan_rectangle(len(searches), len(templates), tile)
-    buffer = torch.empty(max(t.shape[0] * t.shape[1] for t in tiles))
-    for t in tiles:
-        out = buffer[: t.shape[0] * t.shape[1]].view(*t.shape)
-        torch.mm(searches[t.row_start : t.row_stop], templates[t.col_start : t.col_stop].T, out=out)
+    templates, searches = read_rows(gallery, "cpu"), read_rows(probes, "cpu")
+    tile_products(searches, templates, plan_rectangle(len(searches), len(templates), tile))
 
 
 def run_one(args):
@@ -96,14 +85,8 @@ def run_one(args):
 
 def measure(mode, gallery, probes, args, out=None):
     command = [sys.executable, __file__, "--one", mode, str(gallery), str(probes),
-               "--tile", str(args.tile)] + (["--out", str(out)] if out else [])
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        lines = done.stderr.strip().splitlines()
-        return {"error": lines[-1] if lines else "failed"}
-    return {"seconds": seconds, **json.loads(done.stdout.strip().splitlines()[-1])}
+               "--tile", str(args.tile)]
+    return timed_process(command + (["--out", str(out)] if out else []))
 
 
 def main():

@@ -63,23 +63,35 @@ def synthesize(path, n_rows, dim, seed=0, device="cpu"):
     return path
 
 
-def gemm_floor(path, tile, device):
-    """The bare fp32 products of the tiles inst-eval scores, after reading the file."""
+def read_rows(path, device):
+    """The file's rows, normalised (float32), on `device`."""
     import torch
 
     from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.engine.tiles import plan_triangle
+
+    rows = torch.from_numpy(open_embeddings(path).read()).to(device)
+    return torch.nn.functional.normalize(rows, dim=1)
+
+
+def tile_products(left, right, tiles):
+    """The bare fp32 products of `tiles`, each into one reused buffer: the GEMM floor."""
+    import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False
-    rows = torch.from_numpy(open_embeddings(path).read()).to(device)
-    rows = torch.nn.functional.normalize(rows, dim=1)
-    tiles = plan_triangle(len(rows), tile)
-    buffer = torch.empty(max(t.shape[0] * t.shape[1] for t in tiles), device=device)
+    buffer = torch.empty(max(t.shape[0] * t.shape[1] for t in tiles), device=left.device)
     for t in tiles:
         out = buffer[: t.shape[0] * t.shape[1]].view(*t.shape)
-        torch.mm(rows[t.row_start : t.row_stop], rows[t.col_start : t.col_stop].T, out=out)
-    if device.startswith("cuda"):
+        torch.mm(left[t.row_start : t.row_stop], right[t.col_start : t.col_stop].T, out=out)
+    if left.device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def gemm_floor(path, tile, device):
+    """The bare fp32 products of the tiles inst-eval scores, after reading the file."""
+    from mfftools.evaluation.engine.tiles import plan_triangle
+
+    rows = read_rows(path, device)
+    tile_products(rows, rows, plan_triangle(len(rows), tile))
 
 
 def inst_eval(path, tile, target, device, precision, out):
@@ -133,12 +145,8 @@ def run_one(args):
     print(json.dumps({"rss_mb": peak, "gpu_mb": gpu}))
 
 
-def measure(mode, path, args, out=None):
-    """Wall seconds of a whole process doing `mode`, and its peak memory."""
-    command = [sys.executable, __file__, "--one", mode, str(path), "--tile", str(args.tile),
-               "--fpr", str(args.fpr), "--device", args.device]
-    if out is not None:
-        command += ["--out", str(out)]
+def timed_process(command):
+    """Wall seconds of a whole process, and what it printed last as JSON (its peak memory)."""
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -146,6 +154,13 @@ def measure(mode, path, args, out=None):
         lines = done.stderr.strip().splitlines()
         return {"error": lines[-1] if lines else "failed"}
     return {"seconds": seconds, **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def measure(mode, path, args, out=None):
+    """Wall seconds of a whole process doing `mode`, and its peak memory."""
+    command = [sys.executable, __file__, "--one", mode, str(path), "--tile", str(args.tile),
+               "--fpr", str(args.fpr), "--device", args.device]
+    return timed_process(command + (["--out", str(out)] if out is not None else []))
 
 
 def machine(device):
