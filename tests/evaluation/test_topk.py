@@ -29,15 +29,16 @@ def coarse(rng, n, dim=6):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("data", ["random", "coarse"])
-def test_rectangle_matches_brute_force(rng, device, precision, data):
+@pytest.mark.parametrize("tile", [41, 230])  # plain top-k; grouped cells
+def test_rectangle_matches_brute_force(rng, device, precision, data, tile):
     make = coarse if data == "coarse" else (lambda r, n: r.standard_normal((n, 24)).astype(np.float32))
     left, right = make(rng, 150), make(rng, 230)
     rows_l = normalise_rows_(torch.from_numpy(left.copy())).to(device)
     rows_r = normalise_rows_(torch.from_numpy(right.copy())).to(device)
     excluded = rng.integers(0, 230, 150)
-    tiles = plan_rectangle(150, 230, 41)
+    tiles = plan_rectangle(150, 230, tile)
     scorer = Scorer(rows_l, rows_r, PRECISIONS[precision], tiles)
-    best = RowTopK(150, 20, scorer)
+    best = RowTopK(150, 20, scorer)  # 230 columns: 28 groups of 8, >= 20
 
     def mask(tile, scores):
         rows = np.arange(tile.row_start, tile.row_stop)
@@ -55,13 +56,18 @@ def test_rectangle_matches_brute_force(rng, device, precision, data):
     assert_array_equal(cols.numpy(), expected_cols)
 
 
-@pytest.mark.parametrize("n, k", [(300, 50), (12, 50)])
-def test_triangle_with_mirror_matches_brute_force(rng, n, k):
+@pytest.mark.parametrize("n, k, tile", [
+    (300, 50, 64),      # fewer cells per block row than 8 groups of k: plain top-k
+    (12, 50, 64),       # fewer columns than k
+    (1300, 50, 600),    # grouped cells, rows and (mirrored) columns
+    (1300, 3, 2000),    # grouped, one diagonal tile split into sub-blocks
+])
+def test_triangle_with_mirror_matches_brute_force(rng, n, k, tile):
     """One matrix against itself over the upper triangle: each block serves its rows and,
     transposed, its columns; the diagonal (each row itself) is never a neighbour."""
     emb = coarse(rng, n)
     rows = normalise_rows_(torch.from_numpy(emb.copy()))
-    tiles = plan_triangle(n, 64)
+    tiles = plan_triangle(n, tile)
     scorer = Scorer(rows, rows, PRECISIONS["bf16"], tiles)
     best = RowTopK(n, k, scorer, mirror=True)
     for block in scorer.blocks(tiles):

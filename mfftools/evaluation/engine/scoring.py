@@ -231,10 +231,12 @@ class ScreeningProduct:
         return out
 
     def close(self):
+        """Restore the settings and free the buffer and the rows' copies."""
         matmul = torch.backends.cuda.matmul
         (matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
          matmul.allow_fp16_reduced_precision_reduction,
          matmul.allow_bf16_reduced_precision_reduction) = self._saved
+        self.buffer = self.left = self.right = None
 
 
 def round_down(value, dtype):

@@ -36,28 +36,17 @@ class RowTopK:
         self._prune_at = 4 * n_rows * k + 65536
 
     def add(self, block):
-        tile = block.tile
-        with serial(block.scores.device):
-            self._add(tile.row_start, tile.col_start, block.scores, _top_values)
+        tile, scores = block.tile, block.scores
+        with serial(scores.device):
+            self._add(tile.row_start, tile.col_start, _Cells(scores, self.k, columns=False))
             if self.mirror and not tile.symmetric:
-                self._add(tile.col_start, tile.row_start, block.scores, _top_values_of_columns)
+                self._add(tile.col_start, tile.row_start, _Cells(scores, self.k, columns=True))
 
-    def _add(self, row_start, col_start, scores, top_values):
-        """Rows row_start.. of `scores` (transposed when `top_values` reads its columns)."""
-        transposed = top_values is _top_values_of_columns
-        view = scores.T if transposed else scores
-        rows = slice(row_start, row_start + view.shape[0])
-        top = top_values(scores, min(self.k, view.shape[1]))
+    def _add(self, row_start, col_start, cells):
+        rows = slice(row_start, row_start + cells.n_rows)
+        top = cells.top()
         self.best[rows] = torch.cat([self.best[rows], top], dim=1).topk(self.k, dim=1).values
-        floors = self.floors(self.best[rows, -1])
-        if transposed:
-            hits = torch.nonzero(scores >= floors[None, :])
-            local_rows, local_cols = hits[:, 1], hits[:, 0]
-            values = scores[hits[:, 0], hits[:, 1]]
-        else:
-            hits = torch.nonzero(scores >= floors[:, None])
-            local_rows, local_cols = hits[:, 0], hits[:, 1]
-            values = scores[hits[:, 0], hits[:, 1]]
+        local_rows, local_cols, values = cells.at_least(self.floors(self.best[rows, -1]))
         self._chunks.append(((local_rows + row_start).to(self._index_dtype),
                              (local_cols + col_start).to(self._index_dtype), values))
         self._stored += len(values)
@@ -114,45 +103,66 @@ class RowTopK:
         return out_values, out_cols
 
 
-def _top_values(scores, k):
-    """The k largest values of each row of `scores` (rows contiguous), unsorted.
+class _Cells:
+    """The cells of each row of a block (or, with `columns`, of each column: the rows of its
+    transpose, without transposing it), cut into _GROUP strided groups per row: group q of a row
+    holds its cells q, q + m, q + 2m, ... The group maxima find the k largest values and the
+    cells above a floor with one pass over the block.
 
-    Same values as `scores.topk`, found with less work: columns are cut into k-or-more groups
-    (group q holds columns q, q + m, q + 2m, ...), the k groups with the largest maxima are kept,
-    and the top k is taken among their cells. That is exact: fewer than k groups have a maximum
-    above the k-th largest value v, so all of them are kept, and the rest of the kept groups
-    each hold a cell >= v, or hold every cell >= v between them.
+    Exact: fewer than k groups have a maximum above a row's k-th largest value v, so all of them
+    are among the k groups with the largest maxima, and the other groups kept each hold a cell
+    >= v, or hold every cell >= v between them. A cell >= a floor lies in a group whose maximum
+    is >= the floor.
     """
-    n, n_cols = scores.shape
-    if k == 1:
-        return scores.amax(dim=1, keepdim=True)
-    size = n_cols // _GROUP
-    if size < k:
-        return scores.topk(k, dim=1, sorted=False).values
-    grouped = scores[:, : _GROUP * size].reshape(n, _GROUP, size)
-    top_groups = grouped.amax(dim=1).topk(k, dim=1, sorted=False).indices
-    members = grouped.gather(2, top_groups[:, None, :].expand(-1, _GROUP, -1))
-    candidates = torch.cat([members.reshape(n, -1), scores[:, _GROUP * size :]], dim=1)
-    return candidates.topk(k, dim=1, sorted=False).values
 
+    def __init__(self, scores, k, columns):
+        self.k, self.columns = k, columns
+        n_cells = scores.shape[0] if columns else scores.shape[1]
+        self.n_rows = scores.shape[1] if columns else scores.shape[0]
+        self.size = n_cells // _GROUP
+        split = _GROUP * self.size
+        if columns:
+            self.grouped = scores[:split].reshape(_GROUP, self.size, self.n_rows)  # [g, q, r]
+            self.tail = scores[split:].T
+        else:
+            self.grouped = scores[:, :split].reshape(self.n_rows, _GROUP, self.size)  # [r, g, q]
+            self.tail = scores[:, split:]
+        self.scores = scores.T if columns else scores
+        if self.size >= k:
+            maxima = self.grouped.amax(dim=0).T if columns else self.grouped.amax(dim=1)
+            self.maxima = maxima.contiguous()  # [r, q]
 
-def _top_values_of_columns(scores, k):
-    """`_top_values` of the columns of `scores` (one row per column), without transposing it all.
+    def top(self):
+        """The min(k, cells) largest values of each row, unsorted: [n_rows, min(k, cells)]."""
+        if self.size < self.k:
+            return self.scores.topk(min(self.k, self.scores.shape[1]), dim=1, sorted=False).values
+        groups = self.maxima.topk(self.k, dim=1, sorted=False).indices  # [r, k]
+        if self.columns:
+            members = self.grouped.gather(1, groups.T[None].expand(_GROUP, -1, -1))  # [g, k, r]
+            members = members.permute(2, 0, 1).reshape(self.n_rows, -1)
+        else:
+            members = self.grouped.gather(2, groups[:, None, :].expand(-1, _GROUP, -1))
+            members = members.reshape(self.n_rows, -1)
+        candidates = torch.cat([members, self.tail], dim=1)
+        return candidates.topk(self.k, dim=1, sorted=False).values
 
-    The groups are strided rows here, so the group maxima are element-wise maxima of whole rows;
-    only they and the kept groups' cells are transposed.
-    """
-    n_rows, n = scores.shape
-    if k == 1:
-        return scores.amax(dim=0)[:, None]
-    size = n_rows // _GROUP
-    if size < k:
-        return scores.T.topk(k, dim=1, sorted=False).values
-    grouped = scores[: _GROUP * size].reshape(_GROUP, size, n)
-    top_groups = grouped.amax(dim=0).T.contiguous().topk(k, dim=1, sorted=False).indices
-    members = grouped.gather(1, top_groups.T[None].expand(_GROUP, -1, -1))
-    candidates = torch.cat([members.reshape(-1, n), scores[_GROUP * size :]]).T.contiguous()
-    return candidates.topk(k, dim=1, sorted=False).values
+    def at_least(self, floors):
+        """(rows, columns, values) of the cells >= their row's floor."""
+        if self.size < self.k:
+            hits = torch.nonzero(self.scores >= floors[:, None])
+            return hits[:, 0], hits[:, 1], self.scores[hits[:, 0], hits[:, 1]]
+        rows, groups = torch.nonzero(self.maxima >= floors[:, None]).unbind(1)
+        if self.columns:
+            cells = self.grouped[:, groups, rows].T  # [h, g]
+        else:
+            cells = self.grouped[rows, :, groups]  # [h, g]
+        hit, member = torch.nonzero(cells >= floors[rows, None]).unbind(1)
+        tail_rows, tail_cols = torch.nonzero(self.tail >= floors[:, None]).unbind(1)
+        return (
+            torch.cat([rows[hit], tail_rows]),
+            torch.cat([groups[hit] + member * self.size, tail_cols + _GROUP * self.size]),
+            torch.cat([cells[hit, member], self.tail[tail_rows, tail_cols]]),
+        )
 
 
 def faiss_row_topk(queries, database, k, scorer, exclude=None):
