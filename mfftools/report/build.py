@@ -11,6 +11,7 @@ from mfftools.report.figures import Figure, FigureWriter
 from mfftools.report.html import render_html
 from mfftools.report.markdown import render_markdown
 from mfftools.report.results import ResultFile, load_results, per_identity_rates
+from mfftools.report.significance import excludes_others, permutation_test
 from mfftools.report.summary import summarise
 from mfftools.report.tables import (
     entries_at,
@@ -112,11 +113,11 @@ def _instance_sections(results, figures, n_resamples, seed):
     sections, first = [], None
     for point in operating_points(results):
         pairs = entries_at(results, point)
-        intervals = _intervals(pairs, n_resamples, seed, figures.notes)
+        intervals, significance = _intervals(pairs, n_resamples, seed, figures.notes)
         first = first or (pairs, intervals)
         slug = f"fpr{point[0]:.0e}_{point[1]}"
         section = Section(f"Instance protocol at target FPR {point[0]:.0e} ({point[1]})")
-        section.items.append(instance_table(pairs, intervals))
+        section.items.append(instance_table(pairs, intervals, significance))
         section.items.append(figures.group_means(pairs, intervals, slug))
         section.items.append(fairness_table(pairs))
         for figure in (figures.fmr_heatmaps(pairs, slug), figures.per_identity_rates(pairs, slug)):
@@ -134,20 +135,24 @@ def _instance_sections(results, figures, n_resamples, seed):
 
 
 def _intervals(pairs, n_resamples, seed, notes):
-    """{model: bootstrap intervals} at one operating point; a note for each model without
-    per-identity rows. None at all when `n_resamples` is 0."""
-    intervals = {}
+    """({model: bootstrap intervals}, {model: significance}) at one operating point; a note for
+    each model without per-identity rows. Empty when `n_resamples` is 0."""
+    intervals, significance = {}, {}
     if not n_resamples:
-        return intervals
+        return intervals, significance
     for result, entry in pairs:
         columns = per_identity_rates(result, entry)
         if columns is not None:
-            intervals[result.model] = bootstrap_instance(
-                columns, result.group_names, n_resamples=n_resamples, seed=seed
-            )
+            found = bootstrap_instance(columns, result.group_names, n_resamples=n_resamples,
+                                       seed=seed)
+            intervals[result.model] = found
+            significance[result.model] = {
+                "permutation": permutation_test(columns, n_resamples=n_resamples, seed=seed),
+                "excludes_others": excludes_others(columns, result.group_names, found),
+            }
         else:
             notes.append(
-                f"No confidence intervals for {result.model}: the result has no "
+                f"No confidence intervals or significance for {result.model}: the result has no "
                 "'per_identity' rows."
             )
-    return intervals
+    return intervals, significance

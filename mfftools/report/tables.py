@@ -12,6 +12,7 @@ from mfftools.report.results import (
     entry_label,
     group_gap,
     has_multi_intra,
+    point_of,
     similarity_keys,
     union_group_names,
 )
@@ -122,22 +123,23 @@ def _across_groups(n_groups, value, fmt):
 
 
 def operating_points(results):
-    """The (target_fpr, method) pairs of instance results, in order of first appearance."""
+    """The operating points of results of one protocol (`point_of` their entries), in order of
+    first appearance."""
     points = []
     for result in results:
         for entry in result.data["results"]:
-            point = (entry["target_fpr"], entry["method"])
+            point = point_of(entry)
             if point not in points:
                 points.append(point)
     return points
 
 
 def entries_at(results, point):
-    """(result, entry) for each instance result that has the operating point `point`."""
+    """(result, entry) for each result that has the operating point `point`."""
     found = []
     for result in results:
         for entry in result.data["results"]:
-            if (entry["target_fpr"], entry["method"]) == point:
+            if point_of(entry) == point:
                 found.append((result, entry))
                 break
     return found
@@ -151,27 +153,44 @@ _STAT_LABELS = {
 }
 
 
-def instance_table(pairs, intervals=None):
+# Marks a group's mean whose bootstrap interval excludes the other groups' pooled mean.
+EXCLUDES_OTHERS = "\u2020"
+
+
+def fmt_p(value):
+    """A p-value: three significant digits."""
+    return MISSING if value is None else f"{value:.3g}"
+
+
+def instance_table(pairs, intervals=None, significance=None):
     """The paper's instance table at one operating point, with bootstrap intervals if given.
 
     `pairs` is `entries_at(...)`; `intervals` maps a model name to `bootstrap_instance` output
-    (models without per-identity rows are absent and show "-").
+    (models without per-identity rows are absent and show "-"); `significance` maps a model name
+    to {"permutation": `permutation_test` output, "excludes_others": `excludes_others` output}.
     """
     intervals = intervals or {}
+    significance = significance or {}
     with_ci = bool(intervals)
     columns = ["Value", "95% CI"] if with_ci else ["Value"]
+    note = "TPR/FPR at the global threshold; instance mean/std over identities (ddof = 0)"
+    if with_ci:
+        note += "; 95% CI: percentile bootstrap over identities"
+    if significance:
+        note += (
+            f". {EXCLUDES_OTHERS}: the group's 95% CI of the mean excludes the mean over the "
+            "other groups' identities. Permutation p: the group labels shuffled across "
+            "identities as many times as the bootstrap resamples; statistic: the gap between the "
+            "highest and the lowest group mean; p = (1 + shuffles with a gap at least the "
+            "observed one) / (1 + shuffles); a small p says the group means differ by more than "
+            "a chance assignment of identities to groups would make them"
+        )
     table = Table(
         title=f"Instance protocol at {entry_label(pairs[0][1])}",
         row_header="Statistic",
         blocks=[result.model for result, _ in pairs],
         columns=columns,
-        note="TPR/FPR at the global threshold; instance mean/std over identities (ddof = 0)"
-        + (
-            "; 95% CI: percentile bootstrap over identities"
-            if with_ci
-            else ""
-        )
-        + ".",
+        note=note + ".",
     )
 
     def add(label, values, cis=None):
@@ -205,7 +224,9 @@ def instance_table(pairs, intervals=None):
         for stat in INSTANCE_STATS:
             add(
                 f"{name} {_STAT_LABELS[stat]}",
-                [_cell(entry["groups"].get(name), stat, fmt_rate) for _, entry in pairs],
+                [_cell(entry["groups"].get(name), stat, fmt_rate)
+                 + _marker(significance.get(result.model), name, stat)
+                 for result, entry in pairs],
                 [
                     fmt_interval(
                         intervals.get(result.model, {}).get("groups", {}).get(name, {}).get(stat),
@@ -224,7 +245,27 @@ def instance_table(pairs, intervals=None):
                 for result, _ in pairs
             ],
         )
+    if significance:
+        for stat in ("tpr_mean", "fpr_mean"):
+            add(
+                f"Permutation p, group {_STAT_LABELS[stat]}s differ",
+                [_permutation_p(significance.get(result.model), stat) for result, _ in pairs],
+            )
     return table
+
+
+def _marker(significance, name, stat):
+    """EXCLUDES_OTHERS after a group's mean whose interval excludes the others' pooled mean."""
+    if significance is None:
+        return ""
+    return EXCLUDES_OTHERS if significance["excludes_others"].get(name, {}).get(stat) else ""
+
+
+def _permutation_p(significance, stat):
+    if significance is None:
+        return MISSING
+    test = significance["permutation"].get(stat)
+    return NOT_APPLICABLE if test is None else fmt_p(test.p_value)
 
 
 def fairness_table(pairs):

@@ -42,7 +42,7 @@ def test_report_folder_contents(tmp_path, result_files):
     # model-b carries no extras: each missing figure is a note, not a crash
     notes = "\n".join(files.report.notes)
     assert "model-b: the result has no 'roc' points" in notes
-    assert "no 'group_fmr_matrix'" in notes and "No confidence intervals for model-b" in notes
+    assert "no 'group_fmr_matrix'" in notes and "No confidence intervals or significance for model-b" in notes
     assert "model-a" not in notes
     assert "Figures not drawn" in html and "Figures not drawn" in markdown
 
@@ -57,6 +57,16 @@ def test_bootstrap_seeded_and_optional(tmp_path, result_files):
     none = write_report(result_files, tmp_path / "four", bootstrap=0)
     assert "95% CI" not in none.markdown.read_text()
     assert "95% CI" in first
+
+
+def test_significance_of_a_strong_group_effect(tmp_path, result_files):
+    # the synthetic model-a lowers Indian's TPR by 0.2 (identities' sd 0.05) and triples its FPR
+    files = write_report(result_files[:1], tmp_path / "out", bootstrap=200, seed=0)
+    rows = dict(files.report.sections[0].items[0].rows)
+    assert rows["Permutation p, group TPR means differ"][0] == f"{1 / 201:.3g}"
+    assert rows["Permutation p, group FPR means differ"][0] == f"{1 / 201:.3g}"
+    assert rows["Indian TPR mean"][0].endswith("\u2020")
+    assert "\u2020" in files.markdown.read_text() and "\u2020" in files.html.read_text()
 
 
 def test_pair_only_and_instance_only(tmp_path, result_files):

@@ -5,6 +5,7 @@ import pytest
 
 from mfftools.report.bootstrap import Interval
 from mfftools.report.results import ResultFile
+from mfftools.report.significance import PermutationTest
 from mfftools.report.tables import (
     Table,
     entries_at,
@@ -95,6 +96,32 @@ def test_instance_table_with_and_without_intervals():
     counted = _file(dict(INSTANCE, n_single_image_identities=7), "m3")
     rows = dict(instance_table([(counted, ENTRY), (second, ENTRY)]).rows)
     assert rows["Single-image identities"] == ["7", "-"]
+
+
+def test_significance_marks_groups_and_gives_p_values_under_the_instance_rows():
+    intervals = {"m1": {"groups": {"G2": {"tpr_mean": Interval(0.6, 0.75)}}}}
+    significance = {"m1": {
+        "permutation": {"tpr_mean": PermutationTest(0.2, 1 / 1001, 1000),
+                        "fpr_mean": PermutationTest(1e-5, 0.4126, 1000)},
+        "excludes_others": {"G1": {"tpr_mean": False, "fpr_mean": False},
+                            "G2": {"tpr_mean": True, "fpr_mean": False}},
+    }}
+    pairs = [(_file(INSTANCE, "m1"), ENTRY), (_file(INSTANCE, "m2"), ENTRY)]
+    table = instance_table(pairs, intervals, significance)
+    rows = dict(table.rows)
+    assert rows["G2 TPR mean"] == ["0.7000\u2020", "[0.6000, 0.7500]", "0.7000", "-"]
+    assert rows["G2 TPR std"][0] == "0.0500" and rows["G1 TPR mean"][0] == "0.9000"
+    assert rows["G2 FPR mean"][0] == "2.500e-05"
+    assert rows["Permutation p, group TPR means differ"] == ["0.000999", "-", "-", "-"]
+    assert rows["Permutation p, group FPR means differ"] == ["0.413", "-", "-", "-"]
+    assert list(rows)[-2:] == ["Permutation p, group TPR means differ",
+                               "Permutation p, group FPR means differ"]
+    assert "\u2020: the group's 95% CI of the mean excludes the mean over the other groups' " \
+        "identities" in table.note
+    assert "p = (1 + shuffles with a gap at least the observed one) / (1 + shuffles)" in table.note
+    plain = instance_table(pairs, intervals)
+    assert "Permutation p, group TPR means differ" not in dict(plain.rows)
+    assert "\u2020" not in plain.note
 
 
 def test_fairness_and_similarity_tables():
