@@ -13,8 +13,9 @@ GROUPS = ["African", "Asian", "Caucasian", "Indian"]
 def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4, "bisection"),),
                     multi=True):
     """An instance-protocol result dict; with `extras`, per-identity rows, the identities' image
-    counts, ROC and FMR matrix; with `multi`, the intra statistics over identities with at least
-    two images (every 17th identity has one image, and intra 1 by construction)."""
+    counts, ROC, FMR matrix and score distributions; with `multi`, the intra statistics over
+    identities with at least two images (every 17th identity has one image, and intra 1 by
+    construction)."""
     identity = np.arange(n_per_group * len(GROUPS))
     group = np.repeat(np.arange(len(GROUPS)), n_per_group)
     single = identity % 17 == 0
@@ -83,10 +84,39 @@ def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4
         data["results"].append(entry)
     if extras:
         data["roc"] = _roc(rng, 1e-6)
+        data["score_distributions"] = score_distributions(rng, n_images)
         data["identities"] = {
             "identity": identity.tolist(), "group": group.tolist(), "n_images": n_images.tolist()
         }
     return data
+
+
+def score_distributions(rng, n_images):
+    """A `score_distributions` dict: Indian's genuine scores lower, impostor scores near 0."""
+    groups = np.repeat(np.arange(len(GROUPS)), len(n_images) // len(GROUPS))
+    genuine_n = [int((n_images[groups == g] * (n_images[groups == g] - 1)).sum())
+                 for g in range(len(GROUPS))]
+    impostor_n = [int(n_images[groups == g].sum() * (n_images.sum() - n_images[groups == g].sum()))
+                  for g in range(len(GROUPS))]
+    genuine_mean = 0.6 - 0.15 * (np.arange(len(GROUPS)) == 3) + rng.normal(0, 0.01, len(GROUPS))
+    impostor_matrix = rng.normal(0.0, 0.01, (len(GROUPS), len(GROUPS)))
+    impostor_matrix = (impostor_matrix + impostor_matrix.T) / 2
+    impostor_mean = impostor_matrix.mean(axis=1)
+    stats = {"genuine": {}, "impostor": {}}
+    for kind, means, counts, spread in (("genuine", genuine_mean, genuine_n, 0.1),
+                                        ("impostor", impostor_mean, impostor_n, 0.15)):
+        stats[kind]["all"] = {"mean": float(np.average(means, weights=counts)),
+                              "std": spread, "n": int(sum(counts))}
+        for g, name in enumerate(GROUPS):
+            stats[kind][name] = {"mean": float(means[g]), "std": spread, "n": counts[g]}
+    stats["impostor_matrix"] = {"mean": impostor_matrix.tolist(),
+                                "std": np.full((len(GROUPS), len(GROUPS)), 0.15).tolist()}
+    stats["shift"] = {
+        kind: {name: (stats[kind][name]["mean"] - stats[kind]["all"]["mean"])
+               / stats[kind]["all"]["std"] for name in GROUPS}
+        for kind in ("genuine", "impostor")
+    }
+    return stats
 
 
 def pair_result(rng, model=None, extras=True):

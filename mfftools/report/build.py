@@ -10,7 +10,12 @@ from mfftools.report.document import Report, Section
 from mfftools.report.figures import Figure, FigureWriter
 from mfftools.report.html import render_html
 from mfftools.report.markdown import render_markdown
-from mfftools.report.results import ResultFile, load_results, per_identity_rates
+from mfftools.report.results import (
+    ResultFile,
+    load_results,
+    per_identity_rates,
+    score_distributions,
+)
 from mfftools.report.significance import excludes_others, permutation_test
 from mfftools.report.summary import summarise
 from mfftools.report.tables import (
@@ -19,6 +24,7 @@ from mfftools.report.tables import (
     instance_table,
     operating_points,
     pair_table,
+    score_distribution_table,
     similarity_table,
 )
 
@@ -131,7 +137,25 @@ def _instance_sections(results, figures, n_resamples, seed):
     if roc is not None:
         similarity.items.append(roc)
     sections.append(similarity)
+    scores = _score_section(results, figures)
+    if scores is not None:
+        sections.append(scores)
     return sections, first
+
+
+def _score_section(results, figures):
+    """The score distributions of the results that carry them; a note names the others."""
+    missing = [result.model for result in results if score_distributions(result) is None]
+    if missing:
+        figures.notes.append(f"Score distributions (table and figure) not shown for "
+                             f"{', '.join(missing)}: the result has no 'score_distributions'.")
+    found = [result for result in results if score_distributions(result) is not None]
+    if not found:
+        return None
+    section = Section("Instance protocol: score distributions per group")
+    section.items.append(score_distribution_table(found))
+    section.items.append(figures.score_distributions(found))
+    return section
 
 
 def _intervals(pairs, n_resamples, seed, notes):

@@ -103,16 +103,11 @@ def fmr_heatmaps(matrices):
     for ax, (result, matrix) in zip(axes[0], matrices):
         names = result.group_names
         image = ax.imshow(matrix, cmap="viridis")
-        ax.set_xticks(range(len(names)), names, rotation=30)
-        ax.set_yticks(range(len(names)), names)
+        middle = np.nanmax(matrix) / 2
+        _label_cells(ax, matrix, names, lambda value: f"{value:.1e}",
+                     colour=lambda value: "white" if value < middle else "black")
         ax.set_xlabel("group of the compared image")
         ax.set_ylabel("group of the probe")
-        for i in range(len(names)):
-            for j in range(len(names)):
-                value = matrix[i, j]
-                ax.text(j, i, "-" if np.isnan(value) else f"{value:.1e}", ha="center",
-                        va="center", fontsize="x-small",
-                        color="white" if value < np.nanmax(matrix) / 2 else "black")
         ax.set_title(result.model)
         figure.colorbar(image, ax=ax, shrink=0.8)
     return figure
@@ -161,6 +156,49 @@ def similarity(similarities):
             ax.set_title(f"{result.model}: {kind} similarity")
             ax.set_ylabel("cosine")
     return figure
+
+
+def score_distributions(distributions):
+    """Per model, one row: the group x group impostor mean matrix, and each group's genuine and
+    impostor mean +- std (and the overall ones); `distributions` is a list of
+    (result, its `score_distributions`)."""
+    figure, axes = _panels(2, rows=len(distributions))
+    for row, (result, scores) in enumerate(distributions):
+        matrix_ax, means_ax = axes[row]
+        names = result.group_names
+        matrix = as_floats(scores["impostor_matrix"]["mean"])
+        reach = np.nanmax(np.abs(matrix)) if np.isfinite(matrix).any() else 1.0
+        image = matrix_ax.imshow(matrix, cmap="coolwarm", vmin=-reach, vmax=reach)
+        _label_cells(matrix_ax, matrix, names, lambda value: f"{value:+.3f}")
+        matrix_ax.set_xlabel("group of the compared image")
+        matrix_ax.set_ylabel("group of the probe")
+        matrix_ax.set_title(f"{result.model}: impostor score mean")
+        figure.colorbar(image, ax=matrix_ax, shrink=0.8)
+        labels = ["all"] + names
+        for k, (kind, marker) in enumerate((("genuine", "o"), ("impostor", "s"))):
+            stats = [scores[kind].get(name) or {} for name in labels]
+            means_ax.errorbar(np.arange(len(labels)) + (k - 0.5) * 0.2,
+                              as_floats([s.get("mean") for s in stats]),
+                              yerr=as_floats([s.get("std") for s in stats]), fmt=marker,
+                              capsize=3, color=_colour(k), label=kind)
+        means_ax.set_xticks(range(len(labels)), labels)
+        means_ax.set_ylabel("cosine score, mean +- std")
+        means_ax.set_title(f"{result.model}: scores by group of the probe")
+        means_ax.grid(True, axis="y", alpha=0.3)
+    _legend_below(figure, axes[-1, 1])
+    return figure
+
+
+def _label_cells(ax, matrix, names, fmt, colour=None):
+    """Group names on both axes and each cell's value written in it ("-" where undefined), in
+    the colour `colour(value)` gives (black by default)."""
+    ax.set_xticks(range(len(names)), names, rotation=30)
+    ax.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            value = matrix[i, j]
+            ax.text(j, i, "-" if np.isnan(value) else fmt(value), ha="center", va="center",
+                    fontsize="x-small", color=colour(value) if colour else "black")
 
 
 def _panels(count, rows=1):

@@ -17,6 +17,7 @@ from mfftools.report.results import (
     per_identity,
     per_identity_rates,
     roc_curves,
+    score_distributions,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,16 @@ class FigureWriter:
                           f"Per-identity TPR and FPR by group ({entry_label(pairs[0][1])})",
                           "Each box: the group's identities (identities without a genuine pair "
                           "left out of TPR).")
+
+    def score_distributions(self, results):
+        """Impostor mean per pair of groups, and genuine/impostor mean +- std per group; results
+        that have `score_distributions`."""
+        drawn = [(result, score_distributions(result)) for result in results]
+        return self._save(drawing.score_distributions(drawn), "instance_score_distributions",
+                          "Genuine and impostor scores by group",
+                          "Left: mean impostor score of each pair of groups (probe, compared "
+                          "image). Right: mean +- std of the genuine and impostor scores whose "
+                          "probe is in the group, and over all pairs.")
 
     def similarity(self, results):
         """Intra/inter identity similarity by group: per-identity distributions when available,

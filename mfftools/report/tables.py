@@ -339,6 +339,39 @@ def similarity_table(results):
     return table
 
 
+def score_distribution_table(results):
+    """Genuine and impostor score statistics per group (of the probe) and overall, with each
+    group's shift; `results` are instance results that carry `score_distributions`."""
+    table = Table(
+        title="Score distributions per group",
+        row_header="Group",
+        blocks=[result.model for result in results],
+        columns=["Genuine mean", "Genuine std", "Genuine n", "Impostor mean", "Impostor std",
+                 "Impostor n", "Genuine shift", "Impostor shift"],
+        note="Cosine scores of ordered pairs (every pair counted from both sides), by the group "
+        "of the probe image; std with ddof = 0; shift: (group mean - overall mean) / overall "
+        "std, of genuine and of impostor scores (ISO/IEC 19795-10's comparison-score "
+        "differentials).",
+    )
+    for name in ["all"] + union_group_names(results):
+        cells = []
+        for result in results:
+            distributions = result.data["score_distributions"]
+            for kind in ("genuine", "impostor"):
+                stats = distributions[kind].get(name)
+                cells += [_cell(stats, "mean", fmt_rate), _cell(stats, "std", fmt_rate),
+                          _cell(stats, "n", _fmt_count)]
+            for kind in ("genuine", "impostor"):
+                shift = distributions["shift"][kind]
+                cells.append(MISSING if name == "all" else _cell(shift, name, fmt_rate))
+        table.add_row("All" if name == "all" else name, cells)
+    return table
+
+
+def _fmt_count(value):
+    return MISSING if value is None else str(int(value))
+
+
 def _fnmr_ser(entry):
     errors = [group["fnmr"] for group in entry["groups"].values() if group["fnmr"] is not None]
     if len(errors) < 2:

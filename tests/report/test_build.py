@@ -13,6 +13,7 @@ from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.files import write_results
 from mfftools.report.build import write_figures, write_report
 from mfftools.report.results import load_results
+from mfftools.report.tables import fmt_rate
 from result_builders import instance_result, pair_result, write_json
 
 
@@ -42,6 +43,8 @@ def test_report_folder_contents(tmp_path, result_files):
     # model-b carries no extras: each missing figure is a note, not a crash
     notes = "\n".join(files.report.notes)
     assert "model-b: the result has no 'roc' points" in notes
+    assert ("Score distributions (table and figure) not shown for model-b: the result has no "
+            "'score_distributions'.") in notes
     assert "no 'group_fmr_matrix'" in notes and "No confidence intervals or significance for model-b" in notes
     assert "model-a" not in notes
     assert "Figures not drawn" in html and "Figures not drawn" in markdown
@@ -115,7 +118,8 @@ def test_report_of_evaluation_outputs(tmp_path, rng):
     files = write_report(paths, tmp_path / "report", bootstrap=100, seed=0)
     # every extra the evaluations write is used: no figure or interval left out
     assert files.report.notes == []
-    assert len(files.figures) == 2 + 3 * 2 + 2  # pair: 2; per operating point: 3; similarity, ROC
+    # pair: 2; per operating point: 3; similarity, ROC, score distributions
+    assert len(files.figures) == 2 + 3 * 2 + 3
 
     instance, pair = (f.data for f in load_results(paths))
     markdown = files.markdown.read_text()
@@ -125,6 +129,13 @@ def test_report_of_evaluation_outputs(tmp_path, rng):
     assert f"| Threshold | {bisection['threshold']:.6f} |" in markdown
     assert f"| Instance TPR mean | {bisection['instance']['tpr_mean']:.4f} | [" in markdown
     assert f"| FDR | {bisection['fairness']['fdr']:.4f} |" in markdown
+    scores = instance["score_distributions"]
+    for name in NAMES:
+        genuine, impostor = scores["genuine"][name], scores["impostor"][name]
+        assert (f"| {name} | {genuine['mean']:.4f} | {genuine['std']:.4f} | {genuine['n']} | "
+                f"{fmt_rate(impostor['mean'])} | {impostor['std']:.4f} | {impostor['n']} | "
+                f"{fmt_rate(scores['shift']['genuine'][name])} | "
+                f"{fmt_rate(scores['shift']['impostor'][name])} |") in markdown
 
 
 def test_figures_of_one_result_are_the_reports_figures(tmp_path, rng):

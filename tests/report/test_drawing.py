@@ -9,7 +9,13 @@ from numpy.testing import assert_allclose
 
 from mfftools.report import drawing
 from mfftools.report.bootstrap import bootstrap_instance
-from mfftools.report.results import ResultFile, per_identity, per_identity_rates, roc_curves
+from mfftools.report.results import (
+    ResultFile,
+    per_identity,
+    per_identity_rates,
+    roc_curves,
+    score_distributions,
+)
 from result_builders import instance_result, pair_result
 
 
@@ -43,11 +49,14 @@ def _all_figures(two_models):
             [(result, per_identity_rates(result, entry)) for result, entry in entries]),
         "similarity": drawing.similarity(
             [(result, per_identity(result, entry)) for result, entry in entries]),
+        "score distributions": drawing.score_distributions(
+            [(result, score_distributions(result)) for result in instances]),
     }
 
 
 def test_legends_lie_outside_every_panel(two_models):
-    for name in ("pair accuracy", "group means", "pair roc", "instance roc"):
+    for name in ("pair accuracy", "group means", "pair roc", "instance roc",
+                 "score distributions"):
         figure = _all_figures(two_models)[name]
         canvas = FigureCanvasAgg(figure)
         canvas.draw()
@@ -99,6 +108,20 @@ def test_without_image_counts_intra_bars_show_the_statistics_shown_in_tables(rng
     key = "intra_mean_multi" if multi else "intra_mean"
     expected = [data["similarity"][name][key] for name in data["group_names"]]
     assert_allclose([bar.get_height() for bar in ax.patches], expected)
+
+
+def test_score_distributions_draw_the_files_numbers(rng):
+    result = _file(instance_result(rng), "a")
+    scores = score_distributions(result)
+    figure = drawing.score_distributions([(result, scores)])
+    matrix_ax, means_ax = figure.axes[:2]
+    assert_allclose(matrix_ax.get_images()[0].get_array(), scores["impostor_matrix"]["mean"])
+    low, high = matrix_ax.get_images()[0].get_clim()
+    assert low == -high  # diverging around 0
+    labels = ["all"] + result.group_names
+    assert [tick.get_text() for tick in means_ax.get_xticklabels()] == labels
+    genuine = means_ax.get_lines()[0]  # the genuine means, then their error bars
+    assert_allclose(genuine.get_ydata(), [scores["genuine"][name]["mean"] for name in labels])
 
 
 def test_a_group_missing_from_one_model_leaves_a_gap(rng):

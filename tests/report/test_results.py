@@ -46,10 +46,18 @@ def test_names_given_explicitly_win_and_match_files_however_spelled(tmp_path, rn
          "'similarity.Asian.intra_mean_multi' must be a number"),
         (lambda d: d.update(results=[]), "'results' must be a non-empty list"),
         (lambda d: d.update(group_names="African"), "'group_names' must be a non-empty list"),
+        (lambda d: d["score_distributions"]["genuine"].pop("Asian"),
+         "'score_distributions.genuine.Asian' is missing"),
+        (lambda d: d["score_distributions"]["impostor"]["all"].update(n=None),
+         "'score_distributions.impostor.all.n' must be a number"),
+        (lambda d: d["score_distributions"]["impostor_matrix"]["mean"].pop(),
+         "'score_distributions.impostor_matrix.mean' must be a 4 x 4 list of lists"),
+        (lambda d: d["score_distributions"]["shift"]["impostor"].pop("Indian"),
+         "'score_distributions.shift.impostor.Indian' is missing"),
     ],
 )
 def test_instance_validation_names_file_and_key(tmp_path, rng, edit, message):
-    data = instance_result(rng, extras=False)
+    data = instance_result(rng)
     edit(data)
     path = write_json(tmp_path / "bad.json", data)
     with pytest.raises(MfftoolsError, match="bad.json") as error:
@@ -76,8 +84,12 @@ def test_undefined_statistics_may_be_null(tmp_path, rng):
     data = pair_result(rng, extras=False)
     data["std"] = data["ser"] = None
     assert load_result(write_json(tmp_path / "pair.json", data)).data["ser"] is None
-    data = instance_result(rng, extras=False)
+    data = instance_result(rng)
     data["results"][0]["fairness"]["fnmr_max_geomean"] = None
+    distributions = data["score_distributions"]
+    distributions["genuine"]["Asian"].update(mean=None, std=None, n=0)  # no genuine pair
+    distributions["shift"]["genuine"]["Asian"] = None
+    distributions["impostor_matrix"]["std"][0][1] = None
     assert load_result(write_json(tmp_path / "inst.json", data)).protocol == "instance"
 
 
