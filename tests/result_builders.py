@@ -1,7 +1,8 @@
 """Result JSONs for the report tests, built from small random per-identity tables.
 
 The summary numbers are computed from the per-identity rows the way the protocol defines them, so
-the files are internally consistent; group "Indian" is made the hard group.
+the files are internally consistent; group "Indian" is made the hard group (of identification
+results too, whose rates are made up per group).
 """
 import json
 
@@ -143,6 +144,50 @@ def pair_result(rng, model=None, extras=True):
             name: {"far": curve["fpr"], "tar": curve["tpr"]}
             for name, curve in _roc(rng, 1 / 3000).items()
         }
+    return data
+
+
+def identification_result(rng, model=None, extras=True, targets=(1e-2, 1e-1), ranks=(1, 5, 10)):
+    """An identification result dict (40 mated and 50 non-mated searches per group), Indian with
+    the highest FNIR; with `extras`, DET points (a point with FNIR 0 and an undefined one)."""
+    n_mated, n_nonmated = 40, 50
+    data = {
+        "protocol": "identification", "group_names": GROUPS, "n_templates": 80,
+        "n_mated": n_mated * len(GROUPS), "n_nonmated": n_nonmated * len(GROUPS), "rank": 1,
+        "ranks": list(ranks), "results": [], "cmc": {},
+    }
+    if model:
+        data["model"] = model
+    hard = np.arange(len(GROUPS)) == 3
+    for target in targets:
+        fnir = np.round(np.clip(0.1 + 0.3 * hard - 0.2 * target + rng.normal(0, 0.02, 4), 0, 1)
+                        * n_mated) / n_mated
+        fpir = np.round(target * (1 + hard) * n_nonmated) / n_nonmated
+        matrix = rng.integers(0, 3, (len(GROUPS), len(GROUPS)))
+        data["results"].append({
+            "target_fpir": target, "threshold": float(rng.uniform(0.3, 0.6)),
+            "fnir": float(fnir.mean()), "fpir": float(fpir.mean()),
+            "groups": {name: {"fnir": float(fnir[g]), "fpir": float(fpir[g]),
+                              "n_mated": n_mated, "n_nonmated": n_nonmated}
+                       for g, name in enumerate(GROUPS)},
+            "fairness": {"fnir_max_geomean": float(fnir.max() / np.exp(np.log(fnir).mean())),
+                         "fpir_max_geomean": None if fpir.min() == 0 else
+                         float(fpir.max() / np.exp(np.log(fpir).mean()))},
+            "false_positive_matrix": matrix.tolist(),
+        })
+    rank_1 = 0.9 - 0.3 * hard + rng.normal(0, 0.02, 4)
+    rates = [np.minimum(1.0, rank_1[g] + 0.02 * np.log(np.asarray(ranks))) for g in range(4)]
+    data["cmc"] = {name: rates[g].tolist() for g, name in enumerate(GROUPS)}
+    data["cmc"]["all"] = np.mean(rates, axis=0).tolist()
+    if extras:
+        data["gallery_images"] = 1
+        data["det"] = {}
+        for name in ["all"] + GROUPS:
+            fpir = np.logspace(-2, 0, 20)
+            fnir = np.clip(0.4 * (1 + (name == "Indian")) * (1 - fpir) ** 2, 0, 1)
+            data["det"][name] = {"threshold": np.linspace(0.9, 0.1, 20).tolist(),
+                                 "fpir": fpir.tolist(), "fnir": fnir.tolist()}
+        data["det"]["Asian"]["fnir"][0] = None  # undefined points are dropped
     return data
 
 

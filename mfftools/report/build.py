@@ -19,8 +19,10 @@ from mfftools.report.results import (
 from mfftools.report.significance import excludes_others, permutation_test
 from mfftools.report.summary import summarise
 from mfftools.report.tables import (
+    cmc_table,
     entries_at,
     fairness_table,
+    identification_table,
     instance_table,
     operating_points,
     pair_table,
@@ -43,7 +45,8 @@ class ReportFiles:
 
 def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools report",
                  names=()):
-    """Build the report of `result_paths` (instance and/or pair JSONs) into `out_dir`.
+    """Build the report of `result_paths` (instance, pair and identification JSONs, any mix)
+    into `out_dir`.
 
     `bootstrap` is the number of resamples for the confidence intervals (0 disables them);
     `seed` makes them reproducible. `names` names models explicitly, as (model, [path, ...]).
@@ -62,6 +65,7 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
     )
     pair_results = [r for r in results if r.protocol == "pair"]
     instance_results = [r for r in results if r.protocol == "instance"]
+    identification_results = [r for r in results if r.protocol == "identification"]
     if pair_results:
         report.sections.append(_pair_section(pair_results, figures))
     first_pairs, first_intervals = [], {}
@@ -70,7 +74,12 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
             instance_results, figures, bootstrap, seed
         )
         report.sections += sections
-    report.summary = summarise(pair_results, first_pairs, first_intervals)
+    first_searches = []
+    if identification_results:
+        report.sections += _identification_sections(identification_results, figures)
+        first_searches = entries_at(identification_results,
+                                    operating_points(identification_results)[0])
+    report.summary = summarise(pair_results, first_pairs, first_intervals, first_searches)
     report.notes = list(dict.fromkeys(figures.notes))
     html_path = write_text(out_dir / "report.html", render_html(report))
     md_path = write_text(out_dir / "report.md", render_markdown(report))
@@ -84,7 +93,8 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
 def write_figures(result, out_dir, source):
     """The report's figures of one results dict, as PNG files in `out_dir`; returns their paths.
 
-    For `inst-eval --plots` and `pair-eval --plots`: `result` is the evaluation's dict, `source`
+    For the `--plots` of `inst-eval`, `pair-eval` and `ident-eval`: `result` is the evaluation's
+    dict, `source`
     the file it was computed from (its stem names the model when the dict has no "model"). A
     figure whose data the result lacks is left out with a warning.
     """
@@ -96,6 +106,8 @@ def write_figures(result, out_dir, source):
     figures = FigureWriter(out_dir)
     if result["protocol"] == "pair":
         sections = [_pair_section(results, figures)]
+    elif result["protocol"] == "identification":
+        sections = _identification_sections(results, figures)
     else:
         sections, _ = _instance_sections(results, figures, n_resamples=0, seed=0)
     for note in figures.notes:
@@ -156,6 +168,26 @@ def _score_section(results, figures):
     section.items.append(score_distribution_table(found))
     section.items.append(figures.score_distributions(found))
     return section
+
+
+def _identification_sections(results, figures):
+    """A section per target FPIR (the threshold table, the false-positive matrix), then the CMC
+    and the FNIR vs FPIR curves."""
+    sections = []
+    for target in operating_points(results):
+        pairs = entries_at(results, target)
+        section = Section(f"Open-set identification (1:N) at target FPIR {target:.0e}")
+        section.items.append(identification_table(pairs))
+        section.items.append(figures.false_positive_heatmaps(pairs, f"fpir{target:.0e}"))
+        sections.append(section)
+    curves = Section("Open-set identification (1:N): CMC and FNIR vs FPIR")
+    curves.items.append(cmc_table(results))
+    curves.items.append(figures.cmc(results))
+    det = figures.det(results)
+    if det is not None:
+        curves.items.append(det)
+    sections.append(curves)
+    return sections
 
 
 def _intervals(pairs, n_resamples, seed, notes):

@@ -339,6 +339,77 @@ def similarity_table(results):
     return table
 
 
+def identification_table(pairs):
+    """Open-set identification at one target FPIR: the threshold, FNIR and FPIR overall and per
+    group of the search with the searches they count, and the max/geomean ratios.
+
+    `pairs` is `entries_at(...)` of identification results.
+    """
+    table = Table(
+        title=f"1:N identification at {entry_label(pairs[0][1])}",
+        row_header="Statistic",
+        blocks=[result.model for result, _ in pairs],
+        columns=["Value"],
+        note="One global threshold: the smallest with FPIR <= the target over all non-mated "
+        "searches. FNIR: mated searches whose template is not among the R best-scoring templates "
+        "or scores at or below the threshold; FPIR: non-mated searches whose best score is above "
+        "it; per group of the search image. Max/geomean: 1 is fair; - where a group's rate is 0; n/a: fewer "
+        "than two groups with the rate.",
+    )
+
+    def add(label, cells):
+        table.add_row(label, list(cells))
+
+    data = [(result.data, entry) for result, entry in pairs]
+    add("Templates", (str(d["n_templates"]) for d, _ in data))
+    add("Mated searches", (str(d["n_mated"]) for d, _ in data))
+    add("Non-mated searches", (str(d["n_nonmated"]) for d, _ in data))
+    add("Rank R of FNIR", (str(d["rank"]) for d, _ in data))
+    add("Threshold", (fmt_threshold(entry["threshold"]) for _, entry in data))
+    add("FNIR", (fmt_rate(entry["fnir"]) for _, entry in data))
+    add("FPIR", (fmt_rate(entry["fpir"]) for _, entry in data))
+    for name in union_group_names([result for result, _ in pairs]):
+        groups = [entry["groups"].get(name) for _, entry in data]
+        add(f"{name} FNIR", (_cell(group, "fnir", fmt_rate) for group in groups))
+        add(f"{name} FPIR", (_cell(group, "fpir", fmt_rate) for group in groups))
+        add(f"{name} mated / non-mated searches",
+            (MISSING if group is None else f"{group['n_mated']} / {group['n_nonmated']}"
+             for group in groups))
+    for rate in ("fnir", "fpir"):
+        add(f"{rate.upper()} max/geomean", (
+            _across_groups(_groups_with(entry, rate), entry["fairness"][f"{rate}_max_geomean"],
+                           fmt_ratio)
+            for _, entry in data))
+    return table
+
+
+def _groups_with(entry, rate):
+    return sum(1 for group in entry["groups"].values() if group.get(rate) is not None)
+
+
+def cmc_table(results):
+    """The CMC of identification results: the rank-k identification rate, overall and per group
+    of the search, at every rank any of them reports."""
+    ranks = sorted({k for result in results for k in result.data["ranks"]})
+    table = Table(
+        title="1:N identification: CMC (rank-k identification rate)",
+        row_header="Group",
+        blocks=[result.model for result in results],
+        columns=[f"Rank {k}" for k in ranks],
+        note="Share of the mated searches whose template is among the k best-scoring templates "
+        "(no threshold), by group of the search image.",
+    )
+    for name in ["all"] + union_group_names(results):
+        cells = []
+        for result in results:
+            rates = result.data["cmc"].get(name)
+            reported = result.data["ranks"]
+            cells += [MISSING if rates is None or k not in reported
+                      else fmt_rate(rates[reported.index(k)]) for k in ranks]
+        table.add_row("All" if name == "all" else name, cells)
+    return table
+
+
 def score_distribution_table(results):
     """Genuine and impostor score statistics per group (of the probe) and overall, with each
     group's shift; `results` are instance results that carry `score_distributions`."""

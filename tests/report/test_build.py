@@ -8,13 +8,14 @@ from PIL import Image
 
 from embedding_files import write_images_file, write_pairs_file
 from mfftools.embeddings import open_embeddings
+from mfftools.evaluation.identification import evaluate_identification
 from mfftools.evaluation.instance import evaluate_instance
 from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.files import write_results
 from mfftools.report.build import write_figures, write_report
 from mfftools.report.results import load_results
 from mfftools.report.tables import fmt_rate
-from result_builders import instance_result, pair_result, write_json
+from result_builders import identification_result, instance_result, pair_result, write_json
 
 
 def test_report_folder_contents(tmp_path, result_files):
@@ -113,16 +114,40 @@ def _pair_file(tmp_path, rng):
     return out
 
 
+def _identification_file(tmp_path):
+    """ident-eval on the instance embeddings (their African group is the noisy one)."""
+    result = evaluate_identification(open_embeddings(tmp_path / "inst.h5"), targets=(0.05, 0.1),
+                                     ranks=(1, 5), device="cpu", progress=False)
+    result["model"] = "mixfair-r18"
+    return write_results(result, tmp_path / "ident.json")
+
+
 def test_report_of_evaluation_outputs(tmp_path, rng):
     paths = [_instance_file(tmp_path, rng), _pair_file(tmp_path, rng)]
+    paths.append(_identification_file(tmp_path))
     files = write_report(paths, tmp_path / "report", bootstrap=100, seed=0)
     # every extra the evaluations write is used: no figure or interval left out
     assert files.report.notes == []
-    # pair: 2; per operating point: 3; similarity, ROC, score distributions
-    assert len(files.figures) == 2 + 3 * 2 + 3
+    # pair: 2; per operating point: 3; similarity, ROC, score distributions; per target FPIR:
+    # the false-positive matrix; CMC, DET
+    assert len(files.figures) == 2 + 3 * 2 + 3 + 2 + 2
+    assert [section.title for section in files.report.sections][-3:] == [
+        "Open-set identification (1:N) at target FPIR 5e-02",
+        "Open-set identification (1:N) at target FPIR 1e-01",
+        "Open-set identification (1:N): CMC and FNIR vs FPIR",
+    ]
 
-    instance, pair = (f.data for f in load_results(paths))
+    instance, pair, identification = (f.data for f in load_results(paths))
     markdown = files.markdown.read_text()
+    first = identification["results"][0]
+    assert f"| FNIR | {fmt_rate(first['fnir'])} |" in markdown
+    african = first["groups"]["African"]
+    assert (f"| African mated / non-mated searches | {african['n_mated']} / "
+            f"{african['n_nonmated']} |") in markdown
+    assert f"| African | {fmt_rate(identification['cmc']['African'][0])} | " in markdown
+    highest = max(NAMES, key=lambda name: first["groups"][name]["fnir"])
+    assert (f"mixfair-r18, 1:N identification at FPIR 5e-02: highest FNIR (rank 1): {highest} "
+            f"({fmt_rate(first['groups'][highest]['fnir'])}, ") in files.report.summary
     for name in NAMES:
         assert f"| {name} | {100 * pair['groups'][name]['accuracy']:.2f} |" in markdown
     bisection = instance["results"][0]
@@ -139,7 +164,8 @@ def test_report_of_evaluation_outputs(tmp_path, rng):
 
 
 def test_figures_of_one_result_are_the_reports_figures(tmp_path, rng):
-    for protocol, data in (("instance", instance_result(rng, "m")), ("pair", pair_result(rng))):
+    for protocol, data in (("instance", instance_result(rng, "m")), ("pair", pair_result(rng)),
+                           ("identification", identification_result(rng))):
         path = write_json(tmp_path / f"{protocol}.json", data)
         report = write_report([path], tmp_path / f"{protocol}_report", bootstrap=0)
         paths = write_figures(data, tmp_path / f"{protocol}_figures", path)
