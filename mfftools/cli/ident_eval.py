@@ -49,8 +49,11 @@ def _ranks(value):
               help="Write the results (JSON) here.")
 @click.option("--name", help="The model's name in the results file and reports "
               "(default: the file's `model` attribute, else its checkpoint's file name).")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the false-positive matrix, CMC and FNIR vs FPIR figures (PNG) into "
+              "this folder.")
 def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ranks, tile, device,
-            precision, use_faiss, json_path, name):
+            precision, use_faiss, json_path, name, plots_dir):
     """Open-set identification (1:N), NIST FRVT style: FNIR and FPIR per group at one global
     threshold for each target FPIR, the CMC per group and the false-positive matrix.
 
@@ -97,6 +100,11 @@ def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ran
     click.echo(format_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")
+    if plots_dir is not None:
+        from mfftools.report.build import write_figures
+
+        for path in write_figures(result, plots_dir, embeddings_file or probes):
+            click.echo(f"figure written to {path}")
 
 
 def _rate(value, width):
