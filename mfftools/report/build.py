@@ -94,9 +94,8 @@ def write_figures(result, out_dir, source):
     """The report's figures of one results dict, as PNG files in `out_dir`; returns their paths.
 
     For the `--plots` of `inst-eval`, `pair-eval` and `ident-eval`: `result` is the evaluation's
-    dict, `source`
-    the file it was computed from (its stem names the model when the dict has no "model"). A
-    figure whose data the result lacks is left out with a warning.
+    dict, `source` the file it was computed from (its stem names the model when the dict has no
+    "model"). A figure whose data the result lacks is left out with a warning.
     """
     source = Path(source)
     model = result.get("model") or source.stem
