@@ -8,8 +8,8 @@ its label says where it starts.
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import LogNorm
-from matplotlib.ticker import LogFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
 from mfftools.report.results import as_floats, similarity_keys, union_group_names
 

@@ -353,8 +353,8 @@ def identification_table(pairs):
         note="One global threshold: the smallest with FPIR <= the target over all non-mated "
         "searches. FNIR: mated searches whose template is not among the R best-scoring templates "
         "or scores at or below the threshold; FPIR: non-mated searches whose best score is above "
-        "it; per group of the search image. Max/geomean: 1 is fair; - where a group's rate is 0; n/a: fewer "
-        "than two groups with the rate.",
+        "it; per group of the search image. Max/geomean: 1 is fair; - where a group's rate is "
+        "0; n/a: fewer than two groups with the rate.",
     )
 
     def add(label, cells):
