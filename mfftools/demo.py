@@ -1,7 +1,8 @@
 """The whole pipeline on synthetic data: synthesise, train, extract, evaluate, report.
 
 Every stage goes through the same functions as the commands (`synth`, `train`, `extract`,
-`inst-eval`, `pair-eval`, `report`), so the demo is also a smoke test of the project. The
+`inst-eval`, `ident-eval`, `pair-eval`, `report`), so the demo is also a smoke test of the
+project. The
 synthetic data make one group harder to recognise; the headline numbers compare the groups
 and name the one with the lowest pair accuracy.
 """
@@ -16,9 +17,10 @@ import numpy as np
 from mfftools.data.synthetic import synthesize
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation.identification import evaluate_identification, split_counts
 from mfftools.evaluation.instance import evaluate_instance
-from mfftools.files import write_results
 from mfftools.evaluation.pair import evaluate_pairs
+from mfftools.files import write_results
 from mfftools.extract import extract
 from mfftools.report.build import write_report
 from mfftools.train.checkpoint import newest_checkpoint
@@ -36,6 +38,10 @@ SUBFOLDERS = ("data", "train", "embeddings", "results", "report")
 # a target below one accepted pair cannot be resolved.
 TARGET_FPRS = (1e-5, 1e-4, 1e-3, 1e-2)
 MIN_ACCEPTED = 50
+# Likewise for 1:N identification: the smallest target FPIR of these that leaves at least
+# MIN_FALSE_POSITIVES non-mated searches above the threshold.
+TARGET_FPIRS = (1e-3, 1e-2, 1e-1)
+MIN_FALSE_POSITIVES = 5
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class DemoResult:
     result_files: list
     pair: dict  # the pair protocol's results
     instance: dict  # the instance protocol's results
+    identification: dict  # the 1:N identification results
     seconds: dict = field(default_factory=dict)  # per stage
 
     def hardest_group(self):
@@ -78,13 +85,16 @@ class DemoResult:
         return min(groups, key=lambda name: groups[name]["accuracy"])
 
     def headline(self):
-        """One row per group: (name, pair accuracy %, instance TPR mean, instance FPR mean)."""
+        """One row per group: (name, pair accuracy %, instance TPR mean, instance FPR mean, 1:N
+        FNIR)."""
         entry = self.instance["results"][0]
+        searches = self.identification["results"][0]
         rows = []
         for name in self.pair["group_names"]:
             group = entry["groups"].get(name, {})
             rows.append((name, 100 * self.pair["groups"][name]["accuracy"],
-                         group.get("tpr_mean"), group.get("fpr_mean")))
+                         group.get("tpr_mean"), group.get("fpr_mean"),
+                         searches["groups"].get(name, {}).get("fnir")))
         return rows
 
 
@@ -98,7 +108,7 @@ def run_demo(out_dir="demo_out", quick=False, device="auto", workers=1, progress
     plan = QUICK if quick else FULL
     out_dir = Path(out_dir)
     _prepare(out_dir)
-    stages = _Stages(on_stage, total=6)
+    stages = _Stages(on_stage, total=7)
     data_dir, train_dir = out_dir / "data", out_dir / "train"
     embeddings_dir, results_dir = out_dir / "embeddings", out_dir / "results"
 
@@ -114,16 +124,20 @@ def run_demo(out_dir="demo_out", quick=False, device="auto", workers=1, progress
     with stages.run("instance protocol (inst-eval)", results_dir / "instance.json"):
         instance = _evaluate_instance(instance_h5, device, progress)
         instance_json = write_results(instance, results_dir / "instance.json")
+    with stages.run("1:N identification (ident-eval)", results_dir / "identification.json"):
+        identification = _evaluate_identification(instance_h5, device, progress)
+        identification_json = write_results(identification, results_dir / "identification.json")
     with stages.run("pair protocol (pair-eval)", results_dir / "pair.json"):
         pair = evaluate_pairs(open_embeddings(pairs_h5, layout="pairs"))
         pair["model"] = MODEL_NAME
         pair_json = write_results(pair, results_dir / "pair.json")
+    result_files = [instance_json, identification_json, pair_json]
     with stages.run("report", out_dir / "report"):
-        report = write_report([instance_json, pair_json], out_dir / "report",
-                              bootstrap=plan.bootstrap, seed=0, title="mfftools demo")
+        report = write_report(result_files, out_dir / "report", bootstrap=plan.bootstrap, seed=0,
+                              title="mfftools demo")
     return DemoResult(out_dir=out_dir, report_html=report.html, report_markdown=report.markdown,
-                      result_files=[instance_json, pair_json], pair=pair, instance=instance,
-                      seconds=stages.seconds)
+                      result_files=result_files, pair=pair, instance=instance,
+                      identification=identification, seconds=stages.seconds)
 
 
 def _prepare(out_dir):
@@ -169,6 +183,27 @@ def _evaluate_instance(path, device, progress):
                                device=device, progress=progress)
     result["model"] = MODEL_NAME
     return result
+
+
+def _evaluate_identification(path, device, progress):
+    embeddings = open_embeddings(path, layout="images")
+    target = choose_target_fpir(embeddings.identity, embeddings.group)
+    logger.info("1:N identification at target FPIR %g", target)
+    result = evaluate_identification(embeddings, targets=(target,), device=device,
+                                     progress=progress)
+    result["model"] = MODEL_NAME
+    return result
+
+
+def choose_target_fpir(identity, group):
+    """The smallest target of TARGET_FPIRS at which the file's non-mated searches (split by
+    ident-eval's rule) leave at least MIN_FALSE_POSITIVES above the threshold."""
+    _, nonmated = split_counts(np.asarray(identity), np.asarray(group))
+    for target in TARGET_FPIRS:
+        if target * nonmated >= MIN_FALSE_POSITIVES:
+            return target
+    raise MfftoolsError(f"too few non-mated searches ({nonmated}) for the demo's 1:N "
+                        "identification")
 
 
 def choose_target_fpr(identity):

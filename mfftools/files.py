@@ -9,10 +9,10 @@ import json
 import os
 from pathlib import Path
 
-# Significant digits of the long per-identity and ROC lists of a results file: they feed plots
+# Significant digits of the long per-identity, ROC and DET lists of a results file: they feed plots
 # and tables, and rounding keeps the file small. Every other number is written exactly.
 ROUND_DIGITS = 6
-_ROUNDED_KEYS = ("per_identity", "roc")
+_ROUNDED_KEYS = ("per_identity", "roc", "det")
 
 
 @contextlib.contextmanager
@@ -36,8 +36,8 @@ def write_text(path, text):
 
 
 def compact(result):
-    """A copy of a results dict with the numbers under `per_identity` and `roc` keys rounded to
-    ROUND_DIGITS significant digits (at any depth); everything else unchanged."""
+    """A copy of a results dict with the numbers under `per_identity`, `roc` and `det` keys
+    rounded to ROUND_DIGITS significant digits (at any depth); everything else unchanged."""
     def rounded(value):
         if isinstance(value, float):
             return float(f"{value:.{ROUND_DIGITS}g}")

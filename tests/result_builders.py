@@ -1,7 +1,8 @@
 """Result JSONs for the report tests, built from small random per-identity tables.
 
 The summary numbers are computed from the per-identity rows the way the protocol defines them, so
-the files are internally consistent; group "Indian" is made the hard group.
+the files are internally consistent; group "Indian" is made the hard group (of identification
+results too, whose rates are made up per group).
 """
 import json
 
@@ -13,8 +14,9 @@ GROUPS = ["African", "Asian", "Caucasian", "Indian"]
 def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4, "bisection"),),
                     multi=True):
     """An instance-protocol result dict; with `extras`, per-identity rows, the identities' image
-    counts, ROC and FMR matrix; with `multi`, the intra statistics over identities with at least
-    two images (every 17th identity has one image, and intra 1 by construction)."""
+    counts, ROC, FMR matrix and score distributions; with `multi`, the intra statistics over
+    identities with at least two images (every 17th identity has one image, and intra 1 by
+    construction)."""
     identity = np.arange(n_per_group * len(GROUPS))
     group = np.repeat(np.arange(len(GROUPS)), n_per_group)
     single = identity % 17 == 0
@@ -83,10 +85,39 @@ def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4
         data["results"].append(entry)
     if extras:
         data["roc"] = _roc(rng, 1e-6)
+        data["score_distributions"] = score_distributions(rng, n_images)
         data["identities"] = {
             "identity": identity.tolist(), "group": group.tolist(), "n_images": n_images.tolist()
         }
     return data
+
+
+def score_distributions(rng, n_images):
+    """A `score_distributions` dict: Indian's genuine scores lower, impostor scores near 0."""
+    groups = np.repeat(np.arange(len(GROUPS)), len(n_images) // len(GROUPS))
+    genuine_n = [int((n_images[groups == g] * (n_images[groups == g] - 1)).sum())
+                 for g in range(len(GROUPS))]
+    impostor_n = [int(n_images[groups == g].sum() * (n_images.sum() - n_images[groups == g].sum()))
+                  for g in range(len(GROUPS))]
+    genuine_mean = 0.6 - 0.15 * (np.arange(len(GROUPS)) == 3) + rng.normal(0, 0.01, len(GROUPS))
+    impostor_matrix = rng.normal(0.0, 0.01, (len(GROUPS), len(GROUPS)))
+    impostor_matrix = (impostor_matrix + impostor_matrix.T) / 2
+    impostor_mean = impostor_matrix.mean(axis=1)
+    stats = {"genuine": {}, "impostor": {}}
+    for kind, means, counts, spread in (("genuine", genuine_mean, genuine_n, 0.1),
+                                        ("impostor", impostor_mean, impostor_n, 0.15)):
+        stats[kind]["all"] = {"mean": float(np.average(means, weights=counts)),
+                              "std": spread, "n": int(sum(counts))}
+        for g, name in enumerate(GROUPS):
+            stats[kind][name] = {"mean": float(means[g]), "std": spread, "n": counts[g]}
+    stats["impostor_matrix"] = {"mean": impostor_matrix.tolist(),
+                                "std": np.full((len(GROUPS), len(GROUPS)), 0.15).tolist()}
+    stats["shift"] = {
+        kind: {name: (stats[kind][name]["mean"] - stats[kind]["all"]["mean"])
+               / stats[kind]["all"]["std"] for name in GROUPS}
+        for kind in ("genuine", "impostor")
+    }
+    return stats
 
 
 def pair_result(rng, model=None, extras=True):
@@ -113,6 +144,50 @@ def pair_result(rng, model=None, extras=True):
             name: {"far": curve["fpr"], "tar": curve["tpr"]}
             for name, curve in _roc(rng, 1 / 3000).items()
         }
+    return data
+
+
+def identification_result(rng, model=None, extras=True, targets=(1e-2, 1e-1), ranks=(1, 5, 10)):
+    """An identification result dict (40 mated and 50 non-mated searches per group), Indian with
+    the highest FNIR; with `extras`, DET points (a point with FNIR 0 and an undefined one)."""
+    n_mated, n_nonmated = 40, 50
+    data = {
+        "protocol": "identification", "group_names": GROUPS, "n_templates": 80,
+        "n_mated": n_mated * len(GROUPS), "n_nonmated": n_nonmated * len(GROUPS), "rank": 1,
+        "ranks": list(ranks), "results": [], "cmc": {},
+    }
+    if model:
+        data["model"] = model
+    hard = np.arange(len(GROUPS)) == 3
+    for target in targets:
+        fnir = np.round(np.clip(0.1 + 0.3 * hard - 0.2 * target + rng.normal(0, 0.02, 4), 0, 1)
+                        * n_mated) / n_mated
+        fpir = np.round(target * (1 + hard) * n_nonmated) / n_nonmated
+        matrix = rng.integers(0, 3, (len(GROUPS), len(GROUPS)))
+        data["results"].append({
+            "target_fpir": target, "threshold": float(rng.uniform(0.3, 0.6)),
+            "fnir": float(fnir.mean()), "fpir": float(fpir.mean()),
+            "groups": {name: {"fnir": float(fnir[g]), "fpir": float(fpir[g]),
+                              "n_mated": n_mated, "n_nonmated": n_nonmated}
+                       for g, name in enumerate(GROUPS)},
+            "fairness": {"fnir_max_geomean": float(fnir.max() / np.exp(np.log(fnir).mean())),
+                         "fpir_max_geomean": None if fpir.min() == 0 else
+                         float(fpir.max() / np.exp(np.log(fpir).mean()))},
+            "false_positive_matrix": matrix.tolist(),
+        })
+    rank_1 = 0.9 - 0.3 * hard + rng.normal(0, 0.02, 4)
+    rates = [np.minimum(1.0, rank_1[g] + 0.02 * np.log(np.asarray(ranks))) for g in range(4)]
+    data["cmc"] = {name: rates[g].tolist() for g, name in enumerate(GROUPS)}
+    data["cmc"]["all"] = np.mean(rates, axis=0).tolist()
+    if extras:
+        data["gallery_images"] = 1
+        data["det"] = {}
+        for name in ["all"] + GROUPS:
+            fpir = np.logspace(-2, 0, 20)
+            fnir = np.clip(0.4 * (1 + (name == "Indian")) * (1 - fpir) ** 2, 0, 1)
+            data["det"][name] = {"threshold": np.linspace(0.9, 0.1, 20).tolist(),
+                                 "fpir": fpir.tolist(), "fnir": fnir.tolist()}
+        data["det"]["Asian"]["fnir"][0] = None  # undefined points are dropped
     return data
 
 

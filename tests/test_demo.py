@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mfftools.demo import MARKER, choose_target_fpr
+from mfftools.demo import MARKER, choose_target_fpir, choose_target_fpr
 from mfftools.errors import MfftoolsError
 
 
@@ -38,3 +38,17 @@ def test_target_fpr_leaves_enough_impostor_pairs():
     assert choose_target_fpr(identity) == 1e-5
     with pytest.raises(MfftoolsError, match="too few images"):
         choose_target_fpr(np.repeat(np.arange(7), 10))  # 4,200 impostor pairs
+
+
+def _labels(groups, identities_per_group, images):
+    identity = np.repeat(np.arange(groups * identities_per_group), images)
+    return identity, identity % groups
+
+
+def test_target_fpir_leaves_enough_false_positives():
+    # half of each group's identities are not enrolled: all their images are non-mated searches
+    assert choose_target_fpir(*_labels(4, 10, 3)) == 1e-1  # 60 non-mated searches
+    assert choose_target_fpir(*_labels(4, 200, 3)) == 1e-2  # 1,200
+    assert choose_target_fpir(*_labels(4, 2000, 3)) == 1e-3  # 12,000
+    with pytest.raises(MfftoolsError, match=r"too few non-mated searches \(6\)"):
+        choose_target_fpir(*_labels(2, 2, 3))

@@ -25,11 +25,13 @@ def test_results_file_rounds_only_the_long_lists(tmp_path):
         "threshold": 0.123456789123,
         "results": [{"per_identity": {"tpr": [0.123456789, None], "group": [1, 2]}}],
         "roc": {"A": {"fpr": [1.0 / 3.0]}},
+        "det": {"all": {"fnir": [2.0 / 3.0, None]}},
     }
     data = json.loads(write_results(result, tmp_path / "r.json").read_text())
     assert data["threshold"] == 0.123456789123
     assert data["results"][0]["per_identity"] == {"tpr": [0.123457, None], "group": [1, 2]}
     assert data["roc"]["A"]["fpr"] == [0.333333]
+    assert data["det"]["all"]["fnir"] == [0.666667, None]
     assert compact(result)["threshold"] == result["threshold"]
 
 

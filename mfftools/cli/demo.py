@@ -20,9 +20,11 @@ def command(out_dir, quick, device):
     click.echo(f"\nreport: {result.report_html}")
     click.echo(f"        {result.report_markdown}")
     entry = result.instance["results"][0]
-    click.echo(f"\n{'group':<12}{'pair acc (%)':>14}{'inst TPR mean':>15}{'inst FPR mean':>15}")
-    for name, accuracy, tpr_mean, fpr_mean in result.headline():
-        click.echo(f"{name:<12}{accuracy:>14.2f}{_rate(tpr_mean):>15}{_rate(fpr_mean):>15}")
+    click.echo(f"\n{'group':<12}{'pair acc (%)':>14}{'inst TPR mean':>15}{'inst FPR mean':>15}"
+               f"{'1:N FNIR':>10}")
+    for name, accuracy, tpr_mean, fpr_mean, fnir in result.headline():
+        click.echo(f"{name:<12}{accuracy:>14.2f}{_rate(tpr_mean):>15}{_rate(fpr_mean):>15}"
+                   f"{_rate(fnir):>10}")
     pair = result.pair
     std = "-" if pair["std"] is None else f"{pair['std']:.2f}"
     click.echo(f"\npair: mean {pair['mean_accuracy']:.2f}  STD {std}")
@@ -30,6 +32,12 @@ def command(out_dir, quick, device):
         f"instance at FPR {entry['target_fpr']:g}: TPR {entry['tpr']:.4f}, "
         f"instance TPR mean {_rate(entry['instance']['tpr_mean'])} "
         f"+- {_rate(entry['instance']['tpr_std'])}"
+    )
+    searches = result.identification["results"][0]
+    click.echo(
+        f"1:N at FPIR {searches['target_fpir']:g}: FNIR {_rate(searches['fnir'])} (rank "
+        f"{result.identification['rank']}), FPIR {_rate(searches['fpir'])}, rank-1 rate "
+        f"{_rate(result.identification['cmc']['all'][0])}"
     )
     click.echo(f"hardest group: {result.hardest_group()}")
     total = sum(result.seconds.values())

@@ -41,8 +41,11 @@ def _ranks(value):
               help="Screen with FAISS IndexFlatIP (exact float32) instead of torch tiles.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the false-positive matrix, CMC and FNIR vs FPIR figures (PNG) into "
+              "this folder.")
 def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ranks, tile, device,
-            precision, name, use_faiss, json_path):
+            precision, name, use_faiss, json_path, plots_dir):
     """Open-set identification (1:N), NIST FRVT style: FNIR and FPIR per group at one global
     threshold for each target FPIR, the CMC per group and the false-positive matrix.
 
@@ -79,6 +82,11 @@ def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ran
     click.echo(format_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")
+    if plots_dir is not None:
+        from mfftools.report.build import write_figures
+
+        for path in write_figures(result, plots_dir, embeddings_file or probes):
+            click.echo(f"figure written to {path}")
 
 
 def _rate(value, width):

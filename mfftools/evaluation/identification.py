@@ -106,6 +106,15 @@ def _enrolled_by_rule(identity, group):
     return np.concatenate(enrolled)
 
 
+def split_counts(identity, group, gallery_images=1):
+    """(mated, non-mated) searches of one file split by the rule, from its labels alone: what a
+    caller can check before any embedding exists."""
+    _, labels, _, sizes = _identity_runs(identity)
+    enrolled = np.isin(labels, _enrolled_by_rule(identity, group))
+    return (int(np.maximum(sizes[enrolled] - gallery_images, 0).sum()),
+            int(sizes[~enrolled].sum()))
+
+
 def _check_pair(gallery, probes):
     if gallery.dim != probes.dim:
         raise MfftoolsError(
@@ -254,7 +263,8 @@ def search_gallery(gallery, max_rank, tile, precision, info, progress, use_faiss
     return [_gather(part, info).numpy() for part in parts], rescored
 
 
-def _check_targets(targets, n_nonmated):
+def check_targets(targets, n_nonmated):
+    """Refuse a target FPIR outside (0, 1) or one `n_nonmated` searches cannot resolve."""
     for target in targets:
         if not 0.0 < target < 1.0:
             raise MfftoolsError(f"target FPIR {target!r} is outside (0, 1)")
@@ -394,7 +404,7 @@ def evaluate_identification(
     if gallery.n_nonmated == 0:
         raise MfftoolsError("no non-mated searches: every search's identity is enrolled, so no "
                             "threshold at a target FPIR can be set")
-    _check_targets(targets, gallery.n_nonmated)
+    check_targets(targets, gallery.n_nonmated)
     numbers, rescored = search_gallery(gallery, max(max(ranks), rank), tile, screening, info,
                                        progress, use_faiss=use_faiss)
     mated_scores, counts, best, best_index = numbers

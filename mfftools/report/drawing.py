@@ -6,12 +6,17 @@ outside the axes, so they never cover bars or curves. An axis of accuracy or TPR
 its label says where it starts.
 """
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
 from mfftools.report.results import as_floats, similarity_keys, union_group_names
 
 PANEL_WIDTH = 4.6
 PANEL_HEIGHT = 3.6
+# Heat map cells that count nothing: a grey outside the colour scale.
+ZERO_CELL = "#d9d9d9"
 
 
 def pair_accuracy(results):
@@ -89,11 +94,7 @@ def roc(curves):
         _rate_axis(ax, "TPR")
         ax.set_title(result.model)
         ax.grid(True, which="major", alpha=0.3)
-    handles = {}
-    for ax in axes[0]:
-        for line in ax.get_lines():
-            handles.setdefault(line.get_label(), line)
-    figure.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize="small")
+    _legend_right(figure, axes[0])
     return figure
 
 
@@ -103,16 +104,11 @@ def fmr_heatmaps(matrices):
     for ax, (result, matrix) in zip(axes[0], matrices):
         names = result.group_names
         image = ax.imshow(matrix, cmap="viridis")
-        ax.set_xticks(range(len(names)), names, rotation=30)
-        ax.set_yticks(range(len(names)), names)
+        middle = np.nanmax(matrix) / 2
+        _label_cells(ax, matrix, names, lambda value: f"{value:.1e}",
+                     colour=lambda value: "white" if value < middle else "black")
         ax.set_xlabel("group of the compared image")
         ax.set_ylabel("group of the probe")
-        for i in range(len(names)):
-            for j in range(len(names)):
-                value = matrix[i, j]
-                ax.text(j, i, "-" if np.isnan(value) else f"{value:.1e}", ha="center",
-                        va="center", fontsize="x-small",
-                        color="white" if value < np.nanmax(matrix) / 2 else "black")
         ax.set_title(result.model)
         figure.colorbar(image, ax=ax, shrink=0.8)
     return figure
@@ -163,6 +159,116 @@ def similarity(similarities):
     return figure
 
 
+def det(curves):
+    """FNIR against FPIR on log axes, one panel per model, one curve per group of the search and
+    one over all searches (dashed); a dotted line at each target FPIR. `curves` is a list of
+    (result, {"all" or group: (fpir array, fnir array)}). A point where a rate is 0 cannot sit on
+    a log axis and is left out."""
+    names = union_group_names([result for result, _ in curves])
+    figure, axes = _panels(len(curves))
+    for ax, (result, model_curves) in zip(axes[0], curves):
+        for name, (fpir, fnir) in model_curves.items():
+            order = np.argsort(fpir, kind="stable")
+            fpir, fnir = fpir[order], fnir[order]
+            shown = (fpir > 0) & (fnir > 0)
+            ax.plot(fpir[shown], fnir[shown], **_line_style(name, names))
+        for entry in result.data["results"]:
+            ax.axvline(entry["target_fpir"], color="grey", linestyle=":", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("FPIR")
+        ax.set_ylabel(f"FNIR at rank {result.data['rank']}")
+        ax.set_title(result.model)
+        ax.grid(True, which="major", alpha=0.3)
+    _legend_right(figure, axes[0])
+    return figure
+
+
+def cmc(results):
+    """The rank-k identification rate against k, one panel per model, one curve per group of the
+    search and one over all searches (dashed)."""
+    names = union_group_names(results)
+    figure, axes = _panels(len(results))
+    for ax, result in zip(axes[0], results):
+        ranks = result.data["ranks"]
+        for name in ["all"] + result.group_names:
+            rates = as_floats(result.data["cmc"][name])
+            if not np.isnan(rates).all():  # a group without mated searches has no CMC
+                ax.plot(ranks, rates, marker="o", markersize=3, **_line_style(name, names))
+        ax.set_xticks(ranks, [str(k) for k in ranks])
+        ax.set_xlabel("rank k")
+        _rate_axis(ax, "identification rate")
+        ax.set_title(result.model)
+        ax.grid(True, which="major", alpha=0.3)
+    _legend_right(figure, axes[0])
+    return figure
+
+
+def false_positive_heatmaps(matrices):
+    """False positives by group of the non-mated search (rows) and of its best template
+    (columns), one panel per model, on a log colour scale; cells without any in grey.
+    `matrices` is a list of (result, count matrix)."""
+    figure, axes = _panels(len(matrices))
+    for ax, (result, counts) in zip(axes[0], matrices):
+        counts = np.asarray(counts, dtype=np.float64)
+        norm = LogNorm(vmin=1, vmax=max(2.0, counts.max()))
+        image = ax.imshow(np.ma.masked_less_equal(counts, 0), norm=norm,
+                          cmap=colormaps["viridis"].with_extremes(bad=ZERO_CELL))
+        middle = np.sqrt(norm.vmax)  # the middle of the log scale: text light below, dark above
+        _label_cells(ax, counts, result.group_names, lambda value: f"{value:.0f}",
+                     colour=lambda value: "white" if 0 < value < middle else "black")
+        ax.set_xlabel("group of the best template")
+        ax.set_ylabel("group of the non-mated search")
+        ax.set_title(result.model)
+        bar = figure.colorbar(image, ax=ax, shrink=0.8, label="false positives (log scale)")
+        for axis_formatter in (bar.ax.yaxis.set_major_formatter, bar.ax.yaxis.set_minor_formatter):
+            axis_formatter(LogFormatter(labelOnlyBase=False))  # counts as 1, 2, 10, not 2x10^0
+    return figure
+
+
+def score_distributions(distributions):
+    """Per model, one row: the group x group impostor mean matrix, and each group's genuine and
+    impostor mean +- std (and the overall ones); `distributions` is a list of
+    (result, its `score_distributions`)."""
+    figure, axes = _panels(2, rows=len(distributions))
+    for row, (result, scores) in enumerate(distributions):
+        matrix_ax, means_ax = axes[row]
+        names = result.group_names
+        matrix = as_floats(scores["impostor_matrix"]["mean"])
+        reach = np.nanmax(np.abs(matrix)) if np.isfinite(matrix).any() else 1.0
+        image = matrix_ax.imshow(matrix, cmap="coolwarm", vmin=-reach, vmax=reach)
+        _label_cells(matrix_ax, matrix, names, lambda value: f"{value:+.3f}")
+        matrix_ax.set_xlabel("group of the compared image")
+        matrix_ax.set_ylabel("group of the probe")
+        matrix_ax.set_title(f"{result.model}: impostor score mean")
+        figure.colorbar(image, ax=matrix_ax, shrink=0.8)
+        labels = ["all"] + names
+        for k, (kind, marker) in enumerate((("genuine", "o"), ("impostor", "s"))):
+            stats = [scores[kind].get(name) or {} for name in labels]
+            means_ax.errorbar(np.arange(len(labels)) + (k - 0.5) * 0.2,
+                              as_floats([s.get("mean") for s in stats]),
+                              yerr=as_floats([s.get("std") for s in stats]), fmt=marker,
+                              capsize=3, color=_colour(k), label=kind)
+        means_ax.set_xticks(range(len(labels)), labels)
+        means_ax.set_ylabel("cosine score, mean +- std")
+        means_ax.set_title(f"{result.model}: scores by group of the probe")
+        means_ax.grid(True, axis="y", alpha=0.3)
+    _legend_below(figure, axes[-1, 1])
+    return figure
+
+
+def _label_cells(ax, matrix, names, fmt, colour=None):
+    """Group names on both axes and each cell's value written in it ("-" where undefined), in
+    the colour `colour(value)` gives (black by default)."""
+    ax.set_xticks(range(len(names)), names, rotation=30)
+    ax.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            value = matrix[i, j]
+            ax.text(j, i, "-" if np.isnan(value) else fmt(value), ha="center", va="center",
+                    fontsize="x-small", color=colour(value) if colour else "black")
+
+
 def _panels(count, rows=1):
     figure = Figure(figsize=(PANEL_WIDTH * count, PANEL_HEIGHT * rows), layout="constrained")
     return figure, figure.subplots(rows, count, squeeze=False)
@@ -171,6 +277,23 @@ def _panels(count, rows=1):
 def _offsets(n_positions, k, n_bars):
     """x positions of the k-th of n_bars side-by-side bars at each of n_positions."""
     return np.arange(n_positions) + (k - (n_bars - 1) / 2) * (0.8 / n_bars)
+
+
+def _legend_right(figure, axes):
+    """One legend of the labelled lines of `axes`, right of the panels."""
+    handles = {}
+    for ax in axes:
+        for line in ax.get_lines():
+            if not line.get_label().startswith("_"):  # unlabelled: guides such as target lines
+                handles.setdefault(line.get_label(), line)
+    figure.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize="small")
+
+
+def _line_style(name, names):
+    """The curve of a group in its colour; the one over all searches ("all") black and dashed."""
+    if name == "all":
+        return {"color": "black", "linestyle": "--", "label": "all searches"}
+    return {"color": _colour(names.index(name)), "label": name}
 
 
 def _legend_below(figure, ax):

@@ -1,8 +1,8 @@
 """The report's figures as PNG files, with their titles and captions.
 
 `drawing` draws each figure; this module picks the data, names the files and writes them. A figure
-whose data a result lacks (ROC points, the FMR matrix, per-identity rows) is not drawn; the caller
-gets a note saying which extra was missing instead.
+whose data a result lacks (ROC or DET points, the FMR matrix, per-identity rows) is not drawn; the
+caller gets a note saying which extra was missing instead.
 """
 import logging
 from dataclasses import dataclass
@@ -11,12 +11,14 @@ from pathlib import Path
 from mfftools.files import atomic_output
 from mfftools.report import drawing
 from mfftools.report.results import (
+    det_curves,
     entry_label,
     fmr_matrix,
     has_multi_intra,
     per_identity,
     per_identity_rates,
     roc_curves,
+    score_distributions,
 )
 
 logger = logging.getLogger(__name__)
@@ -65,26 +67,26 @@ class FigureWriter:
 
     def roc(self, results, protocol):
         """Per-group ROC curves in the low-FPR region (log FPR axis), one panel per model."""
-        curves = [(result, roc_curves(result)) for result in results]
-        missing = [result.model for result, c in curves if c is None]
-        if missing:
-            self.notes.append(f"{protocol} ROC curves not drawn for {', '.join(missing)}: "
-                              "the result has no 'roc' points.")
-        drawn = [(result, c) for result, c in curves if c is not None]
+        drawn = self._drawable([(result, roc_curves(result)) for result in results],
+                               f"{protocol} ROC curves", "'roc' points")
         if not drawn:
             return None
         return self._save(drawing.roc(drawn), f"{protocol}_roc",
                           f"{protocol.capitalize()} ROC per group",
                           "ROC curve of each group, FPR on a log axis (low-FPR region).")
 
-    def _available(self, pairs, extract, what, needed):
-        """(result, data) for the models whose entry has the data; a note names the others."""
-        found = [(result, extract(result, entry)) for result, entry in pairs]
+    def _drawable(self, found, what, needed):
+        """The (result, data) of `found` that have data; a note names the models without."""
         missing = [result.model for result, data in found if data is None]
         if missing:
-            self.notes.append(f"{what} at {entry_label(pairs[0][1])} not drawn for "
-                              f"{', '.join(missing)}: the result has no {needed}.")
+            self.notes.append(f"{what} not drawn for {', '.join(missing)}: the result has no "
+                              f"{needed}.")
         return [(result, data) for result, data in found if data is not None]
+
+    def _available(self, pairs, extract, what, needed):
+        """(result, data) for the models whose entry has the data; a note names the others."""
+        return self._drawable([(result, extract(result, entry)) for result, entry in pairs],
+                              f"{what} at {entry_label(pairs[0][1])}", needed)
 
     def fmr_heatmaps(self, pairs, slug):
         """The group x group FMR matrix of each model at one operating point."""
@@ -105,6 +107,44 @@ class FigureWriter:
                           f"Per-identity TPR and FPR by group ({entry_label(pairs[0][1])})",
                           "Each box: the group's identities (identities without a genuine pair "
                           "left out of TPR).")
+
+    def false_positive_heatmaps(self, pairs, slug):
+        """The false-positive matrix of each identification result at one target FPIR."""
+        matrices = [(result, entry["false_positive_matrix"]) for result, entry in pairs]
+        return self._save(drawing.false_positive_heatmaps(matrices),
+                          f"identification_false_positives_{slug}",
+                          f"False positives by group ({entry_label(pairs[0][1])})",
+                          "Non-mated searches scoring above the threshold, by the group of the "
+                          "search (rows) and of its best template (columns); log colour scale, "
+                          "cells without any false positive in grey.")
+
+    def cmc(self, results):
+        """The CMC of each identification result, per group of the search."""
+        return self._save(drawing.cmc(results), "identification_cmc",
+                          "CMC per group", "Rank-k identification rate of the mated searches "
+                          "(no threshold), per group of the search and over all searches.")
+
+    def det(self, results):
+        """FNIR against FPIR per group on log axes, one panel per model."""
+        drawn = self._drawable([(result, det_curves(result)) for result in results],
+                               "FNIR vs FPIR curves", "'det' points")
+        if not drawn:
+            return None
+        return self._save(drawing.det(drawn), "identification_det",
+                          "FNIR vs FPIR per group",
+                          "FNIR at the result's rank against FPIR as the threshold moves, per "
+                          "group of the search (log axes; points where a rate is 0 cannot be "
+                          "drawn on them); dotted: the target FPIRs.")
+
+    def score_distributions(self, results):
+        """Impostor mean per pair of groups, and genuine/impostor mean +- std per group; results
+        that have `score_distributions`."""
+        drawn = [(result, score_distributions(result)) for result in results]
+        return self._save(drawing.score_distributions(drawn), "instance_score_distributions",
+                          "Genuine and impostor scores by group",
+                          "Left: mean impostor score of each pair of groups (probe, compared "
+                          "image). Right: mean +- std of the genuine and impostor scores whose "
+                          "probe is in the group, and over all pairs.")
 
     def similarity(self, results):
         """Intra/inter identity similarity by group: per-identity distributions when available,

@@ -1,8 +1,10 @@
-"""Result JSONs (instance and pair protocols) read back, validated, and named by model.
+"""Result JSONs (instance, pair and identification protocols) read back, validated, and named by
+model.
 
 The required keys are those of the results file specification; anything more (per-identity rows,
-ROC points, the group x group FMR matrix) is optional and read leniently by `per_identity`,
-`roc_curves` and `fmr_matrix`, which return None when an extra is absent.
+ROC points, the group x group FMR matrix, score distributions, DET points) is optional and read
+leniently by `per_identity`, `roc_curves`, `fmr_matrix`, `score_distributions` and `det_curves`,
+which return None when an extra is absent. Score distributions are checked on load when present.
 """
 import json
 import math
@@ -20,11 +22,16 @@ SIMILARITY_STATS = ("intra_mean", "intra_std", "inter_mean", "inter_std")
 # Intra similarity over identities with at least two images (one image scores 1 by construction).
 MULTI_INTRA_STATS = ("intra_mean_multi", "intra_std_multi")
 PAIR_GROUP_KEYS = ("accuracy", "fold_accuracies", "tar_at_far_1e-3")
+IDENT_RATES = ("fnir", "fpir")
+IDENT_COUNTS = ("n_mated", "n_nonmated")
+IDENT_FAIRNESS_KEYS = ("fnir_max_geomean", "fpir_max_geomean")
+PROTOCOLS = ("instance", "pair", "identification")
+DISTRIBUTION_STATS = ("mean", "std", "n")
 
 
 @dataclass
 class ResultFile:
-    """One result JSON: its protocol ("instance" or "pair"), the model it describes, its content."""
+    """One result JSON: its protocol (one of PROTOCOLS), the model it describes, its content."""
 
     path: Path
     protocol: str
@@ -47,7 +54,7 @@ def load_results(paths, names=()):
         raise MfftoolsError("no result files given")
     chosen = _chosen_names(paths, names)
     files = [load_result(path, chosen.get(_key(path))) for path in paths]
-    for protocol in ("instance", "pair"):
+    for protocol in PROTOCOLS:
         same = [f for f in files if f.protocol == protocol]
         names = [f.model for f in same]
         for f in same:
@@ -99,16 +106,15 @@ def load_result(path, model=None):
         raise MfftoolsError(f"{path}: not a readable JSON file ({error})") from None
     if not isinstance(data, dict):
         raise MfftoolsError(f"{path}: expected a JSON object at the top level")
-    check = _Checker(path)
     protocol = data.get("protocol")
-    if protocol == "instance":
-        _check_instance(check, data)
-    elif protocol == "pair":
-        _check_pair(check, data)
-    else:
+    if protocol not in PROTOCOLS:
         raise MfftoolsError(
-            f"{path}: key 'protocol' must be \"instance\" or \"pair\", not {protocol!r}"
+            f"{path}: key 'protocol' must be \"instance\", \"pair\" or \"identification\", "
+            f"not {protocol!r}"
         )
+    check = {"instance": _check_instance, "pair": _check_pair,
+             "identification": _check_identification}[protocol]
+    check(_Checker(path), data)
     if model is None:
         model = data.get("model")
     if not isinstance(model, str) or not model.strip():
@@ -143,6 +149,15 @@ class _Checker:
         value = self.get(mapping, key, where)
         if not isinstance(value, dict):
             self.fail(f"{where}{key}", "must be an object")
+        return value
+
+    def matrix(self, value, size, where, kind):
+        """A size x size list of lists whose cells pass `kind` (a predicate)."""
+        if (not isinstance(value, list) or len(value) != size
+                or not all(isinstance(row, list) and len(row) == size and all(map(kind, row))
+                           for row in value)):
+            self.fail(where, f"must be a {size} x {size} list of lists (one row and one column "
+                      "per group)")
         return value
 
     def group_names(self, data):
@@ -188,6 +203,29 @@ def _check_instance(check, data):
         for key in MULTI_INTRA_STATS:
             if key in group:
                 check.number(group, key, f"similarity.{name}.", nullable=True)
+    if "score_distributions" in data:
+        _check_score_distributions(check, data["score_distributions"], names)
+
+
+def _check_score_distributions(check, distributions, names):
+    where = "score_distributions."
+    if not isinstance(distributions, dict):
+        check.fail("score_distributions", "must be an object")
+    for kind in ("genuine", "impostor"):
+        scores = check.mapping(distributions, kind, where)
+        for name in ["all"] + names:
+            stats = check.mapping(scores, name, f"{where}{kind}.")
+            for key in DISTRIBUTION_STATS:
+                check.number(stats, key, f"{where}{kind}.{name}.", nullable=key != "n")
+    matrices = check.mapping(distributions, "impostor_matrix", where)
+    for key in ("mean", "std"):
+        check.matrix(check.get(matrices, key, f"{where}impostor_matrix."), len(names),
+                     f"{where}impostor_matrix.{key}", _is_number_or_null)
+    shift = check.mapping(distributions, "shift", where)
+    for kind in ("genuine", "impostor"):
+        shifts = check.mapping(shift, kind, f"{where}shift.")
+        for name in names:
+            check.number(shifts, name, f"{where}shift.{kind}.", nullable=True)
 
 
 def _check_pair(check, data):
@@ -206,8 +244,67 @@ def _check_pair(check, data):
         check.number(data, key, "", nullable=True)
 
 
+def _check_identification(check, data):
+    names = check.group_names(data)
+    for key in ("n_templates", "n_mated", "n_nonmated", "rank"):
+        check.number(data, key, "")
+    ranks = check.get(data, "ranks", "")
+    if not isinstance(ranks, list) or not ranks or not all(map(_is_rank, ranks)):
+        check.fail("ranks", f"must be a non-empty list of integers of at least 1, not {ranks!r}")
+    entries = check.get(data, "results", "")
+    if not isinstance(entries, list) or not entries:
+        check.fail("results", "must be a non-empty list")
+    for k, entry in enumerate(entries):
+        where = f"results[{k}]."
+        for key in ("target_fpir", "threshold") + IDENT_RATES:
+            check.number(entry, key, where)
+        groups = check.mapping(entry, "groups", where)
+        for name in names:
+            group = check.mapping(groups, name, where + "groups.")
+            for key in IDENT_RATES:  # null for a group without mated or non-mated searches
+                check.number(group, key, f"{where}groups.{name}.", nullable=True)
+            for key in IDENT_COUNTS:
+                check.number(group, key, f"{where}groups.{name}.")
+        fairness = check.mapping(entry, "fairness", where)
+        for key in IDENT_FAIRNESS_KEYS:
+            check.number(fairness, key, where + "fairness.", nullable=True)
+        check.matrix(check.get(entry, "false_positive_matrix", where), len(names),
+                     where + "false_positive_matrix", _is_count)
+    cmc = check.mapping(data, "cmc", "")
+    for name in ["all"] + names:
+        rates = check.get(cmc, name, "cmc.")
+        if (not isinstance(rates, list) or len(rates) != len(ranks)
+                or not all(map(_is_number_or_null, rates))):
+            check.fail(f"cmc.{name}", f"must be a list of {len(ranks)} rates, one per rank of "
+                       "'ranks'")
+
+
+def _is_number_or_null(value):
+    return value is None or (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value))
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_rank(value):
+    return _is_count(value) and value >= 1
+
+
+def point_of(entry):
+    """The operating point of a results entry: (target_fpr, method) of an instance result,
+    target_fpir of an identification result."""
+    if "target_fpir" in entry:
+        return entry["target_fpir"]
+    return entry["target_fpr"], entry["method"]
+
+
 def entry_label(entry):
-    """A short name for one operating point of an instance result, e.g. "FPR 1e-05, bisection"."""
+    """A short name for one operating point, e.g. "FPR 1e-05, bisection" of an instance result,
+    "FPIR 1e-02" of an identification result."""
+    if "target_fpir" in entry:
+        return f"FPIR {entry['target_fpir']:.0e}"
     return f"FPR {entry['target_fpr']:.0e}, {entry['method']}"
 
 
@@ -350,6 +447,32 @@ def fmr_matrix(result, entry):
             f"{result.path}: 'group_fmr_matrix' has shape {array.shape}, expected ({size}, {size})"
         )
     return array
+
+
+def score_distributions(result):
+    """The instance result's `score_distributions` (checked on load), or None when absent."""
+    return result.data.get("score_distributions")
+
+
+def det_curves(result):
+    """FNIR against FPIR of an identification result, {"all" and each group: (fpir array, fnir
+    array)} without undefined points, or None when the result has no `det` points."""
+    det = result.data.get("det")
+    if not isinstance(det, dict):
+        return None
+    curves = {}
+    for name in ["all"] + result.group_names:
+        points = det.get(name)
+        if not isinstance(points, dict) or "fpir" not in points or "fnir" not in points:
+            continue
+        fpir, fnir = as_floats(points["fpir"]), as_floats(points["fnir"])
+        if fpir.shape != fnir.shape:
+            raise MfftoolsError(f"{result.path}: 'det' of {name} has {len(fpir)} FPIR and "
+                                f"{len(fnir)} FNIR values")
+        defined = ~(np.isnan(fpir) | np.isnan(fnir))
+        if defined.any():
+            curves[name] = (fpir[defined], fnir[defined])
+    return curves or None
 
 
 def as_floats(values):

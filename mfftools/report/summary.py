@@ -1,15 +1,16 @@
 """The report's opening paragraph: for each model, the hardest group and the gaps between groups,
 and whether the bootstrap interval of each gap excludes 0 (then the gap is more than sampling
-noise)."""
+noise); for 1:N identification, the groups with the highest FNIR and FPIR."""
 from mfftools.report.results import entry_label, group_gap
 from mfftools.report.tables import fmt_interval, fmt_rate
 
 
-def summarise(pair_results, instance_pairs, intervals):
-    """One paragraph over the pair results and the instance results at one operating point.
+def summarise(pair_results, instance_pairs, intervals, identification_pairs=()):
+    """One paragraph over the pair results, the instance results at one operating point and the
+    identification results at one target FPIR.
 
-    `instance_pairs` is `entries_at(...)` of that point (may be empty); `intervals` maps a model
-    to its `bootstrap_instance` output there.
+    `instance_pairs` and `identification_pairs` are `entries_at(...)` of those points (either may
+    be empty); `intervals` maps a model to its `bootstrap_instance` output at the first.
     """
     by_model = [(result.model, _pair_sentence(result)) for result in pair_results]
     by_model += [
@@ -17,6 +18,8 @@ def summarise(pair_results, instance_pairs, intervals):
          _instance_sentence(result, entry, intervals.get(result.model, {}).get("gap", {})))
         for result, entry in instance_pairs
     ]
+    by_model += [(result.model, _identification_sentence(result, entry))
+                 for result, entry in identification_pairs]
     models = list(dict.fromkeys(model for model, _ in by_model))
     sentences = [sentence for _, sentence in sorted(by_model, key=lambda m: models.index(m[0]))]
     if intervals:
@@ -46,6 +49,18 @@ def _instance_sentence(result, entry, gap_intervals):
     parts = [
         _extreme(entry, "tpr_mean", "hardest group by TPR mean", min, "below", gap_intervals),
         _extreme(entry, "fpr_mean", "highest FPR mean", max, "above", gap_intervals),
+    ]
+    parts = [part for part in parts if part is not None]
+    if not parts:
+        return f"{head} fewer than two groups, no gap between groups."
+    return f"{head} {'; '.join(parts)}."
+
+
+def _identification_sentence(result, entry):
+    head = f"{result.model}, 1:N identification at {entry_label(entry)}:"
+    parts = [
+        _extreme(entry, "fnir", f"highest FNIR (rank {result.data['rank']})", max, "above", {}),
+        _extreme(entry, "fpir", "highest FPIR", max, "above", {}),
     ]
     parts = [part for part in parts if part is not None]
     if not parts:

@@ -12,6 +12,7 @@ from mfftools.report.results import (
     entry_label,
     group_gap,
     has_multi_intra,
+    point_of,
     similarity_keys,
     union_group_names,
 )
@@ -122,22 +123,23 @@ def _across_groups(n_groups, value, fmt):
 
 
 def operating_points(results):
-    """The (target_fpr, method) pairs of instance results, in order of first appearance."""
+    """The operating points of results of one protocol (`point_of` their entries), in order of
+    first appearance."""
     points = []
     for result in results:
         for entry in result.data["results"]:
-            point = (entry["target_fpr"], entry["method"])
+            point = point_of(entry)
             if point not in points:
                 points.append(point)
     return points
 
 
 def entries_at(results, point):
-    """(result, entry) for each instance result that has the operating point `point`."""
+    """(result, entry) for each result that has the operating point `point`."""
     found = []
     for result in results:
         for entry in result.data["results"]:
-            if (entry["target_fpr"], entry["method"]) == point:
+            if point_of(entry) == point:
                 found.append((result, entry))
                 break
     return found
@@ -151,27 +153,44 @@ _STAT_LABELS = {
 }
 
 
-def instance_table(pairs, intervals=None):
+# Marks a group's mean whose bootstrap interval excludes the other groups' pooled mean.
+EXCLUDES_OTHERS = "\u2020"
+
+
+def fmt_p(value):
+    """A p-value: three significant digits."""
+    return MISSING if value is None else f"{value:.3g}"
+
+
+def instance_table(pairs, intervals=None, significance=None):
     """The paper's instance table at one operating point, with bootstrap intervals if given.
 
     `pairs` is `entries_at(...)`; `intervals` maps a model name to `bootstrap_instance` output
-    (models without per-identity rows are absent and show "-").
+    (models without per-identity rows are absent and show "-"); `significance` maps a model name
+    to {"permutation": `permutation_test` output, "excludes_others": `excludes_others` output}.
     """
     intervals = intervals or {}
+    significance = significance or {}
     with_ci = bool(intervals)
     columns = ["Value", "95% CI"] if with_ci else ["Value"]
+    note = "TPR/FPR at the global threshold; instance mean/std over identities (ddof = 0)"
+    if with_ci:
+        note += "; 95% CI: percentile bootstrap over identities"
+    if significance:
+        note += (
+            f". {EXCLUDES_OTHERS}: the group's 95% CI of the mean excludes the mean over the "
+            "other groups' identities. Permutation p: the group labels shuffled across "
+            "identities as many times as the bootstrap resamples; statistic: the gap between the "
+            "highest and the lowest group mean; p = (1 + shuffles with a gap at least the "
+            "observed one) / (1 + shuffles); a small p says the group means differ by more than "
+            "a chance assignment of identities to groups would make them"
+        )
     table = Table(
         title=f"Instance protocol at {entry_label(pairs[0][1])}",
         row_header="Statistic",
         blocks=[result.model for result, _ in pairs],
         columns=columns,
-        note="TPR/FPR at the global threshold; instance mean/std over identities (ddof = 0)"
-        + (
-            "; 95% CI: percentile bootstrap over identities"
-            if with_ci
-            else ""
-        )
-        + ".",
+        note=note + ".",
     )
 
     def add(label, values, cis=None):
@@ -205,7 +224,9 @@ def instance_table(pairs, intervals=None):
         for stat in INSTANCE_STATS:
             add(
                 f"{name} {_STAT_LABELS[stat]}",
-                [_cell(entry["groups"].get(name), stat, fmt_rate) for _, entry in pairs],
+                [_cell(entry["groups"].get(name), stat, fmt_rate)
+                 + _marker(significance.get(result.model), name, stat)
+                 for result, entry in pairs],
                 [
                     fmt_interval(
                         intervals.get(result.model, {}).get("groups", {}).get(name, {}).get(stat),
@@ -224,7 +245,27 @@ def instance_table(pairs, intervals=None):
                 for result, _ in pairs
             ],
         )
+    if significance:
+        for stat in ("tpr_mean", "fpr_mean"):
+            add(
+                f"Permutation p, group {_STAT_LABELS[stat]}s differ",
+                [_permutation_p(significance.get(result.model), stat) for result, _ in pairs],
+            )
     return table
+
+
+def _marker(significance, name, stat):
+    """EXCLUDES_OTHERS after a group's mean whose interval excludes the others' pooled mean."""
+    if significance is None:
+        return ""
+    return EXCLUDES_OTHERS if significance["excludes_others"].get(name, {}).get(stat) else ""
+
+
+def _permutation_p(significance, stat):
+    if significance is None:
+        return MISSING
+    test = significance["permutation"].get(stat)
+    return NOT_APPLICABLE if test is None else fmt_p(test.p_value)
 
 
 def fairness_table(pairs):
@@ -296,6 +337,110 @@ def similarity_table(results):
             ],
         )
     return table
+
+
+def identification_table(pairs):
+    """Open-set identification at one target FPIR: the threshold, FNIR and FPIR overall and per
+    group of the search with the searches they count, and the max/geomean ratios.
+
+    `pairs` is `entries_at(...)` of identification results.
+    """
+    table = Table(
+        title=f"1:N identification at {entry_label(pairs[0][1])}",
+        row_header="Statistic",
+        blocks=[result.model for result, _ in pairs],
+        columns=["Value"],
+        note="One global threshold: the smallest with FPIR <= the target over all non-mated "
+        "searches. FNIR: mated searches whose template is not among the R best-scoring templates "
+        "or scores at or below the threshold; FPIR: non-mated searches whose best score is above "
+        "it; per group of the search image. Max/geomean: 1 is fair; - where a group's rate is "
+        "0; n/a: fewer than two groups with the rate.",
+    )
+
+    def add(label, cells):
+        table.add_row(label, list(cells))
+
+    data = [(result.data, entry) for result, entry in pairs]
+    add("Templates", (str(d["n_templates"]) for d, _ in data))
+    add("Mated searches", (str(d["n_mated"]) for d, _ in data))
+    add("Non-mated searches", (str(d["n_nonmated"]) for d, _ in data))
+    add("Rank R of FNIR", (str(d["rank"]) for d, _ in data))
+    add("Threshold", (fmt_threshold(entry["threshold"]) for _, entry in data))
+    add("FNIR", (fmt_rate(entry["fnir"]) for _, entry in data))
+    add("FPIR", (fmt_rate(entry["fpir"]) for _, entry in data))
+    for name in union_group_names([result for result, _ in pairs]):
+        groups = [entry["groups"].get(name) for _, entry in data]
+        add(f"{name} FNIR", (_cell(group, "fnir", fmt_rate) for group in groups))
+        add(f"{name} FPIR", (_cell(group, "fpir", fmt_rate) for group in groups))
+        add(f"{name} mated / non-mated searches",
+            (MISSING if group is None else f"{group['n_mated']} / {group['n_nonmated']}"
+             for group in groups))
+    for rate in ("fnir", "fpir"):
+        add(f"{rate.upper()} max/geomean", (
+            _across_groups(_groups_with(entry, rate), entry["fairness"][f"{rate}_max_geomean"],
+                           fmt_ratio)
+            for _, entry in data))
+    return table
+
+
+def _groups_with(entry, rate):
+    return sum(1 for group in entry["groups"].values() if group.get(rate) is not None)
+
+
+def cmc_table(results):
+    """The CMC of identification results: the rank-k identification rate, overall and per group
+    of the search, at every rank any of them reports."""
+    ranks = sorted({k for result in results for k in result.data["ranks"]})
+    table = Table(
+        title="1:N identification: CMC (rank-k identification rate)",
+        row_header="Group",
+        blocks=[result.model for result in results],
+        columns=[f"Rank {k}" for k in ranks],
+        note="Share of the mated searches whose template is among the k best-scoring templates "
+        "(no threshold), by group of the search image.",
+    )
+    for name in ["all"] + union_group_names(results):
+        cells = []
+        for result in results:
+            rates = result.data["cmc"].get(name)
+            reported = result.data["ranks"]
+            cells += [MISSING if rates is None or k not in reported
+                      else fmt_rate(rates[reported.index(k)]) for k in ranks]
+        table.add_row("All" if name == "all" else name, cells)
+    return table
+
+
+def score_distribution_table(results):
+    """Genuine and impostor score statistics per group (of the probe) and overall, with each
+    group's shift; `results` are instance results that carry `score_distributions`."""
+    table = Table(
+        title="Score distributions per group",
+        row_header="Group",
+        blocks=[result.model for result in results],
+        columns=["Genuine mean", "Genuine std", "Genuine n", "Impostor mean", "Impostor std",
+                 "Impostor n", "Genuine shift", "Impostor shift"],
+        note="Cosine scores of ordered pairs (every pair counted from both sides), by the group "
+        "of the probe image; std with ddof = 0; shift: (group mean - overall mean) / overall "
+        "std, of genuine and of impostor scores (ISO/IEC 19795-10's comparison-score "
+        "differentials).",
+    )
+    for name in ["all"] + union_group_names(results):
+        cells = []
+        for result in results:
+            distributions = result.data["score_distributions"]
+            for kind in ("genuine", "impostor"):
+                stats = distributions[kind].get(name)
+                cells += [_cell(stats, "mean", fmt_rate), _cell(stats, "std", fmt_rate),
+                          _cell(stats, "n", _fmt_count)]
+            for kind in ("genuine", "impostor"):
+                shift = distributions["shift"][kind]
+                cells.append(MISSING if name == "all" else _cell(shift, name, fmt_rate))
+        table.add_row("All" if name == "all" else name, cells)
+    return table
+
+
+def _fmt_count(value):
+    return MISSING if value is None else str(int(value))
 
 
 def _fnmr_ser(entry):

@@ -51,6 +51,8 @@ class EvalConfig:
     pair_bin: str = ""  # folder of <Group>_test.bin files: pair protocol
     instance_zip: str = ""  # RFW instance zip: instance protocol
     target_fpr: float = 1e-5  # instance protocol target, bisection threshold
+    identification: bool = False  # also 1:N identification on the instance embeddings
+    target_fpir: float = 1e-2  # its target FPIR
     best_metric: str = "pair/mean_accuracy"  # a key of the logged eval metrics; "" keeps no best.pt
     best_mode: str = "max"  # max or min
     batch_size: int = 128
@@ -212,6 +214,9 @@ def validate(config):
         (config.optim.max_steps_per_epoch >= 0, "optim.max_steps_per_epoch must be 0 (no limit) or more"),
         (config.eval.every >= 0, "eval.every must be 0 (never) or more"),
         (config.eval.best_mode in ("max", "min"), "eval.best_mode must be max or min"),
+        (not config.eval.identification or config.eval.instance_zip,
+         "eval.identification needs eval.instance_zip (1:N identification searches the "
+         "instance embeddings)"),
         (config.log_every >= 1, "log_every must be at least 1"),
         (config.keep_checkpoints >= 1, "keep_checkpoints must be at least 1"),
     ]

@@ -1,10 +1,11 @@
 """Evaluation during training, through the same code as `mfftools extract` / `pair-eval` /
-`inst-eval`: the network's embeddings of the validation data are written to an embeddings file,
-evaluated, and the results JSON kept per epoch under RUN_DIR/eval/.
+`inst-eval` / `ident-eval`: the network's embeddings of the validation data are written to an
+embeddings file, evaluated, and the results JSON kept per epoch under RUN_DIR/eval/.
 
 The validation data are opened and checked once, before the first training step (sources, the
-instance target against the number of impostor pairs, the best-metric name against the metrics
-the evaluations will log), so that a setting no evaluation could use never costs an epoch.
+instance target against the number of impostor pairs, the identification target against the
+number of non-mated searches, the best-metric name against the metrics the evaluations will log),
+so that a setting no evaluation could use never costs an epoch.
 """
 import logging
 from collections import namedtuple
@@ -28,6 +29,11 @@ _INSTANCE_KEYS = ("threshold", "tpr", "fpr")
 _INSTANCE_STATISTICS = ("tpr_mean", "tpr_std", "fpr_mean", "fpr_std")
 _INSTANCE_FAIRNESS = ("fdr", "fpd", "fnd", "garbe", "fmr_max_geomean", "fnmr_max_geomean")
 _INSTANCE_GROUP_KEYS = ("tpr_mean", "fpr_mean")
+_IDENT_KEYS = ("threshold", "fnir", "fpir")
+_IDENT_FAIRNESS = ("fnir_max_geomean", "fpir_max_geomean")
+_IDENT_GROUP_KEYS = ("fnir", "fpir")
+# ident-eval's default CMC ranks, sorted: rank 1 comes first in each CMC list.
+_IDENT_RANKS = (1, 5, 10, 20)
 
 
 def pair_fields(group_names):
@@ -48,6 +54,20 @@ def instance_fields(group_names):
     for name in group_names:
         fields += [Field(f"instance/{name}/{key}", entry + ("groups", name, key), None)
                    for key in _INSTANCE_GROUP_KEYS]
+    return fields
+
+
+def identification_fields(group_names):
+    """The logged 1:N identification metrics (of its target, FNIR at rank 1) of a zip with these
+    groups."""
+    entry = ("results", 0)
+    fields = [Field(f"ident/{key}", entry + (key,), None) for key in _IDENT_KEYS]
+    fields.append(Field("ident/rank1", ("cmc", "all", 0), None))
+    fields += [Field(f"ident/{key}", entry + ("fairness", key), None) for key in _IDENT_FAIRNESS]
+    for name in group_names:
+        fields += [Field(f"ident/{name}/{key}", entry + ("groups", name, key), None)
+                   for key in _IDENT_GROUP_KEYS]
+        fields.append(Field(f"ident/{name}/rank1", ("cmc", name, 0), None))
     return fields
 
 
@@ -91,13 +111,33 @@ def _check_instance_target(eval_config, source):
         ) from error
 
 
+def _check_identification_target(eval_config, source):
+    from mfftools.evaluation.identification import check_targets, split_counts
+
+    where = f"config eval.identification with eval.instance_zip {eval_config.instance_zip}"
+    mated, nonmated = split_counts(source.identity, source.group)
+    if not mated or not nonmated:
+        raise MfftoolsError(
+            f"{where}: split into a gallery, it leaves {mated} mated and {nonmated} non-mated "
+            "searches; 1:N identification needs both (at least two identities per group, "
+            "enrolled ones with two images or more)"
+        )
+    try:
+        check_targets((eval_config.target_fpir,), nonmated)
+    except MfftoolsError as error:
+        raise MfftoolsError(
+            f"config eval.target_fpir with eval.instance_zip {eval_config.instance_zip}: {error} "
+            "(e.g. --set eval.target_fpir=0.1)"
+        ) from error
+
+
 class Validation:
     """The run's validation data, opened and checked at set-up; `evaluate` runs every protocol."""
 
     def __init__(self, eval_config):
         self.config = eval_config
         self.pair_source = self.instance_source = None
-        self.pair_fields, self.instance_fields = [], []
+        self.pair_fields, self.instance_fields, self.identification_fields = [], [], []
         if eval_config.pair_bin:
             self.pair_source = _open_source("eval.pair_bin", eval_config.pair_bin, want_folder=True)
             self.pair_fields = pair_fields(self.pair_source.group_names)
@@ -106,7 +146,11 @@ class Validation:
                                                 want_folder=False)
             _check_instance_target(eval_config, self.instance_source)
             self.instance_fields = instance_fields(self.instance_source.group_names)
-        self.metric_names = [field.name for field in self.pair_fields + self.instance_fields]
+        if eval_config.identification:  # config.validate made sure of eval.instance_zip
+            _check_identification_target(eval_config, self.instance_source)
+            self.identification_fields = identification_fields(self.instance_source.group_names)
+        self.metric_names = [field.name for field in
+                             self.pair_fields + self.instance_fields + self.identification_fields]
         metric = eval_config.best_metric
         if metric and self.metric_names and metric not in self.metric_names:
             raise MfftoolsError(
@@ -138,13 +182,23 @@ class Validation:
             from mfftools.evaluation.instance import evaluate_instance
 
             path = extract(self.instance_source, None, out_dir / "instance.h5", **common)
-            result = evaluate_instance(
-                open_embeddings(path, layout="images"), targets=(config.target_fpr,),
-                device=device.type, progress=False,
-            )
+            embeddings = open_embeddings(path, layout="images")
+            result = evaluate_instance(embeddings, targets=(config.target_fpr,),
+                                       device=device.type, progress=False)
             write_results(result, out_dir / f"epoch_{epoch:04d}_instance.json")
             metrics.update(_metrics(result, self.instance_fields))
+            if config.identification:
+                metrics.update(self._identification(embeddings, out_dir, epoch, device))
         return metrics
+
+    def _identification(self, embeddings, out_dir, epoch, device):
+        """1:N identification on the instance embeddings; its results JSON kept beside theirs."""
+        from mfftools.evaluation.identification import evaluate_identification
+
+        result = evaluate_identification(embeddings, targets=(self.config.target_fpir,),
+                                         ranks=_IDENT_RANKS, device=device.type, progress=False)
+        write_results(result, out_dir / f"epoch_{epoch:04d}_identification.json")
+        return _metrics(result, self.identification_fields)
 
     def readable(self, metrics):
         """The metrics as the readable log shows them: accuracies (and their std) in percent with

@@ -29,7 +29,7 @@ from mfftools.train.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from mfftools.train.config import RUN_CONFIG
+from mfftools.train.config import RUN_CONFIG, validate
 from mfftools.train.evaluation import BestTracker, Validation
 from mfftools.train.metrics import RunLog, format_value
 from mfftools.train.step import (
@@ -143,6 +143,7 @@ class _Run:
         the dict loaded from `checkpoint_path`, if any), loader. Everything that can be checked
         before the first step is checked here."""
         config = self.config
+        validate(config)  # a config built in Python has not met load_config's checks
         self.dataset = TrainingZip(config.data.train_zip, in_memory=config.data.in_memory)
         self.evaluates = bool(config.eval.pair_bin or config.eval.instance_zip) and config.eval.every > 0
         self.validation = Validation(config.eval) if self.evaluates and self.info.is_main else None

@@ -6,7 +6,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from mfftools.cli import main
-from mfftools.demo import QUICK, train_config
+from mfftools.demo import MIN_FALSE_POSITIVES, QUICK, train_config
 from mfftools.embeddings import open_embeddings
 from mfftools.report.results import load_results
 
@@ -16,28 +16,45 @@ def test_quick_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--out", str(out), "--quick", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    for stage in range(1, 7):
-        assert f"[{stage}/6]" in result.output
+    for stage in range(1, 8):
+        assert f"[{stage}/7]" in result.output
     assert f"report: {out / 'report' / 'report.html'}" in result.output
     for name in ("data/ValInstData.zip", "data/TrainingData.zip", "embeddings/instance.h5",
                  "embeddings/pairs.h5", "report/report.md", "train/config.yaml"):
         assert (out / name).is_file(), name
 
-    files = load_results([out / "results" / "instance.json", out / "results" / "pair.json"])
-    assert [f.model for f in files] == ["demo_tiny", "demo_tiny"]
-    instance, pair = (f.data for f in files)
+    files = load_results([out / "results" / name
+                          for name in ("instance.json", "identification.json", "pair.json")])
+    assert [f.model for f in files] == ["demo_tiny"] * 3
+    instance, identification, pair = (f.data for f in files)
     assert instance["n_images"] == len(open_embeddings(out / "embeddings" / "instance.h5").identity)
     assert len(pair["group_names"]) == 4
+    # 1:N on the instance embeddings, at a target the non-mated searches resolve: half of each
+    # group's identities enrolled, one image each, every other image a search
+    searches = identification["results"][0]
+    identities_per_group = np.bincount(instance["identities"]["group"], minlength=4)
+    assert identification["template_groups"] == [(n + 1) // 2 for n in identities_per_group]
+    assert identification["n_mated"] + identification["n_nonmated"] + \
+        identification["n_templates"] == instance["n_images"]
+    assert searches["target_fpir"] * identification["n_nonmated"] >= MIN_FALSE_POSITIVES
     # the printed headline and the report are the results' numbers
     entry = instance["results"][0]
     html = (out / "report" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 7
+    # pair: 2; instance: 6; identification: false positives, CMC, FNIR vs FPIR
+    assert html.count("data:image/png;base64,") == 11
+    assert (f"<caption>1:N identification at FPIR {searches['target_fpir']:.0e}</caption>"
+            in html)
+    assert f"<td>{searches['threshold']:.6f}</td>" in html
+    assert f"demo_tiny, 1:N identification at FPIR {searches['target_fpir']:.0e}" in html
     for name in pair["group_names"]:
         accuracy = f"{100 * pair['groups'][name]['accuracy']:.2f}"
         assert f"<td>{accuracy}</td>" in html
         line = next(line for line in result.output.splitlines() if line.startswith(name))
         assert line.split()[1] == accuracy
         assert line.split()[2] == f"{entry['groups'][name]['tpr_mean']:.4f}"
+        assert line.split()[4] == f"{searches['groups'][name]['fnir']:.4f}"
+    assert (f"1:N at FPIR {searches['target_fpir']:g}: FNIR {searches['fnir']:.4f} (rank 1)"
+            in result.output)
     hardest = min(pair["groups"], key=lambda name: pair["groups"][name]["accuracy"])
     assert f"hardest group: {hardest}" in result.output
     assert f"pair: mean {pair['mean_accuracy']:.2f}" in result.output

@@ -50,6 +50,18 @@ def test_table_and_json(tmp_path, embeddings_file):
     assert "rank 3" in out.output
 
 
+def test_plots_are_the_reports_identification_figures(tmp_path, embeddings_file):
+    out = run(embeddings_file, "--fpir", "0.05", "--fpir", "0.1", "--device", "cpu",
+              "--plots", tmp_path / "figs")
+    assert out.exit_code == 0, out.output
+    figures = ["identification_false_positives_fpir5e-02.png",
+               "identification_false_positives_fpir1e-01.png",
+               "identification_cmc.png", "identification_det.png"]
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(figures)
+    for name in figures:
+        assert f"figure written to {tmp_path / 'figs' / name}" in out.output
+
+
 def test_two_files(tmp_path, embeddings_file):
     out = run("--gallery", embeddings_file, "--probes", embeddings_file, "--fpir", "0.5",
               "--device", "cpu")

@@ -70,11 +70,11 @@ def test_json_csv_and_plots(tmp_path, embeddings_file):
     assert rows[0]["identity"] == "11" and rows[0]["group"] == "African"
     singles = [row for row in rows if row["n_images"] == "1"]
     assert singles and all(row["tpr_0.01_bisection"] == "" for row in singles)
-    # the report's figures: three per target and method, then similarity and ROC
+    # the report's figures: three per target and method, then similarity, ROC and scores
     slugs = ("fpr1e-02_bisection", "fpr1e-02_exact", "fpr1e-03_bisection", "fpr1e-03_exact")
     figures = {f"instance_{kind}_{slug}.png" for slug in slugs
                for kind in ("group_means", "fmr_matrix", "per_identity")}
-    figures |= {"instance_similarity.png", "instance_roc.png"}
+    figures |= {"instance_similarity.png", "instance_roc.png", "instance_score_distributions.png"}
     assert {p.name for p in (tmp_path / "figs").iterdir()} == figures
     for name in figures:
         assert f"figure written to {tmp_path / 'figs' / name}" in out.output
@@ -100,7 +100,7 @@ def test_plots_leave_matplotlibs_global_state_alone(tmp_path, embeddings_file):
         capture_output=True, text=True, check=True, env=dict(os.environ, MPLBACKEND="svg"),
     )
     assert done.stdout.splitlines()[-1] == "svg []"  # the user's backend, no figure left open
-    assert len(list((tmp_path / "figs").glob("*.png"))) == 5
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 6
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from mfftools.cli import main
-from result_builders import instance_result, pair_result, write_json
+from result_builders import identification_result, instance_result, pair_result, write_json
 
 
 def _write(path, data):
@@ -41,6 +41,23 @@ def test_bad_result_file_is_a_clean_error(tmp_path):
     assert result.exit_code == 1
     assert "broken.json: key 'ser' is missing" in result.output
     assert "Traceback" not in result.output
+
+
+def test_identification_results_beside_the_others(tmp_path, rng):
+    pair = _write(tmp_path / "pair.json", PAIR)
+    data = identification_result(rng, "tiny", extras=False)
+    ident = _write(tmp_path / "ident.json", data)
+    result = CliRunner().invoke(main, ["report", pair, ident, "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert "note: FNIR vs FPIR curves not drawn for tiny" in result.output
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "<caption>1:N identification at FPIR 1e-02</caption>" in html
+    assert f"<td>{data['results'][0]['threshold']:.6f}</td>" in html
+    del data["results"][0]["false_positive_matrix"]
+    broken = _write(tmp_path / "broken.json", data)
+    result = CliRunner().invoke(main, ["report", broken, "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 1
+    assert "broken.json: key 'results[0].false_positive_matrix' is missing" in result.output
 
 
 def test_options_checked(tmp_path):

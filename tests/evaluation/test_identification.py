@@ -11,7 +11,7 @@ from dense import canonical_matrix, canonical_means, canonical_rows
 from embedding_files import write_images_file, write_pairs_file
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation.identification import evaluate_identification
+from mfftools.evaluation.identification import evaluate_identification, split_counts
 
 NAMES = ["A", "B", "C"]
 
@@ -211,3 +211,12 @@ def test_every_enrolled_search_leaves_no_non_mated(tmp_path, rng):
     identity, group = np.array([1, 1, 2, 2, 3, 3]), np.array([0, 0, 1, 1, 2, 2])
     with pytest.raises(MfftoolsError, match="no non-mated searches"):
         run(tmp_path, emb, identity, group, device="cpu")
+
+
+@pytest.mark.parametrize("images", [1, 2])
+def test_split_counts_from_the_labels_alone(rng, images):
+    identity = rng.integers(0, 30, 200) * 3
+    group = rng.integers(0, 3, 200)
+    templates, searches, _ = dense_split(identity, group, images)
+    mated = sum(identity[row] in templates for row in searches)
+    assert split_counts(identity, group, images) == (mated, len(searches) - mated)

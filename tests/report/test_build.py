@@ -8,12 +8,14 @@ from PIL import Image
 
 from embedding_files import write_images_file, write_pairs_file
 from mfftools.embeddings import open_embeddings
+from mfftools.evaluation.identification import evaluate_identification
 from mfftools.evaluation.instance import evaluate_instance
 from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.files import write_results
 from mfftools.report.build import write_figures, write_report
 from mfftools.report.results import load_results
-from result_builders import instance_result, pair_result, write_json
+from mfftools.report.tables import fmt_rate
+from result_builders import identification_result, instance_result, pair_result, write_json
 
 
 def test_report_folder_contents(tmp_path, result_files):
@@ -42,7 +44,9 @@ def test_report_folder_contents(tmp_path, result_files):
     # model-b carries no extras: each missing figure is a note, not a crash
     notes = "\n".join(files.report.notes)
     assert "model-b: the result has no 'roc' points" in notes
-    assert "no 'group_fmr_matrix'" in notes and "No confidence intervals for model-b" in notes
+    assert ("Score distributions (table and figure) not shown for model-b: the result has no "
+            "'score_distributions'.") in notes
+    assert "no 'group_fmr_matrix'" in notes and "No confidence intervals or significance for model-b" in notes
     assert "model-a" not in notes
     assert "Figures not drawn" in html and "Figures not drawn" in markdown
 
@@ -57,6 +61,16 @@ def test_bootstrap_seeded_and_optional(tmp_path, result_files):
     none = write_report(result_files, tmp_path / "four", bootstrap=0)
     assert "95% CI" not in none.markdown.read_text()
     assert "95% CI" in first
+
+
+def test_significance_of_a_strong_group_effect(tmp_path, result_files):
+    # the synthetic model-a lowers Indian's TPR by 0.2 (identities' sd 0.05) and triples its FPR
+    files = write_report(result_files[:1], tmp_path / "out", bootstrap=200, seed=0)
+    rows = dict(files.report.sections[0].items[0].rows)
+    assert rows["Permutation p, group TPR means differ"][0] == f"{1 / 201:.3g}"
+    assert rows["Permutation p, group FPR means differ"][0] == f"{1 / 201:.3g}"
+    assert rows["Indian TPR mean"][0].endswith("\u2020")
+    assert "\u2020" in files.markdown.read_text() and "\u2020" in files.html.read_text()
 
 
 def test_pair_only_and_instance_only(tmp_path, result_files):
@@ -100,25 +114,58 @@ def _pair_file(tmp_path, rng):
     return out
 
 
+def _identification_file(tmp_path):
+    """ident-eval on the instance embeddings (their African group is the noisy one)."""
+    result = evaluate_identification(open_embeddings(tmp_path / "inst.h5"), targets=(0.05, 0.1),
+                                     ranks=(1, 5), device="cpu", progress=False)
+    result["model"] = "mixfair-r18"
+    return write_results(result, tmp_path / "ident.json")
+
+
 def test_report_of_evaluation_outputs(tmp_path, rng):
     paths = [_instance_file(tmp_path, rng), _pair_file(tmp_path, rng)]
+    paths.append(_identification_file(tmp_path))
     files = write_report(paths, tmp_path / "report", bootstrap=100, seed=0)
     # every extra the evaluations write is used: no figure or interval left out
     assert files.report.notes == []
-    assert len(files.figures) == 2 + 3 * 2 + 2  # pair: 2; per operating point: 3; similarity, ROC
+    # pair: 2; per operating point: 3; similarity, ROC, score distributions; per target FPIR:
+    # the false-positive matrix; CMC, DET
+    assert len(files.figures) == 2 + 3 * 2 + 3 + 2 + 2
+    assert [section.title for section in files.report.sections][-3:] == [
+        "Open-set identification (1:N) at target FPIR 5e-02",
+        "Open-set identification (1:N) at target FPIR 1e-01",
+        "Open-set identification (1:N): CMC and FNIR vs FPIR",
+    ]
 
-    instance, pair = (f.data for f in load_results(paths))
+    instance, pair, identification = (f.data for f in load_results(paths))
     markdown = files.markdown.read_text()
+    first = identification["results"][0]
+    assert f"| FNIR | {fmt_rate(first['fnir'])} |" in markdown
+    african = first["groups"]["African"]
+    assert (f"| African mated / non-mated searches | {african['n_mated']} / "
+            f"{african['n_nonmated']} |") in markdown
+    assert f"| African | {fmt_rate(identification['cmc']['African'][0])} | " in markdown
+    highest = max(NAMES, key=lambda name: first["groups"][name]["fnir"])
+    assert (f"mixfair-r18, 1:N identification at FPIR 5e-02: highest FNIR (rank 1): {highest} "
+            f"({fmt_rate(first['groups'][highest]['fnir'])}, ") in files.report.summary
     for name in NAMES:
         assert f"| {name} | {100 * pair['groups'][name]['accuracy']:.2f} |" in markdown
     bisection = instance["results"][0]
     assert f"| Threshold | {bisection['threshold']:.6f} |" in markdown
     assert f"| Instance TPR mean | {bisection['instance']['tpr_mean']:.4f} | [" in markdown
     assert f"| FDR | {bisection['fairness']['fdr']:.4f} |" in markdown
+    scores = instance["score_distributions"]
+    for name in NAMES:
+        genuine, impostor = scores["genuine"][name], scores["impostor"][name]
+        assert (f"| {name} | {genuine['mean']:.4f} | {genuine['std']:.4f} | {genuine['n']} | "
+                f"{fmt_rate(impostor['mean'])} | {impostor['std']:.4f} | {impostor['n']} | "
+                f"{fmt_rate(scores['shift']['genuine'][name])} | "
+                f"{fmt_rate(scores['shift']['impostor'][name])} |") in markdown
 
 
 def test_figures_of_one_result_are_the_reports_figures(tmp_path, rng):
-    for protocol, data in (("instance", instance_result(rng, "m")), ("pair", pair_result(rng))):
+    for protocol, data in (("instance", instance_result(rng, "m")), ("pair", pair_result(rng)),
+                           ("identification", identification_result(rng))):
         path = write_json(tmp_path / f"{protocol}.json", data)
         report = write_report([path], tmp_path / f"{protocol}_report", bootstrap=0)
         paths = write_figures(data, tmp_path / f"{protocol}_figures", path)

@@ -1,7 +1,7 @@
 """The figure files and their captions."""
 from mfftools.report.figures import FigureWriter
 from mfftools.report.results import ResultFile
-from result_builders import instance_result, pair_result
+from result_builders import identification_result, instance_result, pair_result
 
 
 def _file(data, model):
@@ -28,3 +28,12 @@ def test_similarity_caption_names_results_whose_intra_includes_one_image_identit
     )
     alone = FigureWriter(tmp_path).similarity([_file(counted, "a")])
     assert alone.caption.endswith("other centroids.")
+
+
+def test_det_left_out_with_a_note_for_results_without_its_points(tmp_path, rng):
+    bare = identification_result(rng, extras=False)
+    writer = FigureWriter(tmp_path)
+    figure = writer.det([_file(identification_result(rng), "a"), _file(bare, "b")])
+    assert figure.path == tmp_path / "identification_det.png"
+    assert writer.notes == ["FNIR vs FPIR curves not drawn for b: the result has no 'det' points."]
+    assert FigureWriter(tmp_path).det([_file(bare, "b")]) is None

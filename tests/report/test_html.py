@@ -128,7 +128,8 @@ def test_report_renders_in_chromium(tmp_path, result_files):
     page = _Tables()
     page.feed(dom)
     assert page.body.get("data-probed") == str(len(files.figures))
-    assert len(files.figures) == 7  # pair: accuracy, ROC; instance: means, FMR, rates, similarity, ROC
+    # pair: accuracy, ROC; instance: means, FMR, rates, similarity, ROC, score distributions
+    assert len(files.figures) == 8
     assert [img.get("data-loaded") for img in page.images] == ["yes"] * len(files.figures)
     assert all(img["src"].startswith("data:image/png;base64,") for img in page.images)
 
@@ -150,7 +151,10 @@ def test_report_renders_in_chromium(tmp_path, result_files):
         assert instance["TPR"][2 * k] == f"{entry['tpr']:.4f}"
         assert instance["Instance TPR mean"][2 * k] == f"{entry['instance']['tpr_mean']:.4f}"
         assert instance["Instance TPR std"][2 * k] == f"{entry['instance']['tpr_std']:.4f}"
-        assert instance["Indian TPR mean"][2 * k] == f"{entry['groups']['Indian']['tpr_mean']:.4f}"
+        # Indian's low TPR is marked where per-identity rows allow intervals (model-a)
+        marker = "\u2020" if k == 0 else ""
+        assert instance["Indian TPR mean"][2 * k] == \
+            f"{entry['groups']['Indian']['tpr_mean']:.4f}{marker}"
         assert instance["Instance FPR mean"][2 * k] == f"{entry['instance']['fpr_mean']:.3e}"
     # intervals only where per-identity rows exist (model-a), and they hold the estimate
     low, high = (float(x) for x in instance["Instance TPR mean"][1].strip("[]").split(", "))
@@ -159,6 +163,12 @@ def test_report_renders_in_chromium(tmp_path, result_files):
     fairness = _rows(page.tables["Fairness at FPR 1e-04, bisection"])
     assert fairness["GARBE"] == [f"{a_inst['results'][0]['fairness']['garbe']:.4f}",
                                  f"{b_inst['results'][0]['fairness']['garbe']:.4f}"]
+
+    scores = _rows(page.tables["Score distributions per group"])  # model-a's alone
+    genuine = a_inst["score_distributions"]["genuine"]
+    assert scores["All"][:3] == [f"{genuine['all']['mean']:.4f}", f"{genuine['all']['std']:.4f}",
+                                 str(genuine["all"]["n"])]
+    assert scores["Indian"][6] == f"{a_inst['score_distributions']['shift']['genuine']['Indian']:.4f}"
 
     shot = tmp_path / "report.png"
     _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,4000",

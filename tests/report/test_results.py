@@ -3,9 +3,16 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from mfftools.errors import MfftoolsError
-from mfftools.report.results import fmr_matrix, load_result, load_results, per_identity, roc_curves
+from mfftools.report.results import (
+    det_curves,
+    fmr_matrix,
+    load_result,
+    load_results,
+    per_identity,
+    roc_curves,
+)
 
-from result_builders import instance_result, pair_result, write_json
+from result_builders import identification_result, instance_result, pair_result, write_json
 
 
 def test_model_name_from_field_else_stem_and_duplicates_disambiguated(tmp_path, rng):
@@ -46,10 +53,18 @@ def test_names_given_explicitly_win_and_match_files_however_spelled(tmp_path, rn
          "'similarity.Asian.intra_mean_multi' must be a number"),
         (lambda d: d.update(results=[]), "'results' must be a non-empty list"),
         (lambda d: d.update(group_names="African"), "'group_names' must be a non-empty list"),
+        (lambda d: d["score_distributions"]["genuine"].pop("Asian"),
+         "'score_distributions.genuine.Asian' is missing"),
+        (lambda d: d["score_distributions"]["impostor"]["all"].update(n=None),
+         "'score_distributions.impostor.all.n' must be a number"),
+        (lambda d: d["score_distributions"]["impostor_matrix"]["mean"].pop(),
+         "'score_distributions.impostor_matrix.mean' must be a 4 x 4 list of lists"),
+        (lambda d: d["score_distributions"]["shift"]["impostor"].pop("Indian"),
+         "'score_distributions.shift.impostor.Indian' is missing"),
     ],
 )
 def test_instance_validation_names_file_and_key(tmp_path, rng, edit, message):
-    data = instance_result(rng, extras=False)
+    data = instance_result(rng)
     edit(data)
     path = write_json(tmp_path / "bad.json", data)
     with pytest.raises(MfftoolsError, match="bad.json") as error:
@@ -72,12 +87,73 @@ def test_pair_validation_names_file_and_key(tmp_path, rng, edit, message):
         load_result(write_json(tmp_path / "bad.json", data))
 
 
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.pop("n_nonmated"), "'n_nonmated' is missing"),
+        (lambda d: d.update(ranks=[1, 0]), "'ranks' must be a non-empty list of integers of at "
+         "least 1, not [1, 0]"),
+        (lambda d: d["results"][1].pop("threshold"), "'results[1].threshold' is missing"),
+        (lambda d: d["results"][0].update(fnir=None), "'results[0].fnir' must be a number"),
+        (lambda d: d["results"][0]["groups"]["Indian"].pop("n_mated"),
+         "'results[0].groups.Indian.n_mated' is missing"),
+        (lambda d: d["results"][0]["fairness"].pop("fpir_max_geomean"),
+         "'results[0].fairness.fpir_max_geomean' is missing"),
+        (lambda d: d["results"][0]["false_positive_matrix"][2].append(0),
+         "'results[0].false_positive_matrix' must be a 4 x 4 list of lists"),
+        (lambda d: d["results"][0]["false_positive_matrix"][0].__setitem__(0, -1),
+         "'results[0].false_positive_matrix' must be a 4 x 4 list of lists"),
+        (lambda d: d["cmc"].pop("Asian"), "'cmc.Asian' is missing"),
+        (lambda d: d["cmc"]["all"].pop(), "'cmc.all' must be a list of 3 rates, one per rank"),
+    ],
+)
+def test_identification_validation_names_file_and_key(tmp_path, rng, edit, message):
+    data = identification_result(rng)
+    edit(data)
+    with pytest.raises(MfftoolsError, match="bad.json") as error:
+        load_result(write_json(tmp_path / "bad.json", data))
+    assert message in str(error.value)
+
+
+def test_identification_results_are_named_like_the_others(tmp_path, rng):
+    data = identification_result(rng, "r34")
+    data["results"][0]["groups"]["Asian"]["fpir"] = None  # a group without non-mated searches
+    data["cmc"]["Asian"] = [None] * 3  # ... or without mated ones
+    data["results"][0]["fairness"]["fnir_max_geomean"] = None
+    ident = write_json(tmp_path / "ident.json", data)
+    inst = write_json(tmp_path / "inst.json", instance_result(rng, "r34", extras=False))
+    again = write_json(tmp_path / "again.json", identification_result(rng, "r34"))
+    files = load_results([ident, inst, again])
+    assert [(f.protocol, f.model) for f in files] == [
+        ("identification", "r34 (ident)"), ("instance", "r34"), ("identification", "r34 (again)")]
+    bad = write_json(tmp_path / "other.json", dict(data, protocol="verification"))
+    with pytest.raises(MfftoolsError, match="key 'protocol' must be \"instance\", \"pair\" or "
+                       "\"identification\", not 'verification'"):
+        load_result(bad)
+
+
+def test_det_curves_drop_undefined_points(tmp_path, rng):
+    data = identification_result(rng)
+    result = load_result(write_json(tmp_path / "ident.json", data))
+    curves = det_curves(result)
+    assert list(curves) == ["all"] + data["group_names"]
+    assert_array_equal(curves["Asian"][0], data["det"]["Asian"]["fpir"][1:])
+    assert_array_equal(curves["Asian"][1], data["det"]["Asian"]["fnir"][1:])
+    assert_array_equal(curves["Indian"][1], data["det"]["Indian"]["fnir"])
+    del data["det"]
+    assert det_curves(load_result(write_json(tmp_path / "plain.json", data))) is None
+
+
 def test_undefined_statistics_may_be_null(tmp_path, rng):
     data = pair_result(rng, extras=False)
     data["std"] = data["ser"] = None
     assert load_result(write_json(tmp_path / "pair.json", data)).data["ser"] is None
-    data = instance_result(rng, extras=False)
+    data = instance_result(rng)
     data["results"][0]["fairness"]["fnmr_max_geomean"] = None
+    distributions = data["score_distributions"]
+    distributions["genuine"]["Asian"].update(mean=None, std=None, n=0)  # no genuine pair
+    distributions["shift"]["genuine"]["Asian"] = None
+    distributions["impostor_matrix"]["std"][0][1] = None
     assert load_result(write_json(tmp_path / "inst.json", data)).protocol == "instance"
 
 

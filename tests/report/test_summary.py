@@ -50,3 +50,25 @@ def test_without_intervals_or_a_second_group():
         "m, instance protocol at FPR 1e-04, bisection: fewer than two groups, no gap between "
         "groups."
     )
+
+
+SEARCH = {
+    "target_fpir": 1e-2,
+    "groups": {"G1": {"fnir": 0.05, "fpir": 0.012}, "G2": {"fnir": 0.25, "fpir": 0.008},
+               "G3": {"fnir": 0.1, "fpir": None}},
+}
+IDENTIFICATION = {"protocol": "identification", "group_names": ["G1", "G2", "G3"], "rank": 5,
+                  "results": [SEARCH]}
+
+
+def test_identification_names_the_groups_with_the_highest_rates():
+    searches = _file(IDENTIFICATION, "m")
+    text = summarise([_file(PAIR, "m")], [], {}, [(searches, SEARCH)])
+    assert text == (
+        "m, pair protocol: hardest group by accuracy: G2 (87.00%, 8.00 points below G1). "
+        "m, 1:N identification at FPIR 1e-02: highest FNIR (rank 5): G2 (0.2500, 0.2000 above "
+        "G1); highest FPIR: G1 (0.0120, 0.0040 above G2)."
+    )
+    one = dict(SEARCH, groups={"G1": SEARCH["groups"]["G1"]})
+    assert summarise([], [], {}, [(searches, one)]) == (
+        "m, 1:N identification at FPIR 1e-02: fewer than two groups, no gap between groups.")

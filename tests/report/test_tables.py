@@ -5,9 +5,12 @@ import pytest
 
 from mfftools.report.bootstrap import Interval
 from mfftools.report.results import ResultFile
+from mfftools.report.significance import PermutationTest
 from mfftools.report.tables import (
     Table,
+    cmc_table,
     entries_at,
+    identification_table,
     fairness_table,
     fmt_rate,
     instance_table,
@@ -97,6 +100,32 @@ def test_instance_table_with_and_without_intervals():
     assert rows["Single-image identities"] == ["7", "-"]
 
 
+def test_significance_marks_groups_and_gives_p_values_under_the_instance_rows():
+    intervals = {"m1": {"groups": {"G2": {"tpr_mean": Interval(0.6, 0.75)}}}}
+    significance = {"m1": {
+        "permutation": {"tpr_mean": PermutationTest(0.2, 1 / 1001, 1000),
+                        "fpr_mean": PermutationTest(1e-5, 0.4126, 1000)},
+        "excludes_others": {"G1": {"tpr_mean": False, "fpr_mean": False},
+                            "G2": {"tpr_mean": True, "fpr_mean": False}},
+    }}
+    pairs = [(_file(INSTANCE, "m1"), ENTRY), (_file(INSTANCE, "m2"), ENTRY)]
+    table = instance_table(pairs, intervals, significance)
+    rows = dict(table.rows)
+    assert rows["G2 TPR mean"] == ["0.7000\u2020", "[0.6000, 0.7500]", "0.7000", "-"]
+    assert rows["G2 TPR std"][0] == "0.0500" and rows["G1 TPR mean"][0] == "0.9000"
+    assert rows["G2 FPR mean"][0] == "2.500e-05"
+    assert rows["Permutation p, group TPR means differ"] == ["0.000999", "-", "-", "-"]
+    assert rows["Permutation p, group FPR means differ"] == ["0.413", "-", "-", "-"]
+    assert list(rows)[-2:] == ["Permutation p, group TPR means differ",
+                               "Permutation p, group FPR means differ"]
+    assert "\u2020: the group's 95% CI of the mean excludes the mean over the other groups' " \
+        "identities" in table.note
+    assert "p = (1 + shuffles with a gap at least the observed one) / (1 + shuffles)" in table.note
+    plain = instance_table(pairs, intervals)
+    assert "Permutation p, group TPR means differ" not in dict(plain.rows)
+    assert "\u2020" not in plain.note
+
+
 def test_fairness_and_similarity_tables():
     rows = dict(fairness_table([(_file(INSTANCE, "m1"), ENTRY)]).rows)
     assert rows["FDR"] == ["0.8999"]
@@ -143,12 +172,64 @@ def test_measures_across_groups_over_one_group_are_not_applicable(stored):
     rows = dict(pair_table([_file(pair, "one")]).rows)
     assert rows["STD"] == ["n/a", "-", "-"] and rows["SER"] == ["n/a", "-", "-"]
 
+SEARCH = {
+    "target_fpir": 0.01, "threshold": 0.51234567, "fnir": 0.125, "fpir": 0.0095,
+    "groups": {"G1": {"fnir": 0.05, "fpir": 0.01, "n_mated": 40, "n_nonmated": 100},
+               "G2": {"fnir": 0.2, "fpir": 0.009, "n_mated": 40, "n_nonmated": 100}},
+    "fairness": {"fnir_max_geomean": 2.0, "fpir_max_geomean": 1.0260},
+    "false_positive_matrix": [[1, 0], [0, 1]],
+}
+IDENTIFICATION = {
+    "protocol": "identification", "group_names": ["G1", "G2"], "n_templates": 60, "n_mated": 80,
+    "n_nonmated": 200, "rank": 1, "ranks": [1, 5], "results": [SEARCH],
+    "cmc": {"all": [0.875, 0.95], "G1": [0.95, 1.0], "G2": [0.8, 0.9]},
+}
+
+
+def test_identification_table_at_one_target():
+    one = copy.deepcopy(SEARCH)
+    one["groups"] = {"G1": dict(SEARCH["groups"]["G1"], fnir=0.0)}
+    one["fairness"]["fnir_max_geomean"] = None
+    single = _file(dict(IDENTIFICATION, group_names=["G1"], results=[one], rank=5), "one")
+    table = identification_table([(_file(IDENTIFICATION, "m"), SEARCH), (single, one)])
+    assert table.title == "1:N identification at FPIR 1e-02"
+    rows = dict(table.rows)
+    assert rows["Templates"] == ["60", "60"]
+    assert rows["Non-mated searches"] == ["200", "200"]
+    assert rows["Rank R of FNIR"] == ["1", "5"]
+    assert rows["Threshold"] == ["0.512346", "0.512346"]
+    assert rows["FNIR"] == ["0.1250", "0.1250"] and rows["FPIR"] == ["0.0095", "0.0095"]
+    assert rows["G2 FNIR"] == ["0.2000", "-"]
+    assert rows["G1 FNIR"] == ["0.0500", "0"]
+    assert rows["G2 mated / non-mated searches"] == ["40 / 100", "-"]
+    assert rows["FNIR max/geomean"] == ["2.0000", "n/a"]
+    assert rows["FPIR max/geomean"] == ["1.0260", "n/a"]
+    zero = copy.deepcopy(SEARCH)
+    zero["groups"]["G1"]["fnir"] = 0.0  # the geometric mean is 0: no ratio
+    zero["fairness"]["fnir_max_geomean"] = None
+    assert dict(identification_table([(_file(IDENTIFICATION, "m"), zero)]).rows)[
+        "FNIR max/geomean"] == ["-"]
+
+
+def test_cmc_table_over_every_rank_any_result_reports():
+    other = dict(IDENTIFICATION, ranks=[1, 10], cmc={"all": [0.5, 0.7], "G1": [0.6, 0.8],
+                                                     "G2": [None, None]})
+    table = cmc_table([_file(IDENTIFICATION, "a"), _file(other, "b")])
+    assert table.columns == ["Rank 1", "Rank 5", "Rank 10"]
+    rows = dict(table.rows)
+    assert list(rows) == ["All", "G1", "G2"]
+    assert rows["All"] == ["0.8750", "0.9500", "-", "0.5000", "-", "0.7000"]
+    assert rows["G2"] == ["0.8000", "0.9000", "-", "-", "-", "-"]
+
+
 def test_operating_points_in_order_of_appearance():
     exact = dict(ENTRY, method="exact", target_fpr=1e-4)
     first = _file(dict(INSTANCE, results=[ENTRY]), "m1")
     second = _file(dict(INSTANCE, results=[exact, ENTRY]), "m2")
     assert operating_points([first, second]) == [(1e-5, "bisection"), (1e-4, "exact")]
     assert [r.model for r, _ in entries_at([first, second], (1e-4, "exact"))] == ["m2"]
+    searches = _file(dict(IDENTIFICATION, results=[dict(SEARCH, target_fpir=0.1), SEARCH]), "s")
+    assert operating_points([searches, _file(IDENTIFICATION, "t")]) == [0.1, 0.01]
 
 
 @pytest.mark.parametrize("value, text", [(0, "0"), (0.5, "0.5000"), (1e-3, "0.0010"),

@@ -49,6 +49,9 @@ def test_yaml_then_overrides(tmp_path):
     ("model.head=mixfair", None),
     ("model.type=iresnet", "model.head mixfair needs model.type mixfair"),
     ("eval.best_mode=median", "eval.best_mode must be max or min"),
+    ("eval.identification=true", r"eval.identification needs eval.instance_zip \(1:N "
+     r"identification searches the instance embeddings\)"),
+    ("eval.target_fpir=1e-1", None),
     ("model.arch=r99", r"model.arch must be one of r18, r34, r50, r100, r200, r10-mini \(got 'r99'\)"),
 ])
 def test_bad_values_are_named(tmp_path, override, message):

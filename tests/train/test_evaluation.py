@@ -1,4 +1,5 @@
 """Evaluation settings are checked before the first step; what the evaluations write to the log."""
+import json
 import logging
 import re
 
@@ -7,7 +8,14 @@ import pytest
 from mfftools.errors import MfftoolsError
 from mfftools.train import trainer
 from mfftools.train.checkpoint import epoch_checkpoints
-from mfftools.train.evaluation import BestTracker, instance_fields, pair_fields
+from mfftools.embeddings import open_embeddings
+from mfftools.evaluation.identification import evaluate_identification
+from mfftools.train.evaluation import (
+    BestTracker,
+    identification_fields,
+    instance_fields,
+    pair_fields,
+)
 from mfftools.train.metrics import read_metrics
 
 from trainer_fixtures import small_config, tiny_builder, write_pattern_data
@@ -42,6 +50,52 @@ def test_an_unresolvable_instance_target_fails_before_the_first_step(pattern_dat
     )
     # The run's log says why it stopped.
     assert f"ERROR mfftools.train.metrics: run stopped: {message}\n" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_identification_settings_fail_before_the_first_step(pattern_data, tmp_path, monkeypatch):
+    train_zip, _, instance_zip = pattern_data
+    config = small_config(train_zip, eval__every=1, eval__instance_zip=str(instance_zip),
+                          eval__target_fpr=0.05, eval__identification=True)
+    # Per group, one of the two identities is enrolled: 2 x 3 images of the others are searched.
+    message = _fails_before_the_first_step(config, tmp_path / "target", monkeypatch)
+    assert message == (
+        f"config eval.target_fpir with eval.instance_zip {instance_zip}: target FPIR 0.01 cannot "
+        "be resolved: with 6 non-mated searches the smallest non-zero FPIR is 1/6 = 0.167; use a "
+        "larger target or more searches (e.g. --set eval.target_fpir=0.1)"
+    )
+    config.eval.instance_zip = ""  # a config built in Python is checked too
+    message = _fails_before_the_first_step(config, tmp_path / "zip", monkeypatch)
+    assert message.startswith("config: eval.identification needs eval.instance_zip")
+
+
+def test_identification_during_training(pattern_data, tmp_path, monkeypatch):
+    train_zip, _, instance_zip = pattern_data
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    config = small_config(train_zip, optim__epochs=1, optim__max_steps_per_epoch=1, eval__every=1,
+                          eval__instance_zip=str(instance_zip), eval__target_fpr=0.05,
+                          eval__identification=True, eval__target_fpir=0.2,
+                          eval__best_metric="ident/rank1", eval__flip=False)
+    run = tmp_path / "run"
+    summary = trainer.train(config, run, progress=False)
+    assert summary["best"]["metric"] == "ident/rank1"
+    record = [r for r in read_metrics(run) if r["kind"] == "eval"][0]
+    names = [field.name for field in identification_fields(["G0", "G1"])]
+    assert names == ["ident/threshold", "ident/fnir", "ident/fpir", "ident/rank1",
+                     "ident/fnir_max_geomean", "ident/fpir_max_geomean",
+                     "ident/G0/fnir", "ident/G0/fpir", "ident/G0/rank1",
+                     "ident/G1/fnir", "ident/G1/fpir", "ident/G1/rank1"]
+    assert list(record)[-len(names):] == names
+    # the metrics are ident-eval's numbers on the epoch's instance embeddings, kept as its JSON
+    written = json.loads((run / "eval" / "epoch_0001_identification.json").read_text())
+    expected = evaluate_identification(open_embeddings(run / "eval" / "instance.h5"),
+                                       targets=(0.2,), device="cpu", progress=False)
+    assert written["results"] == json.loads(json.dumps(expected["results"]))
+    entry = expected["results"][0]
+    assert record["ident/fnir"] == entry["fnir"] and record["ident/threshold"] == entry["threshold"]
+    assert record["ident/G1/fpir"] == entry["groups"]["G1"]["fpir"]
+    assert record["ident/rank1"] == expected["cmc"]["all"][0]
+    assert record["ident/G0/rank1"] == expected["cmc"]["G0"][0]
+    assert summary["best"]["value"] == expected["cmc"]["all"][0]
 
 
 def test_an_unknown_best_metric_fails_before_the_first_step(pattern_data, tmp_path, monkeypatch):
