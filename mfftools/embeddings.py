@@ -36,6 +36,9 @@ _COLUMN_DTYPES = {
     "pair_group": np.int64,
 }
 _CHUNK_ROWS = 1024
+# Stored row types; every reader gets float32 rows (float64 rows are rounded to float32 as they
+# are read, as the canonical rows of the protocols are float32).
+STORED_DTYPES = (np.float32, np.float16, np.float64)
 
 
 @dataclass
@@ -75,7 +78,8 @@ class Embeddings:
         with h5py.File(self.path, "r") as handle:
             dataset = handle["embeddings"]
             for first in range(start, stop, block_rows):
-                block = dataset[first : min(first + block_rows, stop)].astype(np.float32)
+                with np.errstate(over="ignore"):  # float64 beyond float32: Inf, refused below
+                    block = dataset[first : min(first + block_rows, stop)].astype(np.float32)
                 _check_rows(block, first, self.path)
                 yield first, block
 
@@ -101,6 +105,18 @@ def _check_rows(block, first_row, path):
 
 def _str(value):
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def plain(value):
+    """An attribute value as a message shows it: `True`, `0.5`, `[112, 112]`, `'African'`,
+    never numpy's `np.True_` or `array([...])`."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
 
 
 def open_embeddings(path, layout=None, allow_incomplete=False):
@@ -129,10 +145,16 @@ def open_embeddings(path, layout=None, allow_incomplete=False):
                 f"{path}: this command needs a {layout!r}-layout embeddings file, "
                 f"this one has layout {file_layout!r}"
             )
+        if "complete" not in attrs and not allow_incomplete:
+            raise MfftoolsError(
+                f"{path}: root attribute 'complete' is missing, so the file was not written by a "
+                "finished mfftools extraction; a file written by other tools must set "
+                "complete=True once all its rows are in (see docs/embeddings-file.md)"
+            )
         if not bool(attrs.get("complete", False)) and not allow_incomplete:
             raise MfftoolsError(
-                f"{path}: the file is incomplete (an extraction was interrupted); "
-                "resume it with `mfftools extract --resume` first"
+                f"{path}: the file is incomplete (complete=False: an extraction was interrupted "
+                "or is still running); resume it with `mfftools extract --resume` first"
             )
         if "group_names" not in attrs:
             raise MfftoolsError(f"{path}: root attribute 'group_names' is missing")
@@ -140,9 +162,9 @@ def open_embeddings(path, layout=None, allow_incomplete=False):
         if "embeddings" not in handle:
             raise MfftoolsError(f"{path}: dataset 'embeddings' is missing")
         dataset = handle["embeddings"]
-        if dataset.ndim != 2 or dataset.dtype not in (np.float32, np.float16):
+        if dataset.ndim != 2 or dataset.dtype not in STORED_DTYPES:
             raise MfftoolsError(
-                f"{path}: dataset 'embeddings' must be [N, D] float32 or float16, "
+                f"{path}: dataset 'embeddings' must be [N, D] float32, float16 or float64, "
                 f"found shape {dataset.shape} {dataset.dtype}"
             )
         n_rows, dim = dataset.shape
@@ -290,8 +312,9 @@ class EmbeddingsWriter:
                 found = handle.attrs.get(key)
                 if found is None or _str(found) != _str(expected):
                     raise MfftoolsError(
-                        f"{path}: cannot resume: attribute {key!r} is {found!r} in the file "
-                        f"but {expected!r} now"
+                        f"{path}: cannot resume: attribute {key!r} is "
+                        f"{'missing' if found is None else plain(found)} in the file "
+                        f"but {plain(expected)} now"
                     )
             layout = _str(handle.attrs["layout"])
             rows = int(handle.attrs["rows_written"])

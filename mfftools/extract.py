@@ -24,7 +24,7 @@ import torch.utils.data
 from tqdm import tqdm
 
 from mfftools.dist import resolve_device
-from mfftools.embeddings import EmbeddingsWriter
+from mfftools.embeddings import EmbeddingsWriter, plain
 from mfftools.errors import MfftoolsError
 
 logger = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ def _open_writer(out_path, source, attrs, kept_pairs, resume, model, device):
                 if str(existing.get(key)) != str(value):
                     raise MfftoolsError(
                         f"{out_path}: already complete, but with {key} = "
-                        f"{existing.get(key)!r}, not {value!r}"
+                        f"{plain(existing.get(key))}, not {plain(value)}"
                     )
             logger.info("%s is already complete; nothing to resume", out_path)
             return None

@@ -421,3 +421,12 @@ def test_resume_after_sigkill_of_a_real_run(tmp_path, caplog):
     assert f"after {partial.n_rows} rows" in caplog.text
     reference = extract(archive, out_path=tmp_path / "ref.h5", **options)
     _assert_same_file(open_embeddings(out), open_embeddings(reference))
+
+
+def test_a_complete_file_made_with_other_options_names_them_plainly(tmp_path, tiny_model):
+    options = dict(out_path=tmp_path / "e.h5", model=tiny_model, batch_size=2, workers=0,
+                   device="cpu", progress=False)
+    extract(noise_source(4), **options)
+    with pytest.raises(MfftoolsError) as error:
+        extract(noise_source(4), resume=True, flip=False, **options)
+    assert str(error.value) == f"{tmp_path / 'e.h5'}: already complete, but with flip = True, not False"
