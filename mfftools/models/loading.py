@@ -29,6 +29,9 @@ MODEL_TYPES = ("iresnet", "mixfair")
 _STRIPPED_PREFIXES = ("module.", "model.")
 _BLOCK_KEY = re.compile(r"^(?:encoder\.)?layer([1-4])\.(\d+)\.")
 _LISTED_KEYS = 10
+# How torch's restricted unpickler names a global it refused.
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_UNPICKLER_DETAIL = "WeightsUnpickler error:"
 
 
 @dataclass(frozen=True)
@@ -93,14 +96,7 @@ def load_model(path, arch=None):
         raise MfftoolsError(f"{path}: checkpoint not found")
     if arch is not None and arch not in ARCHS:
         raise MfftoolsError(f"unknown arch {arch!r}: use one of {', '.join(ARCHS)}")
-    try:
-        with torch.serialization.safe_globals(_numpy_globals()):
-            content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for unreadable or unsafe pickles
-        raise MfftoolsError(
-            f"{path}: cannot read as a PyTorch checkpoint of weights "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
-        ) from error
+    content = _load_weights(path)
     state_dict, checkpoint_format, declared = _unwrap(content, path)
     state_dict = _strip_prefixes(state_dict)
     model_type = _model_type(state_dict, path)
@@ -130,6 +126,32 @@ def load_model(path, arch=None):
     )
     logger.info("loaded %s (%s checkpoint) from %s", info.name, checkpoint_format, path)
     return model, info
+
+
+def _load_weights(path):
+    """torch.load with weights_only=True, its refusals turned into mfftools errors.
+
+    torch's own message for a refused object advises loading with weights_only=False, which
+    would run whatever code the file holds: that advice is never passed on.
+    """
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for unreadable files
+        text = str(error)
+        refused = _REFUSED_GLOBAL.findall(text)
+        if refused:
+            raise MfftoolsError(
+                f"{path}: the file holds Python objects ({', '.join(dict.fromkeys(refused))}) "
+                "that mfftools refuses to unpickle, as unpickling them could run any code; save "
+                "the weights alone, e.g. torch.save(model.state_dict(), path), and pass that file"
+            ) from None
+        # Only the restricted unpickler's own finding, after its general advice.
+        detail = text.split(_UNPICKLER_DETAIL, 1)[-1].strip().splitlines()
+        raise MfftoolsError(
+            f"{path}: cannot read as a PyTorch checkpoint of weights "
+            f"({type(error).__name__}: {detail[0] if detail else 'no detail'})"
+        ) from None
 
 
 def _is_state_dict(value):
