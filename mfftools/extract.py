@@ -37,6 +37,17 @@ MAX_LISTED_SKIPPED = 500
 _NOT_COMPARED = ("checkpoint", "skipped_images")
 
 
+@dataclass(frozen=True)
+class ExtractionReport:
+    """What one extraction call did: the file, the rows it holds, and the rows it held before
+    (those of an interrupted run that was resumed; all of them when it was already complete)."""
+
+    path: Path
+    rows: int
+    rows_before: int = 0
+    already_complete: bool = False
+
+
 @dataclass
 class ExtractionSource:
     """Images to embed: `dataset` item k -> (image [3, 112, 112] or None, k), plus row labels.
@@ -231,7 +242,7 @@ def _open_writer(out_path, source, attrs, kept_pairs, resume, model, device):
                         f"{out_path}: already complete, but with {key} = "
                         f"{plain(existing.get(key))}, not {plain(value)}"
                     )
-            logger.info("%s is already complete; nothing to resume", out_path)
+            logger.debug("%s is already complete; nothing to resume", out_path)
             return None
         return EmbeddingsWriter.resume(out_path, expected_attrs=expected)
     if resume:
@@ -267,10 +278,19 @@ def _embedding_dim(model, device):
         return int(model(torch.zeros(1, 3, 112, 112, device=device)).shape[1])
 
 
-def extract(source, model_path=None, out_path=None, *, model=None, arch=None, batch_size=128,
-            workers=2, device="auto", flip=True, amp=False, skip_bad_images=False, resume=False,
-            progress=True):
-    """Embed every image of `source` and write the embeddings file `out_path`; returns its Path.
+def extract(source, model_path=None, out_path=None, **options):
+    """Embed every image of `source` into the embeddings file `out_path`; returns its Path.
+
+    The arguments are those of `run_extraction`, which also says what the call did.
+    """
+    return run_extraction(source, model_path, out_path, **options).path
+
+
+def run_extraction(source, model_path=None, out_path=None, *, model=None, arch=None,
+                   batch_size=128, workers=2, device="auto", flip=True, amp=False,
+                   skip_bad_images=False, resume=False, progress=True):
+    """Embed every image of `source` and write the embeddings file `out_path`; returns an
+    ExtractionReport.
 
     source: an RFW instance zip (images layout), a folder of `<Group>_test.bin` (pairs layout),
         or an `ExtractionSource`.
@@ -315,18 +335,31 @@ def extract(source, model_path=None, out_path=None, *, model=None, arch=None, ba
     try:
         writer = _open_writer(out_path, source, attrs, kept_pairs, resume, model, device)
         if writer is None:
-            return out_path
+            return ExtractionReport(out_path, len(rows), len(rows), already_complete=True)
         with writer:
-            if writer.rows_written and writer.last_source_index != rows[writer.rows_written - 1]:
+            rows_before = writer.rows_written
+            if rows_before and writer.last_source_index != rows[rows_before - 1]:
                 raise MfftoolsError(
-                    f"{out_path}: cannot resume: row {writer.rows_written - 1} came from source "
-                    f"row {writer.last_source_index}, expected {rows[writer.rows_written - 1]}"
+                    f"{out_path}: cannot resume: row {rows_before - 1} came from source "
+                    f"row {writer.last_source_index}, expected {rows[rows_before - 1]}"
                 )
             _run(model, source, rows, writer, device, batch_size, workers, flip, use_amp, progress)
     finally:
         model.train(was_training)
-    logger.info("wrote %d embeddings to %s", len(rows), out_path)
-    return out_path
+    logger.debug("wrote %d embeddings to %s", len(rows) - rows_before, out_path)
+    return ExtractionReport(out_path, len(rows), rows_before)
+
+
+def interrupted_progress(out_path):
+    """(rows written, rows expected) of an extraction file left incomplete, or None when there is
+    no such file (interrupted before the file was created, or it is complete)."""
+    out_path = Path(out_path)
+    if not out_path.is_file():
+        return None
+    attrs = _root_attrs(out_path)
+    if bool(attrs.get("complete", True)):
+        return None
+    return int(attrs.get("rows_written", 0)), int(attrs.get("n_rows_expected", 0))
 
 
 def _run(model, source, rows, writer, device, batch_size, workers, flip, use_amp, progress):

@@ -1,10 +1,13 @@
 """`mfftools extract`: a model's embeddings of an RFW zip or a folder of .bin files, to HDF5."""
+import sys
 from pathlib import Path
 
 import click
 
 # The names of mfftools.models.iresnet.ARCHS, without importing torch for --help.
 ARCHS = ("r10-mini", "r18", "r34", "r50", "r100", "r200")
+# A shell's exit status for a command stopped by Ctrl-C (128 + SIGINT).
+INTERRUPTED_EXIT_CODE = 130
 
 
 @click.command("extract")
@@ -39,19 +42,32 @@ def command(source, model_path, arch, out_path, batch_size, workers, device, no_
     Embeddings are f(x) + f(mirrored x) unless --no-flip.
     """
     from mfftools.embeddings import open_embeddings
-    from mfftools.extract import extract
+    from mfftools.extract import run_extraction
 
-    path = extract(
-        source, model_path, out_path, arch=arch, batch_size=batch_size, workers=workers,
-        device=device, flip=not no_flip, amp=amp, skip_bad_images=skip_bad_images,
-        resume=resume, progress=not no_progress,
-    )
-    written = open_embeddings(path)
+    try:
+        report = run_extraction(
+            source, model_path, out_path, arch=arch, batch_size=batch_size, workers=workers,
+            device=device, flip=not no_flip, amp=amp, skip_bad_images=skip_bad_images,
+            resume=resume, progress=not no_progress,
+        )
+    except KeyboardInterrupt:
+        click.echo(_interrupted(out_path), err=True)
+        sys.exit(INTERRUPTED_EXIT_CODE)
+    written = open_embeddings(report.path)
     attrs = written.attrs
-    click.echo(
-        f"wrote {written.n_rows} embeddings of dim {written.dim} ({written.layout} layout, "
-        f"groups {', '.join(written.group_names)}) to {path}"
+    content = (
+        f"{written.n_rows} embeddings of dim {written.dim} ({written.layout} layout, "
+        f"groups {', '.join(written.group_names)})"
     )
+    if report.already_complete:
+        click.echo(f"{report.path} is already complete: {content}; nothing to resume")
+    elif report.rows_before:
+        click.echo(
+            f"resumed after {report.rows_before} rows: wrote "
+            f"{report.rows - report.rows_before} more, {content} in {report.path}"
+        )
+    else:
+        click.echo(f"wrote {content} to {report.path}")
     click.echo(
         f"model {attrs['model']} (sha256 {attrs['checkpoint_sha256'][:12]}), "
         f"flip {'on' if attrs['flip'] else 'off'}, amp {'on' if attrs['amp'] else 'off'}"
@@ -67,3 +83,16 @@ def command(source, model_path, arch, out_path, batch_size, workers, device, no_
             click.echo(f"  {name}")
         if len(names) < skipped:
             click.echo(f"  ... and {skipped - len(names)} more (see the log)")
+
+
+def _interrupted(out_path):
+    from mfftools.extract import interrupted_progress
+
+    progress = interrupted_progress(out_path)
+    if progress is None:
+        return f"interrupted before any embedding was written to {out_path}; nothing to resume"
+    written, expected = progress
+    return (
+        f"interrupted: {out_path} holds {written} of {expected} embeddings; run the same "
+        "command with --resume to continue where it stopped"
+    )
