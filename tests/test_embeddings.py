@@ -211,3 +211,31 @@ def test_a_float64_file_evaluates_as_its_float32_rounding(tmp_path, rng):
         results.append(json.loads(out.read_text()))
         assert results[-1].pop("source") == str(path)
     assert results[0] == results[1]
+
+
+def test_identity_names_and_folds_round_trip(tmp_path, rng):
+    emb = rng.normal(size=(6, 4)).astype(np.float32)
+    identity, group = _labels(6)
+    with EmbeddingsWriter.create(tmp_path / "i.h5", layout="images", dim=4, group_names=GROUPS,
+                                 optional_columns=("identity_name",)) as writer:
+        writer.append(emb, identity=identity, group=group, path=[f"p{k}" for k in range(6)],
+                      identity_name=["ann", "ann", "ann", "bob", "bob", "bob"])
+    loaded = open_embeddings(tmp_path / "i.h5")
+    assert list(loaded.identity_names) == ["ann"] * 3 + ["bob"] * 3
+    with EmbeddingsWriter.create(
+            tmp_path / "p.h5", layout="pairs", dim=4, group_names=GROUPS,
+            pairs={"issame": [True, False, True], "pair_group": [0, 0, 1], "fold": [0, 1, 1]},
+    ) as writer:
+        writer.append(emb)
+    pairs = open_embeddings(tmp_path / "p.h5")
+    np.testing.assert_array_equal(pairs.fold, [0, 1, 1])
+    assert open_embeddings(write_pairs_file(tmp_path / "n.h5", emb, np.array([True, False, True]),
+                                            np.zeros(3, int), GROUPS)).fold is None
+    with h5py.File(tmp_path / "p.h5", "r+") as handle:
+        handle["fold"][1] = -1
+    with pytest.raises(MfftoolsError, match="dataset 'fold' must hold fold indices 0, 1, ..."):
+        open_embeddings(tmp_path / "p.h5")
+    with pytest.raises(ValueError, match="no optional columns"):
+        EmbeddingsWriter.create(tmp_path / "x.h5", layout="pairs", dim=4, group_names=GROUPS,
+                                pairs={"issame": [True], "pair_group": [0]},
+                                optional_columns=("identity_name",))
