@@ -102,7 +102,7 @@ def test_user_errors_are_one_line_messages(tmp_path, checkpoint):
 
 
 def test_arch_choices_are_the_model_family():
-    from mfftools.cli.extract import ARCHS
+    from mfftools.cli.options import ARCHS
     from mfftools.models.iresnet import ARCHS as MODEL_ARCHS
 
     assert set(ARCHS) == set(MODEL_ARCHS)

@@ -82,7 +82,8 @@ def test_people_lists_count_images(synth_dir):
 
 def test_pair_bins_have_ten_balanced_folds(synth_dir):
     _, summary = synth_dir
-    dataset = PairBinFolder(summary.bin_folder, group_names=summary.group_names)
+    dataset = PairBinFolder(summary.bin_folder)
+    assert dataset.group_names == summary.group_names
     assert dataset.n_rows == 2 * 20 * 4
     for group_index, group in enumerate(summary.group_names):
         issame = dataset.issame[dataset.pair_group == group_index]
