@@ -1,0 +1,21 @@
+"""Sizes of the synthetic data sets, apart from the generator so that `mfftools synth --help`
+needs no numerical library."""
+
+DEFAULTS = {
+    "identities_per_group": 25,
+    "images_per_identity": 3.3,
+    "max_images_per_identity": 8,
+    "pairs_per_group": 200,
+    "train_identities_per_group": 40,
+    "train_images_per_identity": 10,
+    "faces_identities_per_group": 5,
+    "faces_images_per_identity": 3,
+    "faces_pairs_per_group": 40,
+}
+# About RFW's size: 3,000 identities and 10,000 images per group, 6,000 pairs per group.
+RFW_SCALE = {
+    "identities_per_group": 3000,
+    "images_per_identity": 3.35,
+    "max_images_per_identity": 30,
+    "pairs_per_group": 6000,
+}
