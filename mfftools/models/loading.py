@@ -106,7 +106,9 @@ def load_model(path, arch=None):
             f"but its weights are those of a {model_type!r} model"
         )
     arch = _resolve_arch(state_dict, path, arch, declared.get("arch"))
-    # Built on the meta device (no initialisation to pay for), then given the loaded tensors.
+    # Built on the meta device (no memory to fill), uninitialised (initialising meta tensors
+    # goes through torch's Python reference kernels, whose first use imports torch._dynamo:
+    # seconds of start-up), then given the loaded tensors.
     with torch.device("meta"):
         model, num_classes = _build(model_type, arch, state_dict)
     _check_keys(model, state_dict, path)
@@ -235,10 +237,10 @@ def _build(model_type, arch, state_dict):
     if model_type == "iresnet":
         fc = state_dict.get("fc.weight")
         num_features = fc.shape[0] if fc is not None and fc.ndim == 2 else 512
-        return iresnet(arch, num_features=num_features), None
+        return iresnet(arch, num_features=num_features, init_weights=False), None
     product = state_dict.get("product.weight")
     num_classes = product.shape[0] if product is not None and product.ndim == 2 else None
-    return MixFairFaceNet(arch, num_classes=num_classes), num_classes
+    return MixFairFaceNet(arch, num_classes=num_classes, init_weights=False), num_classes
 
 
 def _listed(keys):

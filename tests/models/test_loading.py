@@ -198,3 +198,26 @@ def test_weights_sha256_follows_the_values():
     with torch.no_grad():
         model.bias[0] += 1
     assert weights_sha256(model) != before
+
+
+LOAD_IN_A_FRESH_PROCESS = """
+import sys
+from mfftools.models.loading import load_model
+for path in sys.argv[1:]:
+    load_model(path)
+print("torch._dynamo" in sys.modules)
+"""
+
+
+def test_loading_stays_clear_of_torch_dynamo(tmp_path, iresnet_state, mixfair_state):
+    """Initialising a network on the meta device would import torch._dynamo: seconds of
+    start-up for every extraction. Networks are built for loading without initialisation."""
+    import os
+    import subprocess
+    import sys
+
+    paths = [_save(tmp_path, iresnet_state, "a.pth"), _save(tmp_path, mixfair_state, "b.pth")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, *map(str, paths)],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "False"
