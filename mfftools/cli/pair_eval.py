@@ -43,53 +43,21 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
     """
     import h5py
 
-    from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.pair import evaluate_pairs
     from mfftools.files import write_results
 
     embeddings_files = [path for path in sources if path.is_file() and h5py.is_hdf5(path)]
     if embeddings_files:
-        if len(sources) > 1:
-            raise MfftoolsError(
-                f"{embeddings_files[0]} is an embeddings file: evaluate it alone, not with "
-                "other sources"
-            )
         given = [option for option, value in (
             ("--model", model_path), ("--save", save), ("--image-root", image_root),
             ("--columns", columns)) if value is not None]
-        if given:
-            raise MfftoolsError(
-                f"{sources[0]} is an embeddings file: {', '.join(given)} "
-                f"{'applies' if len(given) == 1 else 'apply'} only to images to extract "
-                "(.bin files, folders of them, a pair list)"
-            )
-        embeddings = open_embeddings(sources[0], layout="pairs")
-        results = evaluate_pairs(embeddings, groups=groups)
+        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups)
     else:
-        if model_path is None:
-            raise MfftoolsError(
-                f"{', '.join(map(str, sources))}: give --model to extract the embeddings of "
-                "these images, or pass a pairs-layout embeddings file instead"
-            )
-        from mfftools.extract import extract
-        from mfftools.sources import open_pair_sources
-
-        source = open_pair_sources(sources, source_settings(image_root, columns, groups=groups))
-        if source.layout != "pairs":
-            raise MfftoolsError(
-                f"{sources[0]} is a manifest of images (the instance protocol's input: use "
-                "extract and inst-eval); pair-eval needs pairs: .bin files, folders of them, or "
-                "a pair list"
-            )
         extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
                           device=device, flip=not no_flip, amp=amp,
                           preprocessing=preprocessing(input_size, input_mean, input_std, bgr))
-        with _extraction_target(save) as out_path:
-            embeddings = open_embeddings(
-                extract(source, model_path, out_path, **extraction), layout="pairs"
-            )
-            results = evaluate_pairs(embeddings)
-        results["source"] = ", ".join(map(str, sources))
+        settings = source_settings(image_root, columns, groups=groups)
+        results, embeddings = _extract_and_evaluate(sources, model_path, settings, extraction,
+                                                    save)
     model = name or embeddings.model_name
     if model is not None:
         results["model"] = model
@@ -101,6 +69,54 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
 
         for path in write_pair_plots(results, plots_dir):
             click.echo(f"figure written to {path}")
+
+
+def _evaluate_file(sources, path, given, groups):
+    """(results, embeddings) of a pairs-layout embeddings file given alone, without the options
+    that concern extraction (`given`)."""
+    from mfftools.embeddings import open_embeddings
+    from mfftools.evaluation.pair import evaluate_pairs
+
+    if len(sources) > 1:
+        raise MfftoolsError(
+            f"{path} is an embeddings file: evaluate it alone, not with other sources"
+        )
+    if given:
+        raise MfftoolsError(
+            f"{path} is an embeddings file: {', '.join(given)} "
+            f"{'applies' if len(given) == 1 else 'apply'} only to images to extract "
+            "(.bin files, folders of them, a pair list)"
+        )
+    embeddings = open_embeddings(path, layout="pairs")
+    return evaluate_pairs(embeddings, groups=groups), embeddings
+
+
+def _extract_and_evaluate(sources, model_path, settings, extraction, save):
+    """(results, embeddings) of images extracted with the model into `save` or a temporary
+    file."""
+    from mfftools.embeddings import open_embeddings
+    from mfftools.evaluation.pair import evaluate_pairs
+    from mfftools.extract import extract
+    from mfftools.sources import open_pair_sources
+
+    if model_path is None:
+        raise MfftoolsError(
+            f"{', '.join(map(str, sources))}: give --model to extract the embeddings of "
+            "these images, or pass a pairs-layout embeddings file instead"
+        )
+    source = open_pair_sources(sources, settings)
+    if source.layout != "pairs":
+        raise MfftoolsError(
+            f"{sources[0]} is a manifest of images (the instance protocol's input: use "
+            "extract and inst-eval); pair-eval needs pairs: .bin files, folders of them, or "
+            "a pair list"
+        )
+    with _extraction_target(save) as out_path:
+        embeddings = open_embeddings(extract(source, model_path, out_path, **extraction),
+                                     layout="pairs")
+        results = evaluate_pairs(embeddings)
+    results["source"] = ", ".join(map(str, sources))
+    return results, embeddings
 
 
 @contextmanager
