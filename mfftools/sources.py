@@ -121,7 +121,8 @@ def open_source(path, options=SourceOptions()):
     if path.is_dir():
         from mfftools.data.folder_tree import read_folder_tree
 
-        _refuse(options, ("image_root", "group_by", "columns", "groups"), f"{path} is a folder tree")
+        _refuse(options, ("image_root", "group_by", "columns", "groups"),
+                f"{path} is a folder tree")
         return ExtractionSource.of_images(read_folder_tree(path), description)
     if is_table(path):
         return _open_table(path, options, description)

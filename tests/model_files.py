@@ -23,7 +23,9 @@ def export_onnx(model, path, batch=None, size=(112, 112), output_names=("embeddi
     """torch.onnx.export (the TorchScript-based exporter, which works offline): a dynamic batch
     dimension, or a fixed batch of `batch` images."""
     example = torch.zeros(batch or 2, 3, *size)
-    dynamic = None if batch else {"input": {0: "batch"}, **{name: {0: "batch"} for name in output_names}}
+    dynamic = None
+    if batch is None:
+        dynamic = {name: {0: "batch"} for name in ("input", *output_names)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notice that a newer one exists
         torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"],

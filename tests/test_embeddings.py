@@ -185,9 +185,12 @@ def test_resume_mismatch_shows_plain_values(tmp_path):
     writer.close()
     with pytest.raises(MfftoolsError) as error:
         EmbeddingsWriter.resume(tmp_path / "e.h5", expected_attrs={"flip": False})
-    assert str(error.value).endswith("cannot resume: attribute 'flip' is True in the file but False now")
-    with pytest.raises(MfftoolsError, match=r"'input_size' is \[112, 112\] in the file but \[96, 96\] now"):
-        EmbeddingsWriter.resume(tmp_path / "e.h5", expected_attrs={"input_size": np.array([96, 96])})
+    assert str(error.value).endswith(
+        "cannot resume: attribute 'flip' is True in the file but False now")
+    with pytest.raises(MfftoolsError,
+                       match=r"'input_size' is \[112, 112\] in the file but \[96, 96\] now"):
+        EmbeddingsWriter.resume(tmp_path / "e.h5",
+                                expected_attrs={"input_size": np.array([96, 96])})
     with pytest.raises(MfftoolsError, match="'model' is missing in the file but 'onnx' now"):
         EmbeddingsWriter.resume(tmp_path / "e.h5", expected_attrs={"model": "onnx"})
 

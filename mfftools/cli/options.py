@@ -50,7 +50,8 @@ def model_options(required):
                      "backbone.pth, a MixFairFace state_dict), a TorchScript archive, or an "
                      "ONNX model."),
         click.option("--arch", type=click.Choice(ARCHS),
-                     help="A checkpoint's IResNet depth; inferred from its weights when not given."),
+                     help="A checkpoint's IResNet depth; inferred from its weights when not "
+                     "given."),
         click.option("--output", "output_name", metavar="NAME",
                      help="The output holding the embedding, for an ONNX model with several."),
         click.option("--input-size", callback=_size, metavar="N|HxW",

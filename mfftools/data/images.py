@@ -124,7 +124,8 @@ class EncodedImages(torch.utils.data.Dataset):
         return self.image_name(index)
 
     def __getitem__(self, index):
-        return decode_or_skip(self.encoded(index), self.describe(index), self.skip_bad_images), index
+        image = decode_or_skip(self.encoded(index), self.describe(index), self.skip_bad_images)
+        return image, index
 
 
 def collate_skipping_bad(batch):

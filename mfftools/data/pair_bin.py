@@ -1,8 +1,8 @@
 """insightface `.bin` pair files (PROTOCOLS 1.3, 1.5), read with a restricted unpickler.
 
 RFW's `<Group>_test.bin` and insightface's verification sets (`lfw.bin`, `cfp_fp.bin`,
-`agedb_30.bin`, ...) are each a pickle of `(bins, issame)`: `bins` 2P encoded images (pair k is items 2k
-and 2k+1), `issame` P booleans. Pickle runs code on load, so only what such a file needs is
+`agedb_30.bin`, ...) are each a pickle of `(bins, issame)`: `bins` 2P encoded images (pair k is
+items 2k and 2k+1), `issame` P booleans. Pickle runs code on load, so only what such a file needs is
 allowed: lists, tuples, bytes, bools and numpy bool arrays (plus `_codecs.encode(text, "latin1")`,
 the way protocol-2 pickles spell bytes). Anything else is refused before it is built.
 """
@@ -154,7 +154,9 @@ def bin_files(folder):
     """[(set name, file)] of the .bin files of a folder, sorted by name."""
     named = sorted((bin_set_name(file), file) for file in Path(folder).glob("*.bin"))
     if not named:
-        raise MfftoolsError(f"{folder}: no .bin pair files (such as <Group>{BIN_SUFFIX} or lfw.bin)")
+        raise MfftoolsError(
+            f"{folder}: no .bin pair files (such as <Group>{BIN_SUFFIX} or lfw.bin)"
+        )
     return named
 
 

@@ -69,7 +69,8 @@ class OnnxEmbedder:
         self.output_name = self._choose_output(output)
         logger.info(
             "%s: input %r %s (%s), output %r, providers %s", self.path, self.input_name,
-            self.input_shape, self.layout, self.output_name, ", ".join(self.session.get_providers()),
+            self.input_shape, self.layout, self.output_name,
+            ", ".join(self.session.get_providers()),
         )
 
     def _choose_input(self):

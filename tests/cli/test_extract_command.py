@@ -91,11 +91,13 @@ def test_skip_bad_images_lists_them(tmp_path, checkpoint):
 def test_user_errors_are_one_line_messages(tmp_path, checkpoint):
     archive = _rfw_zip(tmp_path / "val.zip", bad=("m.X_0001.jpg",))
     out = tmp_path / "emb.h5"
-    bad_image = _run(archive, "--model", checkpoint[0], "--out", out, "--workers", 0, "--device", "cpu")
+    bad_image = _run(archive, "--model", checkpoint[0], "--out", out, "--workers", 0,
+                     "--device", "cpu")
     assert bad_image.exit_code == 1
     assert "Error: cannot decode image" in bad_image.output and "m.X_0001.jpg" in bad_image.output
     assert "Traceback" not in bad_image.output
-    wrong_arch = _run(archive, "--model", checkpoint[0], "--out", out, "--arch", "r50", "--device", "cpu")
+    wrong_arch = _run(archive, "--model", checkpoint[0], "--out", out, "--arch", "r50",
+                      "--device", "cpu")
     assert wrong_arch.exit_code == 1 and "--arch says r50" in wrong_arch.output
     no_model = _run(archive, "--out", out)
     assert no_model.exit_code == 2 and "--model" in no_model.output

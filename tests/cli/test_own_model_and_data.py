@@ -69,7 +69,8 @@ def test_folder_tree_and_group_by_give_the_eight_subgroups(tmp_path, data, model
     by_columns = run("extract", data / "faces.csv", "--group-by", "ethnicity,gender", "--model",
                      models["onnx"], "--out", tmp_path / "g.h5", *FAST)
     assert by_columns.exit_code == 0, by_columns.output
-    from_tree, from_manifest = open_embeddings(tmp_path / "t.h5"), open_embeddings(tmp_path / "g.h5")
+    from_tree = open_embeddings(tmp_path / "t.h5")
+    from_manifest = open_embeddings(tmp_path / "g.h5")
     assert from_tree.group_names == from_manifest.group_names == SUBGROUPS
     np.testing.assert_array_equal(from_tree.group, from_manifest.group)
     np.testing.assert_array_equal(from_tree.read(), from_manifest.read())

@@ -45,7 +45,8 @@ def test_columns_map_other_names(tmp_path):
     write_images(tmp_path, ["f.png", "g.png"])
     manifest = tmp_path / "m.csv"
     manifest.write_text("file,subject,race\nf.png,1,A\ng.png,2,B\n")
-    read = read_manifest(manifest, columns=parse_column_map("path=file, identity=subject,group=race"))
+    columns = parse_column_map("path=file, identity=subject,group=race")
+    read = read_manifest(manifest, columns=columns)
     assert read.identity_names == ["1", "2"] and read.group_names == ["A", "B"]
 
 

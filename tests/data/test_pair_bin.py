@@ -119,7 +119,8 @@ def test_folder_groups_select_and_a_missing_one_is_named(tmp_path):
     assert PairBinFolder(tmp_path / "bins", groups=["Indian"]).group_names == ["Indian"]
     with pytest.raises(MfftoolsError) as error:
         PairBinFolder(tmp_path / "bins", groups=["African", "Caucasian"])
-    assert str(error.value) == f"{tmp_path / 'bins'}: no group Caucasian (it holds African, Asian, Indian)"
+    assert str(error.value) == (
+        f"{tmp_path / 'bins'}: no group Caucasian (it holds African, Asian, Indian)")
 
 
 def test_verification_sets_are_named_by_their_stem(tmp_path):
