@@ -23,7 +23,6 @@ from mfftools.models.loading import file_sha256, weights_sha256
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("checkpoint", "torchscript", "onnx")
 # An ONNX ModelProto serialised by protobuf begins with field 1 (ir_version), a varint: 0x08.
 _ONNX_FIRST_BYTE = b"\x08"
 _IRESNET_INPUT = (112, 112)
