@@ -6,7 +6,10 @@ checkpoint, then measures images/s of
   f(x) + f(flip x) as extraction computes it;
 - extract: zip -> decoding workers -> model -> HDF5 file, end to end (checkpoint loading and
   worker start-up included) and in steady state (first to last written batch).
-A ratio near 1 means decoding and writing are hidden behind the model.
+A ratio near 1 means decoding and writing are hidden behind the model. The fixed start-up is
+the end-to-end time less the time the images take at the steady rate: loading the model,
+starting the workers, the first batch's latency and the first forward pass's one-time costs.
+It does not depend on the machine's load as the rates do.
 
 Full runs: `python benchmarks/bench_extract.py` (CPU, r18) and
 `python benchmarks/bench_extract.py --device cuda --arch r50` (run from the checkout with
@@ -107,7 +110,8 @@ class _WriteTimes(logging.Handler):
 
 
 def extract_rates(zip_path, checkpoint, out_path, device, batch_size, workers, amp):
-    """(end-to-end images/s, steady-state images/s, images) of one extract run."""
+    """(end-to-end images/s, steady-state images/s, images, fixed start-up seconds) of one
+    extract run."""
     handler = _WriteTimes()
     logger = logging.getLogger("mfftools.extract")
     logger.addHandler(handler)
@@ -121,9 +125,9 @@ def extract_rates(zip_path, checkpoint, out_path, device, batch_size, workers, a
         logger.removeHandler(handler)
     n_images = handler.rows[-1]
     if len(handler.times) < 2:
-        return n_images / total, n_images / total, n_images
+        return n_images / total, n_images / total, n_images, 0.0
     steady = (n_images - handler.rows[0]) / (handler.times[-1] - handler.times[0])
-    return n_images / total, steady, n_images
+    return n_images / total, steady, n_images, total - n_images / steady
 
 
 def machine(device):
@@ -167,7 +171,7 @@ def main():
         model = write_checkpoint(folder / "backbone.pth", args.arch)
         # The bare forward is timed before and after extraction, against drifting machine load.
         bare_before = bare_forward_rate(model, device, batch_size, n_images, amp)
-        end_to_end, steady, extracted = extract_rates(
+        end_to_end, steady, extracted, startup = extract_rates(
             zip_path, folder / "backbone.pth", folder / "emb.h5", device, batch_size, workers, amp,
         )
         bare_after = bare_forward_rate(model, device, batch_size, n_images, amp)
@@ -180,6 +184,7 @@ def main():
     print(f"{'bare forward':<24} {bare:>10.1f} {1.0:>7.2f}   (before {bare_before:.1f}, after {bare_after:.1f})")
     print(f"{'extract (steady state)':<24} {steady:>10.1f} {steady / bare:>7.2f}")
     print(f"{'extract (end to end)':<24} {end_to_end:>10.1f} {end_to_end / bare:>7.2f}")
+    print(f"fixed start-up: {startup:.1f} s (end to end less the images at the steady rate)")
 
 
 if __name__ == "__main__":

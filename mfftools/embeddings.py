@@ -26,16 +26,24 @@ ROW_COLUMNS = {
     "images": ("identity", "group", "path", "source_index"),
     "pairs": ("source_index",),
 }
+# Per-row columns a file may have, by layout: a writer has those it was created with.
+OPTIONAL_ROW_COLUMNS = {"images": ("identity_name",), "pairs": ()}
 PAIR_COLUMNS = ("issame", "pair_group")
+OPTIONAL_PAIR_COLUMNS = ("fold",)
 _COLUMN_DTYPES = {
     "identity": np.int64,
     "group": np.int64,
     "source_index": np.int64,
     "path": h5py.string_dtype("utf-8"),
+    "identity_name": h5py.string_dtype("utf-8"),
     "issame": np.bool_,
     "pair_group": np.int64,
+    "fold": np.int64,
 }
 _CHUNK_ROWS = 1024
+# Stored row types; every reader gets float32 rows (float64 rows are rounded to float32 as they
+# are read, as the canonical rows of the protocols are float32).
+STORED_DTYPES = (np.float32, np.float16, np.float64)
 
 
 @dataclass
@@ -43,7 +51,8 @@ class Embeddings:
     """A validated embeddings file; labels in memory, embedding rows read on demand.
 
     `identity`/`group` (images layout) and `issame`/`pair_group` (pairs layout) are numpy arrays;
-    the others are None.
+    the others are None. Optional: `image_paths` and `identity_names` (images layout), `fold`
+    (pairs layout: each pair's fold index, when the source assigns folds).
     """
 
     path: Path
@@ -56,8 +65,10 @@ class Embeddings:
     identity: np.ndarray = None
     group: np.ndarray = None
     image_paths: np.ndarray = None
+    identity_names: np.ndarray = None
     issame: np.ndarray = None
     pair_group: np.ndarray = None
+    fold: np.ndarray = None
 
     @property
     def model_name(self):
@@ -75,7 +86,8 @@ class Embeddings:
         with h5py.File(self.path, "r") as handle:
             dataset = handle["embeddings"]
             for first in range(start, stop, block_rows):
-                block = dataset[first : min(first + block_rows, stop)].astype(np.float32)
+                with np.errstate(over="ignore"):  # float64 beyond float32: Inf, refused below
+                    block = dataset[first : min(first + block_rows, stop)].astype(np.float32)
                 _check_rows(block, first, self.path)
                 yield first, block
 
@@ -101,6 +113,18 @@ def _check_rows(block, first_row, path):
 
 def _str(value):
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def plain(value):
+    """An attribute value as a message shows it: `True`, `0.5`, `[112, 112]`, `'African'`,
+    never numpy's `np.True_` or `array([...])`."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
 
 
 def open_embeddings(path, layout=None, allow_incomplete=False):
@@ -129,10 +153,16 @@ def open_embeddings(path, layout=None, allow_incomplete=False):
                 f"{path}: this command needs a {layout!r}-layout embeddings file, "
                 f"this one has layout {file_layout!r}"
             )
+        if "complete" not in attrs and not allow_incomplete:
+            raise MfftoolsError(
+                f"{path}: root attribute 'complete' is missing, so the file was not written by a "
+                "finished mfftools extraction; a file written by other tools must set "
+                "complete=True once all its rows are in (see docs/embeddings-file.md)"
+            )
         if not bool(attrs.get("complete", False)) and not allow_incomplete:
             raise MfftoolsError(
-                f"{path}: the file is incomplete (an extraction was interrupted); "
-                "resume it with `mfftools extract --resume` first"
+                f"{path}: the file is incomplete (complete=False: an extraction was interrupted "
+                "or is still running); resume it with `mfftools extract --resume` first"
             )
         if "group_names" not in attrs:
             raise MfftoolsError(f"{path}: root attribute 'group_names' is missing")
@@ -140,9 +170,9 @@ def open_embeddings(path, layout=None, allow_incomplete=False):
         if "embeddings" not in handle:
             raise MfftoolsError(f"{path}: dataset 'embeddings' is missing")
         dataset = handle["embeddings"]
-        if dataset.ndim != 2 or dataset.dtype not in (np.float32, np.float16):
+        if dataset.ndim != 2 or dataset.dtype not in STORED_DTYPES:
             raise MfftoolsError(
-                f"{path}: dataset 'embeddings' must be [N, D] float32 or float16, "
+                f"{path}: dataset 'embeddings' must be [N, D] float32, float16 or float64, "
                 f"found shape {dataset.shape} {dataset.dtype}"
             )
         n_rows, dim = dataset.shape
@@ -195,12 +225,18 @@ def _read_images_labels(handle, embeddings):
         raise MfftoolsError(f"{path}: fewer than two identities; nothing to compare")
     embeddings.identity = identity.astype(np.int64)
     embeddings.group = group.astype(np.int64)
-    if "path" in handle:
-        if handle["path"].shape != (n_rows,):
-            raise MfftoolsError(
-                f"{path}: dataset 'path' has shape {handle['path'].shape}, expected ({n_rows},)"
-            )
-        embeddings.image_paths = handle["path"].asstr()[()]
+    embeddings.image_paths = _read_optional_strings(handle, "path", n_rows, path)
+    embeddings.identity_names = _read_optional_strings(handle, "identity_name", n_rows, path)
+
+
+def _read_optional_strings(handle, name, length, path):
+    if name not in handle:
+        return None
+    if handle[name].shape != (length,):
+        raise MfftoolsError(
+            f"{path}: dataset {name!r} has shape {handle[name].shape}, expected ({length},)"
+        )
+    return handle[name].asstr()[()]
 
 
 def _read_pairs_labels(handle, embeddings):
@@ -212,6 +248,14 @@ def _read_pairs_labels(handle, embeddings):
     _check_group_index(pair_group, len(embeddings.group_names), "pair_group", path)
     embeddings.issame = issame.astype(bool)
     embeddings.pair_group = pair_group.astype(np.int64)
+    if "fold" in handle:
+        fold = _read_column(handle, "fold", n_rows // 2, path)
+        if not np.issubdtype(fold.dtype, np.integer) or (fold < 0).any():
+            raise MfftoolsError(
+                f"{path}: dataset 'fold' must hold fold indices 0, 1, ..., found {fold.dtype} "
+                f"values from {fold.min()}"
+            )
+        embeddings.fold = fold.astype(np.int64)
 
 
 class EmbeddingsWriter:
@@ -229,13 +273,23 @@ class EmbeddingsWriter:
         self._handle = handle
         self.layout = layout
         self.rows_written = int(handle.attrs["rows_written"])
+        self.columns = ROW_COLUMNS[layout] + tuple(
+            name for name in OPTIONAL_ROW_COLUMNS[layout] if name in handle
+        )
 
     @classmethod
-    def create(cls, path, *, layout, dim, group_names, dtype="float32", pairs=None, attrs=None):
-        """Start a new file. `pairs` = dict(issame=..., pair_group=...) for the pairs layout.
+    def create(cls, path, *, layout, dim, group_names, dtype="float32", pairs=None, attrs=None,
+               optional_columns=()):
+        """Start a new file. `pairs` = dict(issame=..., pair_group=..., optionally fold=...) for
+        the pairs layout.
 
         `attrs` are extra root attributes (model, checkpoint, checkpoint_sha256, flip, source, ...).
+        `optional_columns`: per-row columns of OPTIONAL_ROW_COLUMNS the file has (`append` then
+        needs them too).
         """
+        unknown = set(optional_columns) - set(OPTIONAL_ROW_COLUMNS.get(layout, ()))
+        if unknown:
+            raise ValueError(f"no optional columns {sorted(unknown)} in the {layout} layout")
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if (layout == "pairs") != (pairs is not None):
@@ -259,13 +313,14 @@ class EmbeddingsWriter:
             dtype=np.dtype(dtype),
             chunks=(_CHUNK_ROWS, dim),
         )
-        for name in ROW_COLUMNS[layout]:
+        for name in ROW_COLUMNS[layout] + tuple(optional_columns):
             handle.create_dataset(
                 name, shape=(0,), maxshape=(None,), dtype=_COLUMN_DTYPES[name], chunks=(8192,)
             )
         if pairs is not None:
-            for name in PAIR_COLUMNS:
-                handle.create_dataset(name, data=np.asarray(pairs[name], _COLUMN_DTYPES[name]))
+            for name in PAIR_COLUMNS + OPTIONAL_PAIR_COLUMNS:
+                if name in PAIR_COLUMNS or pairs.get(name) is not None:
+                    handle.create_dataset(name, data=np.asarray(pairs[name], _COLUMN_DTYPES[name]))
         handle.flush()
         return cls(handle, layout)
 
@@ -290,18 +345,20 @@ class EmbeddingsWriter:
                 found = handle.attrs.get(key)
                 if found is None or _str(found) != _str(expected):
                     raise MfftoolsError(
-                        f"{path}: cannot resume: attribute {key!r} is {found!r} in the file "
-                        f"but {expected!r} now"
+                        f"{path}: cannot resume: attribute {key!r} is "
+                        f"{'missing' if found is None else plain(found)} in the file "
+                        f"but {plain(expected)} now"
                     )
             layout = _str(handle.attrs["layout"])
             rows = int(handle.attrs["rows_written"])
-            for name in ("embeddings",) + ROW_COLUMNS[layout]:
+            writer = cls(handle, layout)
+            for name in ("embeddings",) + writer.columns:
                 handle[name].resize(rows, axis=0)
         except Exception:
             handle.close()
             raise
         logger.info("resuming %s after %d rows", path, rows)
-        return cls(handle, layout)
+        return writer
 
     @property
     def path(self):
@@ -324,7 +381,7 @@ class EmbeddingsWriter:
         if "source_index" not in columns:
             start = self.last_source_index + 1
             columns["source_index"] = np.arange(start, start + count)
-        expected = set(ROW_COLUMNS[self.layout])
+        expected = set(self.columns)
         if set(columns) != expected:
             raise ValueError(f"append needs columns {sorted(expected)}, got {sorted(columns)}")
         first, last = self.rows_written, self.rows_written + count

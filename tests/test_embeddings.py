@@ -1,3 +1,5 @@
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -121,7 +123,7 @@ def _emb_with(row, value):
         ({"identity": np.arange(5)}, "'identity' has shape"),
         ({"group": np.array([0, 0, 1, 1, 0, 2])}, "'group' row 5 is 2"),
         ({"identity": np.zeros(6, int)}, "fewer than two identities"),
-        ({"embeddings": np.ones((6, 3), np.float64)}, "float32 or float16"),
+        ({"embeddings": np.ones((6, 3), np.int32)}, "float32, float16 or float64, found shape"),
         ({"embeddings": None}, "'embeddings' is missing"),
     ],
 )
@@ -150,3 +152,93 @@ def test_missing_and_non_hdf5_files(tmp_path):
 def test_incomplete_allowed_on_request(tmp_path):
     loaded = open_embeddings(_write_raw(tmp_path / "i.h5", complete=False), allow_incomplete=True)
     assert loaded.n_rows == 6
+
+
+def test_a_missing_complete_attribute_says_what_is_wrong(tmp_path):
+    path = _write_raw(tmp_path / "m.h5", complete=None)
+    with pytest.raises(MfftoolsError) as error:
+        open_embeddings(path)
+    assert str(error.value) == (
+        f"{path}: root attribute 'complete' is missing, so the file was not written by a "
+        "finished mfftools extraction; a file written by other tools must set complete=True "
+        "once all its rows are in (see docs/embeddings-file.md)"
+    )
+    assert "interrupted" not in str(error.value)
+
+
+def test_float64_rows_are_read_rounded_to_float32(tmp_path, rng):
+    rows = rng.normal(size=(6, 3))
+    loaded = open_embeddings(_write_raw(tmp_path / "d.h5", embeddings=rows))
+    assert loaded.dtype == np.float64
+    read = loaded.read()
+    assert read.dtype == np.float32
+    np.testing.assert_array_equal(read, rows.astype(np.float32))
+    rows[4, 1] = 1e300  # beyond float32
+    with pytest.raises(MfftoolsError, match="row 4 contains NaN or Inf"):
+        open_embeddings(_write_raw(tmp_path / "big.h5", embeddings=rows)).read()
+
+
+def test_resume_mismatch_shows_plain_values(tmp_path):
+    writer = EmbeddingsWriter.create(tmp_path / "e.h5", layout="pairs", dim=2, group_names=GROUPS,
+                                     pairs={"issame": [True], "pair_group": [0]},
+                                     attrs={"flip": True, "input_size": np.array([112, 112])})
+    writer.close()
+    with pytest.raises(MfftoolsError) as error:
+        EmbeddingsWriter.resume(tmp_path / "e.h5", expected_attrs={"flip": False})
+    assert str(error.value).endswith(
+        "cannot resume: attribute 'flip' is True in the file but False now")
+    with pytest.raises(MfftoolsError,
+                       match=r"'input_size' is \[112, 112\] in the file but \[96, 96\] now"):
+        EmbeddingsWriter.resume(tmp_path / "e.h5",
+                                expected_attrs={"input_size": np.array([96, 96])})
+    with pytest.raises(MfftoolsError, match="'model' is missing in the file but 'onnx' now"):
+        EmbeddingsWriter.resume(tmp_path / "e.h5", expected_attrs={"model": "onnx"})
+
+
+def test_a_float64_file_evaluates_as_its_float32_rounding(tmp_path, rng):
+    from click.testing import CliRunner
+
+    from mfftools.cli import main
+
+    identity = np.repeat(np.arange(20), 3)
+    group = identity % 2
+    rows = np.repeat(rng.normal(size=(20, 8)), 3, axis=0) + 0.5 * rng.normal(size=(60, 8))
+    results = []
+    for dtype in (np.float64, np.float32):
+        path = write_images_file(tmp_path / f"{np.dtype(dtype).name}.h5", rows.astype(dtype),
+                                 identity, group, GROUPS)
+        out = tmp_path / f"{np.dtype(dtype).name}.json"
+        result = CliRunner().invoke(main, ["inst-eval", str(path), "--fpr", "1e-2", "--device",
+                                           "cpu", "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        results.append(json.loads(out.read_text()))
+        assert results[-1].pop("source") == str(path)
+    assert results[0] == results[1]
+
+
+def test_identity_names_and_folds_round_trip(tmp_path, rng):
+    emb = rng.normal(size=(6, 4)).astype(np.float32)
+    identity, group = _labels(6)
+    with EmbeddingsWriter.create(tmp_path / "i.h5", layout="images", dim=4, group_names=GROUPS,
+                                 optional_columns=("identity_name",)) as writer:
+        writer.append(emb, identity=identity, group=group, path=[f"p{k}" for k in range(6)],
+                      identity_name=["ann", "ann", "ann", "bob", "bob", "bob"])
+    loaded = open_embeddings(tmp_path / "i.h5")
+    assert list(loaded.identity_names) == ["ann"] * 3 + ["bob"] * 3
+    with EmbeddingsWriter.create(
+            tmp_path / "p.h5", layout="pairs", dim=4, group_names=GROUPS,
+            pairs={"issame": [True, False, True], "pair_group": [0, 0, 1], "fold": [0, 1, 1]},
+    ) as writer:
+        writer.append(emb)
+    pairs = open_embeddings(tmp_path / "p.h5")
+    np.testing.assert_array_equal(pairs.fold, [0, 1, 1])
+    assert open_embeddings(write_pairs_file(tmp_path / "n.h5", emb, np.array([True, False, True]),
+                                            np.zeros(3, int), GROUPS)).fold is None
+    with h5py.File(tmp_path / "p.h5", "r+") as handle:
+        handle["fold"][1] = -1
+    with pytest.raises(MfftoolsError, match="dataset 'fold' must hold fold indices 0, 1, ..."):
+        open_embeddings(tmp_path / "p.h5")
+    with pytest.raises(ValueError, match="no optional columns"):
+        EmbeddingsWriter.create(tmp_path / "x.h5", layout="pairs", dim=4, group_names=GROUPS,
+                                pairs={"issame": [True], "pair_group": [0]},
+                                optional_columns=("identity_name",))

@@ -16,10 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mfftools.data.images import decode_image
+from mfftools.data.images import EncodedImages, decode_image
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
-from mfftools.extract import ExtractionSource, extract, open_source
+from mfftools.extract import extract
+from mfftools.sources import ExtractionSource, open_source
 from mfftools.models.loading import weights_sha256
 
 TINY_MODEL = '''
@@ -97,8 +98,8 @@ def write_bin_folder(folder, pairs_per_group=3, bad=()):
     return folder
 
 
-class NoiseImages(torch.utils.data.Dataset):
-    """Item k -> (seeded random image, k); None for rows in `bad`."""
+class NoiseImages(EncodedImages):
+    """Image k: a seeded random PNG; rows in `bad` are not images."""
 
     def __init__(self, n, bad=()):
         self.n, self.bad = n, set(bad)
@@ -106,39 +107,44 @@ class NoiseImages(torch.utils.data.Dataset):
     def __len__(self):
         return self.n
 
-    def __getitem__(self, k):
-        if k in self.bad:
-            return None, k
-        return torch.from_numpy(np.random.default_rng(k).uniform(-1, 1, (3, 112, 112)).astype(np.float32)), k
+    def encoded(self, k):
+        return b"not an image" if k in self.bad else encoded(k)
+
+    def image_name(self, k):
+        return f"img{k}"
 
 
-class Interrupting(torch.utils.data.Dataset):
-    """Wraps a dataset; the read after `reads` reads raises KeyboardInterrupt: an interrupted run."""
+class Interrupting(EncodedImages):
+    """Wraps images; the read after `reads` reads raises KeyboardInterrupt: an interrupted run."""
 
-    def __init__(self, dataset, reads):
-        self.dataset, self.reads_left = dataset, reads
+    def __init__(self, images, reads):
+        self.images, self.reads_left = images, reads
 
     def __len__(self):
-        return len(self.dataset)
+        return len(self.images)
 
-    def __getitem__(self, k):
+    def encoded(self, k):
         if self.reads_left == 0:
             raise KeyboardInterrupt
         self.reads_left -= 1
-        return self.dataset[k]
+        return self.images.encoded(k)
+
+    def image_name(self, k):
+        return self.images.image_name(k)
+
+    def describe(self, k):
+        return self.images.describe(k)
 
 
 def noise_source(n=10, bad=(), interrupt_after=None):
-    dataset = NoiseImages(n, bad)
+    images = NoiseImages(n, bad)
     return ExtractionSource(
-        dataset=dataset if interrupt_after is None else Interrupting(dataset, interrupt_after),
+        images=images if interrupt_after is None else Interrupting(images, interrupt_after),
         layout="images",
         group_names=["A", "B"],
         description="noise",
-        image_names=[f"img{k}" for k in range(n)],
         identity=np.arange(n) // 2,
         group=(np.arange(n) // 2) % 2,
-        paths=[f"img{k}" for k in range(n)],
     )
 
 
@@ -151,7 +157,7 @@ def _expected(model, images, flip=True):
 
 
 def _images(source):
-    return torch.stack([source.dataset[k][0] for k in range(len(source))])
+    return torch.stack([source.images[k][0] for k in range(len(source))])
 
 
 def test_images_layout_round_trip_with_flip(tmp_path, tiny_model):
@@ -301,7 +307,7 @@ def test_resume_in_the_pairs_layout_mid_pair(tmp_path, tiny_model):
     options = dict(batch_size=3, workers=0, device="cpu", progress=False)
     reference = open_embeddings(extract(folder, out_path=tmp_path / "ref.h5", model=tiny_model, **options))
     source = open_source(folder)
-    source.dataset = Interrupting(source.dataset, reads=9)
+    source.images = Interrupting(source.images, reads=9)
     out = tmp_path / "e.h5"
     with pytest.raises(KeyboardInterrupt):
         extract(source, out_path=out, model=tiny_model, **options)
@@ -421,3 +427,27 @@ def test_resume_after_sigkill_of_a_real_run(tmp_path, caplog):
     assert f"after {partial.n_rows} rows" in caplog.text
     reference = extract(archive, out_path=tmp_path / "ref.h5", **options)
     _assert_same_file(open_embeddings(out), open_embeddings(reference))
+
+
+def test_a_complete_file_made_with_other_options_names_them_plainly(tmp_path, tiny_model):
+    options = dict(out_path=tmp_path / "e.h5", model=tiny_model, batch_size=2, workers=0,
+                   device="cpu", progress=False)
+    extract(noise_source(4), **options)
+    with pytest.raises(MfftoolsError) as error:
+        extract(noise_source(4), resume=True, flip=False, **options)
+    assert str(error.value) == f"{tmp_path / 'e.h5'}: already complete, but with flip = True, not False"
+
+
+def test_a_bad_image_drops_its_pair_and_its_fold_entry(tmp_path, tiny_model):
+    for k in range(4):
+        (tmp_path / f"{k}.png").write_bytes(encoded(k))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("path1,path2,issame,fold\n0.png,1.png,1,a\n2.png,bad.png,0,b\n"
+                     "2.png,3.png,0,b\n0.png,3.png,1,c\n")
+    out = extract(pairs, out_path=tmp_path / "p.h5", model=tiny_model, batch_size=4, workers=0,
+                  device="cpu", skip_bad_images=True, progress=False)
+    emb = open_embeddings(out, layout="pairs")
+    np.testing.assert_array_equal(emb.issame, [True, False, True])
+    np.testing.assert_array_equal(emb.fold, [0, 1, 2])
+    assert list(emb.attrs["skipped_images"]) == ["bad.png"] and emb.attrs["n_skipped_pairs"] == 1

@@ -1,96 +1,121 @@
-"""`mfftools pair-eval`: the RFW 10-fold pair protocol, from an embeddings file or `.bin` files."""
+"""`mfftools pair-eval`: the 10-fold pair protocol, from an embeddings file or from images."""
+import math
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from mfftools.cli.extract import ARCHS
+from mfftools.cli.options import (
+    model_options,
+    name_list,
+    preprocessing,
+    source_options,
+    source_settings,
+)
+from mfftools.cli.engine_options import name_model
 from mfftools.errors import MfftoolsError
 
 
 @click.command("pair-eval")
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Checkpoint to extract embeddings with (SOURCE a folder of <Group>_test.bin).")
-@click.option("--arch", type=click.Choice(ARCHS),
-              help="IResNet backbone, when the checkpoint does not record it.")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@model_options(required=False)
+@source_options(group_by=False)
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
               help="Keep the extracted pairs-layout embeddings file here (default: temporary).")
-@click.option("--groups", help="Comma-separated groups SOURCE must hold as <Group>_test.bin, "
-              "e.g. African,Asian,Caucasian,Indian (default: every such file).")
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0),
-              help="Image-decoding worker processes during extraction.")
-@click.option("--device", default="auto", show_default=True,
-              type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--no-flip", is_flag=True, help="Extract without flip test-time augmentation.")
-@click.option("--amp", is_flag=True, help="Extract with mixed precision (CUDA).")
+@click.option("--groups", callback=name_list, metavar="NAME,...",
+              help="Evaluate only these groups or sets, e.g. African,Asian (default: all); an "
+              "error names any the sources do not hold.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
 @click.option("--name", help="The model's name in the results file and reports "
               "(default: the embeddings' `model` attribute, else the checkpoint's file name).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-group ROC and accuracy figures (PNG) into this folder.")
-def command(source, model_path, arch, save, groups, batch_size, workers, device, no_flip, amp,
+def command(sources, model_path, arch, output_name, input_size, input_mean, input_std, bgr,
+            batch_size, workers, device, no_flip, amp, image_root, columns, save, groups,
             json_path, name, plots_dir):
     """Pair-protocol accuracy per group, mean, STD, SER and TAR@FAR=1e-3.
 
-    SOURCE is a pairs-layout embeddings file, or a folder of <Group>_test.bin files; a folder
-    needs --model, whose embeddings (flip TTA by default) are extracted first.
+    SOURCES is one pairs-layout embeddings file, or images to extract with --model first: .bin
+    pair files (each a set named by its file name: lfw.bin, cfp_fp.bin, ...), folders of them
+    (RFW's <Group>_test.bin are its groups), or one pair list (.csv/.tsv). A pair list with a
+    fold column is evaluated on its own folds.
     """
-    from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.pair import evaluate_pairs
+    import h5py
+
     from mfftools.files import write_results
 
-    if source.is_dir():
-        if model_path is None:
-            raise MfftoolsError(
-                f"{source} is a folder of .bin files: give --model CHECKPOINT to extract its "
-                "embeddings, or pass a pairs-layout embeddings file instead"
-            )
-        if groups is not None:
-            _check_group_files(source, groups)
-        extraction = dict(arch=arch, batch_size=batch_size, workers=workers, device=device,
-                          flip=not no_flip, amp=amp)
-        with _extraction_target(save) as out_path:
-            embeddings_path = _extract(source, model_path, out_path, extraction)
-            embeddings = open_embeddings(embeddings_path, layout="pairs")
-            results = evaluate_pairs(embeddings)
-        results["source"] = str(source)
+    embeddings_files = [path for path in sources if path.is_file() and h5py.is_hdf5(path)]
+    if embeddings_files:
+        given = [option for option, value in (
+            ("--model", model_path), ("--save", save), ("--image-root", image_root),
+            ("--columns", columns)) if value is not None]
+        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups)
     else:
-        if model_path is not None or save is not None or groups is not None:
-            raise MfftoolsError(
-                f"{source} is an embeddings file: --model, --save and --groups apply only to "
-                "a folder of .bin files"
-            )
-        embeddings = open_embeddings(source, layout="pairs")
-        results = evaluate_pairs(embeddings)
-    model = name or embeddings.model_name
-    if model is not None:
-        results["model"] = model
+        extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
+                          device=device, flip=not no_flip, amp=amp,
+                          preprocessing=preprocessing(input_size, input_mean, input_std, bgr))
+        settings = source_settings(image_root, columns, groups=groups)
+        results, embeddings = _extract_and_evaluate(sources, model_path, settings, extraction,
+                                                    save)
+    name_model(results, name, embeddings)
     click.echo(format_table(results))
     if json_path is not None:
         click.echo(f"results written to {write_results(results, json_path)}")
     if plots_dir is not None:
         from mfftools.report.build import write_figures
 
-        for path in write_figures(results, plots_dir, source):
+        for path in write_figures(results, plots_dir, sources[0]):
             click.echo(f"figure written to {path}")
 
 
-def _check_group_files(folder, groups):
-    from mfftools.data.pair_bin import BIN_SUFFIX
+def _evaluate_file(sources, path, given, groups):
+    """(results, embeddings) of a pairs-layout embeddings file given alone, without the options
+    that concern extraction (`given`)."""
+    from mfftools.embeddings import open_embeddings
+    from mfftools.evaluation.pair import evaluate_pairs
 
-    expected = sorted(name.strip() for name in groups.split(",") if name.strip())
-    found = sorted(path.name[: -len(BIN_SUFFIX)] for path in folder.glob(f"*{BIN_SUFFIX}"))
-    missing = [name for name in expected if name not in found]
-    if missing:
-        files = ", ".join(f"{name}{BIN_SUFFIX}" for name in missing)
-        raise MfftoolsError(f"{folder}: missing group files {files}")
-    unexpected = [name for name in found if name not in expected]
-    if unexpected:
-        raise MfftoolsError(f"{folder}: holds groups {unexpected} beyond --groups {expected}")
+    if len(sources) > 1:
+        raise MfftoolsError(
+            f"{path} is an embeddings file: evaluate it alone, not with other sources"
+        )
+    if given:
+        raise MfftoolsError(
+            f"{path} is an embeddings file: {', '.join(given)} "
+            f"{'applies' if len(given) == 1 else 'apply'} only to images to extract "
+            "(.bin files, folders of them, a pair list)"
+        )
+    embeddings = open_embeddings(path, layout="pairs")
+    return evaluate_pairs(embeddings, groups=groups), embeddings
+
+
+def _extract_and_evaluate(sources, model_path, settings, extraction, save):
+    """(results, embeddings) of images extracted with the model into `save` or a temporary
+    file."""
+    from mfftools.embeddings import open_embeddings
+    from mfftools.evaluation.pair import evaluate_pairs
+    from mfftools.extract import extract
+    from mfftools.sources import open_pair_sources
+
+    if model_path is None:
+        raise MfftoolsError(
+            f"{', '.join(map(str, sources))}: give --model to extract the embeddings of "
+            "these images, or pass a pairs-layout embeddings file instead"
+        )
+    source = open_pair_sources(sources, settings)
+    if source.layout != "pairs":
+        raise MfftoolsError(
+            f"{sources[0]} is a manifest of images (the instance protocol's input: use "
+            "extract and inst-eval); pair-eval needs pairs: .bin files, folders of them, or "
+            "a pair list"
+        )
+    with _extraction_target(save) as out_path:
+        embeddings = open_embeddings(extract(source, model_path, out_path, **extraction),
+                                     layout="pairs")
+        results = evaluate_pairs(embeddings)
+    results["source"] = ", ".join(map(str, sources))
+    return results, embeddings
 
 
 @contextmanager
@@ -103,28 +128,48 @@ def _extraction_target(save):
         yield Path(folder) / "pairs.h5"
 
 
-def _extract(source, model_path, out_path, options):
-    from mfftools.extract import extract
-
-    return extract(source, model_path, out_path, **options)
-
-
 def format_table(results):
-    """The results as a readable table: per-group accuracy (mean +- std over folds) and TAR."""
+    """The results as a readable table: per group (or set) its accuracy (mean +- std over
+    folds), TAR@FAR=1e-3 and the FAR its thresholds give; then, with several groups, the mean
+    accuracy, STD and SER. A TAR whose target the pair counts cannot resolve is marked so."""
     names = results["group_names"]
+    groups = [results["groups"][name] for name in names]
     width = max(len("group"), *(len(name) for name in names))
-    lines = [
-        f"Pair protocol: {len(names)} groups, {results['n_pairs']} pairs, 10 folds",
-        f"{'group':<{width}}  {'accuracy (%)':>16}  {'TAR@FAR=1e-3':>12}",
-    ]
-    for name in names:
-        group = results["groups"][name]
+    lines = [f"Pair protocol: {_what(names)}, {results['n_pairs']} pairs, {_folds(results)}",
+             f"{'group':<{width}}  {'accuracy (%)':>16}  {'TAR@FAR=1e-3':>12}  {'at FAR':>8}"]
+    for name, group in zip(names, groups):
         accuracy = f"{group['accuracy'] * 100:.2f} +- {group['accuracy_std'] * 100:.2f}"
-        lines.append(f"{name:<{width}}  {accuracy:>16}  {group['tar_at_far_1e-3']:>12.4f}")
-    std, ser = results["std"], results["ser"]
-    lines += [
-        f"{'mean':<{width}}  {results['mean_accuracy']:>16.2f}",
-        f"{'STD':<{width}}  {'n/a (one group)' if std is None else f'{std:.2f}':>16}",
-        f"{'SER':<{width}}  {'n/a (a perfect group)' if ser is None else f'{ser:.3f}':>16}",
-    ]
+        tar = (f"{group['tar_at_far_1e-3']:.4f}" if group["tar_at_far_resolvable"]
+               else "unresolved*")
+        far = f"{group['far_at_tar_threshold']:.2g}"
+        lines.append(f"{name:<{width}}  {accuracy:>16}  {tar:>12}  {far:>8}")
+    if len(names) > 1:
+        std, ser = results["std"], results["ser"]
+        lines += [
+            f"{'mean':<{width}}  {results['mean_accuracy']:>16.2f}",
+            f"{'STD':<{width}}  {std:>16.2f}",
+            f"{'SER':<{width}}  {'n/a (a perfect group)' if ser is None else f'{ser:.3f}':>16}",
+        ]
+    resolutions = [group["far_resolution"] for group in groups
+                   if not group["tar_at_far_resolvable"]]
+    if resolutions:
+        fewest = round(1 / max(resolutions))
+        needed = math.ceil(1 / results["far_target"])
+        lines.append(
+            f"* unresolved: choosing a threshold at FAR={results['far_target']:g} needs at least "
+            f"{needed:,} impostor pairs besides the test fold, and there are as few as {fewest:,} "
+            f"(FAR steps of 1/{fewest:,}); 'at FAR' is what the thresholds found give"
+        )
     return "\n".join(lines)
+
+
+def _what(names):
+    return names[0] if len(names) == 1 else f"{len(names)} groups"
+
+
+def _folds(results):
+    counts = sorted({len(group["fold_accuracies"]) for group in results["groups"].values()})
+    number = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    if results.get("fold_assignment") == "file":
+        return f"{number} folds from the file"
+    return f"{number} contiguous folds"

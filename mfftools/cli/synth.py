@@ -46,9 +46,28 @@ from mfftools.data.synthetic_sizes import DEFAULTS, RFW_SCALE
     type=int,
     help=f"Training zip images per identity [{DEFAULTS['train_images_per_identity']}].",
 )
+@click.option(
+    "--faces-identities-per-group",
+    type=int,
+    help="Folder tree identities per subgroup (8 subgroups)"
+    f" [{DEFAULTS['faces_identities_per_group']}].",
+)
+@click.option(
+    "--faces-images-per-identity",
+    type=int,
+    help=f"Folder tree images per identity [{DEFAULTS['faces_images_per_identity']}].",
+)
+@click.option(
+    "--faces-pairs-per-group",
+    type=int,
+    help="BFW-style pairs per subgroup, a multiple of 10"
+    f" [{DEFAULTS['faces_pairs_per_group']}].",
+)
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
 def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
-    """Write a synthetic RFW instance zip, RFW .bin pair files and a training zip to OUT_DIR.
+    """Write a synthetic RFW instance zip, RFW .bin pair files and a training zip to OUT_DIR,
+    and a folder tree of eight subgroups (ethnicity x gender) with its manifest (faces.csv) and
+    a BFW-style pair table (bfw_pairs.csv).
 
     Explicit size options override the defaults and --rfw-scale.
     """
@@ -78,5 +97,12 @@ def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
     click.echo(
         f"{summary.training_zip}: {summary.training_images} images"
         f" of {summary.training_identities} identities"
+    )
+    click.echo(
+        f"{summary.faces_folder}: {sum(summary.faces_images.values())} images of "
+        f"{sum(summary.faces_identities.values())} identities in "
+        f"{len(summary.faces_group_names)} subgroups ({summary.faces_group_names[0]}, ...); "
+        f"manifest {summary.faces_manifest.name}, "
+        f"{sum(summary.faces_pairs.values())} pairs in {summary.bfw_pairs.name}"
     )
     click.echo(f"done in {summary.seconds:.1f} s (seed {seed})")

@@ -32,6 +32,13 @@ GROUP_STYLES = {
     "Indian": GroupStyle(skin=(0.66, 0.48, 0.36), difficulty=0.2),
 }
 
+# A second attribute for balanced sets split by ethnicity and gender (BFW style): each shifts a
+# few facial proportions one way or the other, the rest of an identity is drawn as usual.
+GENDER_SHIFTS = {
+    "Female": {"face_ax": 0.95, "brow_thick": 0.8, "mouth_w": 0.95},
+    "Male": {"face_ax": 1.05, "brow_thick": 1.25, "mouth_w": 1.05},
+}
+
 _N_WAVES = 3  # sinusoids in an identity's skin texture
 _BLUR_RADIUS = 4  # pixels; 2.5 sigma at the strongest blur
 
@@ -77,6 +84,14 @@ def sample_appearances(rng, n, style):
         "wave_phase": rng.uniform(0, 2 * np.pi, (n, _N_WAVES)).astype(np.float32),
         "wave_amp": (spread * rng.uniform(0.05, 0.12, (n, _N_WAVES))).astype(np.float32),
     }
+
+
+def with_gender(appearance, gender):
+    """Appearances of a group given the proportions of `gender` (a key of GENDER_SHIFTS)."""
+    shifted = dict(appearance)
+    for name, factor in GENDER_SHIFTS[gender].items():
+        shifted[name] = (appearance[name] * np.float32(factor)).astype(np.float32)
+    return shifted
 
 
 def sample_variations(rng, n, difficulty):

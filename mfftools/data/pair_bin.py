@@ -1,7 +1,8 @@
-"""insightface `.bin` pair files (PROTOCOLS 1.3), read with a restricted unpickler.
+"""insightface `.bin` pair files (PROTOCOLS 1.3, 1.5), read with a restricted unpickler.
 
-`<Group>_test.bin` is a pickle of `(bins, issame)`: `bins` 2P encoded images (pair k is items 2k
-and 2k+1), `issame` P booleans. Pickle runs code on load, so only what such a file needs is
+RFW's `<Group>_test.bin` and insightface's verification sets (`lfw.bin`, `cfp_fp.bin`,
+`agedb_30.bin`, ...) are each a pickle of `(bins, issame)`: `bins` 2P encoded images (pair k is
+items 2k and 2k+1), `issame` P booleans. Pickle runs code on load, so only what such a file needs is
 allowed: lists, tuples, bytes, bools and numpy bool arrays (plus `_codecs.encode(text, "latin1")`,
 the way protocol-2 pickles spell bytes). Anything else is refused before it is built.
 """
@@ -11,14 +12,15 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torch.utils.data
 
-from mfftools.data.images import decode_or_skip
+from mfftools.data.groups import select_groups
+from mfftools.data.images import EncodedImages
 from mfftools.errors import MfftoolsError
 
 logger = logging.getLogger(__name__)
 
 BIN_SUFFIX = "_test.bin"
+_TEST = "_test"
 _BOOL = np.dtype(np.bool_)
 
 
@@ -141,36 +143,48 @@ def _as_bool_array(issame, path):
     return np.asarray(issame, dtype=np.bool_)
 
 
-class PairBinFolder(torch.utils.data.Dataset):
-    """All `<Group>_test.bin` files of a folder, groups sorted by name, rows concatenated in
-    group order. Item k -> (image [3, 112, 112] or None, k).
+def bin_set_name(path):
+    """The set a .bin file holds: its stem, less a `_test` suffix (`lfw.bin` is lfw, RFW's
+    `African_test.bin` is African)."""
+    stem = Path(path).stem
+    return stem[: -len(_TEST)] if stem.endswith(_TEST) and stem != _TEST else stem
 
+
+def bin_files(folder):
+    """[(set name, file)] of the .bin files of a folder, sorted by name."""
+    named = sorted((bin_set_name(file), file) for file in Path(folder).glob("*.bin"))
+    if not named:
+        raise MfftoolsError(
+            f"{folder}: no .bin pair files (such as <Group>{BIN_SUFFIX} or lfw.bin)"
+        )
+    return named
+
+
+class PairBinSets(EncodedImages):
+    """Pair files, one group (a set) each, rows concatenated in the order given.
+    Item k -> (image [3, 112, 112] or None, k).
+
+    `named_files` is [(name, path)] (e.g. lfw.bin, cfp_fp.bin as given on a command line).
     Attributes: `group_names`, `issame` (bool [P]), `pair_group` (int64 [P]), `n_rows` (2P) and
-    `sources` (the file and position of each row, for messages). Passing `group_names` checks that
-    the folder holds exactly those groups.
+    `files` (the files, in group order).
     """
 
-    def __init__(self, folder, group_names=None, skip_bad_images=False):
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            problem = "not a folder" if self.folder.exists() else "no such folder"
+    def __init__(self, named_files, skip_bad_images=False):
+        names = [name for name, _ in named_files]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
             raise MfftoolsError(
-                f"{self.folder}: {problem} (expected a folder of <Group>{BIN_SUFFIX} files)"
+                f"two pair files hold the set {', '.join(repeated)}: each .bin file names its "
+                "set by its file name, so give each set once"
             )
-        files = sorted(self.folder.glob(f"*{BIN_SUFFIX}"), key=lambda file: file.name)
-        if not files:
-            raise MfftoolsError(f"{self.folder}: no <Group>{BIN_SUFFIX} files")
-        self.group_names = [file.name[: -len(BIN_SUFFIX)] for file in files]
-        if group_names is not None and sorted(group_names) != self.group_names:
-            raise MfftoolsError(
-                f"{self.folder}: holds groups {self.group_names}, expected {sorted(group_names)}"
-            )
+        self.group_names = names
+        self.files = [Path(path) for _, path in named_files]
         self.skip_bad_images = skip_bad_images
-        self.bins, issame, pair_group, self.sources = [], [], [], []
-        for group_index, file in enumerate(files):
+        self.bins, issame, pair_group, self._sources = [], [], [], []
+        for group_index, file in enumerate(self.files):
             bins, group_issame = load_pair_bin(file)
             self.bins.extend(bins)
-            self.sources.extend((file.name, position) for position in range(len(bins)))
+            self._sources.extend((group_index, position) for position in range(len(bins)))
             issame.append(group_issame)
             pair_group.append(np.full(len(group_issame), group_index, dtype=np.int64))
             logger.info(
@@ -183,7 +197,30 @@ class PairBinFolder(torch.utils.data.Dataset):
     def __len__(self):
         return self.n_rows
 
-    def __getitem__(self, index):
-        file_name, position = self.sources[index]
-        name = f"{self.folder / file_name} image {position}"
-        return decode_or_skip(self.bins[index], name, self.skip_bad_images), index
+    def encoded(self, index):
+        return self.bins[index]
+
+    def image_name(self, index):
+        group_index, position = self._sources[index]
+        return f"{self.files[group_index].name} image {position}"
+
+    def describe(self, index):
+        group_index, position = self._sources[index]
+        return f"{self.files[group_index]} image {position}"
+
+
+class PairBinFolder(PairBinSets):
+    """Every `.bin` file of a folder, one group each (`<Group>_test.bin` is the group Group,
+    `lfw.bin` the set lfw), sorted by name; `groups` selects some of them by name."""
+
+    def __init__(self, folder, groups=None, skip_bad_images=False):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            problem = "not a folder" if self.folder.exists() else "no such folder"
+            raise MfftoolsError(
+                f"{self.folder}: {problem} (expected a folder of <Group>{BIN_SUFFIX} files)"
+            )
+        named = bin_files(self.folder)
+        chosen = select_groups([name for name, _ in named], groups, self.folder)
+        super().__init__([(name, file) for name, file in named if name in chosen],
+                         skip_bad_images=skip_bad_images)

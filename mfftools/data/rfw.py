@@ -14,24 +14,22 @@ import logging
 from collections import Counter, defaultdict
 
 import numpy as np
-import torch.utils.data
 
-from mfftools.data.images import decode_or_skip
+from mfftools.data.images import IMAGE_SUFFIXES, EncodedImages
 from mfftools.data.zipsource import LazyZip
 from mfftools.errors import MfftoolsError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
-
-class RfwInstanceZip(torch.utils.data.Dataset):
+class RfwInstanceZip(EncodedImages):
     """Item k -> (image [3, 112, 112] or None, k); None only for an undecodable image when
     `skip_bad_images` is set.
 
     Attributes: `identity`, `group` (int64 [N]), `group_names` (sorted), `paths` (member names),
-    `people_in_two_groups` (how many person ids are listed in more than one group) and
-    `people_without_images` (["<Group>/<person id>", ...] listed but without any image).
+    `identity_names` (the person id of each image), `people_in_two_groups` (how many person ids
+    are listed in more than one group) and `people_without_images` (["<Group>/<person id>", ...]
+    listed but without any image).
     """
 
     def __init__(self, path, in_memory=False, skip_bad_images=False):
@@ -102,12 +100,18 @@ class RfwInstanceZip(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.paths)
 
-    def __getitem__(self, index):
-        member = self.paths[index]
-        image = decode_or_skip(
-            self.archive.read(member), f"{self.path}:{member}", self.skip_bad_images
-        )
-        return image, index
+    @property
+    def identity_names(self):
+        return [member.split("/")[3] for member in self.paths]
+
+    def encoded(self, index):
+        return self.archive.read(self.paths[index])
+
+    def image_name(self, index):
+        return self.paths[index]
+
+    def describe(self, index):
+        return f"{self.path}:{self.paths[index]}"
 
 
 def _parse_people(data, where):

@@ -1,16 +1,23 @@
-"""Synthetic look-alikes of RFW and BUPT, written in the real formats (`mfftools synth`).
+"""Synthetic look-alikes of RFW, BUPT and BFW, written in the real formats (`mfftools synth`).
 
     OUT_DIR/ValInstData.zip            RFW instance-protocol zip (PROTOCOLS 1.2)
     OUT_DIR/rfw_bin/<Group>_test.bin   insightface pair files, 10 balanced folds (PROTOCOLS 1.3)
     OUT_DIR/TrainingData.zip           training zip with data/index.txt (PROTOCOLS 1.1)
+    OUT_DIR/faces/<Ethnicity>-<Gender>/<identity>/<image>   a folder tree (PROTOCOLS 1.5)
+    OUT_DIR/faces.csv                  a manifest of those images, with ethnicity and gender
+    OUT_DIR/bfw_pairs.csv              a BFW-style pair table of those images, with 5 folds
 
 Faces come from `mfftools.data.faces`; everything is a function of the seed. The pair files use
 the instance identities (new images of them), the training zip its own, disjoint identities.
 The instance zip carries RFW's two quirks once each, so readers meet them: a person id listed in
 two groups (African and Asian), and a listed person without images (in the last group).
+The folder tree has identities of its own in eight subgroups (four ethnicities by two genders);
+its first image of each identity is a PNG, the others JPEGs, so both decoders are met.
 """
 
 import contextlib
+import csv
+import io
 import logging
 import pickle
 import sys
@@ -23,28 +30,36 @@ import numpy as np
 from tqdm import tqdm
 
 from mfftools.data.faces import (
+    GENDER_SHIFTS,
     GROUP_STYLES,
     render_faces,
     sample_appearances,
     sample_variations,
     take,
+    with_gender,
 )
 from mfftools.data.images import encode_image
 from mfftools.data.pair_bin import BIN_SUFFIX
 from mfftools.data.synthetic_sizes import DEFAULTS
 from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
 from mfftools.errors import MfftoolsError
-from mfftools.files import atomic_output
+from mfftools.files import atomic_output, write_text
 
 logger = logging.getLogger(__name__)
 
 INSTANCE_ZIP = "ValInstData.zip"
 BIN_FOLDER = "rfw_bin"
 TRAINING_ZIP = "TrainingData.zip"
+FACES_FOLDER = "faces"
+FACES_MANIFEST = "faces.csv"
+BFW_PAIRS = "bfw_pairs.csv"
 N_FOLDS = 10
+BFW_FOLDS = 5
+# BFW's pair table: fold, the two images, label, identities, subgroups (a), genders, ethnicities.
+BFW_COLUMNS = ("fold", "p1", "p2", "label", "id1", "id2", "a1", "a2", "g1", "g2", "e1", "e2")
 
 # Independent random streams per part, so changing one size leaves the other parts unchanged.
-_INSTANCE, _PAIRS, _TRAINING = 1, 2, 3
+_INSTANCE, _PAIRS, _TRAINING, _FACES = 1, 2, 3, 4
 
 
 @dataclass
@@ -62,6 +77,13 @@ class SynthSummary:
     pairs: dict = field(default_factory=dict)
     training_images: int = 0
     training_identities: int = 0
+    faces_folder: Path = None
+    faces_manifest: Path = None
+    bfw_pairs: Path = None
+    faces_group_names: list = field(default_factory=list)
+    faces_images: dict = field(default_factory=dict)
+    faces_identities: dict = field(default_factory=dict)
+    faces_pairs: dict = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -74,15 +96,20 @@ def synthesize(
     pairs_per_group=DEFAULTS["pairs_per_group"],
     train_identities_per_group=DEFAULTS["train_identities_per_group"],
     train_images_per_identity=DEFAULTS["train_images_per_identity"],
+    faces_identities_per_group=DEFAULTS["faces_identities_per_group"],
+    faces_images_per_identity=DEFAULTS["faces_images_per_identity"],
+    faces_pairs_per_group=DEFAULTS["faces_pairs_per_group"],
     seed=0,
     jpeg_quality=95,
     batch_size=32,
     progress=False,
 ):
-    """Write the three synthetic data sets into `out_dir` and return a SynthSummary.
+    """Write the synthetic data sets into `out_dir` and return a SynthSummary.
 
     Images per instance identity follow a geometric law with mean `images_per_identity`, cut at
-    `max_images_per_identity` (many single-image identities, as in RFW).
+    `max_images_per_identity` (many single-image identities, as in RFW). The folder tree has
+    `faces_identities_per_group` identities of `faces_images_per_identity` images in each of
+    its eight subgroups, and the pair table `faces_pairs_per_group` pairs per subgroup.
     """
     _check_sizes(
         identities_per_group,
@@ -92,6 +119,8 @@ def synthesize(
         train_identities_per_group,
         train_images_per_identity,
     )
+    _check_faces_sizes(faces_identities_per_group, faces_images_per_identity,
+                       faces_pairs_per_group)
     started = time.perf_counter()
     out_dir = Path(out_dir)
     (out_dir / BIN_FOLDER).mkdir(parents=True, exist_ok=True)
@@ -122,6 +151,10 @@ def synthesize(
         _write_training_zip(
             summary, seed, train_identities_per_group, train_images_per_identity, painter
         )
+        _write_faces(
+            out_dir, summary, seed, faces_identities_per_group, faces_images_per_identity,
+            faces_pairs_per_group, painter,
+        )
     finally:
         painter.close()
     summary.seconds = time.perf_counter() - started
@@ -138,6 +171,18 @@ def _check_sizes(identities, mean_images, max_images, pairs, train_identities, t
         raise MfftoolsError(
             f"pairs per group must be a positive multiple of {2 * N_FOLDS}"
             f" (10 balanced folds), got {pairs}"
+        )
+
+
+def _check_faces_sizes(identities, images, pairs):
+    if identities < 2:
+        raise MfftoolsError("the folder tree needs at least 2 identities per subgroup")
+    if images < 2:
+        raise MfftoolsError("the folder tree needs at least 2 images per identity (genuine pairs)")
+    if pairs <= 0 or pairs % (2 * BFW_FOLDS):
+        raise MfftoolsError(
+            f"pairs per subgroup must be a positive multiple of {2 * BFW_FOLDS}"
+            f" ({BFW_FOLDS} balanced folds), got {pairs}"
         )
 
 
@@ -200,6 +245,75 @@ def _write_training_zip(summary, seed, identities_per_group, images_per_identity
         summary.training_images = len(index_lines)
 
 
+def _write_faces(out_dir, summary, seed, n_identities, n_images, n_pairs, painter):
+    """The folder tree of eight subgroups, its manifest and its BFW-style pair table."""
+    folder = out_dir / FACES_FOLDER
+    manifest_rows, pair_rows = [], []
+    for ethnicity_index, ethnicity in enumerate(summary.group_names):
+        for gender_index, gender in enumerate(GENDER_SHIFTS):
+            subgroup = f"{ethnicity}-{gender}"
+            rng = np.random.default_rng([seed, _FACES, ethnicity_index, gender_index])
+            style = GROUP_STYLES[ethnicity]
+            appearance = with_gender(sample_appearances(rng, n_identities, style), gender)
+            identity = np.repeat(np.arange(n_identities), n_images)
+            variation = sample_variations(rng, len(identity), style.difficulty)
+            formats = ["PNG" if row % n_images == 0 else "JPEG" for row in range(len(identity))]
+            paths = []
+            for row, data in enumerate(
+                painter.encoded(take(appearance, identity), variation, formats)
+            ):
+                person = _person_id("f", ethnicity_index, 2 * int(identity[row]) + gender_index)
+                suffix = ".png" if formats[row] == "PNG" else ".jpg"
+                name = f"{subgroup}/{person}/{person}_{row % n_images + 1:04d}{suffix}"
+                _write_file(folder / name, data)
+                paths.append(f"{FACES_FOLDER}/{name}")
+                manifest_rows.append((paths[-1], person, ethnicity, ethnicity, gender))
+            for fold, first, second, same in _bfw_pairs(rng, n_identities, n_images, n_pairs):
+                people = [_person_id("f", ethnicity_index, 2 * (index // n_images) + gender_index)
+                          for index in (first, second)]
+                pair_rows.append((fold, paths[first], paths[second], int(same), *people,
+                                  subgroup, subgroup, gender, gender, ethnicity, ethnicity))
+            summary.faces_group_names.append(subgroup)
+            summary.faces_images[subgroup] = len(identity)
+            summary.faces_identities[subgroup] = n_identities
+            summary.faces_pairs[subgroup] = n_pairs
+    summary.faces_folder = folder
+    summary.faces_manifest = _write_csv(
+        out_dir / FACES_MANIFEST, ("path", "identity", "group", "ethnicity", "gender"),
+        manifest_rows,
+    )
+    summary.bfw_pairs = _write_csv(out_dir / BFW_PAIRS, BFW_COLUMNS, pair_rows)
+
+
+def _bfw_pairs(rng, n_identities, n_images, n_pairs):
+    """(fold, first image, second image, same) of n_pairs pairs: BFW_FOLDS folds, each its
+    genuine pairs (two images of one identity) then as many impostor pairs."""
+    half = n_pairs // (2 * BFW_FOLDS)
+    for fold in range(1, BFW_FOLDS + 1):
+        for identity in rng.integers(0, n_identities, half):
+            first, second = rng.choice(n_images, 2, replace=False)
+            yield fold, identity * n_images + first, identity * n_images + second, True
+        first = rng.integers(0, n_identities, half)
+        second = (first + rng.integers(1, n_identities, half)) % n_identities
+        for a, b in zip(first, second):
+            images = rng.integers(0, n_images, 2)
+            yield fold, a * n_images + images[0], b * n_images + images[1], False
+
+
+def _write_file(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def _write_csv(path, header, rows):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())
+
+
 def _write_pair_bin(path, rng, appearance, style, n_pairs, painter):
     """10 folds of n_pairs/10 pairs, each fold its genuine pairs then its impostor pairs."""
     n_identities = len(appearance["skin"])
@@ -226,13 +340,16 @@ class _Painter:
         self.batch_size = batch_size
         self.bar = tqdm(unit="img", desc="synth", disable=not (progress and sys.stderr.isatty()))
 
-    def encoded(self, appearance, variation):
-        """Yield the encoded bytes of each image, in row order."""
+    def encoded(self, appearance, variation, formats=None):
+        """Yield the encoded bytes of each image, in row order; `formats` gives each image's
+        format (JPEG or PNG; all JPEG by default)."""
         n_images = len(variation["noise_seed"])
         for start in range(0, n_images, self.batch_size):
             rows = slice(start, min(start + self.batch_size, n_images))
-            for pixels in render_faces(take(appearance, rows), take(variation, rows)):
-                yield encode_image(pixels, quality=self.quality)
+            rendered = render_faces(take(appearance, rows), take(variation, rows))
+            for row, pixels in enumerate(rendered, start=start):
+                fmt = "JPEG" if formats is None else formats[row]
+                yield encode_image(pixels, fmt=fmt, quality=self.quality)
             self.bar.update(rows.stop - rows.start)
 
     def close(self):

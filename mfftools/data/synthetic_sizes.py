@@ -8,6 +8,9 @@ DEFAULTS = {
     "pairs_per_group": 200,
     "train_identities_per_group": 40,
     "train_images_per_identity": 10,
+    "faces_identities_per_group": 5,
+    "faces_images_per_identity": 3,
+    "faces_pairs_per_group": 40,
 }
 # About RFW's size: 3,000 identities and 10,000 images per group, 6,000 pairs per group.
 RFW_SCALE = {

@@ -1,10 +1,15 @@
 """The pair protocol (RFW `.bin` files, insightface verification), exact and vectorised.
 
 Per group, pairs keep their file order and are cut into 10 contiguous, unshuffled folds
-(scikit-learn's `KFold(10)`: the first P % 10 folds hold one extra pair). In each fold the
-threshold of the grid `numpy.arange(0, 10, 0.001)` with the best training accuracy (first best on
-ties) is applied to the test fold; a pair is predicted "same" when its squared L2 distance is
-strictly below the threshold. The group accuracy is the mean over folds.
+(scikit-learn's `KFold(10)`: the first P % 10 folds hold one extra pair), unless the file assigns
+folds (its `fold` dataset: BFW-style pair lists), which are then used as they are. In each fold
+the threshold of the grid `numpy.arange(0, 10, 0.001)` with the best accuracy on the other folds
+(first best on ties) is applied to the fold; a pair is predicted "same" when its squared L2
+distance is strictly below the threshold. The group accuracy is the mean over folds.
+
+TAR at FAR = 1e-3 chooses its threshold on the other folds' impostor pairs, whose FAR moves in
+steps of 1 / (their number): with fewer than 1,000 such pairs 1e-3 cannot be resolved, and the
+result says so (`tar_at_far_resolvable`), beside the FAR the threshold actually gives.
 
 insightface counts, for each of the 10,000 thresholds, the pairs below it with a Python loop.
 Here each fold's distances are sorted once and `searchsorted` counts the accepted genuine and
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mfftools.data.groups import select_groups
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation.fairness import ser
 
@@ -36,6 +42,24 @@ _BLOCK_PAIRS = 4096
 
 
 @dataclass
+class TarAtFar:
+    """TAR at a FAR target, averaged over folds: `far` is the mean test FAR at the chosen
+    thresholds, `folds` the folds averaged, `far_resolution` the smallest FAR step of the
+    training FARs the thresholds are chosen on (1 / the fewest impostor pairs of a training
+    part); the target is resolvable when that step is not above it."""
+
+    tar: float
+    far: float
+    folds: int
+    far_resolution: float
+    far_target: float = FAR_TARGET
+
+    @property
+    def resolvable(self):
+        return bool(self.far_resolution <= self.far_target)
+
+
+@dataclass
 class GroupVerification:
     """The pair protocol's results for one group."""
 
@@ -44,9 +68,7 @@ class GroupVerification:
     n_impostor: int
     fold_accuracies: np.ndarray
     fold_thresholds: np.ndarray
-    tar_at_far: float
-    far_at_tar_threshold: float
-    tar_folds: int
+    tar_at_far: TarAtFar
     roc_far: np.ndarray
     roc_tar: np.ndarray
 
@@ -76,12 +98,21 @@ def kfold_bounds(n_pairs, n_folds=N_FOLDS):
     return [(int(stop - size), int(stop)) for stop, size in zip(stops, sizes)]
 
 
+def fold_members(n_pairs, fold=None):
+    """The pair indices of each fold: 10 contiguous folds (`kfold_bounds`), or, given each pair's
+    fold index (`fold`), the pairs of each index present, in index order."""
+    if fold is None:
+        return [np.arange(start, stop) for start, stop in kfold_bounds(n_pairs)]
+    fold = np.asarray(fold, dtype=np.int64)
+    return [np.flatnonzero(fold == index) for index in np.unique(fold)]
+
+
 def _accepted_per_fold(dist, issame, folds, thresholds):
     """Accepted (dist < t) genuine and impostor pairs of each fold at each threshold, [F, T]."""
     genuine = np.empty((len(folds), len(thresholds)), dtype=np.int64)
     impostor = np.empty_like(genuine)
-    for fold, (start, stop) in enumerate(folds):
-        fold_dist, fold_same = dist[start:stop], issame[start:stop]
+    for fold, members in enumerate(folds):
+        fold_dist, fold_same = dist[members], issame[members]
         # side="left" counts the sorted values strictly below each threshold.
         genuine[fold] = np.searchsorted(np.sort(fold_dist[fold_same]), thresholds, side="left")
         impostor[fold] = np.searchsorted(np.sort(fold_dist[~fold_same]), thresholds, side="left")
@@ -89,20 +120,21 @@ def _accepted_per_fold(dist, issame, folds, thresholds):
 
 
 def _fold_sizes(issame, folds):
-    n_genuine = np.array([int(issame[start:stop].sum()) for start, stop in folds])
-    n_pairs = np.array([stop - start for start, stop in folds])
+    n_genuine = np.array([int(issame[members].sum()) for members in folds])
+    n_pairs = np.array([len(members) for members in folds])
     return n_genuine, n_pairs - n_genuine
 
 
-def verification_accuracy(dist, issame, thresholds=ACCURACY_THRESHOLDS, n_folds=N_FOLDS):
+def verification_accuracy(dist, issame, thresholds=ACCURACY_THRESHOLDS, fold=None):
     """insightface's 10-fold accuracy for one group: (fold accuracies, chosen thresholds).
 
     Correct predictions = accepted genuine + rejected impostor; the best training threshold is the
     first maximum of the correct count (the same as the first maximum of insightface's accuracy,
-    which is that count over a fixed number of pairs).
+    which is that count over a fixed number of pairs). `fold`: each pair's fold index, when the
+    file assigns folds (see `fold_members`).
     """
     dist, issame = np.asarray(dist, dtype=np.float64), np.asarray(issame, dtype=bool)
-    folds = kfold_bounds(len(dist), n_folds)
+    folds = fold_members(len(dist), fold)
     accepted_genuine, accepted_impostor = _accepted_per_fold(dist, issame, folds, thresholds)
     n_genuine, n_impostor = _fold_sizes(issame, folds)
     correct_test = accepted_genuine + (n_impostor[:, np.newaxis] - accepted_impostor)
@@ -113,7 +145,7 @@ def verification_accuracy(dist, issame, thresholds=ACCURACY_THRESHOLDS, n_folds=
     return fold_accuracies.astype(np.float64), thresholds[best]
 
 
-def tar_at_far(dist, issame, far_target=FAR_TARGET, thresholds=TAR_THRESHOLDS, n_folds=N_FOLDS):
+def tar_at_far(dist, issame, far_target=FAR_TARGET, thresholds=TAR_THRESHOLDS, fold=None):
     """TAR at a FAR target, insightface's `calculate_val` without its interpolation failure.
 
     In each fold, the training FAR is computed at every grid threshold (a non-decreasing step
@@ -121,28 +153,30 @@ def tar_at_far(dist, issame, far_target=FAR_TARGET, thresholds=TAR_THRESHOLDS, n
     at which the training FAR first reaches the target crosses it (0 if it never does, as in
     insightface). That equals scipy's linear interpolation wherever FAR values do not repeat,
     and stays defined where they do. TAR and FAR are then measured on the test fold.
-    Returns (mean TAR, mean test FAR, number of folds used): a fold whose test part has no
-    genuine pairs, or whose training part has no impostor pairs, is left out.
+    Returns a TarAtFar: a fold whose test part has no genuine pairs, or whose training part has
+    no impostor pairs, is left out.
     """
     dist, issame = np.asarray(dist, dtype=np.float64), np.asarray(issame, dtype=bool)
-    folds = kfold_bounds(len(dist), n_folds)
+    folds = fold_members(len(dist), fold)
     _, accepted_impostor = _accepted_per_fold(dist, issame, folds, thresholds)
     n_genuine, n_impostor = _fold_sizes(issame, folds)
     train_accepted = accepted_impostor.sum(axis=0) - accepted_impostor
     train_impostor = n_impostor.sum() - n_impostor
-    tars, fars = [], []
-    for fold, (start, stop) in enumerate(folds):
-        if n_genuine[fold] == 0 or train_impostor[fold] == 0:
+    tars, fars, used = [], [], []
+    for index, members in enumerate(folds):
+        if n_genuine[index] == 0 or train_impostor[index] == 0:
             continue
-        train_far = train_accepted[fold] / float(train_impostor[fold])
+        train_far = train_accepted[index] / float(train_impostor[index])
         threshold = _interpolate_threshold(train_far, thresholds, far_target)
-        test_dist, test_same = dist[start:stop], issame[start:stop]
+        test_dist, test_same = dist[members], issame[members]
         accepted = test_dist < threshold
-        tars.append(np.sum(accepted & test_same) / float(n_genuine[fold]))
-        fars.append(np.sum(accepted & ~test_same) / float(max(n_impostor[fold], 1)))
+        tars.append(np.sum(accepted & test_same) / float(n_genuine[index]))
+        fars.append(np.sum(accepted & ~test_same) / float(max(n_impostor[index], 1)))
+        used.append(index)
     if not tars:
-        return float("nan"), float("nan"), 0
-    return float(np.mean(tars)), float(np.mean(fars)), len(tars)
+        return TarAtFar(float("nan"), float("nan"), 0, float("nan"), far_target)
+    resolution = 1.0 / float(train_impostor[used].min())
+    return TarAtFar(float(np.mean(tars)), float(np.mean(fars)), len(tars), resolution, far_target)
 
 
 def _interpolate_threshold(far, thresholds, far_target):
@@ -157,38 +191,54 @@ def _interpolate_threshold(far, thresholds, far_target):
 
 
 def roc_at_far_levels(dist, issame, far_levels=ROC_FAR_LEVELS, thresholds=ACCURACY_THRESHOLDS):
-    """TAR over all pairs at the largest grid threshold whose FAR does not exceed each level."""
+    """TAR over all pairs at the largest grid threshold whose FAR does not exceed each level,
+    for the levels the pairs resolve: those not below 1 / (number of impostor pairs)."""
     dist, issame = np.asarray(dist, dtype=np.float64), np.asarray(issame, dtype=bool)
+    n_impostor = max(int((~issame).sum()), 1)
     genuine = np.searchsorted(np.sort(dist[issame]), thresholds, side="left")
     impostor = np.searchsorted(np.sort(dist[~issame]), thresholds, side="left")
-    far = impostor / max(int((~issame).sum()), 1)
+    far = impostor / n_impostor
     tar = genuine / max(int(issame.sum()), 1)
+    far_levels = np.asarray(far_levels, dtype=np.float64)
+    far_levels = far_levels[far_levels * n_impostor >= 1]
     # far is non-decreasing and far[0] = 0 (nothing is below a threshold of 0).
     last = np.searchsorted(far, far_levels, side="right") - 1
-    return np.asarray(far_levels, dtype=np.float64), tar[last]
+    return far_levels, tar[last]
 
 
-def verify_group(dist, issame, name="group"):
-    """All pair-protocol results for one group's distances, in file order."""
+def verify_group(dist, issame, name="group", fold=None):
+    """All pair-protocol results for one group's distances, in file order; `fold`: each pair's
+    fold index when the file assigns folds, else 10 contiguous folds."""
     dist, issame = np.asarray(dist, dtype=np.float64), np.asarray(issame, dtype=bool)
     n_genuine = int(issame.sum())
     n_impostor = len(issame) - n_genuine
-    if len(dist) < N_FOLDS:
+    if fold is None and len(dist) < N_FOLDS:
         raise MfftoolsError(
             f"group {name!r} has {len(dist)} pairs; the {N_FOLDS}-fold protocol needs "
             f"at least {N_FOLDS}"
+        )
+    if fold is not None and len(np.unique(fold)) < 2:
+        raise MfftoolsError(
+            f"group {name!r} has pairs in {len(np.unique(fold))} fold; choosing thresholds on "
+            "the other folds needs at least 2"
         )
     if n_genuine == 0 or n_impostor == 0:
         raise MfftoolsError(
             f"group {name!r} has {n_genuine} genuine and {n_impostor} impostor pairs; "
             "the pair protocol needs both"
         )
-    fold_accuracies, fold_thresholds = verification_accuracy(dist, issame)
-    tar, far, tar_folds = tar_at_far(dist, issame)
-    if tar_folds < N_FOLDS:
+    fold_accuracies, fold_thresholds = verification_accuracy(dist, issame, fold=fold)
+    tar = tar_at_far(dist, issame, fold=fold)
+    if tar.folds < len(fold_accuracies):
         logger.warning(
             "group %r: TAR@FAR averaged over %d of %d folds (the others lack genuine test "
-            "pairs or impostor training pairs)", name, tar_folds, N_FOLDS
+            "pairs or impostor training pairs)", name, tar.folds, len(fold_accuracies)
+        )
+    if not tar.resolvable:
+        logger.debug(
+            "group %r: TAR@FAR=%g is unresolvable: thresholds are chosen on as few as %d "
+            "impostor pairs (FAR steps of %.2g); the thresholds found give a FAR of %.2g",
+            name, tar.far_target, round(1 / tar.far_resolution), tar.far_resolution, tar.far
         )
     roc_far, roc_tar = roc_at_far_levels(dist, issame)
     return GroupVerification(
@@ -198,8 +248,6 @@ def verify_group(dist, issame, name="group"):
         fold_accuracies=fold_accuracies,
         fold_thresholds=fold_thresholds,
         tar_at_far=tar,
-        far_at_tar_threshold=far,
-        tar_folds=tar_folds,
         roc_far=roc_far,
         roc_tar=roc_tar,
     )
@@ -219,33 +267,43 @@ def embeddings_distances(embeddings, block_pairs=_BLOCK_PAIRS):
     return dist
 
 
-def evaluate_pair_distances(dist, issame, pair_group, group_names):
+def evaluate_pair_distances(dist, issame, pair_group, group_names, fold=None, groups=None,
+                            where="pairs"):
     """The pair protocol's results dict (PROTOCOLS section 6) from pair distances and labels.
 
-    Groups without pairs are left out (and logged). `std` (ddof = 1 over groups) is None with a
-    single group; `ser` (error = 100 - accuracy %) is None when a group has no errors.
+    `fold`: each pair's fold index when the source assigns folds (else 10 contiguous folds per
+    group). `groups`: the names of the groups to evaluate (default all; `where` names the source
+    in the error for a missing one). Groups without pairs are left out (and logged). `std`
+    (ddof = 1 over groups) and `ser` (error = 100 - accuracy %) are None with a single group;
+    `ser` is also None when a group has no errors.
     """
     dist, issame = np.asarray(dist, dtype=np.float64), np.asarray(issame, dtype=bool)
     pair_group = np.asarray(pair_group, dtype=np.int64)
+    fold = None if fold is None else np.asarray(fold, dtype=np.int64)
+    chosen = select_groups(group_names, groups, where)
     verified = {}
     for index, name in enumerate(group_names):
         mask = pair_group == index
+        if name not in chosen:
+            continue
         if not mask.any():
             logger.warning("group %r has no pairs; left out", name)
             continue
-        verified[name] = verify_group(dist[mask], issame[mask], name)
+        group_fold = None if fold is None else fold[mask]
+        verified[name] = verify_group(dist[mask], issame[mask], name, fold=group_fold)
     if not verified:
         raise MfftoolsError("no pairs to evaluate")
     percent = [result.accuracy * 100 for result in verified.values()]
-    std = float(np.std(percent, ddof=1)) if len(percent) > 1 else None
+    several = len(percent) > 1
     return {
         "protocol": "pair",
         "group_names": list(verified),
         "groups": {name: _group_entry(result) for name, result in verified.items()},
         "mean_accuracy": float(np.mean(percent)),
-        "std": std,
-        "ser": ser([100 - value for value in percent]),
-        "n_pairs": int(len(dist)),
+        "std": float(np.std(percent, ddof=1)) if several else None,
+        "ser": ser([100 - value for value in percent]) if several else None,
+        "n_pairs": int(sum(result.n_pairs for result in verified.values())),
+        "fold_assignment": "contiguous" if fold is None else "file",
         "far_target": FAR_TARGET,
         "roc": {
             name: {"far": result.roc_far.tolist(), "tar": result.roc_tar.tolist()}
@@ -255,25 +313,30 @@ def evaluate_pair_distances(dist, issame, pair_group, group_names):
 
 
 def _group_entry(result):
+    tar = result.tar_at_far
     return {
         "accuracy": result.accuracy,
         "fold_accuracies": result.fold_accuracies.tolist(),
-        "tar_at_far_1e-3": result.tar_at_far,
+        "tar_at_far_1e-3": tar.tar,
         "accuracy_std": float(np.std(result.fold_accuracies)),
         "fold_thresholds": result.fold_thresholds.tolist(),
-        "far_at_tar_threshold": result.far_at_tar_threshold,
-        "tar_folds": result.tar_folds,
+        "far_at_tar_threshold": tar.far,
+        "tar_at_far_resolvable": tar.resolvable,
+        "far_resolution": tar.far_resolution,
+        "tar_folds": tar.folds,
         "n_pairs": result.n_pairs,
         "n_genuine": result.n_genuine,
         "n_impostor": result.n_impostor,
     }
 
 
-def evaluate_pairs(embeddings):
-    """Run the pair protocol on an opened pairs-layout embeddings file (see `open_embeddings`)."""
+def evaluate_pairs(embeddings, groups=None):
+    """Run the pair protocol on an opened pairs-layout embeddings file (see `open_embeddings`),
+    on its own folds when it has a `fold` dataset; `groups`: the group names to evaluate."""
     dist = embeddings_distances(embeddings)
     results = evaluate_pair_distances(
-        dist, embeddings.issame, embeddings.pair_group, embeddings.group_names
+        dist, embeddings.issame, embeddings.pair_group, embeddings.group_names,
+        fold=embeddings.fold, groups=groups, where=str(embeddings.path),
     )
     results["dim"] = embeddings.dim
     results["source"] = str(embeddings.path)

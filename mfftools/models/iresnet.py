@@ -66,10 +66,12 @@ class IResNet(nn.Module):
 
     `fp16=True` runs the trunk under CUDA autocast and the fc head in float32, as insightface's
     training does. With `fp16=False` the forward leaves the caller's autocast state alone, so an
-    outer autocast (extraction's `amp`) applies to the whole network.
+    outer autocast (extraction's `amp`) applies to the whole network. `init_weights=False` skips
+    insightface's initialisation, for a network whose weights are loaded next.
     """
 
-    def __init__(self, layers, dropout=0.0, num_features=512, fp16=False, width=INSIGHTFACE_WIDTH):
+    def __init__(self, layers, dropout=0.0, num_features=512, fp16=False, width=INSIGHTFACE_WIDTH,
+                 init_weights=True):
         super().__init__()
         self.layers = tuple(layers)
         self.num_features = num_features
@@ -88,10 +90,12 @@ class IResNet(nn.Module):
         self.dropout = nn.Dropout(p=dropout, inplace=True)
         self.fc = nn.Linear(self.trunk_dim, num_features)
         self.features = nn.BatchNorm1d(num_features, eps=BN_EPS)
-        self._init_weights()
+        self.features.weight.requires_grad = False  # the embedding BN's scale stays 1
+        if init_weights:
+            self._init_weights()
 
     def _init_weights(self):
-        """insightface's initialisation; the embedding BN's scale stays 1 and is not trained."""
+        """insightface's initialisation."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.normal_(module.weight, 0, 0.1)
@@ -99,7 +103,6 @@ class IResNet(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
         nn.init.ones_(self.features.weight)
-        self.features.weight.requires_grad = False
 
     def trunk(self, x):
         """Stem and the four stages: [B, 3, 112, 112] -> [B, 8 * width, 7, 7] (512 at insightface's)."""

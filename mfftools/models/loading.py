@@ -29,6 +29,9 @@ MODEL_TYPES = ("iresnet", "mixfair")
 _STRIPPED_PREFIXES = ("module.", "model.")
 _BLOCK_KEY = re.compile(r"^(?:encoder\.)?layer([1-4])\.(\d+)\.")
 _LISTED_KEYS = 10
+# How torch's restricted unpickler names a global it refused.
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_UNPICKLER_DETAIL = "WeightsUnpickler error:"
 
 
 @dataclass(frozen=True)
@@ -93,14 +96,7 @@ def load_model(path, arch=None):
         raise MfftoolsError(f"{path}: checkpoint not found")
     if arch is not None and arch not in ARCHS:
         raise MfftoolsError(f"unknown arch {arch!r}: use one of {', '.join(ARCHS)}")
-    try:
-        with torch.serialization.safe_globals(_numpy_globals()):
-            content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for unreadable or unsafe pickles
-        raise MfftoolsError(
-            f"{path}: cannot read as a PyTorch checkpoint of weights "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
-        ) from error
+    content = _load_weights(path)
     state_dict, checkpoint_format, declared = _unwrap(content, path)
     state_dict = _strip_prefixes(state_dict)
     model_type = _model_type(state_dict, path)
@@ -110,7 +106,9 @@ def load_model(path, arch=None):
             f"but its weights are those of a {model_type!r} model"
         )
     arch = _resolve_arch(state_dict, path, arch, declared.get("arch"))
-    # Built on the meta device (no initialisation to pay for), then given the loaded tensors.
+    # Built on the meta device (no memory to fill), uninitialised (initialising meta tensors
+    # goes through torch's Python reference kernels, whose first use imports torch._dynamo:
+    # seconds of start-up), then given the loaded tensors.
     with torch.device("meta"):
         model, num_classes = _build(model_type, arch, state_dict)
     _check_keys(model, state_dict, path)
@@ -130,6 +128,32 @@ def load_model(path, arch=None):
     )
     logger.info("loaded %s (%s checkpoint) from %s", info.name, checkpoint_format, path)
     return model, info
+
+
+def _load_weights(path):
+    """torch.load with weights_only=True, its refusals turned into mfftools errors.
+
+    torch's own message for a refused object advises loading with weights_only=False, which
+    would run whatever code the file holds: that advice is never passed on.
+    """
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for unreadable files
+        text = str(error)
+        refused = _REFUSED_GLOBAL.findall(text)
+        if refused:
+            raise MfftoolsError(
+                f"{path}: the file holds Python objects ({', '.join(dict.fromkeys(refused))}) "
+                "that mfftools refuses to unpickle, as unpickling them could run any code; save "
+                "the weights alone, e.g. torch.save(model.state_dict(), path), and pass that file"
+            ) from None
+        # Only the restricted unpickler's own finding, after its general advice.
+        detail = text.split(_UNPICKLER_DETAIL, 1)[-1].strip().splitlines()
+        raise MfftoolsError(
+            f"{path}: cannot read as a PyTorch checkpoint of weights "
+            f"({type(error).__name__}: {detail[0] if detail else 'no detail'})"
+        ) from None
 
 
 def _is_state_dict(value):
@@ -213,10 +237,10 @@ def _build(model_type, arch, state_dict):
     if model_type == "iresnet":
         fc = state_dict.get("fc.weight")
         num_features = fc.shape[0] if fc is not None and fc.ndim == 2 else 512
-        return iresnet(arch, num_features=num_features), None
+        return iresnet(arch, num_features=num_features, init_weights=False), None
     product = state_dict.get("product.weight")
     num_classes = product.shape[0] if product is not None and product.ndim == 2 else None
-    return MixFairFaceNet(arch, num_classes=num_classes), num_classes
+    return MixFairFaceNet(arch, num_classes=num_classes, init_weights=False), num_classes
 
 
 def _listed(keys):

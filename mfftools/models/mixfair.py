@@ -32,13 +32,14 @@ class MixFairFaceNet(nn.Module):
 
     `product` is the margin head whose `weight` is [num_classes, 512]: pass a head module (for
     training), or `num_classes` for a plain weight holder, or neither for an embedding-only model.
-    The embedding forward never uses it.
+    The embedding forward never uses it. `init_weights=False` skips the encoder's
+    initialisation, for a network whose weights are loaded next.
     """
 
-    def __init__(self, arch="r34", num_classes=None, product=None):
+    def __init__(self, arch="r34", num_classes=None, product=None, init_weights=True):
         super().__init__()
         self.arch = arch
-        self.encoder = iresnet(arch)
+        self.encoder = iresnet(arch, init_weights=init_weights)
         for unused in (self.encoder.bn2, self.encoder.fc, self.encoder.features):
             unused.requires_grad_(False)
         trunk_dim = self.encoder.trunk_dim

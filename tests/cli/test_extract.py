@@ -48,6 +48,12 @@ def _run(*args):
     return CliRunner().invoke(main, ["extract", *map(str, args)], catch_exceptions=False)
 
 
+def _printed(result):
+    """The lines the command printed, without the log lines (INFO ..., WARNING ...)."""
+    return [line for line in result.output.splitlines()
+            if not line.startswith(("DEBUG ", "INFO ", "WARNING "))]
+
+
 def test_extract_writes_and_reports(tmp_path, checkpoint):
     path, model = checkpoint
     archive = _rfw_zip(tmp_path / "val.zip")
@@ -69,7 +75,7 @@ def test_extract_writes_and_reports(tmp_path, checkpoint):
 
     again = _run(archive, "--model", path, "--out", out, "--batch-size", 2, "--workers", 0,
                  "--device", "cpu", "--resume")
-    assert again.exit_code == 0 and "wrote 3 embeddings" in again.output
+    assert again.exit_code == 0 and "is already complete: 3 embeddings" in again.output
 
 
 def test_skip_bad_images_lists_them(tmp_path, checkpoint):
@@ -85,18 +91,77 @@ def test_skip_bad_images_lists_them(tmp_path, checkpoint):
 def test_user_errors_are_one_line_messages(tmp_path, checkpoint):
     archive = _rfw_zip(tmp_path / "val.zip", bad=("m.X_0001.jpg",))
     out = tmp_path / "emb.h5"
-    bad_image = _run(archive, "--model", checkpoint[0], "--out", out, "--workers", 0, "--device", "cpu")
+    bad_image = _run(archive, "--model", checkpoint[0], "--out", out, "--workers", 0,
+                     "--device", "cpu")
     assert bad_image.exit_code == 1
     assert "Error: cannot decode image" in bad_image.output and "m.X_0001.jpg" in bad_image.output
     assert "Traceback" not in bad_image.output
-    wrong_arch = _run(archive, "--model", checkpoint[0], "--out", out, "--arch", "r50", "--device", "cpu")
+    wrong_arch = _run(archive, "--model", checkpoint[0], "--out", out, "--arch", "r50",
+                      "--device", "cpu")
     assert wrong_arch.exit_code == 1 and "--arch says r50" in wrong_arch.output
     no_model = _run(archive, "--out", out)
     assert no_model.exit_code == 2 and "--model" in no_model.output
 
 
 def test_arch_choices_are_the_model_family():
-    from mfftools.cli.extract import ARCHS
+    from mfftools.cli.options import ARCHS
     from mfftools.models.iresnet import ARCHS as MODEL_ARCHS
 
     assert set(ARCHS) == set(MODEL_ARCHS)
+
+
+def test_each_run_says_one_true_thing(tmp_path, checkpoint):
+    archive = _rfw_zip(tmp_path / "val.zip")
+    out = tmp_path / "emb.h5"
+    options = ("--model", checkpoint[0], "--out", out, "--workers", 0, "--device", "cpu")
+    first = _run(archive, *options)
+    assert first.exit_code == 0, first.output
+    assert first.output.count("wrote 3 embeddings") == 1
+    again = _run(archive, *options, "--resume")
+    assert again.exit_code == 0, again.output
+    assert _printed(again)[0] == (
+        f"{out} is already complete: 3 embeddings of dim 512 (images layout, groups X, Y); "
+        "nothing to resume"
+    )
+    assert "wrote" not in again.output
+
+
+class _InterruptedNet(torch.nn.Module):
+    """Wraps a model; the forward pass after `batches` image batches raises KeyboardInterrupt,
+    as Ctrl-C does (forward passes of a single image, such as a blank probe, do not count)."""
+
+    def __init__(self, model, batches):
+        super().__init__()
+        self.model, self.batches = model, batches
+
+    def forward(self, images):
+        if len(images) > 1:
+            if self.batches == 0:
+                raise KeyboardInterrupt
+            self.batches -= 1
+        return self.model(images)
+
+
+def test_ctrl_c_says_how_to_continue(tmp_path, checkpoint, monkeypatch):
+    from mfftools.models import loading
+
+    archive = _rfw_zip(tmp_path / "val.zip")
+    out = tmp_path / "emb.h5"
+    real_load = loading.load_model
+    monkeypatch.setattr(loading, "load_model", lambda path, arch=None: (
+        (_InterruptedNet(real_load(path, arch)[0], batches=1), real_load(path, arch)[1])))
+    options = ("--model", checkpoint[0], "--out", out, "--workers", 0, "--device", "cpu",
+               "--batch-size", 1)
+    interrupted = _run(archive, *options)
+    assert interrupted.exit_code == 130
+    assert _printed(interrupted) == [
+        f"interrupted: {out} holds 1 of 3 embeddings; run the same command with --resume to "
+        "continue where it stopped"
+    ]
+    monkeypatch.setattr(loading, "load_model", real_load)
+    resumed = _run(archive, *options, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert _printed(resumed)[0] == (
+        f"resumed after 1 rows: wrote 2 more, 3 embeddings of dim 512 (images layout, groups X, Y) "
+        f"in {out}"
+    )

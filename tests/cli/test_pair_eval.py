@@ -25,6 +25,12 @@ def run(*args):
     return CliRunner().invoke(main, ["pair-eval", *map(str, args)])
 
 
+def printed(result):
+    """The lines the command printed, without the log lines (INFO ..., WARNING ...)."""
+    return [line for line in result.output.splitlines()
+            if not line.startswith(("DEBUG ", "INFO ", "WARNING "))]
+
+
 @pytest.fixture
 def pairs_file(tmp_path, rng):
     n_pairs = 4 * 40
@@ -84,10 +90,18 @@ def test_incomplete_file_is_refused(tmp_path):
     assert "incomplete" in result.output
 
 
-def test_model_options_need_a_bin_folder(pairs_file, checkpoint):
+def test_an_embeddings_file_is_evaluated_alone(pairs_file, bin_folder):
+    result = run(pairs_file, bin_folder)
+    assert result.exit_code == 1
+    assert f"{pairs_file} is an embeddings file: evaluate it alone, not with other sources" in (
+        result.output)
+
+
+def test_model_options_need_images_to_extract(pairs_file, checkpoint):
     result = run(pairs_file, "--model", checkpoint[0])
     assert result.exit_code == 1
-    assert "apply only to a folder of .bin files" in result.output
+    assert f"{pairs_file} is an embeddings file: --model applies only to images to extract" in (
+        result.output)
 
 
 def write_bin(path, n_pairs, seed, content=None):
@@ -151,7 +165,7 @@ def checkpoint(tmp_path, monkeypatch):
 def test_bin_folder_needs_a_model(bin_folder):
     result = run(bin_folder)
     assert result.exit_code == 1
-    assert "give --model CHECKPOINT" in result.output
+    assert f"{bin_folder}: give --model to extract the embeddings of these images" in result.output
 
 
 def test_bin_folder_is_extracted_into_save_path(tmp_path, bin_folder, checkpoint):
@@ -188,21 +202,37 @@ def test_bin_folder_without_save_uses_a_temporary_file(tmp_path, bin_folder, che
     assert "African" in result.output and "Asian" in result.output
 
 
-def test_missing_group_files(bin_folder, checkpoint):
-    result = run(bin_folder, "--model", checkpoint[0], "--groups", ",".join(GROUPS))
-    assert result.exit_code == 1
-    assert "missing group files Caucasian_test.bin, Indian_test.bin" in result.output
-    result = run(bin_folder, "--model", checkpoint[0], "--groups", "African")
-    assert result.exit_code == 1
-    assert "beyond --groups" in result.output
-    assert checkpoint[1] == []
+def test_groups_select_from_a_folder(tmp_path, bin_folder, checkpoint):
+    result = run(bin_folder, "--model", checkpoint[0], "--groups", "Asian", "--workers", "0",
+                 "--device", "cpu", "--save", tmp_path / "asian.h5")
+    assert result.exit_code == 0, result.output
+    assert open_embeddings(tmp_path / "asian.h5").group_names == ["Asian"]
+    assert printed(result)[0] == "Pair protocol: Asian, 10 pairs, 10 contiguous folds"
+    missing = run(bin_folder, "--model", checkpoint[0], "--groups", ",".join(GROUPS))
+    assert missing.exit_code == 1
+    assert f"Error: {bin_folder}: no group Caucasian, Indian (it holds African, Asian)" in (
+        missing.output)
+
+
+def test_groups_select_from_an_embeddings_file(tmp_path, pairs_file):
+    result = run(pairs_file, "--groups", "Indian,African", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["group_names"] == ["African", "Indian"]
+    assert written["n_pairs"] == 80
+    everything = evaluate_pairs(open_embeddings(pairs_file))
+    assert written["groups"]["Indian"] == everything["groups"]["Indian"]
+    missing = run(pairs_file, "--groups", "Asian,Martian")
+    assert missing.exit_code == 1
+    assert f"Error: {pairs_file}: no group Martian (it holds {', '.join(GROUPS)})" in (
+        missing.output)
 
 
 def test_empty_folder(tmp_path, checkpoint):
     (tmp_path / "empty").mkdir()
     result = run(tmp_path / "empty", "--model", checkpoint[0])
     assert result.exit_code == 1
-    assert "_test.bin files" in result.output
+    assert "no .bin pair files (such as <Group>_test.bin or lfw.bin)" in result.output
 
 
 class _Payload:
@@ -240,3 +270,44 @@ def test_one_rule_for_the_model_name(tmp_path, rng, attrs, name, expected):
     result = run(path, "--json", tmp_path / "r.json", *(["--name", name] if name else []))
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "r.json").read_text()).get("model") == expected
+
+
+def test_tar_at_far_is_shown_with_its_far_or_marked_unresolved(tmp_path, rng):
+    # "small": 100 impostor pairs (90 to choose each threshold on); "large": 1,200 (1,080).
+    sizes = {"small": 200, "large": 2400}
+    issame = np.concatenate([np.tile([True, False], size // 2) for size in sizes.values()])
+    pair_group = np.repeat([0, 1], list(sizes.values()))
+    first = rng.normal(size=(len(issame), 8))
+    second = np.where(issame[:, None], first + 0.8 * rng.normal(size=first.shape),
+                      rng.normal(size=first.shape))
+    rows = np.empty((2 * len(issame), 8), np.float32)
+    rows[0::2], rows[1::2] = first, second
+    path = write_pairs_file(tmp_path / "p.h5", rows, issame, pair_group, list(sizes))
+    result = run(path, "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "r.json").read_text())
+    small, large = written["groups"]["small"], written["groups"]["large"]
+    assert not small["tar_at_far_resolvable"] and large["tar_at_far_resolvable"]
+    lines = printed(result)
+    assert lines[2].split()[-2:] == ["unresolved*", f"{small['far_at_tar_threshold']:.2g}"]
+    assert lines[3].split()[-2:] == [f"{large['tar_at_far_1e-3']:.4f}",
+                                     f"{large['far_at_tar_threshold']:.2g}"]
+    assert lines[-2] == (
+        "* unresolved: choosing a threshold at FAR=0.001 needs at least 1,000 impostor pairs "
+        "besides the test fold, and there are as few as 90 (FAR steps of 1/90); 'at FAR' is what "
+        "the thresholds found give"
+    )
+    assert min(written["roc"]["small"]["far"]) >= 1 / 100
+    assert min(written["roc"]["large"]["far"]) >= 1 / 1200
+
+
+def test_one_set_reads_as_one(tmp_path, rng):
+    issame = np.tile([True, False], 30)
+    rows = rng.normal(size=(120, 8)).astype(np.float32)
+    path = write_pairs_file(tmp_path / "lfw.h5", rows, issame, np.zeros(60, int), ["lfw"])
+    result = run(path)
+    assert result.exit_code == 0, result.output
+    lines = printed(result)
+    assert lines[0] == "Pair protocol: lfw, 60 pairs, 10 contiguous folds"
+    assert lines[2].startswith("lfw ")
+    assert not any(line.startswith(("mean", "STD", "SER")) for line in lines)

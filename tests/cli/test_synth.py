@@ -15,6 +15,10 @@ TINY = [
     "2",
     "--train-images-per-identity",
     "1",
+    "--faces-identities-per-group",
+    "2",
+    "--faces-pairs-per-group",
+    "10",
 ]
 
 
@@ -27,6 +31,8 @@ def test_synth_writes_the_three_formats_and_summarises(tmp_path):
     assert "African_test.bin (20 pairs)" in result.output
     assert "TrainingData.zip: 8 images of 8 identities" in result.output
     assert PairBinFolder(tmp_path / "out" / "rfw_bin").n_rows == 160
+    assert (f"{tmp_path / 'out' / 'faces'}: 48 images of 16 identities in 8 subgroups "
+            "(African-Female, ...); manifest faces.csv, 80 pairs in bfw_pairs.csv") in result.output
 
 
 def test_rfw_scale_sizes_can_be_overridden(tmp_path):

@@ -7,7 +7,7 @@ import torch
 
 from data_builders import encoded_image
 from mfftools.data.images import decode_image
-from mfftools.data.pair_bin import PairBinFolder, load_pair_bin
+from mfftools.data.pair_bin import PairBinFolder, PairBinSets, bin_set_name, load_pair_bin
 from mfftools.errors import MfftoolsError
 
 
@@ -110,18 +110,31 @@ def test_folder_concatenates_groups_sorted_by_name(tmp_path):
     assert torch.cat([indices for _, indices in loader]).tolist() == list(range(10))
 
 
-def test_folder_group_names_must_match(tmp_path):
-    make_folder(tmp_path / "bins", {"Asian": 1, "African": 1})
-    assert PairBinFolder(tmp_path / "bins", group_names=["Asian", "African"]).group_names == [
-        "African",
-        "Asian",
-    ]
-    with pytest.raises(
-        MfftoolsError,
-        match=r"bins: holds groups \['African', 'Asian'\], "
-        r"expected \['African', 'Asian', 'Indian'\]",
-    ):
-        PairBinFolder(tmp_path / "bins", group_names=["African", "Asian", "Indian"])
+def test_folder_groups_select_and_a_missing_one_is_named(tmp_path):
+    make_folder(tmp_path / "bins", {"Asian": 1, "African": 2, "Indian": 1})
+    chosen = PairBinFolder(tmp_path / "bins", groups=["Indian", "African"])
+    assert chosen.group_names == ["African", "Indian"]
+    assert chosen.n_rows == 6 and chosen.pair_group.tolist() == [0, 0, 1]
+    (tmp_path / "bins" / "Asian_test.bin").write_bytes(b"unread: not a pickle")
+    assert PairBinFolder(tmp_path / "bins", groups=["Indian"]).group_names == ["Indian"]
+    with pytest.raises(MfftoolsError) as error:
+        PairBinFolder(tmp_path / "bins", groups=["African", "Caucasian"])
+    assert str(error.value) == (
+        f"{tmp_path / 'bins'}: no group Caucasian (it holds African, Asian, Indian)")
+
+
+def test_verification_sets_are_named_by_their_stem(tmp_path):
+    folder = tmp_path / "faces_emore"
+    folder.mkdir()
+    for name, n_pairs in (("lfw", 2), ("cfp_fp", 1), ("agedb_30", 1)):
+        write_bin(folder / f"{name}.bin", pair_content(n_pairs))
+    assert PairBinFolder(folder).group_names == ["agedb_30", "cfp_fp", "lfw"]
+    sets = PairBinSets([("lfw", folder / "lfw.bin"), ("cfp_fp", folder / "cfp_fp.bin")])
+    assert sets.group_names == ["lfw", "cfp_fp"] and sets.pair_group.tolist() == [0, 0, 1]
+    assert sets.image_name(4) == "cfp_fp.bin image 0"
+    assert bin_set_name(folder / "African_test.bin") == "African"
+    with pytest.raises(MfftoolsError, match="two pair files hold the set lfw"):
+        PairBinSets([("lfw", folder / "lfw.bin"), ("lfw", folder / "lfw.bin")])
 
 
 def test_folder_errors_and_bad_images(tmp_path):
@@ -134,7 +147,7 @@ def test_folder_errors_and_bad_images(tmp_path):
     ):
         PairBinFolder(tmp_path / "A_test.bin")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(MfftoolsError, match=r"empty: no <Group>_test.bin files"):
+    with pytest.raises(MfftoolsError, match=r"empty: no .bin pair files"):
         PairBinFolder(tmp_path / "empty")
     (tmp_path / "bad").mkdir()
     bins, issame = pair_content(2)

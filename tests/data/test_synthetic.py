@@ -12,12 +12,16 @@ from mfftools.data.faces import (
     synthetic_faces,
     take,
 )
+from mfftools.data.folder_tree import read_folder_tree
+from mfftools.data.manifest import read_manifest
 from mfftools.data.pair_bin import PairBinFolder
+from mfftools.data.pair_list import read_pair_list
 from mfftools.data.rfw import RfwInstanceZip
 from mfftools.data.synthetic import synthesize
 from mfftools.data.training_zip import TrainingZip
 from mfftools.errors import MfftoolsError
 
+BFW = {"path1": "p1", "path2": "p2", "issame": "label", "group": "a1"}
 SMALL = dict(
     identities_per_group=5,
     images_per_identity=2.5,
@@ -25,6 +29,9 @@ SMALL = dict(
     pairs_per_group=20,
     train_identities_per_group=3,
     train_images_per_identity=2,
+    faces_identities_per_group=3,
+    faces_images_per_identity=2,
+    faces_pairs_per_group=20,
 )
 
 
@@ -82,7 +89,8 @@ def test_people_lists_count_images(synth_dir):
 
 def test_pair_bins_have_ten_balanced_folds(synth_dir):
     _, summary = synth_dir
-    dataset = PairBinFolder(summary.bin_folder, group_names=summary.group_names)
+    dataset = PairBinFolder(summary.bin_folder)
+    assert dataset.group_names == summary.group_names
     assert dataset.n_rows == 2 * 20 * 4
     for group_index, group in enumerate(summary.group_names):
         issame = dataset.issame[dataset.pair_group == group_index]
@@ -91,6 +99,37 @@ def test_pair_bins_have_ten_balanced_folds(synth_dir):
         np.testing.assert_array_equal(folds.sum(axis=1), 1)
         np.testing.assert_array_equal(folds[:, 0], True)
     assert dataset[5][0].shape == (3, 112, 112)
+
+
+def test_folder_tree_manifest_and_pair_table_read_back(synth_dir):
+    _, summary = synth_dir
+    subgroups = [f"{e}-{g}" for e in summary.group_names for g in ("Female", "Male")]
+    assert summary.faces_group_names == subgroups
+    tree = read_folder_tree(summary.faces_folder)
+    assert tree.group_names == subgroups
+    assert len(tree.images) == sum(summary.faces_images.values()) == 8 * 3 * 2
+    names = [tree.images.image_name(k) for k in range(len(tree.images))]
+    assert {name.rsplit(".", 1)[1] for name in names} == {"png", "jpg"}
+    assert tree.images.encoded(0)[:4] == b"\x89PNG" and tree.images.encoded(1)[:2] == b"\xff\xd8"
+    by_ethnicity = read_manifest(summary.faces_manifest)
+    assert by_ethnicity.group_names == summary.group_names
+    by_both = read_manifest(summary.faces_manifest, group_by=["ethnicity", "gender"])
+    assert by_both.group_names == subgroups
+    np.testing.assert_array_equal(by_both.group, tree.group)
+    assert [by_both.images.image_name(k) for k in range(len(names))] == [
+        f"faces/{name}" for name in names]
+    pairs = read_pair_list(summary.bfw_pairs, columns=BFW)
+    assert pairs.group_names == subgroups
+    assert len(pairs.issame) == 8 * 20
+    np.testing.assert_array_equal(pairs.fold, np.tile(np.repeat(np.arange(5), 4), 8))
+    for index in range(8):
+        issame = pairs.issame[pairs.pair_group == index].reshape(5, 4)
+        np.testing.assert_array_equal(issame, [[True, True, False, False]] * 5)
+    identity_of = dict(zip(names, tree.identity_names))
+    for k, same in enumerate(pairs.issame):
+        first, second = (pairs.images.image_name(2 * k + j)[len("faces/"):] for j in (0, 1))
+        assert (identity_of[first] == identity_of[second]) == same
+        assert first != second
 
 
 def test_training_zip_reads_back(synth_dir):
@@ -118,6 +157,10 @@ def test_same_seed_same_bytes_other_seed_differs(synth_dir, tmp_path):
         out / "rfw_bin" / "Asian_test.bin"
     ).read_bytes()
     assert other.instance_zip.read_bytes() != again.instance_zip.read_bytes()
+    for name in ("faces.csv", "bfw_pairs.csv", "faces/Asian-Male/f.0b1/f.0b1_0001.png"):
+        assert (again.faces_folder.parent / name).read_bytes() == (out / name).read_bytes()
+    assert (other.faces_folder / "Asian-Male/f.0b1/f.0b1_0001.png").read_bytes() != (
+        out / "faces/Asian-Male/f.0b1/f.0b1_0001.png").read_bytes()
     assert not list(tmp_path.glob("*/*.tmp")) and not list(tmp_path.glob("*/rfw_bin/*.tmp"))
 
 
@@ -128,6 +171,8 @@ def test_same_seed_same_bytes_other_seed_differs(synth_dir, tmp_path):
         (dict(pairs_per_group=0), "multiple of 20"),
         (dict(identities_per_group=1), "at least 2 identities"),
         (dict(images_per_identity=0.5), "at least 1"),
+        (dict(faces_pairs_per_group=15), "multiple of 10"),
+        (dict(faces_images_per_identity=1), "at least 2 images per identity"),
     ],
 )
 def test_bad_sizes(tmp_path, sizes, message):

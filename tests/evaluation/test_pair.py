@@ -14,9 +14,14 @@ GRID = np.arange(0, 10, 0.001)
 TAR_GRID = np.arange(0, 4, 0.001)
 
 
-def reference_folds(n_pairs, n_folds=10):
-    """scikit-learn KFold(n_folds, shuffle=False): (train indices, test indices) per fold."""
+def reference_folds(n_pairs, n_folds=10, fold=None):
+    """scikit-learn KFold(n_folds, shuffle=False): (train indices, test indices) per fold; or,
+    given each pair's fold label, one fold per label in order of first appearance."""
     indices = np.arange(n_pairs)
+    if fold is not None:
+        for label in dict.fromkeys(fold.tolist()):
+            yield indices[fold != label], indices[fold == label]
+        return
     sizes = [n_pairs // n_folds + (1 if fold < n_pairs % n_folds else 0) for fold in range(n_folds)]
     start = 0
     for size in sizes:
@@ -31,10 +36,10 @@ def reference_accuracy(threshold, dist, issame):
     return np.count_nonzero(predict_same == issame) / dist.size
 
 
-def reference_verification(dist, issame):
+def reference_verification(dist, issame, fold=None):
     """The per-threshold loop over the full grid: fold accuracies and chosen thresholds."""
     accuracies, thresholds = [], []
-    for train, test in reference_folds(len(dist)):
+    for train, test in reference_folds(len(dist), fold=fold):
         train_accuracy = np.zeros(len(GRID))
         for index, threshold in enumerate(GRID):
             train_accuracy[index] = reference_accuracy(threshold, dist[train], issame[train])
@@ -44,13 +49,13 @@ def reference_verification(dist, issame):
     return np.array(accuracies), np.array(thresholds)
 
 
-def reference_tar_at_far(dist, issame, far_target=1e-3):
+def reference_tar_at_far(dist, issame, far_target=1e-3, fold=None):
     """Per-threshold FAR loop on the training part; first crossing of the linear interpolant.
 
     Folds without genuine test pairs or impostor training pairs are left out.
     """
     tars = []
-    for train, test in reference_folds(len(dist)):
+    for train, test in reference_folds(len(dist), fold=fold):
         train_dist, train_same = dist[train], issame[train]
         if not issame[test].any() or train_same.all():
             continue
@@ -134,10 +139,10 @@ def test_kfold_bounds_follow_scikit_learn():
 def test_tar_at_far_matches_loop(rng, n_pairs):
     issame = rng.random(n_pairs) < 0.5
     dist = np.where(issame, rng.normal(0.9, 0.35, n_pairs), rng.normal(1.6, 0.3, n_pairs))
-    tar, far, folds = pair.tar_at_far(np.clip(dist, 0, 4), issame)
-    assert folds == 10
-    assert 0 <= far <= 1
-    assert tar == pytest.approx(reference_tar_at_far(np.clip(dist, 0, 4), issame), abs=0)
+    result = pair.tar_at_far(np.clip(dist, 0, 4), issame)
+    assert result.folds == 10
+    assert 0 <= result.far <= 1
+    assert result.tar == pytest.approx(reference_tar_at_far(np.clip(dist, 0, 4), issame), abs=0)
 
 
 def test_tar_at_far_with_repeated_far_values_and_ties(rng):
@@ -145,8 +150,7 @@ def test_tar_at_far_with_repeated_far_values_and_ties(rng):
     # runs of thresholds (scipy's interp1d fails there); distances sit on grid values.
     dist = tied_distances(rng, 150)
     issame = dist < 1.2
-    tar, _, _ = pair.tar_at_far(dist, issame)
-    assert tar == reference_tar_at_far(dist, issame)
+    assert pair.tar_at_far(dist, issame).tar == reference_tar_at_far(dist, issame)
 
 
 def test_tar_at_far_equals_plain_interpolation_where_far_is_strictly_increasing():
@@ -157,7 +161,7 @@ def test_tar_at_far_equals_plain_interpolation_where_far_is_strictly_increasing(
     issame = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
     order = np.random.default_rng(1).permutation(len(dist))
     dist, issame = dist[order], issame[order]
-    tar, _, _ = pair.tar_at_far(dist, issame)
+    tar = pair.tar_at_far(dist, issame).tar
     expected = []
     for train, test in reference_folds(len(dist)):
         far = np.array([np.mean(dist[train][~issame[train]] < t) for t in TAR_GRID])
@@ -179,10 +183,10 @@ def test_pair_distances_match_reference(rng):
 def test_roc_at_far_levels_is_tar_at_the_largest_admissible_threshold(rng):
     issame = rng.random(400) < 0.5
     dist = np.where(issame, rng.normal(1.0, 0.3, 400), rng.normal(1.6, 0.3, 400))
-    levels = np.array([0.0, 0.01, 0.1, 0.5, 1.0])
+    levels = np.array([0.0, 0.001, 0.01, 0.1, 0.5, 1.0])
     far, tar = pair.roc_at_far_levels(dist, issame, levels)
-    assert_array_equal(far, levels)
-    for level, found in zip(levels, tar):
+    assert_array_equal(far, levels[2:])  # ~200 impostor pairs do not resolve 0 or 0.001
+    for level, found in zip(far, tar):
         best = 0.0
         for threshold in GRID[::7]:
             if np.mean(dist[~issame] < threshold) <= level:
@@ -242,7 +246,7 @@ def test_evaluate_pairs_reads_float16_and_skips_empty_groups(tmp_path, rng):
         reference_distances(rows[0::2], rows[1::2]), issame, pair_group, ["G0", "Empty"]
     )
     assert results["group_names"] == ["G0"]
-    assert results["std"] is None
+    assert results["std"] is None and results["ser"] is None  # one group: no spread, no ratio
     from_file = pair.evaluate_pairs(open_embeddings(path))
     assert from_file["groups"]["G0"]["accuracy"] == results["groups"]["G0"]["accuracy"]
 
@@ -267,6 +271,8 @@ def test_ser_is_none_when_a_group_is_perfect():
 def test_too_few_pairs_or_one_kind_only_is_an_error():
     with pytest.raises(MfftoolsError, match="'Asian' has 9 pairs"):
         pair.verify_group(np.ones(9), np.arange(9) % 2 == 0, "Asian")
+    with pytest.raises(MfftoolsError, match="'Asian' has pairs in 1 fold; choosing thresholds"):
+        pair.verify_group(np.ones(20), np.arange(20) % 2 == 0, "Asian", fold=np.zeros(20, int))
     with pytest.raises(MfftoolsError, match="0 impostor"):
         pair.verify_group(np.ones(20), np.ones(20, bool), "Asian")
 
@@ -281,3 +287,76 @@ def test_images_layout_is_refused(tmp_path, rng):
     )
     with pytest.raises(MfftoolsError, match="'pairs'-layout"):
         pair.evaluate_pairs(open_embeddings(path))
+
+
+@pytest.mark.parametrize("n_pairs", [80, 213])
+def test_folds_from_the_file_match_the_loop(rng, n_pairs):
+    labels = rng.choice([7, 3, 5], n_pairs)  # indices in order of first appearance, as stored
+    first_seen = {label: index for index, label in enumerate(dict.fromkeys(labels.tolist()))}
+    fold = np.array([first_seen[label] for label in labels.tolist()])
+    issame = rng.random(n_pairs) < 0.5
+    dist = np.clip(np.where(issame, rng.normal(0.9, 0.3, n_pairs), rng.normal(1.5, 0.3, n_pairs)),
+                   0, 4)
+    accuracies, thresholds = pair.verification_accuracy(dist, issame, fold=fold)
+    expected_accuracies, expected_thresholds = reference_verification(dist, issame, fold=labels)
+    assert_array_equal(accuracies, expected_accuracies)
+    assert_array_equal(thresholds, expected_thresholds)
+    result = pair.tar_at_far(dist, issame, fold=fold)
+    assert result.folds == 3
+    assert result.tar == pytest.approx(reference_tar_at_far(dist, issame, fold=labels), abs=1e-12)
+
+
+def test_fold_members_are_contiguous_or_the_files():
+    assert [m.tolist() for m in pair.fold_members(12)[:3]] == [[0, 1], [2, 3], [4]]
+    members = pair.fold_members(6, fold=np.array([1, 0, 1, 2, 0, 2]))
+    assert [m.tolist() for m in members] == [[1, 4], [0, 2], [3, 5]]
+
+
+def test_tar_at_far_says_when_the_pairs_cannot_resolve_the_target(rng):
+    # 100 impostor pairs: each training part holds 90, so its FAR moves in steps of 1/90.
+    issame = np.tile([True, False], 100)
+    dist = np.where(issame, rng.normal(0.9, 0.3, 200), rng.normal(1.5, 0.3, 200))
+    small = pair.tar_at_far(dist, issame)
+    assert small.far_resolution == pytest.approx(1 / 90)
+    assert not small.resolvable
+    # 2,000 impostor pairs: 1,800 in each training part, steps of 1/1800 <= 1e-3.
+    issame = np.tile([True, False], 2000)
+    dist = np.where(issame, rng.normal(0.9, 0.3, 4000), rng.normal(1.5, 0.3, 4000))
+    large = pair.tar_at_far(dist, issame)
+    assert large.far_resolution == pytest.approx(1 / 1800)
+    assert large.resolvable
+
+
+def test_roc_points_only_down_to_what_the_impostor_pairs_resolve(rng):
+    issame = np.tile([True, False], 100)  # 100 impostor pairs: FAR steps of 0.01
+    dist = np.where(issame, rng.normal(0.9, 0.3, 200), rng.normal(1.5, 0.3, 200))
+    far, tar = pair.roc_at_far_levels(dist, issame)
+    assert far.min() >= 0.01 and far.max() == 1.0
+    assert_array_equal(far, pair.ROC_FAR_LEVELS[pair.ROC_FAR_LEVELS >= 0.01])
+    assert len(tar) == len(far)
+
+
+def test_results_flag_an_unresolvable_tar_and_keep_the_achieved_far(rng):
+    issame = np.tile([True, False], 100)
+    dist = np.where(issame, rng.normal(0.9, 0.3, 200), rng.normal(1.5, 0.3, 200))
+    results = pair.evaluate_pair_distances(dist, issame, np.zeros(200, int), ["small"])
+    group = results["groups"]["small"]
+    assert group["tar_at_far_resolvable"] is False
+    assert group["far_resolution"] == pytest.approx(1 / 90)
+    assert group["far_at_tar_threshold"] == pair.tar_at_far(dist, issame).far
+    assert min(results["roc"]["small"]["far"]) >= 0.01
+    json.dumps(results, allow_nan=False)
+
+
+def test_groups_select_and_a_missing_one_is_named(rng):
+    issame = np.tile([True, False], 60)
+    dist = np.where(issame, rng.normal(0.9, 0.3, 120), rng.normal(1.5, 0.3, 120))
+    pair_group = np.repeat([0, 1, 2], 40)
+    results = pair.evaluate_pair_distances(dist, issame, pair_group, ["A", "B", "C"],
+                                           groups=["C", "A"])
+    assert results["group_names"] == ["A", "C"]
+    assert results["n_pairs"] == 80
+    with pytest.raises(MfftoolsError) as error:
+        pair.evaluate_pair_distances(dist, issame, pair_group, ["A", "B", "C"], groups=["A", "D"],
+                                     where="p.h5")
+    assert str(error.value) == "p.h5: no group D (it holds A, B, C)"

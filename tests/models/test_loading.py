@@ -164,8 +164,12 @@ def test_not_a_model(tmp_path):
         load_model(_save(tmp_path, {"linear.weight": torch.zeros(2, 2)}))
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(MfftoolsError, match="cannot read"):
+    with pytest.raises(MfftoolsError) as error:
         load_model(garbage)
+    assert str(error.value) == (
+        f"{garbage}: cannot read as a PyTorch checkpoint of weights "
+        "(UnpicklingError: Unsupported operand 110)"
+    )
     with pytest.raises(MfftoolsError, match="not found"):
         load_model(tmp_path / "absent.pth")
 
@@ -174,9 +178,16 @@ class _Payload:
     pass
 
 
-def test_arbitrary_pickled_objects_are_refused(tmp_path):
-    with pytest.raises(MfftoolsError, match="cannot read"):
-        load_model(_save(tmp_path, {"model": _Payload()}))
+def test_arbitrary_pickled_objects_are_refused_without_unsafe_advice(tmp_path):
+    path = _save(tmp_path, {"model": _Payload()})
+    with pytest.raises(MfftoolsError) as error:
+        load_model(path)
+    assert str(error.value) == (
+        f"{path}: the file holds Python objects ({__name__}._Payload) that mfftools refuses to "
+        "unpickle, as unpickling them could run any code; save the weights alone, e.g. "
+        "torch.save(model.state_dict(), path), and pass that file"
+    )
+    assert "weights_only" not in str(error.value)
 
 
 def test_weights_sha256_follows_the_values():
@@ -187,3 +198,26 @@ def test_weights_sha256_follows_the_values():
     with torch.no_grad():
         model.bias[0] += 1
     assert weights_sha256(model) != before
+
+
+LOAD_IN_A_FRESH_PROCESS = """
+import sys
+from mfftools.models.loading import load_model
+for path in sys.argv[1:]:
+    load_model(path)
+print("torch._dynamo" in sys.modules)
+"""
+
+
+def test_loading_stays_clear_of_torch_dynamo(tmp_path, iresnet_state, mixfair_state):
+    """Initialising a network on the meta device would import torch._dynamo: seconds of
+    start-up for every extraction. Networks are built for loading without initialisation."""
+    import os
+    import subprocess
+    import sys
+
+    paths = [_save(tmp_path, iresnet_state, "a.pth"), _save(tmp_path, mixfair_state, "b.pth")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, *map(str, paths)],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "False"
