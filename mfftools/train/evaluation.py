@@ -83,7 +83,7 @@ def _metrics(result, fields):
 
 def _open_source(key, path, want_folder):
     """The extraction source of one validation setting; errors name the setting."""
-    from mfftools.extract import open_source  # the extraction module imports the data readers
+    from mfftools.sources import open_source
 
     path = Path(path)
     if not path.exists():
@@ -163,8 +163,6 @@ class Validation:
 
         The extraction puts the network in eval mode and gives it back in the mode it was in.
         """
-        from mfftools.extract import extract
-
         config = self.config
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -174,14 +172,14 @@ class Validation:
         if self.pair_source is not None:
             from mfftools.evaluation.pair import evaluate_pairs
 
-            path = extract(self.pair_source, None, out_dir / "pairs.h5", **common)
+            path = _extract(self.pair_source, out_dir / "pairs.h5", common)
             result = evaluate_pairs(open_embeddings(path, layout="pairs"))
             write_results(result, out_dir / f"epoch_{epoch:04d}_pair.json")
             metrics.update(_metrics(result, self.pair_fields))
         if self.instance_source is not None:
             from mfftools.evaluation.instance import evaluate_instance
 
-            path = extract(self.instance_source, None, out_dir / "instance.h5", **common)
+            path = _extract(self.instance_source, out_dir / "instance.h5", common)
             embeddings = open_embeddings(path, layout="images")
             result = evaluate_instance(embeddings, targets=(config.target_fpr,),
                                        device=device.type, progress=False)
@@ -232,3 +230,12 @@ class BestTracker:
 
     def state(self):
         return {"metric": self.metric, "mode": self.mode, "value": self.value, "epoch": self.epoch}
+
+
+def _extract(source, out_path, options):
+    """Extract `source` with the network into `out_path`, saying so in the run's log."""
+    from mfftools.extract import run_extraction
+
+    report = run_extraction(source, None, out_path, **options)
+    logger.info("wrote %d embeddings to %s", report.rows, report.path)
+    return report.path
