@@ -59,10 +59,7 @@ def load_rows(embeddings, order, device):
     position[order] = np.arange(len(order))
     for first, block in embeddings.iter_blocks():
         rows[position[first : first + len(block)]] = block
-    host = torch.from_numpy(rows)
-    with serial("cpu"):  # memory-bound: see threads.serial
-        normalise_rows_(host)
-    return host.to(device)
+    return normalise_rows_(torch.from_numpy(rows)).to(device)
 
 
 class _Pass:

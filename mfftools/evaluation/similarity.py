@@ -17,7 +17,6 @@ from mfftools.evaluation.engine.topk import RowTopK, faiss_row_topk
 
 NEIGHBOURS = 50
 _BLOCK = 8192  # rows scored against their centroid at a time
-_KNN_TILE = 4096  # at most: the centroid products are a small part of the work, kept small
 
 
 def centroids(rows, layout):
@@ -50,7 +49,7 @@ def nearest_centroids(centres, k, tile, use_faiss=False):
         values, _ = faiss_row_topk(centres, centres, k, scorer, exclude=self_column)
         scorer.close()
         return values
-    tiles = plan_triangle(len(centres), min(tile, _KNN_TILE))
+    tiles = plan_triangle(len(centres), tile)
     scorer = Scorer(centres, centres, precision, tiles)
     try:
         neighbours = RowTopK(len(centres), k, scorer, mirror=True)

@@ -55,17 +55,25 @@ def pair_dots(left_rows, right_rows, left_index, right_index):
 
 def _pair_dots(left_rows, right_rows, left_index, right_index):
     count, dim = len(left_index), left_rows.shape[1]
-    out = torch.empty(count, dtype=torch.float64, device=left_rows.device)
+    device = left_rows.device
+    out = torch.empty(count, dtype=torch.float64, device=device)
     batch = max(1, min(count, _RESCORE_PAIRS))
-    gathered = torch.empty(2, batch, dim, dtype=torch.float32, device=left_rows.device)
-    products = torch.empty(batch, dim, dtype=torch.float64, device=left_rows.device)
+    half = max(1 << max(dim - 1, 0).bit_length(), 2) // 2  # of the width padded to a power of 2
+    gathered = torch.empty(2, batch, dim, dtype=torch.float32, device=device)
+    wide = torch.zeros(2, batch, 2 * half, dtype=torch.float64, device=device)  # zero padding
+    sums = torch.empty(batch, half, dtype=torch.float64, device=device)
     for first in range(0, count, batch):
         size = min(batch, count - first)
-        left, right, wide = gathered[0, :size], gathered[1, :size], products[:size]
-        torch.index_select(left_rows, 0, left_index[first : first + size], out=left)
-        torch.index_select(right_rows, 0, right_index[first : first + size], out=right)
-        wide.copy_(left).mul_(right)  # float32 x float32 is exact in float64
-        out[first : first + size] = _tree_sum_(wide)
+        torch.index_select(left_rows, 0, left_index[first : first + size], out=gathered[0, :size])
+        torch.index_select(right_rows, 0, right_index[first : first + size], out=gathered[1, :size])
+        left, right = wide[0, :size], wide[1, :size]
+        left[:, :dim].copy_(gathered[0, :size])
+        right[:, :dim].copy_(gathered[1, :size])
+        # The tree's first level, fused: each pair of products is exact in float64, so adding
+        # the second half's to the first half's rounds once, as a separate addition would.
+        level = torch.mul(left[:, :half], right[:, :half], out=sums[:size])
+        level.addcmul_(left[:, half:], right[:, half:])
+        out[first : first + size] = _tree_sum_(level)
     return out
 
 
