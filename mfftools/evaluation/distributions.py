@@ -17,6 +17,8 @@ import math
 import numpy as np
 import torch
 
+from mfftools.evaluation.engine.scoring import pair_dots
+
 _BLOCK = 8192
 
 
@@ -64,7 +66,8 @@ def score_distributions(rows, layout, genuine_dots, group_names):
     group_i, group_j = layout.group[layout.genuine_i], layout.group[layout.genuine_j]
     genuine_sum = _by_pair(genuine_dots, group_i, group_j, n_groups)
     genuine_squares = _by_pair(genuine_dots**2, group_i, group_j, n_groups)
-    self_dots = (rows.double() ** 2).sum(dim=1).cpu().numpy()  # |f_i|^2: near 1, not exactly
+    every = torch.arange(len(rows), device=rows.device)
+    self_dots = pair_dots(rows, rows, every, every).cpu().numpy()  # |f_i|^2: near 1, not exactly
     self_sum = np.bincount(layout.group, weights=self_dots, minlength=n_groups)
     self_squares = np.bincount(layout.group, weights=self_dots**2, minlength=n_groups)
     impostor_sum = cross - genuine_sum - np.diag(self_sum)

@@ -17,6 +17,8 @@ from mfftools.evaluation.engine.topk import RowTopK, faiss_row_topk
 
 NEIGHBOURS = 50
 _BLOCK = 8192  # rows scored against their centroid at a time
+# The centroid products are a small part of the work: their tiles stay small (16 M scores).
+_CENTROID_TILE = 4096
 
 
 def centroids(rows, layout):
@@ -49,7 +51,7 @@ def nearest_centroids(centres, k, tile, use_faiss=False):
         values, _ = faiss_row_topk(centres, centres, k, scorer, exclude=self_column)
         scorer.close()
         return values
-    tiles = plan_triangle(len(centres), tile)
+    tiles = plan_triangle(len(centres), min(tile, _CENTROID_TILE))
     scorer = Scorer(centres, centres, precision, tiles)
     try:
         neighbours = RowTopK(len(centres), k, scorer, mirror=True)

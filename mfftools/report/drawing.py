@@ -19,6 +19,14 @@ PANEL_HEIGHT = 3.6
 ZERO_CELL = "#d9d9d9"
 
 
+def _group_ticks(ax, names):
+    """Group names under bars; slanted when there are many or long ones (e.g. eight subgroups
+    such as Caucasian-Female), so they do not run into each other."""
+    crowded = len(names) > 4 or max(len(name) for name in names) > 10
+    ax.set_xticks(np.arange(len(names)), names, rotation=30 if crowded else 0,
+                  ha="right" if crowded else "center")
+
+
 def pair_accuracy(results):
     """Grouped bars: accuracy per group and model, error bars = std over folds. The axis is
     zoomed onto the bars (its label says from where)."""
@@ -35,7 +43,7 @@ def pair_accuracy(results):
             spread.append(100 * folds.std())
         ax.bar(_offsets(len(names), k, len(results)), accuracy, width, yerr=spread, capsize=3,
                label=result.model)
-    ax.set_xticks(np.arange(len(names)), names)
+    _group_ticks(ax, names)
     _zoom_to_bars(ax, results, names)
     _rate_axis(ax, "accuracy (%)")
     ax.set_title("Pair protocol: accuracy per group")
@@ -61,7 +69,7 @@ def group_means(pairs, intervals):
             yerr = np.clip(np.vstack([values - lows, highs - values]), 0, None) if ci else None
             ax.bar(_offsets(len(names), k, len(pairs)), values, width, yerr=yerr, capsize=3,
                    label=result.model)
-        ax.set_xticks(np.arange(len(names)), names)
+        _group_ticks(ax, names)
         rate = stat.split("_")[0].upper()
         ax.set_title(f"instance {rate} mean")
         if rate == "TPR":

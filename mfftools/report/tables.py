@@ -19,6 +19,7 @@ from mfftools.report.results import (
 
 MISSING = "-"
 NOT_APPLICABLE = "n/a"
+UNRESOLVED = "unresolved*"
 
 
 @dataclass
@@ -81,40 +82,62 @@ def _cell(mapping, key, fmt):
 
 
 def pair_table(results):
-    """The paper's pair table: per-group accuracy (%), mean and STD, with fold std, TAR and SER."""
+    """The paper's pair table: per-group accuracy (%), mean and STD, with fold std, TAR and SER.
+
+    A TAR whose threshold the pair counts cannot place at FAR = 1e-3 is marked unresolved, and
+    the FAR its thresholds do give is shown beside every TAR."""
     names = union_group_names(results)
     table = Table(
         title="Pair protocol: accuracy per group (%)",
         row_header="Group",
         blocks=[result.model for result in results],
-        columns=["Accuracy (%)", "Fold std (%)", "TAR@FAR=1e-3"],
+        columns=["Accuracy (%)", "Fold std (%)", "TAR@FAR=1e-3", "at FAR"],
         note="Mean and STD over groups as the paper prints them (STD with ddof = 1); "
-        "fold std: standard deviation of the 10 fold accuracies; SER = max error / min error.",
+        "fold std: standard deviation of the fold accuracies (10 contiguous folds, or the "
+        "source's own); SER = max error / min error; at FAR: the mean test-fold FAR of the "
+        "TAR@FAR thresholds." + _unresolved_note(results),
     )
     for name in names:
         cells = []
         for result in results:
             group = result.data["groups"].get(name)
             if group is None:
-                cells += [MISSING] * 3
+                cells += [MISSING] * 4
                 continue
             folds = group["fold_accuracies"]
             mean = sum(folds) / len(folds)
             fold_std = (sum((a - mean) ** 2 for a in folds) / len(folds)) ** 0.5
+            resolved = group.get("tar_at_far_resolvable", True)
             cells += [
                 fmt_percent(group["accuracy"]),
                 fmt_percent(fold_std),
-                fmt_rate(group["tar_at_far_1e-3"]),
+                fmt_rate(group["tar_at_far_1e-3"]) if resolved else UNRESOLVED,
+                fmt_rate(group.get("far_at_tar_threshold")),
             ]
         table.add_row(name, cells)
     table.add_row("Mean", [c for r in results
-                           for c in (fmt_points(r.data["mean_accuracy"]), MISSING, MISSING)])
+                           for c in (fmt_points(r.data["mean_accuracy"]), MISSING, MISSING,
+                                     MISSING)])
     for label, key, fmt in (("STD", "std", fmt_points), ("SER", "ser", fmt_ratio)):
         table.add_row(label, [
             c for r in results
-            for c in (_across_groups(len(r.group_names), r.data[key], fmt), MISSING, MISSING)
+            for c in (_across_groups(len(r.group_names), r.data[key], fmt), MISSING, MISSING,
+                      MISSING)
         ])
     return table
+
+
+def _unresolved_note(results):
+    """What `UNRESOLVED` means, with the coarsest FAR step of the groups it marks ("" if none)."""
+    steps = [group.get("far_resolution") for result in results
+             for group in result.data["groups"].values()
+             if group.get("tar_at_far_resolvable", True) is False]
+    if not steps:
+        return ""
+    coarsest = max(step for step in steps if step is not None) if any(steps) else None
+    step = f" (FAR steps as coarse as {coarsest:.2g})" if coarsest else ""
+    return (f" {UNRESOLVED}: too few impostor pairs to choose a threshold at FAR = 1e-3{step}; "
+            "'at FAR' is what the thresholds found give.")
 
 
 def _across_groups(n_groups, value, fmt):

@@ -174,3 +174,17 @@ def test_a_group_missing_from_one_model_leaves_a_gap(rng):
     figure = drawing.group_means(entries, {})
     heights = [bar.get_height() for bar in figure.axes[0].patches]
     assert np.isnan(heights[4 + 1]) and not np.isnan(heights[1])
+
+
+def test_many_or_long_group_names_are_slanted(rng):
+    """Eight subgroups such as Caucasian-Female would run into each other level."""
+    data = pair_result(rng)
+    names = [f"{e}-{g}" for e in ("African", "Asian", "Caucasian", "Indian")
+             for g in ("Female", "Male")]
+    first = next(iter(data["groups"].values()))
+    data["group_names"], data["groups"] = names, {name: dict(first) for name in names}
+    labels = drawing.pair_accuracy([_file(data, "m")]).axes[0].get_xticklabels()
+    assert [label.get_text() for label in labels] == names
+    assert {label.get_rotation() for label in labels} == {30.0}
+    few = drawing.pair_accuracy([_file(pair_result(rng), "m")]).axes[0].get_xticklabels()
+    assert {label.get_rotation() for label in few} == {0.0}

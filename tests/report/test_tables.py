@@ -62,11 +62,28 @@ def test_pair_table_prints_the_papers_numbers():
     table = pair_table([_file(PAIR, "m1"), _file(other, "m2")])
     assert table.blocks == ["m1", "m2"]
     rows = dict(table.rows)
-    assert rows["G1"] == ["95.43", "0.50", "0.6123", "50.00", "0.50", "0.6123"]
+    assert rows["G1"] == ["95.43", "0.50", "0.6123", "-", "50.00", "0.50", "0.6123", "-"]
     assert rows["G2"][:3] == ["87.00", "1.00", "-"]
-    assert rows["Mean"] == ["91.22", "-", "-", "91.22", "-", "-"]
-    assert rows["STD"] == ["5.94", "-", "-", "-", "-", "-"]
+    assert rows["Mean"] == ["91.22", "-", "-", "-", "91.22", "-", "-", "-"]
+    assert rows["STD"] == ["5.94", "-", "-", "-", "-", "-", "-", "-"]
     assert rows["SER"][0] == "2.8437"
+    assert "unresolved" not in table.note
+
+
+def test_pair_table_marks_a_tar_its_pairs_cannot_resolve():
+    """Small sets: the TAR of a threshold that could not be placed at FAR = 1e-3 is marked, and
+    the FAR the thresholds give is shown beside every TAR."""
+    small = copy.deepcopy(PAIR)
+    small["groups"]["G1"].update(tar_at_far_resolvable=False, far_at_tar_threshold=0.0113,
+                                 far_resolution=1 / 90)
+    small["groups"]["G2"].update(tar_at_far_resolvable=True, far_at_tar_threshold=0.00098,
+                                 far_resolution=1 / 2700)
+    table = pair_table([_file(small, "m1")])
+    rows = dict(table.rows)
+    assert rows["G1"][2:] == ["unresolved*", "0.0113"]
+    assert rows["G2"][3] == "9.800e-04"
+    assert ("unresolved*: too few impostor pairs to choose a threshold at FAR = 1e-3 (FAR steps "
+            "as coarse as 0.011)") in table.note
 
 
 def test_instance_table_with_and_without_intervals():
@@ -170,7 +187,7 @@ def test_measures_across_groups_over_one_group_are_not_applicable(stored):
     assert rows["Group gap TPR mean (max - min)"] == ["n/a"]
     pair = dict(PAIR, group_names=["G1"], groups={"G1": PAIR["groups"]["G1"]}, std=None, ser=stored)
     rows = dict(pair_table([_file(pair, "one")]).rows)
-    assert rows["STD"] == ["n/a", "-", "-"] and rows["SER"] == ["n/a", "-", "-"]
+    assert rows["STD"] == ["n/a", "-", "-", "-"] and rows["SER"] == ["n/a", "-", "-", "-"]
 
 SEARCH = {
     "target_fpir": 0.01, "threshold": 0.51234567, "fnir": 0.125, "fpir": 0.0095,
