@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from embedding_files import write_images_file
 from mfftools.embeddings import open_embeddings

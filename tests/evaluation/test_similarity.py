@@ -1,5 +1,4 @@
 """Identity similarity (centroids, intra, inter) against the dense canonical reference."""
-import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose

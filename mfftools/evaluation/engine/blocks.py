@@ -3,8 +3,9 @@
 `Scorer.blocks(tiles, mask)` screens each tile (one fast product into a reused buffer), sets the
 cells of known pairs (a protocol's genuine or mated pairs, scored canonically on their own) and
 the diagonal of symmetric tiles to -inf, and yields it. Accumulators (topset.PairCollector,
-counts.ThresholdCounter, topk.RowTopK) read the screened block, pick the cells that can matter
-by the bound E, and ask `Scorer.rescore` for their canonical scores.
+counts.ThresholdCounter, counts.RowCounter, topk.RowTopK) read the screened block, pick the
+cells that can matter by the bound E, and ask `Scorer.rescore` for their canonical scores. An
+accumulator may change the block it reads (e.g. mask a triangle): one accumulator a pass.
 
 Memory: the rows (and their copy in the screening dtype), one tile of screened scores and what
 the accumulators keep; never rows x columns.
