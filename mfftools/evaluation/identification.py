@@ -170,15 +170,27 @@ def _share(count, info):
     return (count * info.rank // info.world_size, count * (info.rank + 1) // info.world_size)
 
 
-def _mated_pass(gallery, screening, rows, tile, progress):
-    """Per mated search in `rows`: its template's canonical score, how many other templates
-    score strictly above it, and the pairs rescored."""
+def _mated_searches(gallery, rows):
+    """The mated searches in `rows`, their templates, and their canonical scores with them."""
     first, stop = rows
     searches = gallery.searches[first:stop]
     mated = torch.from_numpy(gallery.mated[first:stop]).to(searches.device)
     local = torch.arange(stop - first, device=searches.device)
-    scores = canonical_scores(searches, gallery.templates, local, mated)
-    tiles = plan_rectangle(stop - first, len(gallery.templates), tile)
+    return searches, mated, canonical_scores(searches, gallery.templates, local, mated)
+
+
+def _nonmated_searches(gallery, rows):
+    """The non-mated searches in `rows` (counted after the mated ones)."""
+    first, stop = rows
+    return gallery.searches[gallery.n_mated + first : gallery.n_mated + stop]
+
+
+def _mated_pass(gallery, screening, rows, tile, progress):
+    """Per mated search in `rows`: its template's canonical score, how many other templates
+    score strictly above it, and the pairs rescored."""
+    searches, mated, scores = _mated_searches(gallery, rows)
+    local = torch.arange(len(searches), device=searches.device)
+    tiles = plan_rectangle(len(searches), len(gallery.templates), tile)
     scorer = Scorer(searches, gallery.templates, screening, tiles)
     counter = RowCounter(scores, scorer)
 
@@ -199,11 +211,10 @@ def _mated_pass(gallery, screening, rows, tile, progress):
 def _best_pass(gallery, screening, rows, tile, progress):
     """Per non-mated search in `rows` (counted after the mated ones): its best template's
     canonical score and index, and the pairs rescored."""
-    first, stop = rows
-    searches = gallery.searches[gallery.n_mated + first : gallery.n_mated + stop]
-    tiles = plan_rectangle(stop - first, len(gallery.templates), tile)
+    searches = _nonmated_searches(gallery, rows)
+    tiles = plan_rectangle(len(searches), len(gallery.templates), tile)
     scorer = Scorer(searches, gallery.templates, screening, tiles)
-    best = RowTopK(stop - first, 1, scorer)
+    best = RowTopK(len(searches), 1, scorer)
     try:
         for block in scorer.blocks(tiles, progress=progress):
             best.add(block)
@@ -216,22 +227,17 @@ def _best_pass(gallery, screening, rows, tile, progress):
 def _faiss_passes(gallery, rows_mated, rows_nonmated, max_rank):
     """The same per-search numbers, screened by FAISS IndexFlatIP (an exact float32 search)."""
     fp32 = PRECISIONS["fp32"]
-    first, stop = rows_mated
-    searches = gallery.searches[first:stop]
-    mated = torch.from_numpy(gallery.mated[first:stop]).to(searches.device)
-    scores = canonical_scores(searches, gallery.templates,
-                              torch.arange(stop - first, device=searches.device), mated)
+    searches, mated, scores = _mated_searches(gallery, rows_mated)
     k = min(max_rank, len(gallery.templates) - 1)
-    counts = torch.zeros(stop - first, dtype=torch.int64)
+    counts = torch.zeros(len(searches), dtype=torch.int64)
     rescored = 0
-    if k > 0 and stop > first:
+    if k > 0 and len(searches):
         scorer = Scorer(searches, gallery.templates, fp32, [])
         values, _ = faiss_row_topk(searches, gallery.templates, k, scorer, exclude=mated)
         scorer.close()
         rescored += scorer.n_rescored
         counts = (values > scores.cpu()[:, None]).sum(1)  # k for a rank beyond k: enough
-    first, stop = rows_nonmated
-    searches = gallery.searches[gallery.n_mated + first : gallery.n_mated + stop]
+    searches = _nonmated_searches(gallery, rows_nonmated)
     scorer = Scorer(searches, gallery.templates, fp32, [])
     best, index = faiss_row_topk(searches, gallery.templates, 1, scorer)
     scorer.close()

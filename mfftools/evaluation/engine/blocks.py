@@ -10,6 +10,7 @@ accumulator may change the block it reads (e.g. mask a triangle): one accumulato
 Memory: the rows (and their copy in the screening dtype), one tile of screened scores and what
 the accumulators keep; never rows x columns.
 """
+import functools
 import math
 from dataclasses import dataclass
 
@@ -96,6 +97,17 @@ def fill_pairs(scores, tile, rows_i, rows_j, value=-math.inf):
     flat.index_fill_(0, (local_i * n_cols + local_j).to(scores.device), value)
     if tile.symmetric:
         flat.index_fill_(0, (local_j * n_cols + local_i).to(scores.device), value)
+
+
+def mask_lower_triangle(scores):
+    """Set the lower triangle (diagonal included) of a square block to -inf, so that each
+    unordered pair of a symmetric tile is seen once. The masks are kept per size and device."""
+    scores.masked_fill_(_lower_triangle(scores.shape[0], scores.device), -math.inf)
+
+
+@functools.lru_cache(maxsize=8)
+def _lower_triangle(size, device):
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()
 
 
 class Runs:

@@ -7,13 +7,12 @@ below t - E surely not; only the cells between are rescored.
   * RowCounter: per row, above a threshold of its own (e.g. how many templates outscore a
     search's mated one).
 """
-import math
-
 import torch
 
-from mfftools.evaluation.engine.threads import serial
+from mfftools.evaluation.engine.blocks import mask_lower_triangle
 from mfftools.evaluation.engine.scoring import (
     round_down, round_down_tensor, round_up, round_up_tensor)
+from mfftools.evaluation.engine.threads import serial
 from mfftools.evaluation.engine.topset import to_dtype
 
 
@@ -30,17 +29,12 @@ class ThresholdCounter:
         self.group, self.n_groups, self.scorer = group, n_groups, scorer
         self.counts = torch.zeros(len(thresholds), len(group), n_groups, dtype=torch.int64,
                                   device=group.device)
-        self._lower = {}
 
     def add(self, block):
         tile, scores = block.tile, block.scores
         with serial(scores.device):
             if tile.symmetric:  # each unordered pair once: the strict upper triangle
-                size = scores.shape[0]
-                if size not in self._lower:
-                    self._lower[size] = torch.ones(size, size, dtype=torch.bool,
-                                                   device=scores.device).tril()
-                scores.masked_fill_(self._lower[size], -math.inf)
+                mask_lower_triangle(scores)
             rows = slice(tile.row_start, tile.row_stop)
             cols = slice(tile.col_start, tile.col_stop)
             row_group, col_group = self.group[rows], self.group[cols]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mfftools.evaluation.engine.blocks import Runs
+from mfftools.evaluation.engine.blocks import Runs, mask_lower_triangle
 from mfftools.evaluation.engine.threads import serial
 from mfftools.evaluation.engine.scoring import round_down
 
@@ -240,7 +240,6 @@ class PairCollector:
 
     def __init__(self, topset, scorer):
         self.topset, self.scorer = topset, scorer
-        self._lower = {}
 
     def add(self, block):
         tile, scores = block.tile, block.scores
@@ -248,7 +247,7 @@ class PairCollector:
             # While filling, a symmetric tile's mirrored lower half must not count twice.
             lower_masked = self.topset.filling and tile.symmetric
             if lower_masked:
-                scores.masked_fill_(self._lower_triangle(scores.shape[0], scores.device), -math.inf)
+                mask_lower_triangle(scores)
             runs = Runs(scores)
             if self.topset.filling:
                 kth = runs.kth_largest(self.topset.keep)
@@ -280,8 +279,3 @@ class PairCollector:
                             screened.double() - self.scorer.bound])
         kth = torch.kthvalue(bounds.cpu(), len(bounds) - self.topset.keep + 1).values
         return round_down(float(kth), torch.float32)
-
-    def _lower_triangle(self, size, device):
-        if size not in self._lower:
-            self._lower[size] = torch.ones(size, size, dtype=torch.bool, device=device).tril()
-        return self._lower[size]
