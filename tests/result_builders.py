@@ -2,8 +2,10 @@
 
 The summary numbers are computed from the per-identity rows the way the protocol defines them, so
 the files are internally consistent; group "Indian" is made the hard group (of identification
-results too, whose rates are made up per group).
+results too, whose rates are made up per group). Instance results can be built for any list of
+groups (8 or 12 subgroups for the report's readability tests).
 """
+import hashlib
 import json
 
 import numpy as np
@@ -11,31 +13,40 @@ import numpy as np
 GROUPS = ["African", "Asian", "Caucasian", "Indian"]
 
 
-def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4, "bisection"),),
-                    multi=True):
+def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-2, "bisection"),),
+                    multi=True, groups=GROUPS, hard=None):
     """An instance-protocol result dict; with `extras`, per-identity rows, the identities' image
-    counts, ROC, FMR matrix and score distributions; with `multi`, the intra statistics over
-    identities with at least two images (every 17th identity has one image, and intra 1 by
-    construction)."""
-    identity = np.arange(n_per_group * len(GROUPS))
-    group = np.repeat(np.arange(len(GROUPS)), n_per_group)
+    and pair counts, each entry's FPR ladder, ROC, DET and EER points, the FMR matrix, score
+    distributions and the images fingerprint; with `multi`, the intra statistics over identities
+    with at least two images (every 17th identity has one image, and intra 1 by construction).
+
+    Per-identity TPR and FPR are integer counts over the identity's ordered pairs at each ladder
+    level (0.5x to 2x the target), the entry's rates are those of the middle level; the group
+    `hard` (default: the last) has a TPR 0.2 lower and an FPR three times as high.
+    """
+    groups = list(groups)
+    hard = len(groups) - 1 if hard is None else groups.index(hard)
+    identity = np.arange(n_per_group * len(groups))
+    group = np.repeat(np.arange(len(groups)), n_per_group)
     single = identity % 17 == 0
     n_images = np.where(single, 1, rng.integers(2, 7, len(identity)))
+    genuine_pairs = n_images * (n_images - 1)
+    impostor_pairs = n_images * (n_images.sum() - n_images)
     data = {
         "protocol": "instance",
         "n_images": int(n_images.sum()),
         "n_identities": int(len(identity)),
         "dim": 512,
-        "group_names": GROUPS,
+        "group_names": groups,
         "results": [],
         "similarity": {},
     }
     if model:
         data["model"] = model
-    intra = np.clip(rng.normal(0.7, 0.05, len(identity)) - 0.1 * (group == 3), -1, 1)
+    intra = np.clip(rng.normal(0.7, 0.05, len(identity)) - 0.1 * (group == hard), -1, 1)
     intra[single] = 1.0
-    inter = np.clip(rng.normal(0.3, 0.05, len(identity)) + 0.1 * (group == 3), -1, 1)
-    for name_index, name in enumerate(GROUPS):
+    inter = np.clip(rng.normal(0.3, 0.05, len(identity)) + 0.1 * (group == hard), -1, 1)
+    for name_index, name in enumerate(groups):
         rows = group == name_index
         data["similarity"][name] = {
             "intra_mean": float(intra[rows].mean()),
@@ -47,15 +58,16 @@ def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4
             data["similarity"][name]["intra_mean_multi"] = float(intra[rows & ~single].mean())
             data["similarity"][name]["intra_std_multi"] = float(intra[rows & ~single].std())
     for target, method in targets:
-        tpr = np.clip(rng.normal(0.9, 0.05, len(identity)) - 0.2 * (group == 3), 0, 1)
-        tpr[single] = np.nan  # no genuine pair
-        fpr = np.abs(rng.normal(target, target / 2, len(identity))) * (1 + 2 * (group == 3))
+        tp, fp, levels = _ladder_counts(rng, target, group == hard, genuine_pairs, impostor_pairs)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tpr = np.where(genuine_pairs > 0, tp[LADDER_MIDDLE] / genuine_pairs, np.nan)
+        fpr = fp[LADDER_MIDDLE] / impostor_pairs
         entry = {
             "target_fpr": target,
             "method": method,
             "threshold": float(rng.uniform(0.2, 0.6)),
-            "tpr": float(np.nanmean(tpr)),
-            "fpr": float(fpr.mean()),
+            "tpr": float(tp[LADDER_MIDDLE].sum() / genuine_pairs.sum()),
+            "fpr": float(fp[LADDER_MIDDLE].sum() / impostor_pairs.sum()),
             "converged": True,
             "instance": _stats(tpr, fpr),
             "groups": {},
@@ -64,12 +76,19 @@ def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4
                 for key in ("fdr", "fpd", "fnd", "garbe", "fmr_max_geomean", "fnmr_max_geomean")
             },
         }
-        for name_index, name in enumerate(GROUPS):
+        matrix = np.abs(rng.normal(target, target / 3, (len(groups), len(groups))))
+        matrix[hard, hard] *= 5
+        reference = int(np.argmin(np.diag(matrix)))
+        for name_index, name in enumerate(groups):
             rows = group == name_index
             stats = _stats(tpr[rows], fpr[rows])
-            stats["fmr"] = stats["fpr_mean"]
+            stats["fmr"] = float(matrix[name_index, name_index])
+            stats["fmr_probe_group"] = stats["fpr_mean"]
+            stats["fmr_relative"] = float(matrix[name_index, name_index]
+                                          / matrix[reference, reference])
             stats["fnmr"] = 1 - stats["tpr_mean"]
             entry["groups"][name] = stats
+        entry["reference_group"] = groups[reference]
         if extras:
             entry["per_identity"] = {  # columns, group as an index, null TPR without genuine pairs
                 "identity": identity.tolist(),
@@ -79,28 +98,75 @@ def instance_result(rng, model=None, n_per_group=30, extras=True, targets=((1e-4
                 "intra": intra.tolist(),
                 "inter": inter.tolist(),
             }
-            matrix = np.abs(rng.normal(target, target / 3, (4, 4)))
-            matrix[3, 3] *= 5
             entry["group_fmr_matrix"] = matrix.tolist()
+            entry["ladder"] = {"target_fpr": levels.tolist(),
+                               "threshold": np.linspace(0.6, 0.5, len(levels)).tolist(),
+                               "identity_tp": tp.tolist(), "identity_fp": fp.tolist()}
         data["results"].append(entry)
     if extras:
-        data["roc"] = _roc(rng, 1e-6)
-        data["score_distributions"] = score_distributions(rng, n_images)
+        data["roc"] = _roc(rng, 1e-6, groups, hard)
+        data["det"], data["eer"] = _det(groups, hard)
+        data["score_distributions"] = score_distributions(rng, n_images, groups, hard)
         data["identities"] = {
-            "identity": identity.tolist(), "group": group.tolist(), "n_images": n_images.tolist()
+            "identity": identity.tolist(), "group": group.tolist(), "n_images": n_images.tolist(),
+            "n_genuine_pairs": genuine_pairs.tolist(), "n_impostor_pairs": impostor_pairs.tolist(),
         }
+        data["images"] = images_record(int(n_images.sum()), "paths", "names")
     return data
 
 
-def score_distributions(rng, n_images):
-    """A `score_distributions` dict: Indian's genuine scores lower, impostor scores near 0."""
-    groups = np.repeat(np.arange(len(GROUPS)), len(n_images) // len(GROUPS))
+# The ladder's FPR levels as multiples of the target, as inst-eval writes them; the middle one is
+# the target itself.
+LADDER = 2.0 ** (np.arange(-4, 5) / 4)
+LADDER_MIDDLE = 4
+
+
+def _ladder_counts(rng, target, hard, genuine_pairs, impostor_pairs):
+    """Per level (rows) and identity (columns): accepted genuine and impostor ordered pairs, as
+    a lowering threshold accepts more of them; and the levels' FPR."""
+    levels = target * LADDER
+    propensity = np.abs(rng.normal(1.0, 0.5, len(hard))) * (1 + 2 * hard)
+    propensity /= np.average(propensity, weights=impostor_pairs)
+    fp = np.floor(np.outer(levels, impostor_pairs * propensity)).astype(np.int64)
+    accept = np.clip(rng.normal(0.9, 0.05, len(hard)) - 0.2 * hard, 0, 1)
+    tp = np.floor(np.clip(accept + 0.01 * np.arange(-4, 5)[:, None], 0, 1)
+                  * genuine_pairs).astype(np.int64)
+    return tp, fp, fp.sum(axis=1) / impostor_pairs.sum()
+
+
+def images_record(n, paths, names):
+    """A results file's `images` entry: digests of the given texts (stand-ins for the sorted
+    paths and identity names), None where a text is None."""
+    def digest(text):
+        return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    return {"n": n, "paths_sha256": digest(paths), "identities_sha256": digest(names)}
+
+
+def _det(groups, hard):
+    """DET points (FNMR against matched FMR, the hard group's FNMR doubled) and each group's EER,
+    where the two rates meet."""
+    det, eer = {}, {}
+    fmr = np.logspace(-5, 0, 30)
+    for k, name in enumerate(groups):
+        fnmr = np.clip((0.05 + 0.01 * k) * (1 + (k == hard)) * fmr ** -0.25 * (1 - fmr), 0, 1)
+        det[name] = {"threshold": np.linspace(0.9, -0.2, 30).tolist(), "fmr": fmr.tolist(),
+                     "fnmr": fnmr.tolist()}
+        crossing = int(np.argmax(fnmr <= fmr))
+        eer[name] = float((fmr[crossing] + fnmr[crossing]) / 2)
+    return det, eer
+
+
+def score_distributions(rng, n_images, names=GROUPS, hard=3, impostor_centre=0.0):
+    """A `score_distributions` dict: the hard group's genuine scores lower, impostor scores near
+    `impostor_centre`."""
+    groups = np.repeat(np.arange(len(names)), len(n_images) // len(names))
     genuine_n = [int((n_images[groups == g] * (n_images[groups == g] - 1)).sum())
-                 for g in range(len(GROUPS))]
+                 for g in range(len(names))]
     impostor_n = [int(n_images[groups == g].sum() * (n_images.sum() - n_images[groups == g].sum()))
-                  for g in range(len(GROUPS))]
-    genuine_mean = 0.6 - 0.15 * (np.arange(len(GROUPS)) == 3) + rng.normal(0, 0.01, len(GROUPS))
-    impostor_matrix = rng.normal(0.0, 0.01, (len(GROUPS), len(GROUPS)))
+                  for g in range(len(names))]
+    genuine_mean = 0.6 - 0.15 * (np.arange(len(names)) == hard) + rng.normal(0, 0.01, len(names))
+    impostor_matrix = impostor_centre + rng.normal(0.0, 0.01, (len(names), len(names)))
     impostor_matrix = (impostor_matrix + impostor_matrix.T) / 2
     impostor_mean = impostor_matrix.mean(axis=1)
     stats = {"genuine": {}, "impostor": {}}
@@ -108,26 +174,30 @@ def score_distributions(rng, n_images):
                                         ("impostor", impostor_mean, impostor_n, 0.15)):
         stats[kind]["all"] = {"mean": float(np.average(means, weights=counts)),
                               "std": spread, "n": int(sum(counts))}
-        for g, name in enumerate(GROUPS):
+        for g, name in enumerate(names):
             stats[kind][name] = {"mean": float(means[g]), "std": spread, "n": counts[g]}
     stats["impostor_matrix"] = {"mean": impostor_matrix.tolist(),
-                                "std": np.full((len(GROUPS), len(GROUPS)), 0.15).tolist()}
+                                "std": np.full((len(names), len(names)), 0.15).tolist()}
     stats["shift"] = {
         kind: {name: (stats[kind][name]["mean"] - stats[kind]["all"]["mean"])
-               / stats[kind]["all"]["std"] for name in GROUPS}
+               / stats[kind]["all"]["std"] for name in names}
         for kind in ("genuine", "impostor")
     }
     return stats
 
 
-def pair_result(rng, model=None, extras=True):
-    """A pair-protocol result dict; with `extras`, ROC points per group."""
-    data = {"protocol": "pair", "group_names": GROUPS, "groups": {}}
+def pair_result(rng, model=None, extras=True, groups=GROUPS):
+    """A pair-protocol result dict, the last group the hard one; with `extras`, ROC and DET
+    points per group, EERs and the pairs' fingerprint."""
+    groups = list(groups)
+    hard = len(groups) - 1
+    data = {"protocol": "pair", "group_names": groups, "groups": {},
+            "fold_assignment": "contiguous"}
     if model:
         data["model"] = model
     accuracies = []
-    for k, name in enumerate(GROUPS):
-        folds = np.clip(rng.normal(0.95 - 0.08 * (k == 3), 0.01, 10), 0, 1)
+    for k, name in enumerate(groups):
+        folds = np.clip(rng.normal(0.95 - 0.08 * (k == hard), 0.01, 10), 0, 1)
         accuracy = float(folds.mean())
         accuracies.append(accuracy)
         data["groups"][name] = {
@@ -142,8 +212,11 @@ def pair_result(rng, model=None, extras=True):
     if extras:
         data["roc"] = {  # the pair protocol names the axes FAR and TAR
             name: {"far": curve["fpr"], "tar": curve["tpr"]}
-            for name, curve in _roc(rng, 1 / 3000).items()
+            for name, curve in _roc(rng, 1 / 3000, groups, hard).items()
         }
+        data["det"], data["eer"] = _det(groups, hard)
+        data["images"] = {"n": len(groups) * 6000,
+                          "labels_sha256": hashlib.sha256(b"pairs").hexdigest()}
     return data
 
 
@@ -201,11 +274,11 @@ def _stats(tpr, fpr):
     }
 
 
-def _roc(rng, smallest):
+def _roc(rng, smallest, groups=GROUPS, hard=3):
     curves = {}
-    for k, name in enumerate(GROUPS):
+    for k, name in enumerate(groups):
         fpr = np.concatenate([[0.0], np.logspace(np.log10(smallest), 0, 40)])
-        tpr = np.clip(1 - (0.3 + 0.3 * (k == 3)) * (1 - fpr) ** 8 - 0.05 * rng.random(), 0, 1)
+        tpr = np.clip(1 - (0.3 + 0.3 * (k == hard)) * (1 - fpr) ** 8 - 0.05 * rng.random(), 0, 1)
         curves[name] = {"fpr": fpr.tolist(), "tpr": np.maximum.accumulate(tpr).tolist()}
     return curves
 

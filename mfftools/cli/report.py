@@ -27,20 +27,28 @@ def _model_files(ctx, param, values):
               "its \"model\" field, else its file name without extension.")
 @click.option("--bootstrap", default=1000, show_default=True, type=int,
               help="Bootstrap resamples over identities for confidence intervals (0: none).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
+@click.option("--permutations", default=None, type=int,
+              help="Shuffles of each permutation test behind the significance statements "
+              "(0: none)  [default: 4999]")
+@click.option("--alpha", default=0.05, show_default=True, type=float,
+              help="The error rate each significance statement keeps under its null.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the bootstrap and the permutation tests.")
 @click.option("--title", default="mfftools report", show_default=True, help="Report title.")
-def command(results, out_dir, names, bootstrap, seed, title):
+def command(results, out_dir, names, bootstrap, permutations, alpha, seed, title):
     """Report RESULTS (inst-eval, pair-eval and ident-eval JSONs, one or several models) into
     --out.
 
     The model of each file is the one --name gives it, else its "model" field, else the file
     name without extension; files of one model share a column block.
     """
-    from mfftools.report.build import write_report
+    from mfftools.report.build import PERMUTATIONS, write_report
 
     files = write_report(results, out_dir, bootstrap=bootstrap, seed=seed, title=title,
-                         names=names)
+                         names=names, alpha=alpha,
+                         permutations=PERMUTATIONS if permutations is None else permutations)
     click.echo(f"report: {files.html}")
     click.echo(f"markdown: {files.markdown} ({len(files.figures)} figures)")
+    click.echo(f"significance statements: {files.claims}")
     for note in files.report.notes:
         click.echo(f"note: {note}")

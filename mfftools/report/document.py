@@ -7,9 +7,18 @@ NOTES_TITLE = "Figures not drawn"
 
 
 @dataclass
+class Statements:
+    """Sentences printed as a list under a heading (the significance statements of a section)."""
+
+    title: str
+    sentences: list
+    note: str = ""
+
+
+@dataclass
 class Section:
     title: str
-    items: list = field(default_factory=list)  # Table or Figure, in reading order
+    items: list = field(default_factory=list)  # Table, Figure or Statements, in reading order
 
 
 @dataclass
@@ -19,6 +28,7 @@ class Report:
     sections: list = field(default_factory=list)
     notes: list = field(default_factory=list)  # figures left out and why
     summary: str = ""  # one paragraph: hardest groups and gaps between groups
+    warnings: list = field(default_factory=list)  # shown above everything: data not comparable
 
     def contents(self):
         """The headings under the title, in order: the sections, then the notes if any."""

@@ -5,6 +5,8 @@ Drawn with matplotlib's object API: no pyplot, no backend chosen, nothing global
 outside the axes, so they never cover bars or curves. An axis of accuracy or TPR starts at 0, or
 its label says where it starts.
 """
+from statistics import NormalDist
+
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import LogNorm
@@ -15,23 +17,55 @@ from mfftools.report.results import as_floats, similarity_keys, union_group_name
 
 PANEL_WIDTH = 4.6
 PANEL_HEIGHT = 3.6
+# Inches of panel width per group position (bars, boxes), so that many groups keep their room.
+WIDTH_PER_GROUP = 0.5
+# Heat maps: inches per cell, and the largest panel side before cells shrink (and lose labels).
+CELL = 0.62
+MAX_SIDE = 11.0
+# Tick and cell label sizes (points), and a character's width as a share of the size.
+TICK_SIZE = 9
+CELL_SIZE = 7
+CHAR_WIDTH = 0.62
 # Heat map cells that count nothing: a grey outside the colour scale.
 ZERO_CELL = "#d9d9d9"
 
 
-def _group_ticks(ax, names):
-    """Group names under bars; slanted when there are many or long ones (e.g. eight subgroups
-    such as Caucasian-Female), so they do not run into each other."""
-    crowded = len(names) > 4 or max(len(name) for name in names) > 10
-    ax.set_xticks(np.arange(len(names)), names, rotation=30 if crowded else 0,
-                  ha="right" if crowded else "center")
+def _text_width(text, size):
+    """A text's width in inches at `size` points (an upper estimate of proportional fonts)."""
+    return len(text) * size * CHAR_WIDTH / 72
+
+
+def _group_ticks(ax, names, positions=None, axis="x"):
+    """Group names along an axis, level when they fit their spacing, else slanted (30 degrees)
+    when that fits, else upright (90 degrees): many or long names (eight subgroups such as
+    Caucasian-Female) never run into each other."""
+    positions = np.arange(len(names)) if positions is None else positions
+    if axis == "y":
+        ax.set_yticks(positions, names, fontsize=TICK_SIZE)
+        return
+    figure_width = ax.figure.get_size_inches()[0]
+    spacing = figure_width * ax.get_position().width / max(len(names), 1)
+    widest = max(_text_width(name, TICK_SIZE) for name in names)
+    if widest <= 0.9 * spacing:
+        rotation, align = 0, "center"
+    elif widest * np.cos(np.radians(30)) <= 0.8 * spacing:
+        rotation, align = 30, "right"
+    else:
+        rotation, align = 90, "center"
+    ax.set_xticks(positions, names, rotation=rotation, ha=align, fontsize=TICK_SIZE,
+                  rotation_mode="anchor" if rotation == 30 else "default")
+
+
+def _groups_width(n_positions):
+    """A panel's width for `n_positions` group positions along x."""
+    return max(PANEL_WIDTH, WIDTH_PER_GROUP * n_positions + 1.4)
 
 
 def pair_accuracy(results):
     """Grouped bars: accuracy per group and model, error bars = std over folds. The axis is
     zoomed onto the bars (its label says from where)."""
     names = union_group_names(results)
-    figure, axes = _panels(1)
+    figure, axes = _panels(1, width=_groups_width(len(names) * max(1, len(results) / 2)))
     ax = axes[0, 0]
     width = 0.8 / len(results)
     for k, result in enumerate(results):
@@ -55,7 +89,7 @@ def group_means(pairs, intervals):
     """Instance TPR and FPR means per group and model; error bars: the bootstrap intervals of
     `intervals` (model -> `bootstrap_instance` output) where there are some."""
     names = union_group_names([result for result, _ in pairs])
-    figure, axes = _panels(2)
+    figure, axes = _panels(2, width=_groups_width(len(names) * max(1, len(pairs) / 2)))
     width = 0.8 / len(pairs)
     for panel, stat in enumerate(("tpr_mean", "fpr_mean")):
         ax = axes[0, panel]
@@ -107,25 +141,33 @@ def roc(curves):
 
 
 def fmr_heatmaps(matrices):
-    """The group x group FMR matrix of each model; `matrices` is a list of (result, matrix)."""
-    figure, axes = _panels(len(matrices))
+    """The group x group FMR matrix of each model on a log colour scale (the matched diagonal is
+    often orders above the rest), cells without a false match in grey; `matrices` is a list of
+    (result, matrix). Returns (figure, whether every cell could be labelled)."""
+    figure, axes = _heatmap_panels(len(matrices), max(len(r.group_names) for r, _ in matrices))
+    labelled = True
     for ax, (result, matrix) in zip(axes[0], matrices):
-        names = result.group_names
-        image = ax.imshow(matrix, cmap="viridis")
-        middle = np.nanmax(matrix) / 2
-        _label_cells(ax, matrix, names, lambda value: f"{value:.1e}",
-                     colour=lambda value: "white" if value < middle else "black")
+        matrix = np.asarray(matrix, dtype=np.float64)
+        positive = matrix[np.isfinite(matrix) & (matrix > 0)]
+        low = positive.min() if len(positive) else 1e-6
+        high = max(positive.max() if len(positive) else 1e-5, low * 10)
+        norm = LogNorm(vmin=low, vmax=high)
+        image = ax.imshow(np.ma.masked_less_equal(np.nan_to_num(matrix, nan=-1), 0), norm=norm,
+                          cmap=colormaps["viridis"].with_extremes(bad=ZERO_CELL))
+        labelled &= _label_cells(ax, matrix, result.group_names, "{:.1e}".format,
+                                 colour=_contrast(np.sqrt(low * high)))
         ax.set_xlabel("group of the compared image")
         ax.set_ylabel("group of the probe")
         ax.set_title(result.model)
-        figure.colorbar(image, ax=ax, shrink=0.8)
-    return figure
+        figure.colorbar(image, ax=ax, shrink=0.8, label="FMR (log scale)")
+    return figure, labelled
 
 
 def per_identity_rates(rates):
     """Box plots of per-identity TPR and FPR by group, one row per model; `rates` is a list of
     (result, per-identity columns). Identities without a genuine pair have no TPR."""
-    figure, axes = _panels(2, rows=len(rates))
+    figure, axes = _panels(2, rows=len(rates),
+                           width=_groups_width(max(len(r.group_names) for r, _ in rates)))
     for row, (result, columns) in enumerate(rates):
         for panel, rate in enumerate(("tpr", "fpr")):
             ax = axes[row, panel]
@@ -149,7 +191,8 @@ def similarity(similarities):
     (result, per-identity columns or None). Per-identity distributions (box plots) where the
     columns allow, else the means with std as error bars. Intra leaves out identities with one
     image (intra 1 by construction) wherever the result says which they are."""
-    figure, axes = _panels(2, rows=len(similarities))
+    figure, axes = _panels(2, rows=len(similarities),
+                           width=_groups_width(max(len(r.group_names) for r, _ in similarities)))
     for row, (result, columns) in enumerate(similarities):
         intra_ax, inter_ax = axes[row]
         if intra_boxes_drawable(columns):
@@ -192,6 +235,51 @@ def det(curves):
     return figure
 
 
+# Tick rates of the normal-deviate axes, kept where the curves reach.
+PROBIT_TICKS = (1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99)
+
+
+def probit(rates):
+    """The normal deviate of each rate (the inverse standard normal CDF); NaN outside (0, 1)."""
+    rates = np.asarray(rates, dtype=np.float64)
+    inside = (rates > 0) & (rates < 1)
+    deviates = np.full(rates.shape, np.nan)
+    normal = NormalDist()
+    deviates[inside] = [normal.inv_cdf(rate) for rate in rates[inside]]
+    return deviates
+
+
+def verification_det(curves):
+    """FNMR against matched FMR per group on normal-deviate (probit) axes, as NIST plots them,
+    one panel per model; the dashed diagonal is FNMR = FMR (a curve crosses it at its EER).
+    `curves` is a list of (result, {group: (fmr array, fnmr array)}). A point where a rate is 0
+    or 1 has no normal deviate and is left out."""
+    names = union_group_names([result for result, _ in curves])
+    figure, axes = _panels(len(curves))
+    for ax, (result, model_curves) in zip(axes[0], curves):
+        reach = []
+        for name, (fmr, fnmr) in model_curves.items():
+            order = np.argsort(fmr, kind="stable")
+            x, y = probit(fmr[order]), probit(fnmr[order])
+            shown = ~(np.isnan(x) | np.isnan(y))
+            if shown.any():
+                ax.plot(x[shown], y[shown], **_line_style(name, names))
+                reach += [x[shown].min(), x[shown].max(), y[shown].min(), y[shown].max()]
+        low, high = (min(reach), max(reach)) if reach else (probit(1e-4)[()], 0.0)
+        ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1)
+        ticks = [rate for rate in PROBIT_TICKS if low - 0.3 <= probit(rate)[()] <= high + 0.3]
+        # upright FMR labels: the deviates of 1e-6 .. 1e-3 lie close together
+        ax.set_xticks(probit(ticks), [f"{rate:g}" for rate in ticks], rotation=90,
+                      fontsize=TICK_SIZE)
+        ax.set_yticks(probit(ticks), [f"{rate:g}" for rate in ticks], fontsize=TICK_SIZE)
+        ax.set_xlabel("FMR (normal deviate scale)")
+        ax.set_ylabel("FNMR (normal deviate scale)")
+        ax.set_title(result.model)
+        ax.grid(True, which="major", alpha=0.3)
+    _legend_right(figure, axes[0])
+    return figure
+
+
 def cmc(results):
     """The rank-k identification rate against k, one panel per model, one curve per group of the
     search and one over all searches (dashed)."""
@@ -215,37 +303,54 @@ def cmc(results):
 def false_positive_heatmaps(matrices):
     """False positives by group of the non-mated search (rows) and of its best template
     (columns), one panel per model, on a log colour scale; cells without any in grey.
-    `matrices` is a list of (result, count matrix)."""
-    figure, axes = _panels(len(matrices))
+    `matrices` is a list of (result, count matrix). Returns (figure, whether every cell could be
+    labelled)."""
+    figure, axes = _heatmap_panels(len(matrices), max(len(r.group_names) for r, _ in matrices))
+    labelled = True
     for ax, (result, counts) in zip(axes[0], matrices):
         counts = np.asarray(counts, dtype=np.float64)
         norm = LogNorm(vmin=1, vmax=max(2.0, counts.max()))
         image = ax.imshow(np.ma.masked_less_equal(counts, 0), norm=norm,
                           cmap=colormaps["viridis"].with_extremes(bad=ZERO_CELL))
-        middle = np.sqrt(norm.vmax)  # the middle of the log scale: text light below, dark above
-        _label_cells(ax, counts, result.group_names, lambda value: f"{value:.0f}",
-                     colour=lambda value: "white" if 0 < value < middle else "black")
+        # the middle of the log scale: text light below, dark above
+        labelled &= _label_cells(ax, counts, result.group_names, "{:.0f}".format,
+                                 colour=_contrast(np.sqrt(norm.vmax)))
         ax.set_xlabel("group of the best template")
         ax.set_ylabel("group of the non-mated search")
         ax.set_title(result.model)
         bar = figure.colorbar(image, ax=ax, shrink=0.8, label="false positives (log scale)")
         for axis_formatter in (bar.ax.yaxis.set_major_formatter, bar.ax.yaxis.set_minor_formatter):
             axis_formatter(LogFormatter(labelOnlyBase=False))  # counts as 1, 2, 10, not 2x10^0
-    return figure
+    return figure, labelled
 
 
 def score_distributions(distributions):
     """Per model, one row: the group x group impostor mean matrix, and each group's genuine and
     impostor mean +- std (and the overall ones); `distributions` is a list of
-    (result, its `score_distributions`)."""
-    figure, axes = _panels(2, rows=len(distributions))
+    (result, its `score_distributions`). The matrix's colour scale spans its values (centred on
+    0 only when they straddle it). Returns (figure, whether every cell could be labelled)."""
+    n_groups = max(len(result.group_names) for result, _ in distributions)
+    side = _heatmap_side(n_groups)
+    figure, axes = _panels(2, rows=len(distributions),
+                           width=max(side, _groups_width(n_groups + 1)),
+                           height=max(PANEL_HEIGHT, side - 0.6))
+    labelled = True
     for row, (result, scores) in enumerate(distributions):
         matrix_ax, means_ax = axes[row]
         names = result.group_names
         matrix = as_floats(scores["impostor_matrix"]["mean"])
-        reach = np.nanmax(np.abs(matrix)) if np.isfinite(matrix).any() else 1.0
-        image = matrix_ax.imshow(matrix, cmap="coolwarm", vmin=-reach, vmax=reach)
-        _label_cells(matrix_ax, matrix, names, lambda value: f"{value:+.3f}")
+        finite = matrix[np.isfinite(matrix)]
+        low, high = (finite.min(), finite.max()) if len(finite) else (-1.0, 1.0)
+        if low < 0 < high:
+            reach = max(-low, high)
+            image = matrix_ax.imshow(matrix, cmap="coolwarm", vmin=-reach, vmax=reach)
+            colour = None
+        else:
+            if high == low:
+                low, high = low - 1e-3, high + 1e-3
+            image = matrix_ax.imshow(matrix, cmap="viridis", vmin=low, vmax=high)
+            colour = _contrast((low + high) / 2, floor=-np.inf)
+        labelled &= _label_cells(matrix_ax, matrix, names, "{:+.3f}".format, colour=colour)
         matrix_ax.set_xlabel("group of the compared image")
         matrix_ax.set_ylabel("group of the probe")
         matrix_ax.set_title(f"{result.model}: impostor score mean")
@@ -257,28 +362,51 @@ def score_distributions(distributions):
                               as_floats([s.get("mean") for s in stats]),
                               yerr=as_floats([s.get("std") for s in stats]), fmt=marker,
                               capsize=3, color=_colour(k), label=kind)
-        means_ax.set_xticks(range(len(labels)), labels)
+        _group_ticks(means_ax, labels)
         means_ax.set_ylabel("cosine score, mean +- std")
         means_ax.set_title(f"{result.model}: scores by group of the probe")
         means_ax.grid(True, axis="y", alpha=0.3)
     _legend_below(figure, axes[-1, 1])
-    return figure
+    return figure, labelled
 
 
 def _label_cells(ax, matrix, names, fmt, colour=None):
-    """Group names on both axes and each cell's value written in it ("-" where undefined), in
-    the colour `colour(value)` gives (black by default)."""
-    ax.set_xticks(range(len(names)), names, rotation=30)
-    ax.set_yticks(range(len(names)), names)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            value = matrix[i, j]
-            ax.text(j, i, "-" if np.isnan(value) else fmt(value), ha="center", va="center",
-                    fontsize="x-small", color=colour(value) if colour else "black")
+    """Group names on both axes and, where they fit the cells, each cell's value written in it
+    ("-" where undefined), in the colour `colour(value)` gives (black by default). Returns
+    whether the values were written."""
+    _group_ticks(ax, names)
+    _group_ticks(ax, names, axis="y")
+    texts = ["-" if np.isnan(value) else fmt(value) for value in np.ravel(matrix)]
+    figure_width = ax.figure.get_size_inches()[0]
+    cell = figure_width * ax.get_position().width / max(len(names), 1)
+    if max(_text_width(text, CELL_SIZE) for text in texts) > 0.9 * cell:
+        return False
+    for k, text in enumerate(texts):
+        i, j = divmod(k, len(names))
+        value = matrix[i, j]
+        ax.text(j, i, text, ha="center", va="center", fontsize=CELL_SIZE,
+                color=colour(value) if colour and not np.isnan(value) else "black")
+    return True
 
 
-def _panels(count, rows=1):
-    figure = Figure(figsize=(PANEL_WIDTH * count, PANEL_HEIGHT * rows), layout="constrained")
+def _contrast(middle, floor=0.0):
+    """The colour of a cell's text on viridis: white on the dark end (above `floor`, below
+    `middle`), black elsewhere (grey cells at or below `floor` included)."""
+    return lambda value: "white" if floor < value < middle else "black"
+
+
+def _heatmap_side(n_groups):
+    """A heat map panel's side in inches: room for a labelled cell per group, up to MAX_SIDE."""
+    return min(MAX_SIDE, max(PANEL_WIDTH, CELL * n_groups + 2.6))
+
+
+def _heatmap_panels(count, n_groups):
+    side = _heatmap_side(n_groups)
+    return _panels(count, width=side, height=max(PANEL_HEIGHT, side - 0.6))
+
+
+def _panels(count, rows=1, width=PANEL_WIDTH, height=PANEL_HEIGHT):
+    figure = Figure(figsize=(width * count, height * rows), layout="constrained")
     return figure, figure.subplots(rows, count, squeeze=False)
 
 
@@ -329,7 +457,7 @@ def _boxes(ax, names, columns, key, rows=None):
     for k, patch in enumerate(boxes["boxes"]):
         patch.set_facecolor(_colour(k))
         patch.set_alpha(0.6)
-    ax.set_xticks(range(1, len(names) + 1), names)
+    _group_ticks(ax, names, positions=np.arange(1, len(names) + 1))
 
 
 def _mean_bars(ax, result, keys):
@@ -340,7 +468,7 @@ def _mean_bars(ax, result, keys):
     ax.bar(range(len(names)), as_floats([similarity[n][mean_key] for n in names]),
            yerr=as_floats([similarity[n][std_key] for n in names]), capsize=3,
            color=[_colour(k) for k in range(len(names))])
-    ax.set_xticks(range(len(names)), names)
+    _group_ticks(ax, names)
 
 
 def _zoom_to_bars(ax, results, names):
@@ -351,4 +479,8 @@ def _zoom_to_bars(ax, results, names):
 
 
 def _colour(k):
-    return f"C{k % 10}"
+    """The k-th group's colour: matplotlib's ten cycle colours, then their ten light variants
+    (tab20's odd entries), so that up to twenty groups never share one."""
+    if k % 20 < 10:
+        return f"C{k % 10}"
+    return colormaps["tab20"](2 * (k % 10) + 1)

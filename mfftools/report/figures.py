@@ -14,6 +14,7 @@ from mfftools.report.results import (
     det_curves,
     entry_label,
     fmr_matrix,
+    folds_label,
     has_multi_intra,
     per_identity,
     per_identity_rates,
@@ -52,7 +53,8 @@ class FigureWriter:
     def pair_accuracy(self, results):
         """Grouped bars: accuracy per group and model, error bars = std over folds."""
         figure = drawing.pair_accuracy(results)
-        caption = "Mean accuracy over the 10 folds; error bars: std over folds."
+        folds = "; ".join(dict.fromkeys(folds_label(result.data) for result in results))
+        caption = f"Mean accuracy over the folds ({folds}); error bars: std over folds."
         bottom = figure.axes[0].get_ylim()[0]
         if bottom > 0:
             caption += f" The accuracy axis starts at {bottom:.3g}%, not 0."
@@ -66,14 +68,42 @@ class FigureWriter:
                           f"Instance TPR/FPR means per group ({entry_label(pairs[0][1])})", caption)
 
     def roc(self, results, protocol):
-        """Per-group ROC curves in the low-FPR region (log FPR axis), one panel per model."""
+        """Per-group ROC curves in the low-FPR region (log FPR axis), one panel per model; the
+        caption names each group without a curve, and why."""
         drawn = self._drawable([(result, roc_curves(result)) for result in results],
                                f"{protocol} ROC curves", "'roc' points")
         if not drawn:
             return None
+        caption = "ROC curve of each group, FPR on a log axis (low-FPR region)."
+        caption += _missing_curves(drawn, _roc_gaps)
         return self._save(drawing.roc(drawn), f"{protocol}_roc",
-                          f"{protocol.capitalize()} ROC per group",
-                          "ROC curve of each group, FPR on a log axis (low-FPR region).")
+                          f"{protocol.capitalize()} ROC per group", caption)
+
+    def det(self, results, protocol):
+        """Per-group DET curves, one panel per model: FNMR against matched FMR on normal-deviate
+        axes (instance, pair), or FNIR against FPIR on log axes (identification)."""
+        if protocol == "identification":
+            drawn = self._drawable([(result, det_curves(result)) for result in results],
+                                   "FNIR vs FPIR curves", "'det' points")
+            if not drawn:
+                return None
+            return self._save(drawing.det(drawn), "identification_det",
+                              "FNIR vs FPIR per group",
+                              "FNIR at the result's rank against FPIR as the threshold moves, "
+                              "per group of the search (log axes; points where a rate is 0 "
+                              "cannot be drawn on them); dotted: the target FPIRs.")
+        drawn = self._drawable([(result, det_curves(result)) for result in results],
+                               f"{protocol} DET curves", "'det' points")
+        if not drawn:
+            return None
+        caption = ("FNMR against FMR as the threshold moves, per group, on normal-deviate "
+                   "(probit) axes as NIST plots them; FMR over impostor pairs with both images "
+                   "in the group (demographically matched). Dashed: FNMR = FMR; a curve crosses "
+                   "it at the group's EER (in the table). Points where a rate is 0 or 1 have no "
+                   "normal deviate and are left out.")
+        caption += _missing_curves(drawn, _det_gaps)
+        return self._save(drawing.verification_det(drawn), f"{protocol}_det",
+                          f"{protocol.capitalize()} DET per group", caption)
 
     def _drawable(self, found, what, needed):
         """The (result, data) of `found` that have data; a note names the models without."""
@@ -93,9 +123,12 @@ class FigureWriter:
         drawn = self._available(pairs, fmr_matrix, "FMR heat map", "'group_fmr_matrix'")
         if not drawn:
             return None
-        return self._save(drawing.fmr_heatmaps(drawn), f"instance_fmr_matrix_{slug}",
+        figure, labelled = drawing.fmr_heatmaps(drawn)
+        return self._save(figure, f"instance_fmr_matrix_{slug}",
                           f"Group x group FMR ({entry_label(pairs[0][1])})",
-                          "False match rate of impostor pairs by the groups of their two images.")
+                          "False match rate of impostor pairs by the groups of their two images "
+                          "(the diagonal: the matched FMR of the tables), on a log colour scale; "
+                          "cells without a false match in grey." + _unlabelled(labelled))
 
     def per_identity_rates(self, pairs, slug):
         """Distributions of per-identity TPR and FPR by group (box plots), one row per model."""
@@ -111,12 +144,12 @@ class FigureWriter:
     def false_positive_heatmaps(self, pairs, slug):
         """The false-positive matrix of each identification result at one target FPIR."""
         matrices = [(result, entry["false_positive_matrix"]) for result, entry in pairs]
-        return self._save(drawing.false_positive_heatmaps(matrices),
-                          f"identification_false_positives_{slug}",
+        figure, labelled = drawing.false_positive_heatmaps(matrices)
+        return self._save(figure, f"identification_false_positives_{slug}",
                           f"False positives by group ({entry_label(pairs[0][1])})",
                           "Non-mated searches scoring above the threshold, by the group of the "
                           "search (rows) and of its best template (columns); log colour scale, "
-                          "cells without any false positive in grey.")
+                          "cells without any false positive in grey." + _unlabelled(labelled))
 
     def cmc(self, results):
         """The CMC of each identification result, per group of the search."""
@@ -124,27 +157,17 @@ class FigureWriter:
                           "CMC per group", "Rank-k identification rate of the mated searches "
                           "(no threshold), per group of the search and over all searches.")
 
-    def det(self, results):
-        """FNIR against FPIR per group on log axes, one panel per model."""
-        drawn = self._drawable([(result, det_curves(result)) for result in results],
-                               "FNIR vs FPIR curves", "'det' points")
-        if not drawn:
-            return None
-        return self._save(drawing.det(drawn), "identification_det",
-                          "FNIR vs FPIR per group",
-                          "FNIR at the result's rank against FPIR as the threshold moves, per "
-                          "group of the search (log axes; points where a rate is 0 cannot be "
-                          "drawn on them); dotted: the target FPIRs.")
-
     def score_distributions(self, results):
         """Impostor mean per pair of groups, and genuine/impostor mean +- std per group; results
         that have `score_distributions`."""
         drawn = [(result, score_distributions(result)) for result in results]
-        return self._save(drawing.score_distributions(drawn), "instance_score_distributions",
+        figure, labelled = drawing.score_distributions(drawn)
+        return self._save(figure, "instance_score_distributions",
                           "Genuine and impostor scores by group",
                           "Left: mean impostor score of each pair of groups (probe, compared "
-                          "image). Right: mean +- std of the genuine and impostor scores whose "
-                          "probe is in the group, and over all pairs.")
+                          "image); the colour scale spans the values. Right: mean +- std of the "
+                          "genuine and impostor scores whose probe is in the group, and over all "
+                          "pairs." + _unlabelled(labelled))
 
     def similarity(self, results):
         """Intra/inter identity similarity by group: per-identity distributions when available,
@@ -165,6 +188,46 @@ class FigureWriter:
             )
         return self._save(drawing.similarity(similarities), "instance_similarity",
                           "Intra/inter identity similarity by group", caption)
+
+
+def _unlabelled(labelled):
+    return "" if labelled else (" The cells are too small to write their values in (many "
+                                "groups): they are in the results file and the tables.")
+
+
+def _roc_gaps(result, curves):
+    """{group: why it has no ROC curve on a log FPR axis} of one model."""
+    gaps = {}
+    for name in result.group_names:
+        if name not in curves:
+            gaps[name] = "no defined point (no impostor or no genuine pair in the group)"
+        elif not (curves[name][0] > 0).any():
+            gaps[name] = ("FPR 0 at every sampled threshold (no impostor pair of the group scores "
+                          "above them), which a log FPR axis cannot show")
+    return gaps
+
+
+def _det_gaps(result, curves):
+    """{group: why it has no DET curve on normal-deviate axes} of one model."""
+    gaps = {}
+    for name in result.group_names:
+        if name not in curves:
+            gaps[name] = "no defined point (no matched impostor or no genuine pair)"
+            continue
+        fmr, fnmr = curves[name]
+        if not ((fmr > 0) & (fmr < 1) & (fnmr > 0) & (fnmr < 1)).any():
+            gaps[name] = ("FMR or FNMR is 0 or 1 at every sampled threshold, which has no normal "
+                          "deviate")
+    return gaps
+
+
+def _missing_curves(drawn, gaps_of):
+    """The caption's sentence naming each group without a curve and why ("" if none)."""
+    found = []
+    for result, curves in drawn:
+        for name, why in gaps_of(result, curves).items():
+            found.append(f"{name} ({result.model}): {why}")
+    return (" No curve for " + "; ".join(found) + ".") if found else ""
 
 
 def _first_per_identity(result):

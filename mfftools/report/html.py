@@ -2,7 +2,7 @@
 import base64
 from html import escape
 
-from mfftools.report.document import NOTES_TITLE, anchor
+from mfftools.report.document import NOTES_TITLE, Statements, anchor
 from mfftools.report.figures import Figure
 from mfftools.report.tables import Table
 
@@ -18,6 +18,9 @@ p.note, figcaption { font-size: 0.85em; color: #555; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 ul.notes { color: #844; }
 p.summary { background: #f4f4fa; padding: 0.6em 0.8em; border-left: 3px solid #99c; }
+div.warning { background: #fdecea; color: #8a1c1c; padding: 0.6em 0.8em;
+  border-left: 4px solid #c62828; font-weight: bold; margin: 0.5em 0; }
+div.wide { overflow-x: auto; } ul.statements li { margin: 0.3em 0; }
 """
 
 
@@ -29,6 +32,7 @@ def render_html(report):
         f"<title>{escape(report.title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(report.title)}</h1>",
     ]
+    parts += [f"<div class=\"warning\">{escape(warning)}</div>" for warning in report.warnings]
     if report.summary:
         parts.append(f"<p class=\"summary\"><b>Summary.</b> {escape(report.summary)}</p>")
     parts.append("<nav><b>Contents</b><ol>")
@@ -53,6 +57,8 @@ def render_html(report):
                 parts.append(_table(item))
             elif isinstance(item, Figure):
                 parts.append(_figure(item))
+            elif isinstance(item, Statements):
+                parts.append(_statements(item))
             else:
                 raise TypeError(f"cannot render {type(item).__name__}")
     if report.notes:
@@ -70,7 +76,7 @@ def _heading(title):
 def _table(table):
     span = len(table.columns)
     rows = [
-        f"<table><caption>{escape(table.title)}</caption>",
+        f"<div class=\"wide\"><table><caption>{escape(table.title)}</caption>",
         f"<tr><th class=\"label\" rowspan=\"2\">{escape(table.row_header)}</th>"
         + "".join(f"<th class=\"block\" colspan=\"{span}\">{escape(b)}</th>" for b in table.blocks)
         + "</tr>",
@@ -83,10 +89,19 @@ def _table(table):
             + "".join(f"<td>{escape(cell)}</td>" for cell in cells)
             + "</tr>"
         )
-    rows.append("</table>")
+    rows.append("</table></div>")
     if table.note:
         rows.append(f"<p class=\"note\">{escape(table.note)}</p>")
     return "\n".join(rows)
+
+
+def _statements(statements):
+    parts = [f"<p><b>{escape(statements.title)}</b></p>", "<ul class=\"statements\">"]
+    parts += [f"<li>{escape(sentence)}</li>" for sentence in statements.sentences]
+    parts.append("</ul>")
+    if statements.note:
+        parts.append(f"<p class=\"note\">{escape(statements.note)}</p>")
+    return "\n".join(parts)
 
 
 def _figure(figure):

@@ -1,5 +1,5 @@
 """A report as Markdown: pipe tables, figures linked as PNG files next to the document."""
-from mfftools.report.document import NOTES_TITLE, anchor
+from mfftools.report.document import NOTES_TITLE, Statements, anchor
 from mfftools.report.figures import Figure
 from mfftools.report.tables import Table
 
@@ -7,6 +7,8 @@ from mfftools.report.tables import Table
 def render_markdown(report):
     """The document as a string; figure links are relative to the report folder."""
     lines = [f"# {report.title}", ""]
+    for warning in report.warnings:
+        lines += [f"> **{warning}**", ""]
     if report.summary:
         lines += [f"**Summary.** {report.summary}", ""]
     lines += ["**Contents**", ""]
@@ -21,6 +23,10 @@ def render_markdown(report):
                 lines += _table(item)
             elif isinstance(item, Figure):
                 lines += [f"![{item.title}]({item.path.name})", "", f"*{item.title}.* {item.caption}"]
+            elif isinstance(item, Statements):
+                lines += [f"**{item.title}**", ""] + [f"- {sentence}" for sentence in item.sentences]
+                if item.note:
+                    lines += ["", item.note]
             else:
                 raise TypeError(f"cannot render {type(item).__name__}")
     if report.notes:

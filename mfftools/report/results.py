@@ -3,8 +3,9 @@ model.
 
 The required keys are those of the results file specification; anything more (per-identity rows,
 ROC points, the group x group FMR matrix, score distributions, DET points) is optional and read
-leniently by `per_identity`, `roc_curves`, `fmr_matrix`, `score_distributions` and `det_curves`,
-which return None when an extra is absent. Score distributions are checked on load when present.
+leniently by `per_identity`, `roc_curves`, `fmr_matrix`, `score_distributions`, `det_curves`,
+`equal_error_rates`, `images_of`, `skipped_counts` and `ladder_of`, which return None when an extra
+is absent (older files lack most of them). Score distributions are checked on load when present.
 """
 import json
 import math
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mfftools.errors import MfftoolsError
+from mfftools.report.bootstrap import Ladder
 
 INSTANCE_STATS = ("tpr_mean", "tpr_std", "fpr_mean", "fpr_std")
 GROUP_STATS = INSTANCE_STATS + ("fmr", "fnmr")
@@ -323,6 +325,16 @@ def similarity_keys(result):
     return SIMILARITY_STATS
 
 
+def folds_label(data):
+    """How a pair result's folds were made: "10-fold (contiguous folds)", "5-fold (folds from the
+    file)" (a count range when groups differ), or "10-fold" for a file that does not say."""
+    counts = sorted({len(group["fold_accuracies"]) for group in data["groups"].values()})
+    number = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    source = {"file": " (folds from the file)", "contiguous": " (contiguous folds)"}.get(
+        data.get("fold_assignment"), "")
+    return f"{number}-fold{source}"
+
+
 def compared_groups(entry):
     """How many groups the fairness measures of `entry` compare: those with both FMR and FNMR."""
     return sum(
@@ -454,25 +466,94 @@ def score_distributions(result):
     return result.data.get("score_distributions")
 
 
+# The axes of DET points by protocol: (false positive rate, false negative rate).
+DET_RATES = {"identification": ("fpir", "fnir"), "instance": ("fmr", "fnmr"),
+             "pair": ("fmr", "fnmr")}
+
+
 def det_curves(result):
-    """FNIR against FPIR of an identification result, {"all" and each group: (fpir array, fnir
-    array)} without undefined points, or None when the result has no `det` points."""
+    """The result's DET points without undefined ones, or None when it has no `det`:
+    identification, FNIR against FPIR {"all" and each group: (fpir, fnir)}; instance and pair,
+    FNMR against matched FMR {group: (fmr, fnmr)}."""
     det = result.data.get("det")
     if not isinstance(det, dict):
         return None
+    positive, negative = DET_RATES[result.protocol]
     curves = {}
     for name in ["all"] + result.group_names:
         points = det.get(name)
-        if not isinstance(points, dict) or "fpir" not in points or "fnir" not in points:
+        if not isinstance(points, dict) or positive not in points or negative not in points:
             continue
-        fpir, fnir = as_floats(points["fpir"]), as_floats(points["fnir"])
-        if fpir.shape != fnir.shape:
-            raise MfftoolsError(f"{result.path}: 'det' of {name} has {len(fpir)} FPIR and "
-                                f"{len(fnir)} FNIR values")
-        defined = ~(np.isnan(fpir) | np.isnan(fnir))
+        false_positive, false_negative = as_floats(points[positive]), as_floats(points[negative])
+        if false_positive.shape != false_negative.shape:
+            raise MfftoolsError(f"{result.path}: 'det' of {name} has {len(false_positive)} "
+                                f"{positive.upper()} and {len(false_negative)} "
+                                f"{negative.upper()} values")
+        defined = ~(np.isnan(false_positive) | np.isnan(false_negative))
         if defined.any():
-            curves[name] = (fpir[defined], fnir[defined])
+            curves[name] = (false_positive[defined], false_negative[defined])
     return curves or None
+
+
+def equal_error_rates(result):
+    """{group: EER or None} of an instance or pair result's `eer`, or None when it has none."""
+    eer = result.data.get("eer")
+    if not isinstance(eer, dict):
+        return None
+    found = {}
+    for name in result.group_names:
+        value = eer.get(name)
+        found[name] = value if _is_number_or_null(value) else None
+    return found
+
+
+def images_of(result):
+    """What the result was computed on (its `images` entry), or None when the file does not say:
+    {"n", "paths_sha256", "identities_sha256"} or, of pair results, {"n", "labels_sha256"}."""
+    images = result.data.get("images")
+    return images if isinstance(images, dict) else None
+
+
+def skipped_counts(result):
+    """(n_skipped_images, n_dropped_pairs) of a result file, each None when it does not say."""
+    counts = []
+    for key in ("n_skipped_images", "n_dropped_pairs"):
+        value = result.data.get(key)
+        counts.append(value if _is_count(value) else None)
+    return tuple(counts)
+
+
+def ladder_of(result, entry):
+    """The entry's FPR ladder as a `bootstrap.Ladder` (levels in increasing FPR), or None when
+    the entry has no ladder, it is empty, or the result lacks each identity's pair counts."""
+    ladder = entry.get("ladder")
+    identities = result.data.get("identities") or {}
+    if not isinstance(ladder, dict) or not ladder.get("target_fpr"):
+        return None
+    if "n_genuine_pairs" not in identities or "n_impostor_pairs" not in identities:
+        return None
+    genuine = as_floats(identities["n_genuine_pairs"])
+    impostor = as_floats(identities["n_impostor_pairs"])
+    levels = as_floats(ladder["target_fpr"])
+    counts = {}
+    for key in ("identity_tp", "identity_fp"):
+        try:
+            table = as_floats(ladder.get(key, []))
+        except (TypeError, ValueError):
+            table = np.zeros(0)
+        if table.shape != (len(levels), len(genuine)):
+            raise MfftoolsError(
+                f"{result.path}: 'ladder.{key}' of the entry at {entry_label(entry)} has shape "
+                f"{table.shape}, expected ({len(levels)}, {len(genuine)}): one list per level, "
+                "one count per identity")
+        counts[key] = table.T
+    order = np.argsort(levels, kind="stable")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = np.where(genuine[:, None] > 0, counts["identity_tp"] / genuine[:, None], np.nan)
+        fpr = np.where(impostor[:, None] > 0, counts["identity_fp"] / impostor[:, None], np.nan)
+    return Ladder(target=float(entry["target_fpr"]), levels=levels[order], tpr=tpr[:, order],
+                  fpr=fpr[:, order], impostor_accepted=counts["identity_fp"][:, order],
+                  impostor_pairs=impostor)
 
 
 def as_floats(values):

@@ -1,88 +1,117 @@
-"""The report's opening paragraph: for each model, the hardest group and the gaps between groups,
-and whether the bootstrap interval of each gap excludes 0 (then the gap is more than sampling
-noise); for 1:N identification, the groups with the highest FNIR and FPIR."""
-from mfftools.report.results import entry_label, group_gap
-from mfftools.report.tables import fmt_interval, fmt_rate
+"""The report's opening paragraph: for each model, the groups at the extremes (named as ties when
+several share the extreme value) and the gap to the other end, then the significance statements
+of the first operating point, taken word for word from their claim objects.
+
+The hardest group of the pair protocol is defined here once (`hardest_pair_group`): the demo
+prints the same phrase.
+"""
+from mfftools.report.claims import GROUP_VERSUS_REST, GROUPS_DIFFER, MODELS
+from mfftools.report.results import entry_label
+from mfftools.report.tables import fmt_rate
+
+# Tied names listed before "and N more".
+SHOWN_TIES = 2
 
 
-def summarise(pair_results, instance_pairs, intervals, identification_pairs=()):
-    """One paragraph over the pair results, the instance results at one operating point and the
-    identification results at one target FPIR.
+def name_ties(names, shown=SHOWN_TIES):
+    """"A", "A and B", "A, B and C", or "A, B and 5 more" beyond `shown` + 1 names."""
+    names = list(names)
+    if len(names) <= shown + 1:
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+    return ", ".join(names[:shown]) + f" and {len(names) - shown} more"
+
+
+def extreme(values, highest):
+    """(the names whose value is the highest (or lowest), in order, the value) of {name: value}
+    without None values; ties are exact equality."""
+    value = (max if highest else min)(values.values())
+    return [name for name, found in values.items() if found == value], value
+
+
+def _gap_phrase(values, highest, fmt, what, unit="", points=False):
+    """"X (<what> <value>, <gap> below Y)" with ties named, or None with fewer than two groups;
+    "all N groups at <value>" when every group ties."""
+    if len(values) < 2:
+        return None
+    ends, value = extreme(values, highest)
+    others, other = extreme(values, not highest)
+    if value == other:
+        return f"all {len(values)} groups at {fmt(value)}{unit} ({what}, no gap)"
+    tied = "tied, " if len(ends) > 1 else ""
+    gap = abs(value - other)
+    gap_text = f"{gap:.2f} points" if points else fmt(gap)
+    direction = "above" if highest else "below"
+    return (f"{name_ties(ends)} ({tied}{what} {fmt(value)}{unit}, {gap_text} {direction} "
+            f"{name_ties(others)})")
+
+
+def hardest_pair_group(groups):
+    """The pair protocol's hardest group (lowest accuracy) as the report and the demo print it:
+    "X (pair accuracy 87.00%, 8.00 points below Y)", ties named; None with one group."""
+    accuracies = {name: 100 * group["accuracy"] for name, group in groups.items()}
+    return _gap_phrase(accuracies, False, lambda value: f"{value:.2f}", "pair accuracy", "%",
+                       points=True)
+
+
+def summarise(pair_results, instance_pairs, claims=(), identification_pairs=(), alpha=None):
+    """One paragraph over the pair results, the instance results at one operating point, the
+    identification results at one target FPIR and the significance `claims` of that instance
+    operating point (`claims.Claim` objects; statements about single groups only where
+    significant).
 
     `instance_pairs` and `identification_pairs` are `entries_at(...)` of those points (either may
-    be empty); `intervals` maps a model to its `bootstrap_instance` output at the first.
+    be empty).
     """
     by_model = [(result.model, _pair_sentence(result)) for result in pair_results]
-    by_model += [
-        (result.model,
-         _instance_sentence(result, entry, intervals.get(result.model, {}).get("gap", {})))
-        for result, entry in instance_pairs
-    ]
+    by_model += [(result.model, _instance_sentence(result, entry))
+                 for result, entry in instance_pairs]
     by_model += [(result.model, _identification_sentence(result, entry))
                  for result, entry in identification_pairs]
+    by_model += [(claim.model, claim.statement) for claim in claims
+                 if claim.family == GROUPS_DIFFER
+                 or (claim.family == GROUP_VERSUS_REST and claim.significant)]
     models = list(dict.fromkeys(model for model, _ in by_model))
     sentences = [sentence for _, sentence in sorted(by_model, key=lambda m: models.index(m[0]))]
-    if intervals:
+    sentences += [claim.statement for claim in claims if claim.family == MODELS]
+    if claims:
         sentences.append(
-            "A gap whose 95% bootstrap interval (over identities) excludes 0 is more than "
-            "sampling noise."
-        )
+            f"Each significance statement is a permutation test over identities, Holm-adjusted "
+            f"within its family, so that when nothing differs it fires with probability at most "
+            f"α = {alpha if alpha is not None else claims[0].alpha:g}; every statement made is "
+            "in claims.json.")
     return " ".join(sentences)
 
 
 def _pair_sentence(result):
-    groups = result.data["groups"]
-    if len(groups) < 2:
+    phrase = hardest_pair_group(result.data["groups"])
+    if phrase is None:
         return f"{result.model}, pair protocol: one group only, no gap between groups."
-    hardest = min(groups, key=lambda name: groups[name]["accuracy"])
-    best = max(groups, key=lambda name: groups[name]["accuracy"])
-    accuracy = 100 * groups[hardest]["accuracy"]
-    gap = 100 * groups[best]["accuracy"] - accuracy
-    return (
-        f"{result.model}, pair protocol: hardest group by accuracy: {hardest} ({accuracy:.2f}%, "
-        f"{gap:.2f} points below {best})."
-    )
+    return f"{result.model}, pair protocol: hardest group: {phrase}."
 
 
-def _instance_sentence(result, entry, gap_intervals):
+def _instance_sentence(result, entry):
     head = f"{result.model}, instance protocol at {entry_label(entry)}:"
-    parts = [
-        _extreme(entry, "tpr_mean", "hardest group by TPR mean", min, "below", gap_intervals),
-        _extreme(entry, "fpr_mean", "highest FPR mean", max, "above", gap_intervals),
-    ]
-    parts = [part for part in parts if part is not None]
-    if not parts:
-        return f"{head} fewer than two groups, no gap between groups."
-    return f"{head} {'; '.join(parts)}."
+    parts = [_extreme_part(entry, "tpr_mean", "lowest TPR mean", False),
+             _extreme_part(entry, "fpr_mean", "highest FPR mean", True)]
+    return _joined(head, parts)
 
 
 def _identification_sentence(result, entry):
     head = f"{result.model}, 1:N identification at {entry_label(entry)}:"
-    parts = [
-        _extreme(entry, "fnir", f"highest FNIR (rank {result.data['rank']})", max, "above", {}),
-        _extreme(entry, "fpir", "highest FPIR", max, "above", {}),
-    ]
+    parts = [_extreme_part(entry, "fnir", f"highest FNIR (rank {result.data['rank']})", True),
+             _extreme_part(entry, "fpir", "highest FPIR", True)]
+    return _joined(head, parts)
+
+
+def _joined(head, parts):
     parts = [part for part in parts if part is not None]
     if not parts:
         return f"{head} fewer than two groups, no gap between groups."
     return f"{head} {'; '.join(parts)}."
 
 
-def _extreme(entry, stat, what, pick, direction, gap_intervals):
-    """"<what>: <group> (<value>, <gap> <direction> <other group>[; interval])", or None with
-    fewer than two groups."""
-    gap = group_gap(entry, stat)
-    if gap is None:
-        return None
+def _extreme_part(entry, stat, what, highest):
     values = {name: group[stat] for name, group in entry["groups"].items()
-              if group[stat] is not None}
-    extreme = pick(values, key=values.get)
-    other = (max if pick is min else min)(values, key=values.get)
-    text = (f"{what}: {extreme} ({fmt_rate(values[extreme])}, {fmt_rate(gap)} {direction} "
-            f"{other}")
-    interval = gap_intervals.get(stat)
-    if interval is not None:
-        excludes = interval.low > 0 or interval.high < 0
-        text += (f"; 95% CI of the gap {fmt_interval(interval, fmt_rate)} "
-                 f"{'excludes' if excludes else 'includes'} 0")
-    return text + ")"
+              if group.get(stat) is not None}
+    phrase = _gap_phrase(values, highest, fmt_rate, stat.split("_")[0].upper())
+    return None if phrase is None else f"{what}: {phrase}"

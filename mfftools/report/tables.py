@@ -10,10 +10,13 @@ from mfftools.report.results import (
     INSTANCE_STATS,
     compared_groups,
     entry_label,
+    equal_error_rates,
+    folds_label,
     group_gap,
     has_multi_intra,
     point_of,
     similarity_keys,
+    skipped_counts,
     union_group_names,
 )
 
@@ -82,27 +85,35 @@ def _cell(mapping, key, fmt):
 
 
 def pair_table(results):
-    """The paper's pair table: per-group accuracy (%), mean and STD, with fold std, TAR and SER.
+    """The paper's pair table: per-group accuracy (%), mean and STD, with fold std, TAR and SER,
+    and each group's EER where the files give it.
 
     A TAR whose threshold the pair counts cannot place at FAR = 1e-3 is marked unresolved, and
     the FAR its thresholds do give is shown beside every TAR."""
     names = union_group_names(results)
+    eers = [equal_error_rates(result) for result in results]
+    columns = ["Accuracy (%)", "Fold std (%)", "TAR@FAR=1e-3", "at FAR"]
+    if any(eer is not None for eer in eers):
+        columns.append("EER")
+    folds = "; ".join(dict.fromkeys(folds_label(result.data) for result in results))
     table = Table(
         title="Pair protocol: accuracy per group (%)",
         row_header="Group",
         blocks=[result.model for result in results],
-        columns=["Accuracy (%)", "Fold std (%)", "TAR@FAR=1e-3", "at FAR"],
+        columns=columns,
         note="Mean and STD over groups as the paper prints them (STD with ddof = 1); "
-        "fold std: standard deviation of the fold accuracies (10 contiguous folds, or the "
-        "source's own); SER = max error / min error; at FAR: the mean test-fold FAR of the "
-        "TAR@FAR thresholds." + _unresolved_note(results),
+        f"fold std: standard deviation of the fold accuracies, {folds}; SER = max error / min "
+        "error; at FAR: the mean test-fold FAR of the TAR@FAR thresholds"
+        + ("; EER: where FNMR meets FMR as the threshold moves, over all the group's pairs"
+           if len(columns) > 4 else "") + "." + _unresolved_note(results),
     )
+    blank = [MISSING] * (len(columns) - 1)
     for name in names:
         cells = []
-        for result in results:
+        for result, eer in zip(results, eers):
             group = result.data["groups"].get(name)
             if group is None:
-                cells += [MISSING] * 4
+                cells += [MISSING] * len(columns)
                 continue
             folds = group["fold_accuracies"]
             mean = sum(folds) / len(folds)
@@ -113,18 +124,27 @@ def pair_table(results):
                 fmt_percent(fold_std),
                 fmt_rate(group["tar_at_far_1e-3"]) if resolved else UNRESOLVED,
                 fmt_rate(group.get("far_at_tar_threshold")),
-            ]
+            ] + ([fmt_rate((eer or {}).get(name))] if len(columns) > 4 else [])
         table.add_row(name, cells)
     table.add_row("Mean", [c for r in results
-                           for c in (fmt_points(r.data["mean_accuracy"]), MISSING, MISSING,
-                                     MISSING)])
+                           for c in [fmt_points(r.data["mean_accuracy"])] + blank])
     for label, key, fmt in (("STD", "std", fmt_points), ("SER", "ser", fmt_ratio)):
         table.add_row(label, [
             c for r in results
-            for c in (_across_groups(len(r.group_names), r.data[key], fmt), MISSING, MISSING,
-                      MISSING)
+            for c in [_across_groups(len(r.group_names), r.data[key], fmt)] + blank
         ])
+    _skipped_rows(lambda label, values: table.add_row(
+        label, [c for value in values for c in [value] + blank]), results)
     return table
+
+
+def pair_heading(results):
+    """The pair section's heading, true to how the files made their folds."""
+    folds = list(dict.fromkeys(folds_label(result.data) for result in results))
+    if len(folds) == 1:
+        return f"Pair protocol: verification per group, {folds[0]}"
+    return ("Pair protocol: verification per group; "
+            + "; ".join(f"{result.model}: {folds_label(result.data)}" for result in results))
 
 
 def _unresolved_note(results):
@@ -176,8 +196,8 @@ _STAT_LABELS = {
 }
 
 
-# Marks a group's mean whose bootstrap interval excludes the other groups' pooled mean.
-EXCLUDES_OTHERS = "\u2020"
+# Marks a group's mean that differs from the other groups' pooled mean (a significance statement).
+DIFFERS = "\u2020"
 
 
 def fmt_p(value):
@@ -185,35 +205,54 @@ def fmt_p(value):
     return MISSING if value is None else f"{value:.3g}"
 
 
+def interval_note(intervals):
+    """What the intervals of `intervals` (model -> `bootstrap_instance` output) are and what
+    each model's are conditional on."""
+    if not intervals:
+        return ""
+    conditions = {}
+    for model, found in intervals.items():
+        conditions.setdefault(found["conditional_on"], []).append(model)
+    text = ("95% CI: percentile bootstrap over identities, resampled within each group; the gap's "
+            "is simultaneous over every pair of groups (the pair with the highest and the lowest "
+            "mean is picked after looking), a description of uncertainty, not a test. ")
+    text += " ".join(f"{', '.join(models)}: {condition}." for condition, models
+                     in conditions.items())
+    clamped = {model: found["n_clamped"] for model, found in intervals.items()
+               if found.get("n_clamped")}
+    if clamped:
+        text += " Resamples whose FPR did not reach the target within the ladder (taken at its " \
+                "nearest end): " + ", ".join(f"{model} {count}" for model, count
+                                             in clamped.items()) + "."
+    return text
+
+
 def instance_table(pairs, intervals=None, significance=None):
-    """The paper's instance table at one operating point, with bootstrap intervals if given.
+    """The paper's instance statistics at one operating point, with bootstrap intervals if given;
+    the per-group statistics are in `group_table`.
 
     `pairs` is `entries_at(...)`; `intervals` maps a model name to `bootstrap_instance` output
     (models without per-identity rows are absent and show "-"); `significance` maps a model name
-    to {"permutation": `permutation_test` output, "excludes_others": `excludes_others` output}.
+    to {"differ": {rate: adjusted p}, "versus_rest": {(rate, group index): adjusted p},
+    "alpha": alpha} (`claims.adjusted_p_values`).
     """
     intervals = intervals or {}
     significance = significance or {}
     with_ci = bool(intervals)
     columns = ["Value", "95% CI"] if with_ci else ["Value"]
-    note = "TPR/FPR at the global threshold; instance mean/std over identities (ddof = 0)"
-    if with_ci:
-        note += "; 95% CI: percentile bootstrap over identities"
+    note = ("TPR/FPR at the global threshold; instance mean/std over identities (ddof = 0). "
+            + interval_note(intervals))
     if significance:
-        note += (
-            f". {EXCLUDES_OTHERS}: the group's 95% CI of the mean excludes the mean over the "
-            "other groups' identities. Permutation p: the group labels shuffled across "
-            "identities as many times as the bootstrap resamples; statistic: the gap between the "
-            "highest and the lowest group mean; p = (1 + shuffles with a gap at least the "
-            "observed one) / (1 + shuffles); a small p says the group means differ by more than "
-            "a chance assignment of identities to groups would make them"
-        )
+        note += (" Groups differ, p: permutation test of the range of the group means (group "
+                 "labels shuffled across identities, each group keeping its size), "
+                 "Holm-adjusted over TPR and FPR; the statements under the tables say what it "
+                 "shows.")
     table = Table(
         title=f"Instance protocol at {entry_label(pairs[0][1])}",
         row_header="Statistic",
         blocks=[result.model for result, _ in pairs],
         columns=columns,
-        note=note + ".",
+        note=note.strip(),
     )
 
     def add(label, values, cis=None):
@@ -230,6 +269,7 @@ def instance_table(pairs, intervals=None, significance=None):
         # they have no genuine pair, so the TPR statistics leave them out
         add("Single-image identities",
             [str(result.data.get("n_single_image_identities", MISSING)) for result, _ in pairs])
+    _skipped_rows(add, [result for result, _ in pairs])
     add("Threshold", [fmt_threshold(entry["threshold"]) for _, entry in pairs])
     add("Converged", [_yes_no(entry.get("converged")) for _, entry in pairs])
     add("TPR", [fmt_rate(entry["tpr"]) for _, entry in pairs])
@@ -243,21 +283,6 @@ def instance_table(pairs, intervals=None, significance=None):
                 for result, _ in pairs
             ],
         )
-    for name in union_group_names([result for result, _ in pairs]):
-        for stat in INSTANCE_STATS:
-            add(
-                f"{name} {_STAT_LABELS[stat]}",
-                [_cell(entry["groups"].get(name), stat, fmt_rate)
-                 + _marker(significance.get(result.model), name, stat)
-                 for result, entry in pairs],
-                [
-                    fmt_interval(
-                        intervals.get(result.model, {}).get("groups", {}).get(name, {}).get(stat),
-                        fmt_rate,
-                    )
-                    for result, _ in pairs
-                ],
-            )
     for stat in ("tpr_mean", "fpr_mean"):
         add(
             f"Group gap {_STAT_LABELS[stat]} (max - min)",
@@ -271,36 +296,90 @@ def instance_table(pairs, intervals=None, significance=None):
     if significance:
         for stat in ("tpr_mean", "fpr_mean"):
             add(
-                f"Permutation p, group {_STAT_LABELS[stat]}s differ",
-                [_permutation_p(significance.get(result.model), stat) for result, _ in pairs],
+                f"Groups differ ({_STAT_LABELS[stat]}), p",
+                [_p_cell(significance.get(result.model), "differ", stat) for result, _ in pairs],
             )
     return table
 
 
-def _marker(significance, name, stat):
-    """EXCLUDES_OTHERS after a group's mean whose interval excludes the others' pooled mean."""
-    if significance is None:
-        return ""
-    return EXCLUDES_OTHERS if significance["excludes_others"].get(name, {}).get(stat) else ""
+def _skipped_rows(add, results):
+    """Rows of what extraction left out, where any result file says."""
+    counts = [skipped_counts(result) for result in results]
+    for k, label in enumerate(("Images skipped at extraction", "Pairs dropped at extraction")):
+        if any(count[k] is not None for count in counts):
+            add(label, [MISSING if count[k] is None else str(count[k]) for count in counts])
 
 
-def _permutation_p(significance, stat):
+def _p_cell(significance, kind, key):
     if significance is None:
         return MISSING
-    test = significance["permutation"].get(stat)
-    return NOT_APPLICABLE if test is None else fmt_p(test.p_value)
+    value = significance[kind].get(key)
+    return NOT_APPLICABLE if value is None else fmt_p(value)
+
+
+GROUP_COLUMNS = ("tpr_mean", "tpr_std", "fpr_mean", "fpr_std")
+
+
+def group_table(pairs, intervals=None, significance=None):
+    """Each group's instance statistics at one operating point: a row per group, per model the
+    TPR and FPR mean and std, with the means' intervals and the p of "the group differs from the
+    rest" when given (same arguments as `instance_table`). A mean whose statement is significant
+    is marked DIFFERS."""
+    intervals = intervals or {}
+    significance = significance or {}
+    columns = []
+    for stat in GROUP_COLUMNS:
+        columns.append(_STAT_LABELS[stat])
+        if intervals and stat.endswith("_mean"):
+            columns.append(f"{_STAT_LABELS[stat]} 95% CI")
+    if significance:
+        columns += ["p vs rest (TPR)", "p vs rest (FPR)"]
+    note = "Mean and std over the group's identities (ddof = 0)."
+    if significance:
+        alpha = next(iter(significance.values()))["alpha"]
+        note += (f" p vs rest: permutation test of the group's mean against the other groups' "
+                 f"identities pooled, two-sided, Holm-adjusted over every group and rate, and "
+                 f"at least the rate's 'groups differ' p (a group is named only when the groups "
+                 f"differ); {DIFFERS}: p <= {alpha:g}, stated under the tables.")
+    table = Table(title=f"Groups at {entry_label(pairs[0][1])}", row_header="Group",
+                  blocks=[result.model for result, _ in pairs], columns=columns, note=note)
+    for name in union_group_names([result for result, _ in pairs]):
+        cells = []
+        for result, entry in pairs:
+            group = entry["groups"].get(name)
+            model_significance = significance.get(result.model)
+            index = result.group_names.index(name) if name in result.group_names else None
+            for stat in GROUP_COLUMNS:
+                mark = ""
+                if model_significance is not None and stat.endswith("_mean"):
+                    p = model_significance["versus_rest"].get((stat, index))
+                    mark = DIFFERS if p is not None and p <= model_significance["alpha"] else ""
+                cells.append(_cell(group, stat, fmt_rate) + (mark if group else ""))
+                if intervals and stat.endswith("_mean"):
+                    cells.append(fmt_interval(intervals.get(result.model, {}).get("groups", {})
+                                              .get(name, {}).get(stat), fmt_rate))
+            if significance:
+                for stat in ("tpr_mean", "fpr_mean"):
+                    if model_significance is None or group is None:
+                        cells.append(MISSING)
+                        continue
+                    p = model_significance["versus_rest"].get((stat, index))
+                    cells.append(NOT_APPLICABLE if p is None else fmt_p(p))
+        table.add_row(name, cells)
+    return table
 
 
 def fairness_table(pairs):
-    """Fairness measures at one operating point, side by side, with per-group FMR and FNMR."""
+    """Fairness measures at one operating point, side by side."""
     table = Table(
         title=f"Fairness at {entry_label(pairs[0][1])}",
         row_header="Measure",
         blocks=[result.model for result, _ in pairs],
         columns=["Value"],
-        note="FDR: 1 is fair; FPD, FND, GARBE (Gini based): 0 is fair; max/geomean: 1 is fair; "
-        "SER (FNMR): worst group FNMR / best group FNMR; n/a: fewer than two groups with both "
-        "rates to compare.",
+        note="Over each group's demographically matched FMR (impostor pairs with both images in "
+        "the group) and its FNMR. FDR: 1 is fair; FPD, FND, GARBE (Gini based): 0 is fair; "
+        "max/geomean: 1 is fair; SER (FNMR): worst group FNMR / best group FNMR; n/a: fewer than "
+        "two groups with both rates to compare.",
     )
     for label, key in (
         ("FDR", "fdr"),
@@ -317,12 +396,36 @@ def fairness_table(pairs):
     table.add_row("SER (FNMR)", [
         _across_groups(compared_groups(entry), _fnmr_ser(entry), fmt_ratio) for _, entry in pairs
     ])
+    return table
+
+
+def error_rate_table(pairs):
+    """Each group's error rates at one operating point: matched FMR, relative FMR (NIST's FMR
+    inflation), the FMR over impostor pairs whose probe is in the group, FNMR, and the EER."""
+    columns = ["FMR", "FMR relative", "FMR (probe in group)", "FNMR", "EER"]
+    references = [f"{result.model}: {entry.get('reference_group') or '-'}"
+                  for result, entry in pairs]
+    table = Table(
+        title=f"Error rates per group at {entry_label(pairs[0][1])}",
+        row_header="Group",
+        blocks=[result.model for result, _ in pairs],
+        columns=columns,
+        note="FMR: impostor pairs with both images in the group (NISTIR 8280's demographically "
+        "matched FMR); FMR relative: FMR / the reference group's FMR at the same threshold "
+        f"(NIST's FMR inflation; reference: {', '.join(references)}); FMR (probe in group): over "
+        "impostor pairs whose probe is in the group, the earlier definition; EER: where FNMR "
+        "meets the matched FMR as the threshold moves (one value per group, whatever the "
+        "target); - where the file does not give it.",
+    )
     for name in union_group_names([result for result, _ in pairs]):
-        for key in ("fmr", "fnmr"):
-            table.add_row(
-                f"{name} {key.upper()}",
-                [_cell(entry["groups"].get(name), key, fmt_rate) for _, entry in pairs],
-            )
+        cells = []
+        for result, entry in pairs:
+            group = entry["groups"].get(name)
+            eer = (equal_error_rates(result) or {}).get(name)
+            cells += [_cell(group, "fmr", fmt_rate), _cell(group, "fmr_relative", fmt_ratio),
+                      _cell(group, "fmr_probe_group", fmt_rate), _cell(group, "fnmr", fmt_rate),
+                      fmt_rate(eer)]
+        table.add_row(name, cells)
     return table
 
 
@@ -388,6 +491,7 @@ def identification_table(pairs):
     add("Mated searches", (str(d["n_mated"]) for d, _ in data))
     add("Non-mated searches", (str(d["n_nonmated"]) for d, _ in data))
     add("Rank R of FNIR", (str(d["rank"]) for d, _ in data))
+    _skipped_rows(add, [result for result, _ in pairs])
     add("Threshold", (fmt_threshold(entry["threshold"]) for _, entry in data))
     add("FNIR", (fmt_rate(entry["fnir"]) for _, entry in data))
     add("FPIR", (fmt_rate(entry["fpir"]) for _, entry in data))

@@ -1,4 +1,5 @@
 """`mfftools report` through click's CliRunner."""
+import copy
 import json
 import re
 
@@ -69,6 +70,31 @@ def test_options_checked(tmp_path):
     assert result.exit_code == 2 and "--out" in result.output
     result = runner.invoke(main, ["report", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "RESULTS" in result.output
+    for option, value, message in (("--alpha", "1.5", "--alpha must be between 0 and 1"),
+                                   ("--permutations", "-3", "--permutations must be 0 or more")):
+        result = runner.invoke(main, ["report", source, "--out", str(tmp_path / "r"), option,
+                                      value])
+        assert result.exit_code == 1 and message in result.output
+        assert "Traceback" not in result.output
+
+
+def test_models_on_different_images_are_flagged_loudly(tmp_path, rng):
+    first = instance_result(rng, "a", n_per_group=12)
+    second = copy.deepcopy(first)
+    second["model"] = "b"
+    second["images"]["paths_sha256"] = "0" * 64
+    paths = [_write(tmp_path / "a.json", first), _write(tmp_path / "b.json", second)]
+    result = CliRunner().invoke(
+        main, ["report", *paths, "--out", str(tmp_path / "rep"), "--permutations", "99",
+               "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    assert ("WARNING mfftools.report.build: The instance results of a and b were NOT computed on "
+            "the same data (the image paths (sha256): a ") in result.stderr
+    assert f"significance statements: {tmp_path / 'rep' / 'claims.json'}" in result.stdout
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert '<div class="warning">WARNING: The instance results of a and b were NOT' in html
+    claims = json.loads((tmp_path / "rep" / "claims.json").read_text())
+    assert claims and not any(" vs " in claim["model"] for claim in claims)
 
 
 @pytest.fixture
@@ -82,8 +108,10 @@ def unnamed_files(tmp_path, rng):
 
 
 def _models(out):
+    """The model blocks of the report's tables (the table of what each file records aside)."""
     html = (out / "report.html").read_text()
-    return re.findall(r'<th class="block" colspan="\d">([^<]*)</th>', html)
+    return [block for block in re.findall(r'<th class="block" colspan="\d">([^<]*)</th>', html)
+            if block != "Recorded in the results file"]
 
 
 def test_name_makes_one_model_of_several_files(tmp_path, unnamed_files):

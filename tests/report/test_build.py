@@ -13,16 +13,18 @@ from mfftools.evaluation.instance import evaluate_instance
 from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.files import write_results
 from mfftools.report.build import write_figures, write_report
+from mfftools.report.claims import KEYS
 from mfftools.report.results import load_results
 from mfftools.report.tables import fmt_rate
 from result_builders import identification_result, instance_result, pair_result, write_json
 
 
 def test_report_folder_contents(tmp_path, result_files):
-    files = write_report(result_files, tmp_path / "out", bootstrap=100, seed=0, title="Compare")
+    files = write_report(result_files, tmp_path / "out", bootstrap=100, seed=0, title="Compare",
+                         permutations=199)
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == sorted(
-        ["report.html", "report.md"] + [figure.path.name for figure in files.figures]
+        ["report.html", "report.md", "claims.json"] + [f.path.name for f in files.figures]
     )
     for figure in files.figures:
         with Image.open(figure.path) as image:
@@ -34,9 +36,9 @@ def test_report_folder_contents(tmp_path, result_files):
     assert "<title>Compare</title>" in html
     # the summary opens the page: the synthetic results make Indian the hard group
     assert files.report.summary.startswith(
-        "model-a, pair protocol: hardest group by accuracy: Indian (")
-    assert "model-a, instance protocol at FPR 1e-04, bisection: hardest group by TPR mean: " \
-        "Indian (" in files.report.summary
+        "model-a, pair protocol: hardest group: Indian (pair accuracy ")
+    assert "model-a, instance protocol at FPR 1e-02, bisection: lowest TPR mean: Indian (" \
+        in files.report.summary
     assert html.index("<b>Summary.</b>") < html.index("<h2")
     markdown = files.markdown.read_text()
     for figure in files.figures:
@@ -44,41 +46,90 @@ def test_report_folder_contents(tmp_path, result_files):
     # model-b carries no extras: each missing figure is a note, not a crash
     notes = "\n".join(files.report.notes)
     assert "model-b: the result has no 'roc' points" in notes
+    assert "instance DET curves not drawn for model-b: the result has no 'det' points" in notes
     assert ("Score distributions (table and figure) not shown for model-b: the result has no "
             "'score_distributions'.") in notes
     assert "no 'group_fmr_matrix'" in notes and "No confidence intervals or significance for model-b" in notes
-    assert "model-a" not in notes
     assert "Figures not drawn" in html and "Figures not drawn" in markdown
+    # ... nor its images: the report says loudly that it cannot check the models are comparable
+    assert files.report.warnings == [
+        "WARNING: Cannot check that the instance results of model-a and model-b come from the "
+        "same data: some files do not record the number of images, the image paths (sha256), the "
+        "identity names (sha256) (compared: nothing); no model comparison is tested. Evaluate "
+        "again with this version to record them.",
+        "WARNING: Cannot check that the pair results of model-a and model-b come from the same "
+        "data: some files do not record the number of pairs, the pairs' labels and groups "
+        "(sha256) (compared: nothing); no model comparison is tested. Evaluate again with this "
+        "version to record them."]
+    assert html.index('<div class="warning">WARNING: Cannot check') < html.index("Summary.")
+    assert markdown.index("> **WARNING: Cannot check") < markdown.index("**Summary.**")
+
+
+def test_claims_json_holds_every_statement_printed(tmp_path, result_files):
+    files = write_report(result_files[:1], tmp_path / "out", bootstrap=0, seed=0,
+                         permutations=199)
+    claims = json.loads(files.claims.read_text())
+    assert claims and all(list(claim) == list(KEYS) for claim in claims)
+    markdown = files.markdown.read_text()
+    for claim in claims:
+        assert f"- {claim['statement']}" in markdown
+        assert claim["significant"] == (claim["p_value"] <= claim["alpha"])
+        assert claim["model"] == "model-a" and claim["protocol"] == "instance"
+        assert claim["measure"] in ("tpr_mean at FPR 1e-02, bisection",
+                                    "fpr_mean at FPR 1e-02, bisection")
+    # the strong synthetic effect: both rates differ, Indian named for each, nobody else
+    named = sorted((claim["measure"].split()[0], claim["groups"]) for claim in claims
+                   if len(claim["groups"]) == 1)
+    assert named == [("fpr_mean", ["Indian"]), ("tpr_mean", ["Indian"])]
+    differ = [claim for claim in claims if len(claim["groups"]) == 4]
+    assert [claim["significant"] for claim in differ] == [True, True]
+    # the summary's significance sentences are the claims' statements, word for word
+    for claim in claims:
+        assert claim["statement"] in files.report.summary
+    assert "sampling noise" not in markdown
 
 
 def test_bootstrap_seeded_and_optional(tmp_path, result_files):
     result_files = result_files[:1]  # model-a's instance result, with per-identity rows
-    first = write_report(result_files, tmp_path / "one", bootstrap=50, seed=5).markdown.read_text()
-    again = write_report(result_files, tmp_path / "two", bootstrap=50, seed=5).markdown.read_text()
-    other = write_report(result_files, tmp_path / "three", bootstrap=50, seed=6).markdown.read_text()
+    first = write_report(result_files, tmp_path / "one", bootstrap=50, seed=5,
+                         permutations=99).markdown.read_text()
+    again = write_report(result_files, tmp_path / "two", bootstrap=50, seed=5,
+                         permutations=99).markdown.read_text()
+    other = write_report(result_files, tmp_path / "three", bootstrap=50, seed=6,
+                         permutations=99).markdown.read_text()
     assert first == again
     assert first != other
-    none = write_report(result_files, tmp_path / "four", bootstrap=0)
+    none = write_report(result_files, tmp_path / "four", bootstrap=0, permutations=0)
     assert "95% CI" not in none.markdown.read_text()
+    assert json.loads(none.claims.read_text()) == []
+    assert "Significance at" not in none.markdown.read_text()
     assert "95% CI" in first
+    # the file carries its FPR ladder: intervals choose the threshold again in each resample
+    assert "chosen again in each resample" in first
 
 
 def test_significance_of_a_strong_group_effect(tmp_path, result_files):
-    # the synthetic model-a lowers Indian's TPR by 0.2 (identities' sd 0.05) and triples its FPR
-    files = write_report(result_files[:1], tmp_path / "out", bootstrap=200, seed=0)
-    rows = dict(files.report.sections[0].items[0].rows)
-    assert rows["Permutation p, group TPR means differ"][0] == f"{1 / 201:.3g}"
-    assert rows["Permutation p, group FPR means differ"][0] == f"{1 / 201:.3g}"
-    assert rows["Indian TPR mean"][0].endswith("\u2020")
+    # the synthetic model-a lowers Indian's TPR by 0.2 and triples its FPR
+    files = write_report(result_files[:1], tmp_path / "out", bootstrap=200, seed=0,
+                         permutations=199)
+    instance, groups = files.report.sections[0].items[:2]
+    rows = dict(instance.rows)
+    # the smallest p of 199 shuffles, 1 / 200, times 2 rates (Holm)
+    assert rows["Groups differ (TPR mean), p"][0] == f"{2 / 200:.3g}"
+    assert rows["Groups differ (FPR mean), p"][0] == f"{2 / 200:.3g}"
+    rows = dict(groups.rows)
+    assert rows["Indian"][0].endswith("\u2020")
+    assert not rows["Asian"][0].endswith("\u2020")
     assert "\u2020" in files.markdown.read_text() and "\u2020" in files.html.read_text()
 
 
 def test_pair_only_and_instance_only(tmp_path, result_files):
     pair = write_report(result_files[1:2], tmp_path / "pair", bootstrap=0)
-    assert [s.title for s in pair.report.sections] == ["Pair protocol (10-fold verification per group)"]
-    instance = write_report(result_files[:1], tmp_path / "inst", bootstrap=10)
+    assert [s.title for s in pair.report.sections] == [
+        "Pair protocol: verification per group, 10-fold (contiguous folds)"]
+    instance = write_report(result_files[:1], tmp_path / "inst", bootstrap=10, permutations=19)
     assert all(s.title.startswith("Instance") for s in instance.report.sections)
-    assert instance.report.notes == []
+    assert instance.report.notes == [] and instance.report.warnings == []
 
 
 NAMES = ["African", "Asian", "Caucasian", "Indian"]
@@ -125,12 +176,18 @@ def _identification_file(tmp_path):
 def test_report_of_evaluation_outputs(tmp_path, rng):
     paths = [_instance_file(tmp_path, rng), _pair_file(tmp_path, rng)]
     paths.append(_identification_file(tmp_path))
-    files = write_report(paths, tmp_path / "report", bootstrap=100, seed=0)
-    # every extra the evaluations write is used: no figure or interval left out
-    assert files.report.notes == []
-    # pair: 2; per operating point: 3; similarity, ROC, score distributions; per target FPIR:
-    # the false-positive matrix; CMC, DET
-    assert len(files.figures) == 2 + 3 * 2 + 3 + 2 + 2
+    files = write_report(paths, tmp_path / "report", bootstrap=100, seed=0, permutations=99)
+    # every extra the evaluations write is used: no figure or interval left out (DET points of
+    # the verification protocols: where the evaluations write them)
+    data = [json.loads(path.read_text()) for path in paths]
+    missing_det = sum("det" not in result for result in data[:2])
+    assert [note for note in files.report.notes if "'det' points" not in note] == []
+    assert len(files.report.notes) == missing_det
+    # pair: 2 (+ DET); per operating point: 3; similarity, ROC, score distributions (+ DET); per
+    # target FPIR: the false-positive matrix; CMC, DET
+    assert len(files.figures) == 2 + 3 * 2 + 3 + 2 + 2 + 2 - missing_det
+    # the intervals choose the threshold again from the evaluation's FPR ladder
+    assert "chosen again in each resample" in files.markdown.read_text()
     assert [section.title for section in files.report.sections][-3:] == [
         "Open-set identification (1:N) at target FPIR 5e-02",
         "Open-set identification (1:N) at target FPIR 1e-01",
@@ -145,9 +202,10 @@ def test_report_of_evaluation_outputs(tmp_path, rng):
     assert (f"| African mated / non-mated searches | {african['n_mated']} / "
             f"{african['n_nonmated']} |") in markdown
     assert f"| African | {fmt_rate(identification['cmc']['African'][0])} | " in markdown
-    highest = max(NAMES, key=lambda name: first["groups"][name]["fnir"])
-    assert (f"mixfair-r18, 1:N identification at FPIR 5e-02: highest FNIR (rank 1): {highest} "
-            f"({fmt_rate(first['groups'][highest]['fnir'])}, ") in files.report.summary
+    highest = max(first["groups"][name]["fnir"] for name in NAMES)
+    assert (f"mixfair-r18, 1:N identification at FPIR 5e-02: highest FNIR (rank 1): "
+            in files.report.summary)
+    assert f"(FNIR {fmt_rate(highest)}, " in files.report.summary
     for name in NAMES:
         assert f"| {name} | {100 * pair['groups'][name]['accuracy']:.2f} |" in markdown
     bisection = instance["results"][0]

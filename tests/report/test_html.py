@@ -14,7 +14,8 @@ from PIL import Image
 from mfftools.report.build import write_report
 from mfftools.report.document import Report, Section
 from mfftools.report.html import render_html
-from mfftools.report.tables import Table
+from mfftools.report.tables import Table, fmt_rate
+from result_builders import instance_result, pair_result, write_json
 
 CHROMIUM = next(
     (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
@@ -128,8 +129,9 @@ def test_report_renders_in_chromium(tmp_path, result_files):
     page = _Tables()
     page.feed(dom)
     assert page.body.get("data-probed") == str(len(files.figures))
-    # pair: accuracy, ROC; instance: means, FMR, rates, similarity, ROC, score distributions
-    assert len(files.figures) == 8
+    # pair: accuracy, ROC, DET; instance: means, FMR, rates, similarity, ROC, DET, score
+    # distributions
+    assert len(files.figures) == 10
     assert [img.get("data-loaded") for img in page.images] == ["yes"] * len(files.figures)
     assert all(img["src"].startswith("data:image/png;base64,") for img in page.images)
 
@@ -137,12 +139,13 @@ def test_report_renders_in_chromium(tmp_path, result_files):
     pair = _rows(page.tables["Pair protocol: accuracy per group (%)"])
     for name in a_pair["group_names"]:
         assert pair[name][0] == f"{100 * a_pair['groups'][name]['accuracy']:.2f}"
-        assert pair[name][4] == f"{100 * b_pair['groups'][name]['accuracy']:.2f}"
+        assert pair[name][4] == f"{a_pair['eer'][name]:.4f}"  # model-a's EER; model-b has none
+        assert pair[name][5] == f"{100 * b_pair['groups'][name]['accuracy']:.2f}"
     assert pair["Mean"][0] == f"{a_pair['mean_accuracy']:.2f}"
-    assert pair['STD'][4] == f"{b_pair['std']:.2f}"
+    assert pair['STD'][5] == f"{b_pair['std']:.2f}"
     assert pair["SER"][0] == f"{a_pair['ser']:.4f}"
 
-    caption = "Instance protocol at FPR 1e-04, bisection"
+    caption = "Instance protocol at FPR 1e-02, bisection"
     assert page.tables[caption][0][1:] == ["model-a", "model-b"]
     instance = _rows(page.tables[caption])
     for k, data in enumerate((a_inst, b_inst)):
@@ -151,16 +154,16 @@ def test_report_renders_in_chromium(tmp_path, result_files):
         assert instance["TPR"][2 * k] == f"{entry['tpr']:.4f}"
         assert instance["Instance TPR mean"][2 * k] == f"{entry['instance']['tpr_mean']:.4f}"
         assert instance["Instance TPR std"][2 * k] == f"{entry['instance']['tpr_std']:.4f}"
-        # Indian's low TPR is marked where per-identity rows allow intervals (model-a)
-        marker = "\u2020" if k == 0 else ""
-        assert instance["Indian TPR mean"][2 * k] == \
-            f"{entry['groups']['Indian']['tpr_mean']:.4f}{marker}"
-        assert instance["Instance FPR mean"][2 * k] == f"{entry['instance']['fpr_mean']:.3e}"
+        assert instance["Instance FPR mean"][2 * k] == f"{fmt_rate(entry['instance']['fpr_mean'])}"
+    # Indian's low TPR is marked where per-identity rows allow the tests (model-a)
+    groups = _rows(page.tables["Groups at FPR 1e-02, bisection"])
+    assert groups["Indian"][0] == f"{a_inst['results'][0]['groups']['Indian']['tpr_mean']:.4f}\u2020"
+    assert groups["Indian"][8] == f"{b_inst['results'][0]['groups']['Indian']['tpr_mean']:.4f}"
     # intervals only where per-identity rows exist (model-a), and they hold the estimate
     low, high = (float(x) for x in instance["Instance TPR mean"][1].strip("[]").split(", "))
     assert low < a_inst["results"][0]["instance"]["tpr_mean"] < high
     assert instance["Instance TPR mean"][3] == "-"
-    fairness = _rows(page.tables["Fairness at FPR 1e-04, bisection"])
+    fairness = _rows(page.tables["Fairness at FPR 1e-02, bisection"])
     assert fairness["GARBE"] == [f"{a_inst['results'][0]['fairness']['garbe']:.4f}",
                                  f"{b_inst['results'][0]['fairness']['garbe']:.4f}"]
 
@@ -178,3 +181,46 @@ def test_report_renders_in_chromium(tmp_path, result_files):
         pixels = np.asarray(image.convert("L"), dtype=np.float64)
     # the top of the page holds text and tables, the page below figures: neither blank
     assert pixels[:800].std() > 10 and pixels[800:].std() > 10
+
+
+# Records how wide the page and each table are, once the page has loaded.
+WIDTHS = """<script>
+window.addEventListener("load", () => {
+  const body = document.body;
+  body.setAttribute("data-page", document.documentElement.scrollWidth + "/" + window.innerWidth);
+  body.setAttribute("data-tables", Array.from(document.querySelectorAll("div.wide")).map(
+    (box) => box.scrollWidth <= box.clientWidth ? "fits" : "scrolls").join(","));
+});
+</script>"""
+
+
+@needs_chromium
+@pytest.mark.parametrize("n_groups", [4, 8, 12])
+def test_many_groups_read_in_chromium(tmp_path, rng, n_groups):
+    """Subgroups such as Caucasian-Female: no table scrolls sideways, none runs to a column of
+    4 x groups rows, and the page is drawn (screenshot)."""
+    names = [f"{e}-{g}" for e in ("African", "Asian", "Caucasian", "Indian", "Hispanic",
+                                  "MiddleEastern") for g in ("Female", "Male")][:n_groups]
+    paths = [write_json(tmp_path / "inst.json",
+                        instance_result(rng, "m", groups=names, n_per_group=8)),
+             write_json(tmp_path / "pair.json", pair_result(rng, "m", groups=names))]
+    out = tmp_path / "report"
+    files = write_report(paths, out, bootstrap=50, permutations=99, seed=0)
+    probe = out / "probe.html"
+    probe.write_text(files.html.read_text().replace("</body>", WIDTHS + "</body>"))
+    page = _Tables()
+    page.feed(_chromium(tmp_path, "--window-size=1280,2000", "--virtual-time-budget=10000",
+                        "--dump-dom", probe.as_uri()))
+    scrolled, width = (int(value) for value in page.body["data-page"].split("/"))
+    assert scrolled <= width
+    assert set(page.body["data-tables"].split(",")) == {"fits"}
+    assert len(_rows(page.tables["Groups at FPR 1e-02, bisection"])) == n_groups
+    assert max(len(table) for table in page.tables.values()) <= n_groups + 20
+    shot = tmp_path / "report.png"
+    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,3000",
+              "--virtual-time-budget=10000", files.html.as_uri())
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    # text, tables and figures all the way down, and the right edge as empty as the margin
+    assert all(pixels[top:top + 500].std() > 10 for top in range(0, 3000, 500))
+    assert pixels[:, -45:-20].std() < 5  # (the scroll bar is the last 12 pixels)

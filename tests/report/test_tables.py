@@ -3,18 +3,20 @@ import copy
 
 import pytest
 
-from mfftools.report.bootstrap import Interval
+from mfftools.report.bootstrap import CONDITIONAL_FIXED, CONDITIONAL_RECHOSEN, Interval
 from mfftools.report.results import ResultFile
-from mfftools.report.significance import PermutationTest
 from mfftools.report.tables import (
     Table,
     cmc_table,
     entries_at,
-    identification_table,
+    error_rate_table,
     fairness_table,
     fmt_rate,
+    group_table,
+    identification_table,
     instance_table,
     operating_points,
+    pair_heading,
     pair_table,
     similarity_table,
 )
@@ -86,6 +88,36 @@ def test_pair_table_marks_a_tar_its_pairs_cannot_resolve():
             "as coarse as 0.011)") in table.note
 
 
+def test_pair_headings_and_notes_say_how_the_folds_were_made():
+    contiguous = dict(PAIR, fold_assignment="contiguous")
+    from_file = copy.deepcopy(PAIR)
+    from_file.update(fold_assignment="file")
+    for group in from_file["groups"].values():
+        group["fold_accuracies"] = [0.9] * 5
+    assert pair_heading([_file(contiguous, "a")]) == \
+        "Pair protocol: verification per group, 2-fold (contiguous folds)"
+    assert pair_heading([_file(from_file, "b")]) == \
+        "Pair protocol: verification per group, 5-fold (folds from the file)"
+    assert pair_heading([_file(contiguous, "a"), _file(from_file, "b")]) == (
+        "Pair protocol: verification per group; a: 2-fold (contiguous folds); b: 5-fold (folds "
+        "from the file)")
+    assert pair_heading([_file(PAIR, "old")]) == "Pair protocol: verification per group, 2-fold"
+    assert "fold accuracies, 5-fold (folds from the file);" in pair_table([_file(from_file, "b")]).note
+    assert "10-fold" not in pair_table([_file(from_file, "b")]).note
+
+
+def test_pair_table_shows_eers_and_what_extraction_left_out():
+    data = dict(PAIR, eer={"G1": 0.021, "G2": None}, n_skipped_images=1, n_dropped_pairs=3)
+    table = pair_table([_file(data, "m1"), _file(PAIR, "m2")])
+    assert table.columns[-1] == "EER"
+    rows = dict(table.rows)
+    assert rows["G1"][4] == "0.0210" and rows["G2"][4] == "-" and rows["G1"][9] == "-"
+    assert rows["Images skipped at extraction"] == ["1", "-", "-", "-", "-",
+                                                    "-", "-", "-", "-", "-"]
+    assert rows["Pairs dropped at extraction"][0] == "3"
+    assert "EER" not in pair_table([_file(PAIR, "m2")]).columns
+
+
 def test_instance_table_with_and_without_intervals():
     table = instance_table([(_file(INSTANCE, "m1"), ENTRY)])
     rows = dict(table.rows)
@@ -96,63 +128,77 @@ def test_instance_table_with_and_without_intervals():
     assert rows["FPR"] == ["1.000e-05"]
     assert rows["Instance TPR std"] == ["0.1250"]
     assert rows["Instance FPR std"] == ["3.300e-06"]
-    assert rows["G2 TPR mean"] == ["0.7000"]
     assert rows["Group gap TPR mean (max - min)"] == ["0.2000"]
     assert rows["Group gap FPR mean (max - min)"] == ["1.000e-05"]
+    assert "G2 TPR mean" not in rows  # the groups have their own table
 
     intervals = {"m1": {"overall": {"tpr_mean": Interval(0.8, 0.9)},
-                        "groups": {"G2": {"fpr_std": Interval(1e-6, 3e-6)}},
-                        "gap": {"tpr_mean": Interval(0.15, 0.25)}}}
+                        "groups": {"G2": {"tpr_mean": Interval(0.6, 0.75)}},
+                        "gap": {"tpr_mean": Interval(0.15, 0.25)},
+                        "conditional_on": CONDITIONAL_RECHOSEN, "n_clamped": 3}}
     second = _file(INSTANCE, "m2")
     table = instance_table([(_file(INSTANCE, "m1"), ENTRY), (second, ENTRY)], intervals)
     rows = dict(table.rows)
     assert table.columns == ["Value", "95% CI"]
     assert rows["Instance TPR mean"] == ["0.8500", "[0.8000, 0.9000]", "0.8500", "-"]
-    assert rows["G2 FPR std"][:2] == ["2.000e-06", "[1.000e-06, 3.000e-06]"]
     assert rows["Group gap TPR mean (max - min)"][1] == "[0.1500, 0.2500]"
     assert rows["Images"] == ["1000", "-", "1000", "-"]
     assert "Single-image identities" not in rows
-    counted = _file(dict(INSTANCE, n_single_image_identities=7), "m3")
+    assert f"m1: {CONDITIONAL_RECHOSEN}." in table.note
+    assert "simultaneous over every pair of groups" in table.note
+    assert "ladder (taken at its nearest end): m1 3." in table.note
+    counted = _file(dict(INSTANCE, n_single_image_identities=7, n_skipped_images=2), "m3")
     rows = dict(instance_table([(counted, ENTRY), (second, ENTRY)]).rows)
     assert rows["Single-image identities"] == ["7", "-"]
+    assert rows["Images skipped at extraction"] == ["2", "-"]
+    assert "Pairs dropped at extraction" not in rows
 
 
-def test_significance_marks_groups_and_gives_p_values_under_the_instance_rows():
-    intervals = {"m1": {"groups": {"G2": {"tpr_mean": Interval(0.6, 0.75)}}}}
-    significance = {"m1": {
-        "permutation": {"tpr_mean": PermutationTest(0.2, 1 / 1001, 1000),
-                        "fpr_mean": PermutationTest(1e-5, 0.4126, 1000)},
-        "excludes_others": {"G1": {"tpr_mean": False, "fpr_mean": False},
-                            "G2": {"tpr_mean": True, "fpr_mean": False}},
-    }}
+def test_groups_in_a_grid_with_their_marks_and_p_values():
+    intervals = {"m1": {"groups": {"G2": {"tpr_mean": Interval(0.6, 0.75)}},
+                        "conditional_on": CONDITIONAL_FIXED}}
+    significance = {"m1": {"differ": {"tpr_mean": 0.002, "fpr_mean": 0.4126},
+                           "versus_rest": {("tpr_mean", 0): 0.5, ("tpr_mean", 1): 0.004,
+                                           ("fpr_mean", 0): 0.4126, ("fpr_mean", 1): 0.4126},
+                           "alpha": 0.05}}
     pairs = [(_file(INSTANCE, "m1"), ENTRY), (_file(INSTANCE, "m2"), ENTRY)]
-    table = instance_table(pairs, intervals, significance)
+    table = group_table(pairs, intervals, significance)
+    assert table.columns == ["TPR mean", "TPR mean 95% CI", "TPR std", "FPR mean",
+                             "FPR mean 95% CI", "FPR std", "p vs rest (TPR)", "p vs rest (FPR)"]
     rows = dict(table.rows)
-    assert rows["G2 TPR mean"] == ["0.7000\u2020", "[0.6000, 0.7500]", "0.7000", "-"]
-    assert rows["G2 TPR std"][0] == "0.0500" and rows["G1 TPR mean"][0] == "0.9000"
-    assert rows["G2 FPR mean"][0] == "2.500e-05"
-    assert rows["Permutation p, group TPR means differ"] == ["0.000999", "-", "-", "-"]
-    assert rows["Permutation p, group FPR means differ"] == ["0.413", "-", "-", "-"]
-    assert list(rows)[-2:] == ["Permutation p, group TPR means differ",
-                               "Permutation p, group FPR means differ"]
-    assert "\u2020: the group's 95% CI of the mean excludes the mean over the other groups' " \
-        "identities" in table.note
-    assert "p = (1 + shuffles with a gap at least the observed one) / (1 + shuffles)" in table.note
-    plain = instance_table(pairs, intervals)
-    assert "Permutation p, group TPR means differ" not in dict(plain.rows)
-    assert "\u2020" not in plain.note
+    assert list(rows) == ["G1", "G2"]
+    assert rows["G2"][:8] == ["0.7000\u2020", "[0.6000, 0.7500]", "0.0500", "2.500e-05", "-",
+                              "2.000e-06", "0.004", "0.413"]
+    assert rows["G2"][8:] == ["0.7000", "-", "0.0500", "2.500e-05", "-", "2.000e-06", "-", "-"]
+    assert rows["G1"][0] == "0.9000"
+    assert "\u2020: p <= 0.05" in table.note
+    rows = dict(instance_table(pairs, intervals, significance).rows)
+    assert rows["Groups differ (TPR mean), p"] == ["0.002", "-", "-", "-"]
+    assert rows["Groups differ (FPR mean), p"] == ["0.413", "-", "-", "-"]
+    plain = group_table(pairs)
+    assert plain.columns == ["TPR mean", "TPR std", "FPR mean", "FPR std"]
+    assert "\u2020" not in plain.note and "\u2020" not in str(plain.rows)
 
 
-def test_fairness_and_similarity_tables():
+def test_fairness_error_rate_and_similarity_tables():
     rows = dict(fairness_table([(_file(INSTANCE, "m1"), ENTRY)]).rows)
     assert rows["FDR"] == ["0.8999"]
     assert rows["FNMR max/geomean"] == ["-"]
     assert rows["SER (FNMR)"] == ["3.0000"]
-    assert rows["G2 FNMR"] == ["0.3000"]
-    assert rows["G1 FMR"] == ["1.400e-05"]
+    data = copy.deepcopy(INSTANCE)
+    data["eer"] = {"G1": 0.031, "G2": None}
+    entry = copy.deepcopy(ENTRY)
+    entry["groups"]["G2"].update(fmr_relative=2.5, fmr_probe_group=3e-5)
+    entry["reference_group"] = "G1"
+    table = error_rate_table([(_file(data, "m1"), entry), (_file(INSTANCE, "old"), ENTRY)])
+    assert table.columns == ["FMR", "FMR relative", "FMR (probe in group)", "FNMR", "EER"]
+    rows = dict(table.rows)
+    assert rows["G2"] == ["1.400e-05", "2.5000", "3.000e-05", "0.3000", "-",
+                          "1.400e-05", "-", "-", "0.3000", "-"]
+    assert rows["G1"][4] == "0.0310"
+    assert "reference: m1: G1, old: -" in table.note
     rows = dict(similarity_table([_file(INSTANCE, "m1")]).rows)
     assert rows["G2"] == ["0.6100", "0.0700", "0.4100", "-"]
-
 
 
 def test_similarity_shows_intra_over_identities_with_two_images_or_says_why_not():
@@ -182,7 +228,8 @@ def test_measures_across_groups_over_one_group_are_not_applicable(stored):
                   "FNMR max/geomean", "SER (FNMR)"):
         assert rows[label][0] == "n/a"
     assert rows["FDR"][1] == "0.8999"
-    assert rows["G1 FNMR"] == ["0.1000", "0.1000"]
+    rows = dict(error_rate_table([(one, entry), (_file(INSTANCE, "two"), ENTRY)]).rows)
+    assert rows["G1"][3] == rows["G1"][8] == "0.1000"
     rows = dict(instance_table([(one, entry)]).rows)
     assert rows["Group gap TPR mean (max - min)"] == ["n/a"]
     pair = dict(PAIR, group_names=["G1"], groups={"G1": PAIR["groups"]["G1"]}, std=None, ser=stored)
