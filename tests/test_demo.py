@@ -1,4 +1,6 @@
-"""The demo's folder handling and its choice of target FPR."""
+"""The demo's folder handling, its choice of target FPR and its hardest group."""
+
+import json
 
 import numpy as np
 import pytest
@@ -52,3 +54,24 @@ def test_target_fpir_leaves_enough_false_positives():
     assert choose_target_fpir(*_labels(4, 2000, 3)) == 1e-3  # 12,000
     with pytest.raises(MfftoolsError, match=r"too few non-mated searches \(6\)"):
         choose_target_fpir(*_labels(2, 2, 3))
+
+
+def test_hardest_group_is_the_reports(tmp_path):
+    """The demo prints the hardest group in the words of the report's summary, ties named."""
+    from mfftools.demo import DemoResult
+    from mfftools.report.build import write_report
+
+    pair = {"protocol": "pair", "model": "demo_tiny", "group_names": ["A", "B", "C"],
+            "groups": {name: {"accuracy": accuracy, "fold_accuracies": [accuracy] * 10,
+                              "tar_at_far_1e-3": 0.5}
+                       for name, accuracy in (("A", 0.9), ("B", 0.8), ("C", 0.8))},
+            "mean_accuracy": 83.33, "std": 5.77, "ser": 2.0}
+    path = tmp_path / "pair.json"
+    path.write_text(json.dumps(pair))
+    report = write_report([path], tmp_path / "report", bootstrap=0)
+    result = DemoResult(out_dir=tmp_path, report_html=None, report_markdown=None,
+                        result_files=[path], pair=pair, instance={}, identification={})
+    assert result.hardest_group() == ("B and C (tied, pair accuracy 80.00%, 10.00 points below "
+                                      "A)")
+    assert f"demo_tiny, pair protocol: hardest group: {result.hardest_group()}." in \
+        report.report.summary

@@ -44,8 +44,10 @@ def _ranks(value):
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the false-positive matrix, CMC and FNIR vs FPIR figures (PNG) into "
               "this folder.")
+@click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the group tables and the ROC/DET points as CSV files into this folder.")
 def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ranks, tile, device,
-            precision, name, use_faiss, json_path, plots_dir):
+            precision, name, use_faiss, json_path, plots_dir, csv_dir):
     """Open-set identification (1:N), NIST FRVT style: FNIR and FPIR per group at one global
     threshold for each target FPIR, the CMC per group and the false-positive matrix.
 
@@ -82,6 +84,11 @@ def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ran
     click.echo(format_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")
+    if csv_dir is not None:
+        from mfftools.report.csv_tables import write_csv_tables
+
+        for path in write_csv_tables(result, csv_dir):
+            click.echo(f"table written to {path}")
     if plots_dir is not None:
         from mfftools.report.build import write_figures
 

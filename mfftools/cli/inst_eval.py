@@ -27,8 +27,10 @@ from mfftools.cli.engine_options import engine_options, name_model, run_on_ranks
               help="Write the per-identity table (CSV) here.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-identity, similarity and ROC figures (PNG) into this folder.")
+@click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the group tables and the ROC/DET points as CSV files into this folder.")
 def command(embeddings_file, tile, device, precision, name, targets, method, reference_group,
-            json_path, csv_path, plots_dir):
+            json_path, csv_path, plots_dir, csv_dir):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
     from mfftools.embeddings import open_embeddings
@@ -55,6 +57,11 @@ def command(embeddings_file, tile, device, precision, name, targets, method, ref
         click.echo(f"results written to {write_results(result, json_path)}")
     if csv_path is not None:
         click.echo(f"per-identity table written to {write_per_identity_csv(result, csv_path)}")
+    if csv_dir is not None:
+        from mfftools.report.csv_tables import write_csv_tables
+
+        for path in write_csv_tables(result, csv_dir):
+            click.echo(f"table written to {path}")
     if plots_dir is not None:
         from mfftools.report.build import write_figures
 

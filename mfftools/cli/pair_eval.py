@@ -32,9 +32,11 @@ from mfftools.errors import MfftoolsError
               "(default: the embeddings' `model` attribute, else the checkpoint's file name).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-group ROC and accuracy figures (PNG) into this folder.")
+@click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the group tables and the ROC/DET points as CSV files into this folder.")
 def command(sources, model_path, arch, output_name, input_size, input_mean, input_std, bgr,
             batch_size, workers, device, no_flip, amp, image_root, columns, save, groups,
-            json_path, name, plots_dir):
+            json_path, name, plots_dir, csv_dir):
     """Pair-protocol accuracy per group, mean, STD, SER and TAR@FAR=1e-3.
 
     SOURCES is one pairs-layout embeddings file, or images to extract with --model first: .bin
@@ -63,6 +65,11 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
     click.echo(format_table(results))
     if json_path is not None:
         click.echo(f"results written to {write_results(results, json_path)}")
+    if csv_dir is not None:
+        from mfftools.report.csv_tables import write_csv_tables
+
+        for path in write_csv_tables(results, csv_dir):
+            click.echo(f"table written to {path}")
     if plots_dir is not None:
         from mfftools.report.build import write_figures
 
