@@ -3,7 +3,7 @@ figures, and notes."""
 import re
 from dataclasses import dataclass, field
 
-NOTES_TITLE = "Figures not drawn"
+NOTES_TITLE = "Left out, and why"
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Report:
     title: str
     sources: list  # (model, protocol, path) of each result file
     sections: list = field(default_factory=list)
-    notes: list = field(default_factory=list)  # figures left out and why
+    notes: list = field(default_factory=list)  # what was left out (figures, intervals, tests), why
     summary: str = ""  # one paragraph: hardest groups and gaps between groups
     warnings: list = field(default_factory=list)  # shown above everything: data not comparable
 

@@ -1,5 +1,6 @@
 """The report folder: files, figures, notes and intervals, from hand-made results and from the
 evaluations' own result files."""
+import copy
 import json
 import re
 
@@ -50,7 +51,7 @@ def test_report_folder_contents(tmp_path, result_files):
     assert ("Score distributions (table and figure) not shown for model-b: the result has no "
             "'score_distributions'.") in notes
     assert "no 'group_fmr_matrix'" in notes and "No confidence intervals or significance for model-b" in notes
-    assert "Figures not drawn" in html and "Figures not drawn" in markdown
+    assert "Left out, and why" in html and "Left out, and why" in markdown
     # ... nor its images: the report says loudly that it cannot check the models are comparable
     assert files.report.warnings == [
         "WARNING: Cannot check that the instance results of model-a and model-b come from the "
@@ -230,3 +231,30 @@ def test_figures_of_one_result_are_the_reports_figures(tmp_path, rng):
         assert [p.name for p in paths] == [figure.path.name for figure in report.figures]
         for path, figure in zip(paths, report.figures):
             assert path.read_bytes() == figure.path.read_bytes()
+
+
+def test_models_on_the_same_images_are_compared(tmp_path, rng):
+    first = instance_result(rng, "a", n_per_group=40)
+    second = copy.deepcopy(first)
+    second["model"] = "b"
+    per_identity = second["results"][0]["per_identity"]
+    # b: every identity's TPR pulled halfway to 0.95, so its spread over identities halves
+    per_identity["tpr"] = [None if t is None else 0.95 + (t - 0.95) / 2
+                           for t in per_identity["tpr"]]
+    paths = [write_json(tmp_path / "a.json", first), write_json(tmp_path / "b.json", second)]
+    files = write_report(paths, tmp_path / "out", bootstrap=0, permutations=199)
+    assert files.report.warnings == []
+    data = files.report.sections[0]
+    assert data.title == "Data each model was evaluated on"
+    assert "The instance results of a and b were computed on the same data (compared: the " \
+        "number of images, the image paths (sha256), the identity names (sha256))." \
+        in data.items[0].note
+    claims = json.loads(files.claims.read_text())
+    compared = [claim for claim in claims if claim["model"] == "a vs b"]
+    assert [claim["measure"] for claim in compared] == [
+        "tpr_std at FPR 1e-02, bisection", "tpr_range at FPR 1e-02, bisection"]
+    std = compared[0]
+    assert std["significant"] and std["statement"].startswith(
+        "Instance protocol at FPR 1e-02, bisection: b's TPR std over identities (")
+    assert std["statistic"] > 0  # a's minus b's
+    assert std["statement"] in files.report.summary

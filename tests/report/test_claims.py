@@ -152,3 +152,14 @@ def test_claims_file_holds_exactly_the_keys(tmp_path):
     assert [list(claim) for claim in written] == [list(KEYS)] * len(claims)
     assert written[0]["statement"] == claims[0].statement
     assert written[0]["significant"] is True and written[0]["alpha"] == 0.05
+
+
+def test_default_shuffles_leave_room_for_a_hundred_groups():
+    """With m hypotheses and B shuffles the smallest Holm-adjusted p is m / (1 + B): 100 groups
+    x 2 rates can still reach alpha with the report's default number of shuffles."""
+    from mfftools.report.build import PERMUTATIONS
+    from mfftools.report.significance import holm
+
+    smallest = 1 / (1 + PERMUTATIONS)
+    assert max(holm([smallest] * 200)) == pytest.approx(200 * smallest)
+    assert 200 * smallest <= ALPHA < 201 * 1 / (1 + 999)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from mfftools.report.build import write_report
-from mfftools.report.document import Report, Section
+from mfftools.report.document import Report, Section, Statements
 from mfftools.report.html import render_html
 from mfftools.report.tables import Table, fmt_rate
 from result_builders import instance_result, pair_result, write_json
@@ -49,10 +49,20 @@ def test_summary_then_contents_linking_to_every_heading():
     assert links == re.findall(r'<h2 id="([^"]+)">', html) == [
         "pair-protocol-10-fold-verification-per-group",
         "instance-protocol-identity-similarity-and-roc",
-        "figures-not-drawn",
+        "left-out-and-why",
     ]
     summary = '<p class="summary"><b>Summary.</b> m: hardest group G2.</p>'
     assert html.index("<h1>") < html.index(summary) < html.index("<nav>") < html.index("<h2")
+
+
+def test_warnings_above_the_summary_and_statements_escaped():
+    statements = Statements("Significance", ["a <b> & c."], note="n")
+    report = Report(title="T", sources=[], warnings=["WARNING: <not> the same"], summary="s",
+                    sections=[Section("S", [statements])])
+    html = render_html(report)
+    warning = '<div class="warning">WARNING: &lt;not&gt; the same</div>'
+    assert html.index("<h1>") < html.index(warning) < html.index('<p class="summary">')
+    assert '<ul class="statements">\n<li>a &lt;b&gt; &amp; c.</li>\n</ul>' in html
 
 
 # Marks each image with whether it decoded, once the page has loaded.

@@ -1,5 +1,5 @@
 """The Markdown document: one header cell per model and column, pipes escaped."""
-from mfftools.report.document import Report, Section
+from mfftools.report.document import Report, Section, Statements
 from mfftools.report.markdown import render_markdown
 from mfftools.report.tables import Table
 
@@ -26,5 +26,18 @@ def test_summary_then_contents_linking_to_githubs_heading_anchors():
         "1. [Instance protocol at target FPR 1e-04 (bisection)]"
         "(#instance-protocol-at-target-fpr-1e-04-bisection)",
     ]
-    assert lines[7] == "2. [Figures not drawn](#figures-not-drawn)"
+    assert lines[7] == "2. [Left out, and why](#left-out-and-why)"
     assert "## Instance protocol at target FPR 1e-04 (bisection)" in lines
+
+
+def test_warnings_first_and_statements_as_a_list():
+    statements = Statements("Significance at FPR 1e-03, exact", ["m: the groups differ (p = 0.01)."],
+                            note="How they are made.")
+    report = Report(title="T", sources=[], warnings=["WARNING: not the same | data"],
+                    summary="s.", sections=[Section("S", [statements])])
+    lines = render_markdown(report).splitlines()
+    assert lines[2] == "> **WARNING: not the same | data**"
+    assert lines.index("**Summary.** s.") > 2
+    start = lines.index("**Significance at FPR 1e-03, exact**")
+    assert lines[start + 1:start + 5] == ["", "- m: the groups differ (p = 0.01).", "",
+                                          "How they are made."]

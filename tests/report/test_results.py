@@ -5,11 +5,16 @@ from numpy.testing import assert_array_equal
 from mfftools.errors import MfftoolsError
 from mfftools.report.results import (
     det_curves,
+    equal_error_rates,
     fmr_matrix,
+    folds_label,
+    images_of,
+    ladder_of,
     load_result,
     load_results,
     per_identity,
     roc_curves,
+    skipped_counts,
 )
 
 from result_builders import identification_result, instance_result, pair_result, write_json
@@ -260,3 +265,69 @@ def test_fmr_matrix_shape_checked(tmp_path, rng):
     entry["group_fmr_matrix"] = [[1e-5, 2e-5]]
     with pytest.raises(MfftoolsError, match=r"shape \(1, 2\), expected \(4, 4\)"):
         fmr_matrix(result, entry)
+
+
+def test_ladder_read_as_per_identity_rates_at_each_level(tmp_path, rng):
+    data = instance_result(rng, n_per_group=5)
+    entry = data["results"][0]
+    # levels written out of order: the reader sorts them by FPR
+    order = [2, 0, 1] + list(range(3, 9))
+    for key in ("target_fpr", "threshold", "identity_tp", "identity_fp"):
+        entry["ladder"][key] = [entry["ladder"][key][k] for k in order]
+    result = load_result(write_json(tmp_path / "ladder.json", data))
+    ladder = ladder_of(result, result.data["results"][0])
+    assert ladder.target == entry["target_fpr"]
+    assert list(ladder.levels) == sorted(entry["ladder"]["target_fpr"])
+    genuine = np.array(data["identities"]["n_genuine_pairs"], dtype=float)
+    impostor = np.array(data["identities"]["n_impostor_pairs"], dtype=float)
+    middle = entry["ladder"]["identity_tp"][order.index(4)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert_array_equal(ladder.tpr[:, 4], np.where(genuine > 0, middle / genuine, np.nan))
+    assert_array_equal(ladder.fpr[:, 4], np.array(entry["ladder"]["identity_fp"][order.index(4)])
+                       / impostor)
+    assert np.isnan(ladder.tpr[0]).all()  # identity 0 has one image: no genuine pair
+    assert_array_equal(ladder.impostor_pairs, impostor)
+    # the per-identity rates of the middle level are the entry's
+    assert_array_equal(ladder.fpr[:, 4], per_identity(result, result.data["results"][0])["fpr"])
+
+
+def test_a_ladder_is_optional_and_a_broken_one_named(tmp_path, rng):
+    data = instance_result(rng, n_per_group=5)
+    del data["identities"]["n_impostor_pairs"]  # an older file
+    result = load_result(write_json(tmp_path / "old.json", data))
+    assert ladder_of(result, result.data["results"][0]) is None
+    data = instance_result(rng, n_per_group=5)
+    data["results"][0]["ladder"]["identity_fp"][3].pop()
+    result = load_result(write_json(tmp_path / "broken.json", data))
+    with pytest.raises(MfftoolsError, match=r"broken.json: 'ladder.identity_fp' of the entry at "
+                       r"FPR 1e-02, bisection has shape \(0,\), expected \(9, 20\)"):
+        ladder_of(result, result.data["results"][0])
+    assert ladder_of(result, {"target_fpr": 1e-2}) is None
+
+
+def test_images_skipped_counts_eers_and_verification_det(tmp_path, rng):
+    data = instance_result(rng, n_per_group=5)
+    data.update(n_skipped_images=3, n_dropped_pairs=None)
+    data["eer"]["Asian"] = None
+    result = load_result(write_json(tmp_path / "inst.json", data))
+    assert images_of(result) == data["images"]
+    assert skipped_counts(result) == (3, None)
+    assert equal_error_rates(result)["Asian"] is None
+    assert equal_error_rates(result)["Indian"] == data["eer"]["Indian"]
+    curves = det_curves(result)
+    assert list(curves) == data["group_names"]
+    assert_array_equal(curves["Indian"][0], data["det"]["Indian"]["fmr"])
+    assert_array_equal(curves["Indian"][1], data["det"]["Indian"]["fnmr"])
+    bare = load_result(write_json(tmp_path / "bare.json", instance_result(rng, extras=False)))
+    assert images_of(bare) is None and equal_error_rates(bare) is None
+    assert skipped_counts(bare) == (None, None) and det_curves(bare) is None
+
+
+def test_folds_said_as_the_file_records_them(rng):
+    data = pair_result(rng)
+    assert folds_label(data) == "10-fold (contiguous folds)"
+    data["fold_assignment"] = "file"
+    data["groups"]["Asian"]["fold_accuracies"] = [0.9] * 5
+    assert folds_label(data) == "5-10-fold (folds from the file)"
+    del data["fold_assignment"]
+    assert folds_label(data) == "5-10-fold"
