@@ -12,20 +12,21 @@ same data: a group marked when its 95% percentile-bootstrap interval excludes th
 pooled mean, and the gap between the highest and lowest group "more than sampling noise" when its
 percentile interval excludes 0.
 
-Full run (200 data sets per row, 50 identities per group): `python benchmarks/bench_significance.py`;
-smoke run: `--quick`.
+Full run (200 data sets per row, 50 identities per group):
+`python benchmarks/bench_significance.py`; smoke run: `--quick`.
 """
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from bench_extract import machine as cpu  # noqa: E402
 from mfftools.report.claims import GROUP_VERSUS_REST, GROUPS_DIFFER, group_claims  # noqa: E402
 from mfftools.report.claims import model_claims  # noqa: E402
 from mfftools.report.results import per_identity_rates  # noqa: E402
@@ -112,15 +113,7 @@ def wilson_upper(count, n, z=1.96):
 
 
 def machine():
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    return f"{cpu(torch.device('cpu'))}, load average {os.getloadavg()[0]:.1f}"
 
 
 def main():

@@ -10,6 +10,8 @@ import json
 
 import numpy as np
 
+from mfftools.report.results import ResultFile
+
 GROUPS = ["African", "Asian", "Caucasian", "Indian"]
 
 
@@ -281,6 +283,11 @@ def _roc(rng, smallest, groups=GROUPS, hard=3):
         tpr = np.clip(1 - (0.3 + 0.3 * (k == hard)) * (1 - fpr) ** 8 - 0.05 * rng.random(), 0, 1)
         curves[name] = {"fpr": fpr.tolist(), "tpr": np.maximum.accumulate(tpr).tolist()}
     return curves
+
+
+def as_file(data, model):
+    """A results dict as the report holds it once loaded, under the model name `model`."""
+    return ResultFile(path=None, protocol=data["protocol"], model=model, data=data)
 
 
 def write_json(path, data):

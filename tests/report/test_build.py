@@ -204,7 +204,7 @@ def test_report_of_evaluation_outputs(tmp_path, rng):
             f"{african['n_nonmated']} |") in markdown
     assert f"| African | {fmt_rate(identification['cmc']['African'][0])} | " in markdown
     highest = max(first["groups"][name]["fnir"] for name in NAMES)
-    assert (f"mixfair-r18, 1:N identification at FPIR 5e-02: highest FNIR (rank 1): "
+    assert ("mixfair-r18, 1:N identification at FPIR 5e-02: highest FNIR (rank 1): "
             in files.report.summary)
     assert f"(FNIR {fmt_rate(highest)}, " in files.report.summary
     for name in NAMES:

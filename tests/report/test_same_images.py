@@ -2,7 +2,6 @@
 verdict on the same data, other data, and files that do not say."""
 import copy
 
-from mfftools.report.results import ResultFile
 from mfftools.report.same_images import (
     DIFFERENT,
     SAME,
@@ -10,11 +9,8 @@ from mfftools.report.same_images import (
     check_same_images,
     paired_identities,
 )
+from result_builders import as_file as _file
 from result_builders import identification_result, images_record, instance_result, pair_result
-
-
-def _file(data, model):
-    return ResultFile(path=None, protocol=data["protocol"], model=model, data=data)
 
 
 def _two(rng, edit=None):
