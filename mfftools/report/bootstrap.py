@@ -19,8 +19,9 @@ conditional on it too.
 Intervals are percentile intervals, except the gap between the groups with the highest and the
 lowest mean: the groups are picked after looking at the data, so its interval is simultaneous over
 every pair of groups (studentised maximum over pairs), and covers the picked pair's difference
-whichever it is (with groups tied at an end, the widest of their pairs). It is a description of uncertainty, not a test: significance statements come from
-the permutation tests (`significance`).
+whichever it is (with groups tied at an end, the widest of their pairs). It is a description of
+uncertainty, not a test: significance statements come from the permutation tests
+(`significance`).
 """
 from dataclasses import dataclass
 

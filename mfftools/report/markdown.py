@@ -24,7 +24,8 @@ def render_markdown(report):
             elif isinstance(item, Figure):
                 lines += [f"![{item.title}]({item.path.name})", "", f"*{item.title}.* {item.caption}"]
             elif isinstance(item, Statements):
-                lines += [f"**{item.title}**", ""] + [f"- {sentence}" for sentence in item.sentences]
+                lines += [f"**{item.title}**", ""]
+                lines += [f"- {sentence}" for sentence in item.sentences]
                 if item.note:
                     lines += ["", item.note]
             else:

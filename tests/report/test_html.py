@@ -167,7 +167,8 @@ def test_report_renders_in_chromium(tmp_path, result_files):
         assert instance["Instance FPR mean"][2 * k] == f"{fmt_rate(entry['instance']['fpr_mean'])}"
     # Indian's low TPR is marked where per-identity rows allow the tests (model-a)
     groups = _rows(page.tables["Groups at FPR 1e-02, bisection"])
-    assert groups["Indian"][0] == f"{a_inst['results'][0]['groups']['Indian']['tpr_mean']:.4f}\u2020"
+    indian = a_inst["results"][0]["groups"]["Indian"]["tpr_mean"]
+    assert groups["Indian"][0] == f"{indian:.4f}\u2020"
     assert groups["Indian"][8] == f"{b_inst['results'][0]['groups']['Indian']['tpr_mean']:.4f}"
     # intervals only where per-identity rows exist (model-a), and they hold the estimate
     low, high = (float(x) for x in instance["Instance TPR mean"][1].strip("[]").split(", "))

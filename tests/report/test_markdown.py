@@ -31,8 +31,8 @@ def test_summary_then_contents_linking_to_githubs_heading_anchors():
 
 
 def test_warnings_first_and_statements_as_a_list():
-    statements = Statements("Significance at FPR 1e-03, exact", ["m: the groups differ (p = 0.01)."],
-                            note="How they are made.")
+    statements = Statements("Significance at FPR 1e-03, exact",
+                            ["m: the groups differ (p = 0.01)."], note="How they are made.")
     report = Report(title="T", sources=[], warnings=["WARNING: not the same | data"],
                     summary="s.", sections=[Section("S", [statements])])
     lines = render_markdown(report).splitlines()

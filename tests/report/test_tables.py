@@ -102,7 +102,8 @@ def test_pair_headings_and_notes_say_how_the_folds_were_made():
         "Pair protocol: verification per group; a: 2-fold (contiguous folds); b: 5-fold (folds "
         "from the file)")
     assert pair_heading([_file(PAIR, "old")]) == "Pair protocol: verification per group, 2-fold"
-    assert "fold accuracies, 5-fold (folds from the file);" in pair_table([_file(from_file, "b")]).note
+    note = pair_table([_file(from_file, "b")]).note
+    assert "fold accuracies, 5-fold (folds from the file);" in note
     assert "10-fold" not in pair_table([_file(from_file, "b")]).note
 
 
