@@ -193,7 +193,6 @@ def evaluate_instance(
     precision="auto",
     progress=True,
     dist_info=None,
-    use_faiss=None,
     reference_group=None,
     det=False,
 ):
@@ -202,8 +201,7 @@ def evaluate_instance(
     One entry in "results" per target and method (repeats are dropped). `precision` screens the
     tile products (auto, fp32, tf32, bf16, fp16): every precision gives the same results, only
     faster or slower. Under torchrun (`dist_info` with world_size > 1, process group joined) each
-    rank scores its share of the tiles and every rank returns the same dict. `use_faiss`: True
-    asks for FAISS for the centroid k-NN (default: torch). `reference_group`: the group that
+    rank scores its share of the tiles and every rank returns the same dict. `reference_group`: the group that
     relative FMR divides by (default: the one with the lowest matched FMR). `det`: add each
     group's DET curve and EER (`det.matched_det`: one more pass per group, over its own pairs).
     """
@@ -248,7 +246,7 @@ def evaluate_instance(
             n_rescored = distributed.sum_over_ranks(n_rescored)
     finally:
         scorer.close()
-    sims = identity_similarity(rows, layout, tile, use_faiss=bool(use_faiss))
+    sims = identity_similarity(rows, layout, tile)
     distributions = score_distributions(rows, layout, one_pass.genuine_dots.numpy(), group_names)
     engine = {"precision": screening.name, "screening_bound": scorer.bound,
               "n_rescored_pairs": n_rescored, "tile": tile, "device": device.type,
