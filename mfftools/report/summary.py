@@ -83,10 +83,17 @@ def summarise(pair_results, instance_pairs, claims=(), identification_pairs=(), 
 
 
 def _pair_sentence(result):
-    phrase = hardest_pair_group(result.data["groups"])
-    if phrase is None:
-        return f"{result.model}, pair protocol: one group only, no gap between groups."
-    return f"{result.model}, pair protocol: hardest group: {phrase}."
+    """Over the demographic groups only: verification sets (lfw, cfp_fp, ...) are unrelated
+    benchmarks, not groups of one."""
+    sets = result.data.get("verification_sets") or []
+    groups = {name: group for name, group in result.data["groups"].items() if name not in sets}
+    phrase = hardest_pair_group(groups)
+    if phrase is not None:
+        return f"{result.model}, pair protocol: hardest group: {phrase}."
+    if sets:
+        return (f"{result.model}, pair protocol: verification sets {', '.join(sets)}, unrelated "
+                "benchmarks, not groups to compare.")
+    return f"{result.model}, pair protocol: one group only, no gap between groups."
 
 
 def _instance_sentence(result, entry):

@@ -144,7 +144,8 @@ def _instance_file(tmp_path, rng):
     path = write_images_file(tmp_path / "inst.h5", (centres[identity] + noise).astype(np.float32),
                              identity, group, NAMES, model="mixfair-r18")
     result = evaluate_instance(open_embeddings(path), targets=(1e-2,),
-                               methods=("bisection", "exact"), device="cpu", progress=False)
+                               methods=("bisection", "exact"), device="cpu", progress=False,
+                               det=True)
     result["model"] = "mixfair-r18"
     return write_results(result, tmp_path / "inst.json")
 
@@ -178,15 +179,11 @@ def test_report_of_evaluation_outputs(tmp_path, rng):
     paths = [_instance_file(tmp_path, rng), _pair_file(tmp_path, rng)]
     paths.append(_identification_file(tmp_path))
     files = write_report(paths, tmp_path / "report", bootstrap=100, seed=0, permutations=99)
-    # every extra the evaluations write is used: no figure or interval left out (DET points of
-    # the verification protocols: where the evaluations write them)
-    data = [json.loads(path.read_text()) for path in paths]
-    missing_det = sum("det" not in result for result in data[:2])
-    assert [note for note in files.report.notes if "'det' points" not in note] == []
-    assert len(files.report.notes) == missing_det
-    # pair: 2 (+ DET); per operating point: 3; similarity, ROC, score distributions (+ DET); per
-    # target FPIR: the false-positive matrix; CMC, DET
-    assert len(files.figures) == 2 + 3 * 2 + 3 + 2 + 2 + 2 - missing_det
+    # every extra the evaluations write is used: no figure, interval or EER left out
+    assert files.report.notes == []
+    # pair: accuracy, ROC, DET; per operating point: 3; similarity, ROC, DET, score
+    # distributions; per target FPIR: the false-positive matrix; CMC, DET
+    assert len(files.figures) == 3 + 3 * 2 + 4 + 2 + 2
     # the intervals choose the threshold again from the evaluation's FPR ladder
     assert "chosen again in each resample" in files.markdown.read_text()
     assert [section.title for section in files.report.sections][-3:] == [
@@ -211,6 +208,10 @@ def test_report_of_evaluation_outputs(tmp_path, rng):
         assert f"| {name} | {100 * pair['groups'][name]['accuracy']:.2f} |" in markdown
     bisection = instance["results"][0]
     assert f"| Threshold | {bisection['threshold']:.6f} |" in markdown
+    african = bisection["groups"]["African"]
+    assert (f"| African | {fmt_rate(african['fmr'])} | {african['fmr_relative']:.4f} | "
+            f"{fmt_rate(african['fmr_probe_group'])} | {fmt_rate(african['fnmr'])} | "
+            f"{fmt_rate(instance['eer']['African'])} |") in markdown
     assert f"| Instance TPR mean | {bisection['instance']['tpr_mean']:.4f} | [" in markdown
     assert f"| FDR | {bisection['fairness']['fdr']:.4f} |" in markdown
     scores = instance["score_distributions"]

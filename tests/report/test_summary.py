@@ -91,6 +91,19 @@ def test_ties_are_named_as_ties():
         "0.0100 (FPIR, no gap).")
 
 
+def test_verification_sets_are_not_groups_to_compare():
+    sets = {"protocol": "pair", "group_names": ["lfw", "cfp_fp"], "verification_sets":
+            ["lfw", "cfp_fp"], "groups": {"lfw": {"accuracy": 0.99}, "cfp_fp": {"accuracy": 0.9}}}
+    assert summarise([_file(sets, "m")], []) == (
+        "m, pair protocol: verification sets lfw, cfp_fp, unrelated benchmarks, not groups to "
+        "compare.")
+    mixed = copy.deepcopy(PAIR)
+    mixed["groups"]["lfw"] = {"accuracy": 0.5}
+    mixed["verification_sets"] = ["lfw"]
+    assert summarise([_file(mixed, "m")], []).startswith(
+        "m, pair protocol: hardest group: G2 (pair accuracy 87.00%")
+
+
 SEARCH = {
     "target_fpir": 1e-2,
     "groups": {"G1": {"fnir": 0.05, "fpir": 0.012}, "G2": {"fnir": 0.25, "fpir": 0.008},
