@@ -181,7 +181,7 @@ def _evaluate_instance(path, device, progress):
     target = choose_target_fpr(embeddings.identity)
     logger.info("instance protocol at target FPR %g", target)
     result = evaluate_instance(embeddings, targets=(target,), methods=("bisection",),
-                               device=device, progress=progress)
+                               device=device, progress=progress, det=True)
     result["model"] = MODEL_NAME
     return result
 

@@ -209,12 +209,16 @@ def _instance_sections(results, figures, analysis):
             if figure is not None:
                 section.items.append(figure)
         sections.append(section)
-    similarity = Section("Instance protocol: identity similarity, ROC and DET")
+    similarity = Section("Instance protocol: identity similarity")
     similarity.items.append(similarity_table(results))
     similarity.items.append(figures.similarity(results))
-    for figure in (figures.roc(results, "instance"), figures.det(results, "instance")):
-        if figure is not None:
-            similarity.items.append(figure)
+    curves = [(what, figure) for what, figure in (("ROC", figures.roc(results, "instance")),
+                                                  ("DET", figures.det(results, "instance")))
+              if figure is not None]
+    similarity.items += [figure for _, figure in curves]
+    # the heading names the curves the section holds, and no others
+    similarity.title += "".join(f"{', ' if k < len(curves) - 1 else ' and '}{what}"
+                                for k, (what, _) in enumerate(curves))
     sections.append(similarity)
     scores = _score_section(results, figures)
     if scores is not None:
@@ -296,11 +300,12 @@ def _identification_sections(results, figures):
         section.items.append(identification_table(pairs))
         section.items.append(figures.false_positive_heatmaps(pairs, f"fpir{target:.0e}"))
         sections.append(section)
-    curves = Section("Open-set identification (1:N): CMC and FNIR vs FPIR")
+    curves = Section("Open-set identification (1:N): CMC")
     curves.items.append(cmc_table(results))
     curves.items.append(figures.cmc(results))
     det = figures.det(results, "identification")
     if det is not None:
         curves.items.append(det)
+        curves.title += " and FNIR vs FPIR"
     sections.append(curves)
     return sections

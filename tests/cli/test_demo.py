@@ -1,5 +1,6 @@
 """`mfftools demo --quick` end to end through click's CliRunner."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,11 @@ def test_quick_demo_end_to_end(tmp_path):
     # the printed headline and the report are the results' numbers
     entry = instance["results"][0]
     html = (out / "report" / "report.html").read_text()
-    # pair: 2; instance: 6; identification: false positives, CMC, FNIR vs FPIR
-    assert html.count("data:image/png;base64,") == 11
+    # pair: accuracy, ROC, DET; instance: 7 (with DET); identification: false positives, CMC,
+    # FNIR vs FPIR
+    assert html.count("data:image/png;base64,") == 13
+    assert "Left out, and why" not in html  # every figure drawn, every interval computed
+    assert json.loads((out / "report" / "claims.json").read_text())
     assert (f"<caption>1:N identification at FPIR {searches['target_fpir']:.0e}</caption>"
             in html)
     assert f"<td>{searches['threshold']:.6f}</td>" in html

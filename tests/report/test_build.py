@@ -259,3 +259,14 @@ def test_models_on_the_same_images_are_compared(tmp_path, rng):
         "Instance protocol at FPR 1e-02, bisection: b's TPR std over identities (")
     assert std["statistic"] > 0  # a's minus b's
     assert std["statement"] in files.report.summary
+
+
+def test_headings_name_only_the_curves_their_sections_hold(tmp_path, rng, result_files):
+    full = write_report(result_files[:1], tmp_path / "full", bootstrap=0, permutations=0)
+    assert "Instance protocol: identity similarity, ROC and DET" in full.report.contents()
+    bare = write_report(result_files[2:3], tmp_path / "bare", bootstrap=0, permutations=0)
+    assert "Instance protocol: identity similarity" in bare.report.contents()
+    assert not any("ROC" in title or "DET" in title for title in bare.report.contents())
+    searches = write_json(tmp_path / "ident.json", identification_result(rng, extras=False))
+    plain = write_report([searches], tmp_path / "ident", bootstrap=0)
+    assert plain.report.contents()[-2] == "Open-set identification (1:N): CMC"
