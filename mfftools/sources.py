@@ -38,6 +38,7 @@ class ExtractionSource:
     issame: np.ndarray = None
     pair_group: np.ndarray = None
     fold: np.ndarray = None
+    options: "SourceOptions" = None
 
     def __len__(self):
         return len(self.images)
@@ -107,12 +108,27 @@ class SourceOptions:
     columns: dict = None
     groups: tuple = None
 
+    def attrs(self):
+        """The embeddings file's record of them (empty text for an option not given)."""
+        columns = self.columns or {}
+        return {
+            "image_root": "" if self.image_root is None else str(Path(self.image_root).resolve()),
+            "group_by": ",".join(self.group_by or ()),
+            "columns": ",".join(f"{name}={columns[name]}" for name in sorted(columns)),
+            "groups": ",".join(self.groups or ()),
+        }
+
 
 def open_source(path, options=SourceOptions()):
     """Any one source (see the module's docstring) -> ExtractionSource."""
+    source = _open_source(Path(path), options)
+    source.options = options
+    return source
+
+
+def _open_source(path, options):
     from mfftools.data.table import is_table
 
-    path = Path(path)
     if not path.exists():
         raise MfftoolsError(f"{path}: no such file or folder")
     description = str(path.resolve())
@@ -168,7 +184,9 @@ def open_pair_sources(paths, options=SourceOptions()):
     chosen = select_groups([name for name, _ in named], options.groups, where)
     sets = PairBinSets([(name, file) for name, file in named if name in chosen])
     labelled = LabelledPairs(sets, sets.issame, sets.pair_group, sets.group_names)
-    return ExtractionSource.of_pairs(labelled, ", ".join(str(path.resolve()) for path in paths))
+    source = ExtractionSource.of_pairs(labelled, ", ".join(str(p.resolve()) for p in paths))
+    source.options = options
+    return source
 
 
 def _open_table(path, options, description):

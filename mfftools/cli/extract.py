@@ -73,9 +73,9 @@ def command(source, model_path, arch, output_name, input_size, input_mean, input
     if skipped:
         names = list(attrs.get("skipped_images", []))
         pairs = ""
-        if "n_skipped_pairs" in attrs:
-            pairs = f" ({int(attrs['n_skipped_pairs'])} pairs dropped)"
-        click.echo(f"skipped {skipped} bad images{pairs}:")
+        if "n_dropped_pairs" in attrs:
+            pairs = f" ({int(attrs['n_dropped_pairs'])} pairs dropped)"
+        click.echo(f"skipped {skipped} bad image{'s' if skipped > 1 else ''}{pairs}:")
         for name in names:
             click.echo(f"  {name}")
         if len(names) < skipped:
@@ -87,11 +87,12 @@ def _interrupted(out_path):
 
     progress = interrupted_progress(out_path)
     if progress is None:
-        return f"interrupted before any embedding was written to {out_path}; nothing to resume"
-    written, expected = progress
+        return f"interrupted before any embedding was written for {out_path}; nothing to resume"
+    partial, written, expected = progress
     return (
-        f"interrupted: {out_path} holds {written} of {expected} embeddings; run the same "
-        "command with --resume to continue where it stopped"
+        f"interrupted: {partial} holds {written} of {expected} embeddings; run the same "
+        f"command with --resume to continue where it stopped ({out_path} is written when "
+        "they are all in)"
     )
 
 

@@ -16,6 +16,10 @@ from mfftools.cli.options import (
 from mfftools.cli.engine_options import name_model
 from mfftools.errors import MfftoolsError
 
+# A source with one of these suffixes is an embeddings file (and said to be damaged when it is
+# not readable HDF5), whatever its content.
+EMBEDDINGS_SUFFIXES = (".h5", ".hdf5")
+
 
 @click.command("pair-eval")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
@@ -46,7 +50,8 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
 
     from mfftools.files import write_results
 
-    embeddings_files = [path for path in sources if path.is_file() and h5py.is_hdf5(path)]
+    embeddings_files = [path for path in sources if path.is_file() and (
+        path.suffix.lower() in EMBEDDINGS_SUFFIXES or h5py.is_hdf5(path))]
     if embeddings_files:
         given = [option for option, value in (
             ("--model", model_path), ("--save", save), ("--image-root", image_root),

@@ -85,7 +85,7 @@ def test_skip_bad_images_lists_them(tmp_path, checkpoint):
                   "--device", "cpu", "--no-flip", "--skip-bad-images", "--arch", "r18")
     assert result.exit_code == 0, result.output
     assert "wrote 2 embeddings" in result.output and "flip off" in result.output
-    assert "skipped 1 bad images:\n  data/data/Y/m.Y/m.Y_0002.jpg" in result.output
+    assert "skipped 1 bad image:\n  data/data/Y/m.Y/m.Y_0002.jpg" in result.output
 
 
 def test_user_errors_are_one_line_messages(tmp_path, checkpoint):
@@ -155,9 +155,10 @@ def test_ctrl_c_says_how_to_continue(tmp_path, checkpoint, monkeypatch):
     interrupted = _run(archive, *options)
     assert interrupted.exit_code == 130
     assert _printed(interrupted) == [
-        f"interrupted: {out} holds 1 of 3 embeddings; run the same command with --resume to "
-        "continue where it stopped"
+        f"interrupted: {out}.partial holds 1 of 3 embeddings; run the same command with "
+        f"--resume to continue where it stopped ({out} is written when they are all in)"
     ]
+    assert not out.exists()
     monkeypatch.setattr(loading, "load_model", real_load)
     resumed = _run(archive, *options, "--resume")
     assert resumed.exit_code == 0, resumed.output

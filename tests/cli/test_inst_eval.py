@@ -184,3 +184,14 @@ def test_one_group_prints_no_fairness_numbers(tmp_path, rng):
     assert out.exit_code == 0, out.output
     assert "fairness: n/a (fewer than two groups with genuine and impostor pairs)" in out.output
     assert "1.0000" not in out.output
+
+
+def test_a_truncated_file_is_one_line_suggesting_extraction(tmp_path, embeddings_file):
+    data = embeddings_file.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[: len(data) // 2])
+    result = run(cut, "--device", "cpu")
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {cut}: ")
+    assert lines[0].endswith("; extract it again") and "Traceback" not in result.output
