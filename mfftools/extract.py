@@ -289,14 +289,14 @@ def _run(embedder, source, rows, writer, create, preprocessing, batch_size, work
     start = writer.rows_written if writer else 0
     cuda = embedder.device.type == "cuda"
     pending = None
-    with contextlib.ExitStack() as stack:
+    with _worker_deaths(out_path), contextlib.ExitStack() as stack:
         if writer is not None:
             stack.enter_context(writer)
         loader = _loader(source.images, rows[start:], preprocessing, batch_size, workers,
                          pin_memory=cuda)
         bar = stack.enter_context(_progress(len(rows), start, "extract", progress))
         stack.enter_context(torch.inference_mode())
-        for images, batch_rows, bad in _batches(loader, out_path):
+        for images, batch_rows, bad in loader:
             if bad:
                 raise MfftoolsError(f"{bad[0][1]}; {_how_to_go_on(out_path, bad=True)}")
             embeddings = embed_batch(embedder, images, flip)
@@ -318,23 +318,21 @@ def _run(embedder, source, rows, writer, create, preprocessing, batch_size, work
             _write(writer, source, *pending, bar)
 
 
-def _batches(loader, out_path):
-    """The loader's batches; a worker's death (torch's RuntimeError) as one MfftoolsError."""
-    batches = iter(loader)
-    while True:
-        try:
-            yield next(batches)
-        except StopIteration:
-            return
-        except RuntimeError as error:
-            if _WORKER_DIED not in str(error):
-                raise
-            first_line = str(error).splitlines()[0].rstrip(". ")
-            raise MfftoolsError(
-                f"an image-decoding worker died ({first_line}; the system may have run out of "
-                f"memory: fewer --workers or a smaller --batch-size use less); "
-                f"{_how_to_go_on(out_path)}"
-            ) from None
+@contextlib.contextmanager
+def _worker_deaths(out_path):
+    """A decoding worker's death as one MfftoolsError. torch raises it as a RuntimeError from its
+    SIGCHLD handler or from the loader, wherever the main process then is."""
+    try:
+        yield
+    except RuntimeError as error:
+        if _WORKER_DIED not in str(error):
+            raise
+        first_line = str(error).splitlines()[0].rstrip(". ")
+        raise MfftoolsError(
+            f"an image-decoding worker died ({first_line}; the system may have run out of "
+            f"memory: fewer --workers or a smaller --batch-size use less); "
+            f"{_how_to_go_on(out_path)}"
+        ) from None
 
 
 def _how_to_go_on(out_path, bad=False):

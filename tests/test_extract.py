@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from extraction_sources import (
-    Interrupting, encoded, load_tiny_model_module, noise_source, write_bin_folder, write_rfw_zip)
+    Interrupting, NoiseImages, encoded, load_tiny_model_module, noise_source, write_bin_folder,
+    write_rfw_zip)
 from mfftools.data.images import decode_image
 from mfftools.embeddings import open_embeddings, partial_path
 from mfftools.errors import MfftoolsError
@@ -122,9 +123,50 @@ def test_bad_image_is_an_error_naming_it(tmp_path, tiny_model):
     with pytest.raises(MfftoolsError, match=r"cannot decode image .*m\.G01/m\.G01_0002\.jpg"):
         extract(archive, out_path=tmp_path / "e.h5", model=tiny_model, batch_size=4, workers=2,
                 device="cpu", progress=False)
-    with pytest.raises(MfftoolsError, match="cannot decode image img3"):
+    with pytest.raises(MfftoolsError) as error:
         extract(noise_source(6, bad={3}), out_path=tmp_path / "n.h5", model=tiny_model,
                 batch_size=4, workers=0, device="cpu", progress=False)
+    assert str(error.value) == (
+        "cannot decode image img3 (not an image file Pillow can read: damaged, empty, or another "
+        "kind of file); add --skip-bad-images to leave out undecodable images; nothing was "
+        "written yet")
+    with pytest.raises(MfftoolsError) as error:
+        extract(noise_source(6, bad={5}), out_path=tmp_path / "n.h5", model=tiny_model,
+                batch_size=2, workers=0, device="cpu", progress=False)
+    assert str(error.value).endswith(
+        "add --skip-bad-images to leave out undecodable images; the rows written so far are in "
+        f"{tmp_path / 'n.h5.partial'}: rerun with --resume to continue")
+    assert "BytesIO" not in str(error.value)
+
+
+class _KilledInWorker(NoiseImages):
+    """A worker process that reads image 4 is killed, as the out-of-memory killer would, once
+    the first rows are in the partial file."""
+
+    def __init__(self, n, parent, partial):
+        super().__init__(n)
+        self.parent, self.partial = parent, partial
+
+    def encoded(self, k):
+        if k == 4 and os.getpid() != self.parent:
+            deadline = time.monotonic() + 10
+            while not self.partial.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().encoded(k)
+
+
+def test_a_killed_decoding_worker_is_one_line_with_the_resume_hint(tmp_path, tiny_model):
+    source = noise_source(8)
+    source.images = _KilledInWorker(8, os.getpid(), tmp_path / "e.h5.partial")
+    with pytest.raises(MfftoolsError) as error:
+        extract(source, out_path=tmp_path / "e.h5", model=tiny_model, batch_size=2, workers=1,
+                device="cpu", progress=False)
+    message = str(error.value)
+    assert message.startswith("an image-decoding worker died (DataLoader worker (pid")
+    assert "fewer --workers or a smaller --batch-size" in message and "\n" not in message
+    assert message.endswith(f"{tmp_path / 'e.h5.partial'}: rerun with --resume to continue")
 
 
 def test_skip_bad_images_in_the_images_layout(tmp_path, tiny_model, caplog):

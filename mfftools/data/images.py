@@ -8,11 +8,12 @@ wants other input (another size, mean and std, BGR channel order) gets it throug
 
 import io
 import logging
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from mfftools.errors import MfftoolsError
 
@@ -67,7 +68,7 @@ class Preprocessing:
                     image = image.resize((width, height), Image.Resampling.BICUBIC)
                 pixels = np.asarray(image, dtype=np.float32)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-            raise MfftoolsError(f"cannot decode image {name} ({error})") from error
+            raise MfftoolsError(f"cannot decode image {name} ({plain_reason(error)})") from None
         if self.bgr:
             pixels = pixels[..., ::-1]
         mean, std = np.float32(self.mean), np.float32(self.std)
@@ -85,6 +86,17 @@ class Preprocessing:
 
 
 DEFAULT_PREPROCESSING = Preprocessing()
+# Pillow names the in-memory buffer it read from (`<_io.BytesIO object at 0x...>`): no use to a
+# reader of the message, which names the image itself.
+_BUFFER = re.compile(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
+
+def plain_reason(error):
+    """Why Pillow could not decode an image, in words a user can act on."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image file Pillow can read: damaged, empty, or another kind of file"
+    text = _BUFFER.sub("", str(error)).strip() or type(error).__name__
+    return text.splitlines()[0]
 
 
 def decode_image(data, name):
