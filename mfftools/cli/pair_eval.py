@@ -36,9 +36,12 @@ EMBEDDINGS_SUFFIXES = (".h5", ".hdf5")
               "(default: the embeddings' `model` attribute, else the checkpoint's file name).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-group ROC and accuracy figures (PNG) into this folder.")
+@click.option("--allow-dropped-pairs", is_flag=True,
+              help="Evaluate a file that lost pairs at extraction (--skip-bad-images) on 10 "
+              "contiguous folds of the remaining pairs, which are not the benchmark's folds.")
 def command(sources, model_path, arch, output_name, input_size, input_mean, input_std, bgr,
             batch_size, workers, device, no_flip, amp, image_root, columns, save, groups,
-            json_path, name, plots_dir):
+            json_path, name, plots_dir, allow_dropped_pairs):
     """Pair-protocol accuracy per group, mean, STD, SER and TAR@FAR=1e-3.
 
     SOURCES is one pairs-layout embeddings file, or images to extract with --model first: .bin
@@ -56,7 +59,8 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
         given = [option for option, value in (
             ("--model", model_path), ("--save", save), ("--image-root", image_root),
             ("--columns", columns)) if value is not None]
-        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups)
+        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups,
+                                             allow_dropped_pairs)
     else:
         extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
                           device=device, flip=not no_flip, amp=amp,
@@ -75,7 +79,7 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
             click.echo(f"figure written to {path}")
 
 
-def _evaluate_file(sources, path, given, groups):
+def _evaluate_file(sources, path, given, groups, allow_dropped_pairs):
     """(results, embeddings) of a pairs-layout embeddings file given alone, without the options
     that concern extraction (`given`)."""
     from mfftools.embeddings import open_embeddings
@@ -92,7 +96,8 @@ def _evaluate_file(sources, path, given, groups):
             "(.bin files, folders of them, a pair list)"
         )
     embeddings = open_embeddings(path, layout="pairs")
-    return evaluate_pairs(embeddings, groups=groups), embeddings
+    return evaluate_pairs(embeddings, groups=groups,
+                          allow_dropped_pairs=allow_dropped_pairs), embeddings
 
 
 def _extract_and_evaluate(sources, model_path, settings, extraction, save):

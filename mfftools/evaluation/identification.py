@@ -34,6 +34,7 @@ from mfftools.evaluation.engine.scoring import (
 from mfftools.evaluation.engine.tiles import plan_rectangle
 from mfftools.evaluation.engine.topk import RowTopK, faiss_row_topk
 from mfftools.evaluation.instance import load_rows
+from mfftools.evaluation.skipped import skipped_counts
 
 logger = logging.getLogger(__name__)
 
@@ -440,4 +441,5 @@ def evaluate_identification(
         "engine": {"precision": "fp32 (faiss)" if use_faiss else screening.name,
                    "n_rescored_pairs": rescored, "tile": tile, "device": device.type,
                    "world_size": info.world_size},
+        **skipped_counts(embeddings, probes),
     }

@@ -29,6 +29,7 @@ from mfftools.evaluation.engine.topset import PairCollector, PairTopSet, to_dtyp
 from mfftools.evaluation.distributions import score_distributions
 from mfftools.evaluation.identities import build_layout
 from mfftools.evaluation.similarity import identity_similarity
+from mfftools.evaluation.skipped import skipped_counts
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +221,7 @@ def evaluate_instance(
         engine,
     )
     result["score_distributions"] = distributions
+    result.update(skipped_counts(embeddings))
     return result
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from mfftools.data.groups import select_groups
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation.fairness import ser
+from mfftools.evaluation.skipped import check_folds, skipped_counts
 
 logger = logging.getLogger(__name__)
 
@@ -330,9 +331,12 @@ def _group_entry(result):
     }
 
 
-def evaluate_pairs(embeddings, groups=None):
+def evaluate_pairs(embeddings, groups=None, allow_dropped_pairs=False):
     """Run the pair protocol on an opened pairs-layout embeddings file (see `open_embeddings`),
-    on its own folds when it has a `fold` dataset; `groups`: the group names to evaluate."""
+    on its own folds when it has a `fold` dataset; `groups`: the group names to evaluate.
+    A file that lost pairs at extraction is refused unless it has its own folds or
+    `allow_dropped_pairs`."""
+    check_folds(embeddings, allow_dropped_pairs)
     dist = embeddings_distances(embeddings)
     results = evaluate_pair_distances(
         dist, embeddings.issame, embeddings.pair_group, embeddings.group_names,
@@ -340,4 +344,5 @@ def evaluate_pairs(embeddings, groups=None):
     )
     results["dim"] = embeddings.dim
     results["source"] = str(embeddings.path)
+    results.update(skipped_counts(embeddings))
     return results

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation.skipped import describe as describe_skipped
 from mfftools.files import write_text
 from mfftools.report.bootstrap import bootstrap_instance
 from mfftools.report.document import Report, Section
@@ -61,7 +62,7 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
         raise MfftoolsError(f"cannot create the report folder {out_dir}: {error}") from None
     figures = FigureWriter(out_dir)
     report = Report(
-        title=title, sources=[(r.model, r.protocol, r.path) for r in results]
+        title=title, sources=[(r.model, r.protocol, _source(r)) for r in results]
     )
     pair_results = [r for r in results if r.protocol == "pair"]
     instance_results = [r for r in results if r.protocol == "instance"]
@@ -211,3 +212,9 @@ def _intervals(pairs, n_resamples, seed, notes):
                 "'per_identity' rows."
             )
     return intervals, significance
+
+
+def _source(result_file):
+    """A result file as the report lists it: its path, and what extraction left out."""
+    left_out = describe_skipped(result_file.data)
+    return f"{result_file.path} ({left_out})" if left_out else result_file.path
