@@ -33,6 +33,7 @@ from tqdm import tqdm
 from mfftools.data.images import Preprocessing
 from mfftools.embeddings import EmbeddingsWriter, partial_path
 from mfftools.errors import MfftoolsError
+from mfftools.extraction_checks import warn_about_amp, warn_about_size
 from mfftools.locks import output_lock
 from mfftools.resume import open_to_resume, record_skipping, root_attrs, rows_sha256
 from mfftools.sources import ExtractionSource, open_source
@@ -202,12 +203,12 @@ def run_extraction(source, model_path=None, out_path=None, *, model=None, arch=N
 def _extract_locked(source, out_path, embedder, attrs, preprocessing, batch_size, workers, flip,
                     amp, skip_bad_images, resume, progress):
     """run_extraction once the output's lock is held and the model is ready."""
-    if amp and not embedder.amp:
-        logger.warning("--amp applies to PyTorch models on CUDA only; extracting in float32 on "
-                       "%s", embedder.device)
-    preprocessing = (preprocessing or Preprocessing(size=None)).for_model(
-        embedder.input_size, attrs["model"]
-    )
+    warn_about_amp(amp, embedder, attrs["model_format"])
+    given = preprocessing or Preprocessing(size=None, mean=None, std=None)
+    preprocessing = given.for_model(embedder.input_size, attrs["model"], embedder.input_mean,
+                                    embedder.input_std)
+    if attrs["model_format"] != "module":
+        warn_about_size(source, preprocessing, given.size, embedder.input_size, attrs["model"])
     attrs.update(preprocessing.attrs())
     attrs.update({"flip": bool(flip), "amp": embedder.amp, "source": source.description,
                   "rows_sha256": rows_sha256(source)})

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 # (its sha256 is compared), and what is skipped is settled below.
 SKIP_ATTRS = ("skip_bad_images", "n_skipped_images", "skipped_images", "n_dropped_pairs",
               "n_rows_expected")
-_NOT_COMPARED = ("checkpoint",) + SKIP_ATTRS
+_NOT_COMPARED = ("checkpoint", "input_given_scale") + SKIP_ATTRS
 # How a message names an attribute: the option that sets it.
 _NAMES = {
     "source": "SOURCE",
@@ -38,6 +38,7 @@ _NAMES = {
     "attributes_sha256": "the --attributes file's content",
     "model": "the model (--model)",
     "model_format": "the model's form",
+    "checkpoint_format": "the checkpoint's format",
     "checkpoint_sha256": "the model's weights (sha256)",
     "model_output": "--output",
     "input_size": "--input-size",

@@ -1,4 +1,5 @@
 """extract: embeddings written as the model gives them, flip TTA, batching, bad images, resume."""
+import io
 import logging
 import os
 import signal
@@ -12,11 +13,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from extraction_sources import (
     Interrupting, NoiseImages, encoded, load_tiny_model_module, noise_source, write_bin_folder,
     write_rfw_zip)
-from mfftools.data.images import decode_image
+from mfftools.data.images import Preprocessing, decode_image
 from mfftools.embeddings import open_embeddings, partial_path
 from mfftools.errors import MfftoolsError
 from mfftools.extract import extract
@@ -423,3 +425,76 @@ def test_a_bad_image_drops_its_pair_and_its_fold_entry(tmp_path, tiny_model):
     np.testing.assert_array_equal(emb.issame, [True, False, True])
     np.testing.assert_array_equal(emb.fold, [0, 1, 2])
     assert list(emb.attrs["skipped_images"]) == ["bad.png"] and emb.attrs["n_dropped_pairs"] == 1
+
+
+def _original_read_image(data):
+    """MixFairFace's input, restated: `ReadImage` (imageio's imread with pilmode='RGB', which is
+    Pillow's convert('RGB'); no resize at 112x112; float32 / 255), then torchvision's ToTensor,
+    which only moves the channels first for a float array; nothing normalises further."""
+    with Image.open(io.BytesIO(data)) as image:
+        pixels = np.asarray(image.convert("RGB")).astype(np.float32) / 255
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+
+
+def test_the_papers_checkpoints_are_fed_the_papers_input(tmp_path):
+    from mfftools.models.mixfair import MixFairFaceNet
+
+    torch.manual_seed(3)
+    model = MixFairFaceNet("r10-mini", num_classes=5).eval()
+    path = tmp_path / "mixfairface.pth"
+    torch.save(model.state_dict(), path)
+    source = noise_source(4)
+    out = extract(source, path, tmp_path / "e.h5", batch_size=4, workers=0, device="cpu",
+                  flip=False, progress=False)
+    written = open_embeddings(out)
+    np.testing.assert_array_equal(written.attrs["input_mean"], [0, 0, 0])
+    np.testing.assert_array_equal(written.attrs["input_std"], [1, 1, 1])
+    assert written.attrs["checkpoint_format"] == "mixfairface"
+    original = torch.stack([_original_read_image(encoded(k)) for k in range(4)])
+    ours = Preprocessing(size=None, mean=None, std=None).for_model(
+        (112, 112), "paper", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert torch.equal(torch.stack([ours.decode(encoded(k), str(k)) for k in range(4)]),
+                       original)  # bit for bit
+    with torch.no_grad():
+        expected = model(original).numpy()
+    np.testing.assert_allclose(written.read(), expected, rtol=1e-4, atol=1e-4)
+    # given explicitly, the user's normalisation wins
+    given = extract(source, path, tmp_path / "g.h5", batch_size=4, workers=0, device="cpu",
+                    flip=False, progress=False, preprocessing=Preprocessing.given(
+                        mean=(0.5,) * 3, std=(0.5,) * 3))
+    np.testing.assert_array_equal(open_embeddings(given).attrs["input_mean"], [0.5] * 3)
+
+
+def test_amp_for_an_onnx_model_warns_that_it_does_nothing(tmp_path, caplog):
+    from model_files import export_onnx, small_iresnet
+
+    onnx_path = export_onnx(small_iresnet(), tmp_path / "m.onnx")
+    caplog.set_level(logging.WARNING)
+    out = extract(noise_source(4), onnx_path, tmp_path / "e.h5", batch_size=4, workers=0,
+                  device="cpu", amp=True, progress=False)
+    assert not open_embeddings(out).attrs["amp"]
+    assert [r.getMessage() for r in caplog.records if "--amp" in r.getMessage()] == [
+        "--amp/--fp16 does nothing for an ONNX model: it runs as exported"]
+
+
+def test_crops_resized_to_the_model_are_said_so(tmp_path, caplog):
+    from model_files import export_onnx, small_iresnet, trace_torchscript
+
+    caplog.set_level(logging.WARNING, logger="mfftools.extraction_checks")
+    wide = tmp_path / "wide.onnx"
+    export_onnx(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(112), small_iresnet()), wide,
+                size=(224, 224))
+    extract(noise_source(4), wide, tmp_path / "w.h5", batch_size=4, workers=0, device="cpu",
+            progress=False)
+    assert ("the images are 112x112 and wide takes 224x224: every crop is resized (bicubic) to "
+            "the model's size") in caplog.text
+    caplog.clear()
+    scripted = trace_torchscript(small_iresnet(), tmp_path / "s.pt")
+    extract(noise_source(4), scripted, tmp_path / "s.h5", batch_size=4, workers=0, device="cpu",
+            progress=False)
+    assert "s does not declare its input size: images are fed at 112x112" in caplog.text
+    assert "resized" not in caplog.text
+    caplog.clear()
+    extract(noise_source(4), scripted, tmp_path / "t.h5", batch_size=4, workers=0, device="cpu",
+            progress=False, preprocessing=Preprocessing.given(size=(112, 112)))
+    assert caplog.text == ""

@@ -66,7 +66,8 @@ def command(source, model_path, arch, output_name, input_size, input_mean, input
     click.echo(
         f"model {attrs['model']} ({attrs['model_format']}, sha256 "
         f"{attrs['checkpoint_sha256'][:12]}), input {size[0]}x{size[1]} {attrs['channel_order']} "
-        f"mean {_values(mean)} std {_values(std)}, flip {'on' if attrs['flip'] else 'off'}, "
+        f"mean {_values(mean)} std {_values(std)}{_scale_note(attrs)}, "
+        f"flip {'on' if attrs['flip'] else 'off'}, "
         f"amp {'on' if attrs['amp'] else 'off'}"
     )
     skipped = int(attrs.get("n_skipped_images", 0))
@@ -100,3 +101,12 @@ def _values(values):
     """Per-channel values as short text: `0.5` when all three agree, else `0.485,0.456,0.406`."""
     values = [f"{float(value):g}" for value in values]
     return values[0] if len(set(values)) == 1 else ",".join(values)
+
+
+def _scale_note(attrs):
+    """How mean and std were given, when on the 0-255 scale (they are shown on [0, 1])."""
+    if str(attrs.get("input_given_scale", "0-1")) != "0-255":
+        return ""
+    mean, std = (",".join(f"{float(value) * 255:g}" for value in dict.fromkeys(attrs[key]))
+                 for key in ("input_mean", "input_std"))
+    return f" on [0, 1] pixels (given as {mean} and {std} on 0-255)"

@@ -1,16 +1,20 @@
 """Delimited tables (CSV, TSV) with a header row: the user's manifests and pair lists.
 
-The delimiter follows the extension (`.csv` comma, `.tsv` tab); the text is UTF-8 (a byte-order
-mark is allowed). A reader asks for columns by their standard names (`path`, `identity`, `path1`,
+The delimiter follows the extension (`.csv` comma, `.tsv` tab), unless the header row shows the
+other one alone (a tab-separated file named `.csv`, as spreadsheets export them); the text is
+UTF-8 (a byte-order mark is allowed). A reader asks for columns by their standard names (`path`, `identity`, `path1`,
 ...); `--columns path1=p1,issame=label` maps a standard name to the file's own column. Every
 error names the file, the line and the column, so a bad row can be found and fixed.
 """
 
 import csv
 import io
+import logging
 from pathlib import Path
 
 from mfftools.errors import MfftoolsError
+
+logger = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 # Problems listed in one error; the rest are counted.
@@ -51,6 +55,7 @@ class Table:
         if delimiter is None:
             raise MfftoolsError(f"{self.path}: a table must be a .csv or a .tsv file")
         text = _read_text(self.path)
+        delimiter = _delimiter(text, delimiter, self.path)
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         try:
             self.header = [name.strip() for name in next(reader)]
@@ -147,6 +152,17 @@ class Problems:
         raise MfftoolsError(
             "\n".join(shown) + (f"\n... and {more} more problems" if more else "")
         )
+
+
+def _delimiter(text, expected, path):
+    """The extension's delimiter, or the other one when the header row holds only that."""
+    header = text.split("\n", 1)[0]
+    other = "\t" if expected == "," else ","
+    if other in header and expected not in header:
+        logger.info("%s: the header row is %s-separated; reading it so", path,
+                    "tab" if other == "\t" else "comma")
+        return other
+    return expected
 
 
 def _read_text(path):

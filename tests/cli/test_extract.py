@@ -166,3 +166,18 @@ def test_ctrl_c_says_how_to_continue(tmp_path, checkpoint, monkeypatch):
         f"resumed after 1 rows: wrote 2 more, 3 embeddings of dim 512 (images layout, groups X, Y) "
         f"in {out}"
     )
+
+
+def test_mean_and_std_given_on_the_0_255_scale(tmp_path, checkpoint):
+    archive = _rfw_zip(tmp_path / "val.zip")
+    common = ("--model", checkpoint[0], "--workers", 0, "--device", "cpu", "--batch-size", 3)
+    default = _run(archive, *common, "--out", tmp_path / "a.h5")
+    scaled = _run(archive, *common, "--out", tmp_path / "b.h5", "--input-mean", "127.5",
+                  "--input-std", "127.5")
+    assert default.exit_code == 0 and scaled.exit_code == 0, scaled.output
+    assert ("mean 0.5 std 0.5 on [0, 1] pixels (given as 127.5 and 127.5 on 0-255)"
+            in scaled.output)
+    a, b = open_embeddings(tmp_path / "a.h5"), open_embeddings(tmp_path / "b.h5")
+    np.testing.assert_array_equal(a.read(), b.read())
+    np.testing.assert_array_equal(b.attrs["input_mean"], [0.5] * 3)
+    assert b.attrs["input_given_scale"] == "0-255"
