@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from mfftools.cli.engine_options import engine_options, name_model, run_on_ranks
+from mfftools.cli.engine_options import (
+    allow_degenerate_option, degenerate_note, engine_options, name_model, run_on_ranks)
 from mfftools.errors import MfftoolsError
 
 
@@ -44,8 +45,9 @@ def _ranks(value):
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the false-positive matrix, CMC and FNIR vs FPIR figures (PNG) into "
               "this folder.")
+@allow_degenerate_option
 def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ranks, tile, device,
-            precision, name, use_faiss, json_path, plots_dir):
+            precision, name, use_faiss, json_path, plots_dir, allow_degenerate):
     """Open-set identification (1:N), NIST FRVT style: FNIR and FPIR per group at one global
     threshold for each target FPIR, the CMC per group and the false-positive matrix.
 
@@ -71,7 +73,7 @@ def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ran
         return first, evaluate_identification(
             first, second, gallery_images=gallery_images or 1, targets=targets, rank=rank,
             ranks=ranks, tile=tile, device=device, precision=precision, progress=True,
-            dist_info=info, use_faiss=use_faiss)
+            dist_info=info, use_faiss=use_faiss, allow_degenerate=allow_degenerate)
 
     (first, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:
@@ -113,6 +115,9 @@ def format_summary(result):
             lines.append(f"{name:<{width}} {stats['n_mated']:>7} {stats['n_nonmated']:>10} "
                          f"{_rate(stats['fnir'], 8)} {_rate(stats['fpir'], 8)}")
         fair = entry["fairness"]
+        if degenerate_note(result):
+            lines.append(f"max/geomean: {degenerate_note(result)}")
+            continue
         lines.append(
             "max/geomean: FNIR " + ("-" if fair["fnir_max_geomean"] is None
                                     else f"{fair['fnir_max_geomean']:.3f}")

@@ -13,7 +13,7 @@ from mfftools.cli.options import (
     source_options,
     source_settings,
 )
-from mfftools.cli.engine_options import name_model
+from mfftools.cli.engine_options import allow_degenerate_option, degenerate_note, name_model
 from mfftools.errors import MfftoolsError
 
 # A source with one of these suffixes is an embeddings file (and said to be damaged when it is
@@ -39,9 +39,10 @@ EMBEDDINGS_SUFFIXES = (".h5", ".hdf5")
 @click.option("--allow-dropped-pairs", is_flag=True,
               help="Evaluate a file that lost pairs at extraction (--skip-bad-images) on 10 "
               "contiguous folds of the remaining pairs, which are not the benchmark's folds.")
+@allow_degenerate_option
 def command(sources, model_path, arch, output_name, input_size, input_mean, input_std, bgr,
             batch_size, workers, device, no_flip, amp, image_root, columns, save, groups,
-            json_path, name, plots_dir, allow_dropped_pairs):
+            json_path, name, plots_dir, allow_dropped_pairs, allow_degenerate):
     """Pair-protocol accuracy per group, mean, STD, SER and TAR@FAR=1e-3.
 
     SOURCES is one pairs-layout embeddings file, or images to extract with --model first: .bin
@@ -59,15 +60,16 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
         given = [option for option, value in (
             ("--model", model_path), ("--save", save), ("--image-root", image_root),
             ("--columns", columns)) if value is not None]
+        allowed = dict(allow_dropped_pairs=allow_dropped_pairs, allow_degenerate=allow_degenerate)
         results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups,
-                                             allow_dropped_pairs)
+                                             allowed)
     else:
         extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
                           device=device, flip=not no_flip, amp=amp,
                           preprocessing=preprocessing(input_size, input_mean, input_std, bgr))
         settings = source_settings(image_root, columns, groups=groups)
         results, embeddings = _extract_and_evaluate(sources, model_path, settings, extraction,
-                                                    save)
+                                                    save, allow_degenerate)
     name_model(results, name, embeddings)
     click.echo(format_table(results))
     if json_path is not None:
@@ -79,7 +81,7 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
             click.echo(f"figure written to {path}")
 
 
-def _evaluate_file(sources, path, given, groups, allow_dropped_pairs):
+def _evaluate_file(sources, path, given, groups, allowed):
     """(results, embeddings) of a pairs-layout embeddings file given alone, without the options
     that concern extraction (`given`)."""
     from mfftools.embeddings import open_embeddings
@@ -96,11 +98,10 @@ def _evaluate_file(sources, path, given, groups, allow_dropped_pairs):
             "(.bin files, folders of them, a pair list)"
         )
     embeddings = open_embeddings(path, layout="pairs")
-    return evaluate_pairs(embeddings, groups=groups,
-                          allow_dropped_pairs=allow_dropped_pairs), embeddings
+    return evaluate_pairs(embeddings, groups=groups, **allowed), embeddings
 
 
-def _extract_and_evaluate(sources, model_path, settings, extraction, save):
+def _extract_and_evaluate(sources, model_path, settings, extraction, save, allow_degenerate):
     """(results, embeddings) of images extracted with the model into `save` or a temporary
     file."""
     from mfftools.embeddings import open_embeddings
@@ -123,7 +124,7 @@ def _extract_and_evaluate(sources, model_path, settings, extraction, save):
     with _extraction_target(save) as out_path:
         embeddings = open_embeddings(extract(source, model_path, out_path, **extraction),
                                      layout="pairs")
-        results = evaluate_pairs(embeddings)
+        results = evaluate_pairs(embeddings, allow_degenerate=allow_degenerate)
     results["source"] = ", ".join(map(str, sources))
     return results, embeddings
 
@@ -153,7 +154,10 @@ def format_table(results):
                else "unresolved*")
         far = f"{group['far_at_tar_threshold']:.2g}"
         lines.append(f"{name:<{width}}  {accuracy:>16}  {tar:>12}  {far:>8}")
-    if len(names) > 1:
+    if len(names) > 1 and degenerate_note(results):
+        lines += [f"{'mean':<{width}}  {results['mean_accuracy']:>16.2f}",
+                  f"STD and SER {degenerate_note(results)}"]
+    elif len(names) > 1:
         std, ser = results["std"], results["ser"]
         lines += [
             f"{'mean':<{width}}  {results['mean_accuracy']:>16.2f}",

@@ -25,7 +25,7 @@ import torch
 
 from mfftools.dist import DistInfo, resolve_device
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation import fairness
+from mfftools.evaluation import fairness, sanity
 from mfftools.evaluation.engine import distributed
 from mfftools.evaluation.engine.blocks import Scorer, fill_pairs
 from mfftools.evaluation.engine.counts import RowCounter
@@ -384,9 +384,11 @@ def evaluate_identification(
     progress=True,
     dist_info=None,
     use_faiss=False,
+    allow_degenerate=False,
 ):
     """Open-set identification on an images-layout `Embeddings` split by the rule, or with
-    `probes` on a gallery file and a probe file: the results-file dict (one entry per target)."""
+    `probes` on a gallery file and a probe file: the results-file dict (one entry per target).
+    Degenerate embeddings are refused unless `allow_degenerate` (see `sanity`)."""
     for source in (embeddings, probes):
         if source is not None and source.layout != "images":
             raise MfftoolsError(f"{source.path}: identification needs an 'images'-layout "
@@ -399,6 +401,8 @@ def evaluate_identification(
         raise MfftoolsError("ranks must be at least 1")
     if tile < 1:
         raise MfftoolsError(f"--tile must be at least 1, got {tile}")
+    degenerate = [finding for source in (embeddings, probes) if source is not None
+                  for finding in sanity.check_embeddings(source, None, allow_degenerate)]
     info = dist_info or DistInfo()
     device = resolve_device(device, info.local_rank)
     screening = resolve_precision(precision, device)
@@ -442,4 +446,5 @@ def evaluate_identification(
                    "n_rescored_pairs": rescored, "tile": tile, "device": device.type,
                    "world_size": info.world_size},
         **skipped_counts(embeddings, probes),
+        "degenerate": degenerate,
     }

@@ -18,7 +18,7 @@ import torch
 
 from mfftools.dist import DistInfo, resolve_device
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation import statistics, threshold as search
+from mfftools.evaluation import sanity, statistics, threshold as search
 from mfftools.evaluation.engine import distributed
 from mfftools.evaluation.engine.blocks import Scorer
 from mfftools.evaluation.engine.threads import serial
@@ -166,6 +166,7 @@ def evaluate_instance(
     progress=True,
     dist_info=None,
     use_faiss=None,
+    allow_degenerate=False,
 ):
     """The instance protocol on an images-layout `Embeddings`: the results-file dict.
 
@@ -173,7 +174,8 @@ def evaluate_instance(
     tile products (auto, fp32, tf32, bf16, fp16): every precision gives the same results, only
     faster or slower. Under torchrun (`dist_info` with world_size > 1, process group joined) each
     rank scores its share of the tiles and every rank returns the same dict. `use_faiss`: True
-    asks for FAISS for the centroid k-NN (default: torch).
+    asks for FAISS for the centroid k-NN (default: torch). Degenerate embeddings are refused
+    unless `allow_degenerate` (see `sanity`).
     """
     targets = tuple(dict.fromkeys(float(target) for target in targets))
     methods = tuple(dict.fromkeys(methods))
@@ -189,6 +191,8 @@ def evaluate_instance(
     progress = progress and info.is_main and sys.stderr.isatty()
 
     rows = load_rows(embeddings, layout.order, device)
+    degenerate = sanity.check_rows(rows, embeddings.identity[layout.order], str(embeddings.path),
+                                   allow_degenerate)
     my_tiles = split_tiles(tiles, info.world_size, info.rank)
     scorer = Scorer(rows, rows, screening, my_tiles)
     try:
@@ -221,7 +225,7 @@ def evaluate_instance(
         engine,
     )
     result["score_distributions"] = distributions
-    result.update(skipped_counts(embeddings))
+    result.update(skipped_counts(embeddings), degenerate=degenerate)
     return result
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from mfftools.data.groups import select_groups
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation import sanity
 from mfftools.evaluation.fairness import ser
 from mfftools.evaluation.skipped import check_folds, skipped_counts
 
@@ -331,18 +332,20 @@ def _group_entry(result):
     }
 
 
-def evaluate_pairs(embeddings, groups=None, allow_dropped_pairs=False):
+def evaluate_pairs(embeddings, groups=None, allow_dropped_pairs=False, allow_degenerate=False):
     """Run the pair protocol on an opened pairs-layout embeddings file (see `open_embeddings`),
     on its own folds when it has a `fold` dataset; `groups`: the group names to evaluate.
     A file that lost pairs at extraction is refused unless it has its own folds or
-    `allow_dropped_pairs`."""
+    `allow_dropped_pairs`; degenerate embeddings unless `allow_degenerate` (see `sanity`)."""
     check_folds(embeddings, allow_dropped_pairs)
     dist = embeddings_distances(embeddings)
+    degenerate = sanity.check_pair_scores(dist, embeddings.issame, str(embeddings.path),
+                                          allow_degenerate)
     results = evaluate_pair_distances(
         dist, embeddings.issame, embeddings.pair_group, embeddings.group_names,
         fold=embeddings.fold, groups=groups, where=str(embeddings.path),
     )
     results["dim"] = embeddings.dim
     results["source"] = str(embeddings.path)
-    results.update(skipped_counts(embeddings))
+    results.update(skipped_counts(embeddings), degenerate=degenerate)
     return results

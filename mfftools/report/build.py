@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation.sanity import describe as describe_degenerate
 from mfftools.evaluation.skipped import describe as describe_skipped
 from mfftools.files import write_text
 from mfftools.report.bootstrap import bootstrap_instance
@@ -215,6 +216,8 @@ def _intervals(pairs, n_resamples, seed, notes):
 
 
 def _source(result_file):
-    """A result file as the report lists it: its path, and what extraction left out."""
-    left_out = describe_skipped(result_file.data)
-    return f"{result_file.path} ({left_out})" if left_out else result_file.path
+    """A result file as the report lists it: its path, what extraction left out, and whether
+    its embeddings were degenerate."""
+    notes = [note for note in (describe_skipped(result_file.data),
+                               describe_degenerate(result_file.data)) if note]
+    return f"{result_file.path} ({'; '.join(notes)})" if notes else result_file.path
