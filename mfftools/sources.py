@@ -7,16 +7,21 @@
                                 (.csv/.tsv with `path1`, `path2`, `issame`)
 
 The kind is told from the path: a folder holding .bin files is a pair folder, any other folder a
-folder tree; a table is a pair list when it has (mapped) `path1` and `path2` columns.
+folder tree; a table is a pair list when it has (mapped) `path1` and `path2` columns. Any source
+with identity names (all but .bin files) takes a per-identity attributes file whose columns
+`group_by` then names (`mfftools.data.attributes`).
 """
+import logging
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from mfftools.data.image_files import LabelledImages, LabelledPairs
+from mfftools.data.image_files import LabelledImages, LabelledPairs, index_labels
 from mfftools.errors import MfftoolsError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,23 +105,37 @@ class ExtractionSource:
 @dataclass(frozen=True)
 class SourceOptions:
     """How to read a source: `image_root` (a manifest's or pair list's paths are relative to
-    it), `group_by` (manifest columns whose values make the group), `columns` (standard name ->
-    the table's column), `groups` (the groups to keep, pairs layout)."""
+    it), `group_by` (columns whose values make the group: of a manifest, of a pair list for each
+    image, or of the `attributes` file), `columns` (standard name -> the table's column),
+    `groups` (the groups to keep, pairs layout), `attributes` (a per-identity attributes file,
+    `mfftools.data.attributes`)."""
 
     image_root: Path = None
     group_by: tuple = None
     columns: dict = None
     groups: tuple = None
+    attributes: Path = None
 
     def attrs(self):
         """The embeddings file's record of them (empty text for an option not given)."""
         columns = self.columns or {}
+
+        def resolved(path):
+            return "" if path is None else str(Path(path).resolve())
+
         return {
-            "image_root": "" if self.image_root is None else str(Path(self.image_root).resolve()),
+            "image_root": resolved(self.image_root),
             "group_by": ",".join(self.group_by or ()),
             "columns": ",".join(f"{name}={columns[name]}" for name in sorted(columns)),
             "groups": ",".join(self.groups or ()),
+            "attributes": resolved(self.attributes),
         }
+
+    def read_attributes(self):
+        """The attributes file read, or None."""
+        from mfftools.data.attributes import Attributes
+
+        return None if self.attributes is None else Attributes(self.attributes)
 
 
 def open_source(path, options=SourceOptions()):
@@ -137,19 +156,21 @@ def _open_source(path, options):
     if path.is_dir():
         from mfftools.data.folder_tree import read_folder_tree
 
-        _refuse(options, ("image_root", "group_by", "columns", "groups"),
-                f"{path} is a folder tree")
-        return ExtractionSource.of_images(read_folder_tree(path), description)
+        _refuse(options, ("image_root", "columns", "groups"), f"{path} is a folder tree")
+        _refuse_grouping(options, f"{path} is a folder tree (its groups are its folders)")
+        labelled = regrouped(read_folder_tree(path), options)
+        return ExtractionSource.of_images(labelled, description)
     if is_table(path):
         return _open_table(path, options, description)
     if zipfile.is_zipfile(path):
         from mfftools.data.rfw import RfwInstanceZip
 
-        _refuse(options, ("image_root", "group_by", "columns", "groups"), f"{path} is a zip")
+        _refuse(options, ("image_root", "columns", "groups"), f"{path} is a zip")
+        _refuse_grouping(options, f"{path} is an RFW zip (its groups are its folders)")
         archive = RfwInstanceZip(path)
         labelled = LabelledImages(archive, archive.identity, archive.identity_names,
                                   archive.group, archive.group_names)
-        return ExtractionSource.of_images(labelled, description)
+        return ExtractionSource.of_images(regrouped(labelled, options), description)
     raise MfftoolsError(
         f"{path}: SOURCE must be an RFW instance zip, a manifest or pair list (.csv/.tsv), a "
         "folder tree <group>/<identity>/<image>, a .bin pair file or a folder of them"
@@ -179,7 +200,8 @@ def open_pair_sources(paths, options=SourceOptions()):
                 f"{path}: pairs come from .bin pair files, folders of them, or one pair list "
                 f"(.csv/.tsv){problem}"
             )
-    _refuse(options, ("image_root", "group_by", "columns"), ", ".join(map(str, paths)))
+    _refuse(options, ("image_root", "group_by", "columns", "attributes"),
+            ", ".join(map(str, paths)))
     where = ", ".join(map(str, paths))
     chosen = select_groups([name for name, _ in named], options.groups, where)
     sets = PairBinSets([(name, file) for name, file in named if name in chosen])
@@ -196,16 +218,16 @@ def _open_table(path, options, description):
     if table.has("path1") and table.has("path2"):
         from mfftools.data.pair_list import read_pair_list
 
-        _refuse(options, ("group_by",), f"{path} is a pair list")
-        pairs = read_pair_list(table, options.image_root, groups=options.groups)
+        pairs = read_pair_list(table, options.image_root, groups=options.groups,
+                               group_by=options.group_by, attributes=options.read_attributes())
         return ExtractionSource.of_pairs(pairs, description)
     if table.has("path"):
         from mfftools.data.manifest import read_manifest
 
         _refuse(options, ("groups",), f"{path} is a manifest")
-        return ExtractionSource.of_images(
-            read_manifest(table, options.image_root, group_by=options.group_by), description
-        )
+        labelled = read_manifest(table, options.image_root, group_by=options.group_by,
+                                 attributes=options.read_attributes())
+        return ExtractionSource.of_images(labelled, description)
     raise MfftoolsError(
         f"{path}, line 1: neither a manifest (columns path, identity, group) nor a pair list "
         f"(path1, path2, issame); the columns are {', '.join(table.header)} (map yours with "
@@ -213,9 +235,28 @@ def _open_table(path, options, description):
     )
 
 
-_TABLE_COLUMNS = ("path", "identity", "group", "path1", "path2", "issame", "fold")
+def regrouped(labelled, options):
+    """LabelledImages whose groups come from the attributes file of `options`, when given."""
+    attributes = options.read_attributes()
+    if attributes is None:
+        return labelled
+    group_by = attributes.default_group_by(options.group_by)
+    group_names, group = index_labels(attributes.groups_of(labelled.identity_names, group_by))
+    logger.info("%s: groups %s from %s", attributes.path, ", ".join(group_names), group_by)
+    return replace(labelled, group=group, group_names=group_names)
+
+
+def _refuse_grouping(options, what):
+    """--group-by on a source whose groups are its own: only with an attributes file."""
+    if options.group_by and options.attributes is None:
+        raise MfftoolsError(f"{what}: --group-by needs --attributes FILE (per-identity "
+                            "attributes to group by)")
+
+
+_TABLE_COLUMNS = ("path", "identity", "group", "path1", "path2", "issame", "fold", "identity1",
+                  "identity2")
 _OPTION_NAMES = {"image_root": "--image-root", "group_by": "--group-by", "columns": "--columns",
-                 "groups": "--groups"}
+                 "groups": "--groups", "attributes": "--attributes"}
 
 
 def _refuse(options, names, what):

@@ -22,8 +22,8 @@ INTERRUPTED_EXIT_CODE = 130
               help="Continue an interrupted extraction into the same --out file.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def command(source, model_path, arch, output_name, input_size, input_mean, input_std, bgr,
-            batch_size, workers, device, no_flip, amp, out_path, image_root, columns, group_by,
-            skip_bad_images, resume, no_progress):
+            batch_size, workers, device, no_flip, amp, out_path, image_root, columns,
+            attributes, group_by, skip_bad_images, resume, no_progress):
     """Embed every image of SOURCE with the model and write an embeddings file.
 
     SOURCE, for inst-eval (rows are images, `images` layout): an RFW instance zip, a manifest
@@ -36,7 +36,8 @@ def command(source, model_path, arch, output_name, input_size, input_mean, input
     from mfftools.extract import run_extraction
     from mfftools.sources import open_source
 
-    opened = open_source(source, source_settings(image_root, columns, group_by=group_by))
+    opened = open_source(source, source_settings(image_root, columns, group_by=group_by,
+                                                 attributes=attributes))
     try:
         report = run_extraction(
             opened, model_path, out_path, arch=arch, output=output_name,

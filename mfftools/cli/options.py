@@ -87,7 +87,7 @@ def model_options(required):
 
 
 def source_options(group_by):
-    """--image-root, --columns, and --group-by when `group_by`."""
+    """--image-root, --columns, --attributes, and --group-by when `group_by`."""
     options = [
         click.option("--image-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
                      help="Folder the paths of a manifest or pair list are relative to "
@@ -95,12 +95,18 @@ def source_options(group_by):
         click.option("--columns", metavar="NAME=COLUMN,...",
                      help="Map a manifest's or pair list's columns to the standard names, e.g. "
                      "path1=p1,path2=p2,issame=label,group=a1 (BFW's pair table)."),
+        click.option("--attributes", type=click.Path(exists=True, dir_okay=False,
+                                                     path_type=Path),
+                     help="Per-identity attributes (.csv/.tsv: identity, then attribute "
+                     "columns), joined to the source by identity name; --group-by names its "
+                     "columns (default: its group column)."),
     ]
     if group_by:
         options.append(click.option(
             "--group-by", callback=name_list, metavar="COLUMN,...",
-            help="Make a manifest's groups from these columns' values, joined by '-' "
-            "(e.g. ethnicity,gender gives Asian-Female)."))
+            help="Make groups from these columns' values, joined by '-' (e.g. ethnicity,gender "
+            "gives Asian-Female): a manifest's, the --attributes file's, or a pair list's "
+            "per-image COLUMN1 and COLUMN2 (a pair is in a group when both images are)."))
     return _stacked(options)
 
 
@@ -120,11 +126,12 @@ def preprocessing(input_size, input_mean, input_std, bgr):
     return Preprocessing.given(size=input_size, mean=input_mean, std=input_std, bgr=bgr)
 
 
-def source_settings(image_root, columns, group_by=None, groups=None):
+def source_settings(image_root, columns, group_by=None, groups=None, attributes=None):
     """The SourceOptions the options describe."""
     from mfftools.data.table import parse_column_map
     from mfftools.sources import SourceOptions
 
     return SourceOptions(image_root=image_root, group_by=group_by,
-                         columns=parse_column_map(columns), groups=groups)
+                         columns=parse_column_map(columns), groups=groups,
+                         attributes=attributes)
 

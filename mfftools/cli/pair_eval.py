@@ -24,7 +24,7 @@ EMBEDDINGS_SUFFIXES = (".h5", ".hdf5")
 @click.command("pair-eval")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @model_options(required=False)
-@source_options(group_by=False)
+@source_options(group_by=True)
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
               help="Keep the extracted pairs-layout embeddings file here (default: temporary).")
 @click.option("--groups", callback=name_list, metavar="NAME,...",
@@ -45,8 +45,9 @@ EMBEDDINGS_SUFFIXES = (".h5", ".hdf5")
               "contiguous folds of the remaining pairs, which are not the benchmark's folds.")
 @allow_degenerate_option
 def command(sources, model_path, arch, output_name, input_size, input_mean, input_std, bgr,
-            batch_size, workers, device, no_flip, amp, image_root, columns, save, groups, grid,
-            json_path, name, plots_dir, allow_dropped_pairs, allow_degenerate):
+            batch_size, workers, device, no_flip, amp, image_root, columns, attributes,
+            group_by, save, groups, grid, json_path, name, plots_dir, allow_dropped_pairs,
+            allow_degenerate):
     """Pair-protocol accuracy per group, mean, STD, SER and TAR@FAR=1e-3.
 
     SOURCES is one pairs-layout embeddings file, or images to extract with --model first: .bin
@@ -63,7 +64,8 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
     if embeddings_files:
         given = [option for option, value in (
             ("--model", model_path), ("--save", save), ("--image-root", image_root),
-            ("--columns", columns)) if value is not None]
+            ("--columns", columns), ("--attributes", attributes),
+            ("--group-by", group_by)) if value is not None]
         allowed = dict(allow_dropped_pairs=allow_dropped_pairs, allow_degenerate=allow_degenerate)
         results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups, grid,
                                              allowed)
@@ -71,7 +73,8 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
         extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
                           device=device, flip=not no_flip, amp=amp,
                           preprocessing=preprocessing(input_size, input_mean, input_std, bgr))
-        settings = source_settings(image_root, columns, groups=groups)
+        settings = source_settings(image_root, columns, group_by=group_by, groups=groups,
+                                   attributes=attributes)
         results, embeddings = _extract_and_evaluate(sources, model_path, settings, extraction,
                                                     save, grid, allow_degenerate)
     name_model(results, name, embeddings)

@@ -317,7 +317,8 @@ def test_unresolvable_target_names_the_smallest_one(tmp_path):
     result = evaluate_file(tmp_path, emb, identity, group, targets=(0.07,), device="cpu",
                            methods=("exact",), allow_degenerate=True)
     assert result["results"][0]["n_accepted_impostor"] == 0  # every impostor score ties
-    assert result["degenerate"] == ["no spread of impostor scores (standard deviation 0.00e+00)"]
+    assert len(result["degenerate"]) == 1
+    assert result["degenerate"][0].startswith("no spread of impostor scores (standard deviation")
 
 
 def test_a_threshold_accepting_nothing_is_said_loudly(tmp_path, rng, caplog):

@@ -52,7 +52,7 @@ def test_every_protocol_carries_the_counts(tmp_path, rng, caplog):
     assert (ident["n_skipped_images"], ident["n_dropped_pairs"]) == (2, None)
     two = evaluate_identification(images, open_embeddings(
         _images_file(tmp_path / "p.h5", rng, first_identity=20, n_skipped_images=3)), targets=(0.5,),
-        device="cpu", progress=False)
+        device="cpu", progress=False, match_by="label")
     assert two["n_skipped_images"] == 5  # gallery's and probes'
     pairs = open_embeddings(_pairs_file(tmp_path / "pairs.h5", rng, n_skipped_images=1,
                                         n_dropped_pairs=3, fold=np.arange(200) % 5))
