@@ -179,3 +179,15 @@ def test_a_pair_table_counts_each_bad_image_once_and_its_pairs_apart(tmp_path, t
     attrs = open_embeddings(out, layout="pairs").attrs
     assert attrs["n_skipped_images"] == 1 and list(attrs["skipped_images"]) == ["bad.png"]
     assert attrs["n_dropped_pairs"] == 3
+
+
+def test_an_existing_file_is_untouched_until_the_new_one_is_whole(tmp_path, tiny_model):
+    out = tmp_path / "e.h5"
+    extract(noise_source(6), out_path=out, model=tiny_model, **OPTIONS)
+    before = out.read_bytes()
+    with pytest.raises(KeyboardInterrupt):
+        extract(noise_source(6, interrupt_after=4), out_path=out, model=tiny_model, flip=False,
+                **OPTIONS)
+    assert out.read_bytes() == before and partial_path(out).exists()
+    extract(noise_source(6), out_path=out, model=tiny_model, flip=False, **OPTIONS)
+    assert not open_embeddings(out).attrs["flip"] and not partial_path(out).exists()
