@@ -128,3 +128,14 @@ def noise_source(n=10, bad=(), interrupt_after=None):
         identity=np.arange(n) // 2,
         group=(np.arange(n) // 2) % 2,
     )
+
+
+def write_pair_list_with_a_bad_image(folder, text):
+    """Images 0.png .. 3.png and an undecodable bad.png in `folder`, and the pair list `text`
+    (pairs.csv) naming them."""
+    for k in range(4):
+        (folder / f"{k}.png").write_bytes(encoded(k))
+    (folder / "bad.png").write_bytes(b"not an image")
+    pairs = folder / "pairs.csv"
+    pairs.write_text(text)
+    return pairs

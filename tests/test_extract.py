@@ -17,7 +17,7 @@ from PIL import Image
 
 from extraction_sources import (
     Interrupting, NoiseImages, encoded, load_tiny_model_module, noise_source, write_bin_folder,
-    write_rfw_zip)
+    write_pair_list_with_a_bad_image, write_rfw_zip)
 from mfftools.data.images import Preprocessing, decode_image
 from mfftools.embeddings import open_embeddings, partial_path
 from mfftools.errors import MfftoolsError
@@ -413,12 +413,9 @@ def test_a_complete_file_made_with_other_options_names_them_plainly(tmp_path, ti
 
 
 def test_a_bad_image_drops_its_pair_and_its_fold_entry(tmp_path, tiny_model):
-    for k in range(4):
-        (tmp_path / f"{k}.png").write_bytes(encoded(k))
-    (tmp_path / "bad.png").write_bytes(b"not an image")
-    pairs = tmp_path / "pairs.csv"
-    pairs.write_text("path1,path2,issame,fold\n0.png,1.png,1,a\n2.png,bad.png,0,b\n"
-                     "2.png,3.png,0,b\n0.png,3.png,1,c\n")
+    pairs = write_pair_list_with_a_bad_image(
+        tmp_path, "path1,path2,issame,fold\n0.png,1.png,1,a\n2.png,bad.png,0,b\n"
+                  "2.png,3.png,0,b\n0.png,3.png,1,c\n")
     out = extract(pairs, out_path=tmp_path / "p.h5", model=tiny_model, batch_size=4, workers=0,
                   device="cpu", skip_bad_images=True, progress=False)
     emb = open_embeddings(out, layout="pairs")

@@ -5,7 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from extraction_sources import Interrupting, encoded, noise_source, write_bin_folder
+from extraction_sources import (
+    Interrupting, encoded, noise_source, write_bin_folder, write_pair_list_with_a_bad_image)
 from mfftools.embeddings import open_embeddings, partial_path
 from mfftools.errors import MfftoolsError
 from mfftools.extract import extract
@@ -168,12 +169,9 @@ def test_an_incomplete_file_left_under_the_real_name_is_resumed(tmp_path, tiny_m
 
 
 def test_a_pair_table_counts_each_bad_image_once_and_its_pairs_apart(tmp_path, tiny_model):
-    for k in range(4):
-        (tmp_path / f"{k}.png").write_bytes(encoded(k))
-    (tmp_path / "bad.png").write_bytes(b"not an image")
-    pairs = tmp_path / "pairs.csv"
-    pairs.write_text("path1,path2,issame\n0.png,bad.png,1\n1.png,2.png,0\nbad.png,3.png,0\n"
-                     "2.png,3.png,1\n3.png,bad.png,0\n")
+    pairs = write_pair_list_with_a_bad_image(
+        tmp_path, "path1,path2,issame\n0.png,bad.png,1\n1.png,2.png,0\nbad.png,3.png,0\n"
+                  "2.png,3.png,1\n3.png,bad.png,0\n")
     out = extract(pairs, out_path=tmp_path / "p.h5", model=tiny_model, skip_bad_images=True,
                   **OPTIONS)
     attrs = open_embeddings(out, layout="pairs").attrs
