@@ -70,7 +70,7 @@ class _Guarded(torch.utils.data.Dataset):
     def __getitem__(self, position):
         row = int(self.rows[position])
         try:
-            image = self.preprocessing.decode(self.images.encoded(row), self.images.describe(row))
+            image = self.images.decode(row, self.preprocessing)
         except MfftoolsError as error:
             return None, row, str(error)
         return (True if self.check_only else image), row, None
@@ -224,6 +224,7 @@ def run_extraction(source, model_path=None, out_path=None, *, model=None, arch=N
     )
     attrs.update(preprocessing.attrs())
     attrs.update({"flip": bool(flip), "amp": embedder.amp, "source": source.description})
+    attrs.update(source.attrs or {})
     try:
         rows, kept_pairs = _rows_and_skipped(
             source, preprocessing, attrs, skip_bad_images, batch_size, workers, progress

@@ -57,15 +57,25 @@ class Preprocessing:
             )
         return self
 
-    def decode(self, data, name):
-        """Encoded image bytes -> float tensor [3, H, W]; `name` is used in errors."""
+    def decode(self, data, name, landmarks=None):
+        """Encoded image bytes -> float tensor [3, H, W]; `name` is used in errors. With
+        `landmarks` ((5, 2) in the image's pixels) the face is aligned to the input size
+        (`mfftools.data.alignment`) instead of resized."""
         height, width = self.size
+        if landmarks is not None and height != width:
+            raise MfftoolsError(f"5-point alignment makes square crops; the input size is "
+                                f"{height}x{width}")
         try:
             with Image.open(io.BytesIO(data)) as image:
                 image = image.convert("RGB")
-                if image.size != (width, height):
-                    image = image.resize((width, height), Image.Resampling.BICUBIC)
-                pixels = np.asarray(image, dtype=np.float32)
+                if landmarks is not None:
+                    from mfftools.data.alignment import align_face
+
+                    pixels = align_face(np.asarray(image), landmarks, height).astype(np.float32)
+                else:
+                    if image.size != (width, height):
+                        image = image.resize((width, height), Image.Resampling.BICUBIC)
+                    pixels = np.asarray(image, dtype=np.float32)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             raise MfftoolsError(f"cannot decode image {name} ({error})") from error
         if self.bgr:
@@ -122,6 +132,10 @@ class EncodedImages(torch.utils.data.Dataset):
 
     def describe(self, index):
         return self.image_name(index)
+
+    def decode(self, index, preprocessing):
+        """Image `index` as the model's input, by a `Preprocessing`."""
+        return preprocessing.decode(self.encoded(index), self.describe(index))
 
     def __getitem__(self, index):
         image = decode_or_skip(self.encoded(index), self.describe(index), self.skip_bad_images)

@@ -6,6 +6,10 @@
     OUT_DIR/faces/<Ethnicity>-<Gender>/<identity>/<image>   a folder tree (PROTOCOLS 1.5)
     OUT_DIR/faces.csv                  a manifest of those images, with ethnicity and gender
     OUT_DIR/bfw_pairs.csv              a BFW-style pair table of those images, with 5 folds
+    OUT_DIR/RFW/test/                  RFW as shipped: loose crops, landmark and pair lists
+    OUT_DIR/IJBC/                      an IJB-C look-alike: loose crops, landmarks, templates,
+                                       1:1 and 1:N protocol files, subject metadata
+                                       (`mfftools.data.synthetic_shipped`)
 
 Faces come from `mfftools.data.faces`; everything is a function of the seed. The pair files use
 the instance identities (new images of them), the training zip its own, disjoint identities.
@@ -40,6 +44,7 @@ from mfftools.data.faces import (
 )
 from mfftools.data.images import encode_image
 from mfftools.data.pair_bin import BIN_SUFFIX
+from mfftools.data.synthetic_shipped import write_shipped
 from mfftools.data.synthetic_sizes import DEFAULTS
 from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
 from mfftools.errors import MfftoolsError
@@ -84,6 +89,7 @@ class SynthSummary:
     faces_images: dict = field(default_factory=dict)
     faces_identities: dict = field(default_factory=dict)
     faces_pairs: dict = field(default_factory=dict)
+    shipped: object = None  # a synthetic_shipped.ShippedSummary
     seconds: float = 0.0
 
 
@@ -99,6 +105,12 @@ def synthesize(
     faces_identities_per_group=DEFAULTS["faces_identities_per_group"],
     faces_images_per_identity=DEFAULTS["faces_images_per_identity"],
     faces_pairs_per_group=DEFAULTS["faces_pairs_per_group"],
+    rfw_identities_per_group=DEFAULTS["rfw_identities_per_group"],
+    rfw_images_per_identity=DEFAULTS["rfw_images_per_identity"],
+    rfw_pairs_per_group=DEFAULTS["rfw_pairs_per_group"],
+    ijbc_subjects=DEFAULTS["ijbc_subjects"],
+    ijbc_templates_per_subject=DEFAULTS["ijbc_templates_per_subject"],
+    ijbc_impostor_pairs=DEFAULTS["ijbc_impostor_pairs"],
     seed=0,
     jpeg_quality=95,
     batch_size=32,
@@ -154,6 +166,11 @@ def synthesize(
         _write_faces(
             out_dir, summary, seed, faces_identities_per_group, faces_images_per_identity,
             faces_pairs_per_group, painter,
+        )
+        summary.shipped = write_shipped(
+            out_dir, seed, rfw_identities_per_group, rfw_images_per_identity,
+            rfw_pairs_per_group, ijbc_subjects, ijbc_templates_per_subject, ijbc_impostor_pairs,
+            jpeg_quality,
         )
     finally:
         painter.close()
