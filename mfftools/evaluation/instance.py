@@ -48,6 +48,13 @@ def _check_request(embeddings, methods):
             raise MfftoolsError(f"unknown threshold method {method!r}: use one of {METHODS}")
 
 
+def check_targets(targets, n_impostor):
+    """Refuse target FPRs outside (0, 1) or too small for `n_impostor` ordered impostor pairs."""
+    search.check_targets(targets, n_impostor, negatives="ordered impostor pairs (each "
+                         "unordered pair counted twice)", step=OrderedImpostors.STEP,
+                         more="more images")
+
+
 def load_rows(embeddings, order, device):
     """Canonical rows in the given order (sorted position -> file row), on `device`.
 
@@ -109,11 +116,6 @@ class _Pass:
             self._exact_counts[t32] = counts[0].cpu()
         return self._exact_counts[t32]
 
-    def impostor_count(self, threshold):
-        """(ordered impostor pairs scoring > threshold, exact) for the bisection."""
-        count, exact = self.topset.count_above(threshold)
-        return 2 * count, exact
-
     def impostor_count_exact(self, threshold):
         return int(self._count_exactly(threshold).sum())
 
@@ -145,14 +147,37 @@ class _Pass:
 
     def threshold(self, target, method):
         """(threshold, converged) at `target` by `method`."""
-        n_impostor = self.layout.n_impostor_ordered
+        impostors = OrderedImpostors(self.topset, self.layout.n_impostor_ordered)
         if method == "bisection":
-            return search.bisection(target, n_impostor, self.impostor_count,
+            return search.bisection(target, impostors.n, impostors.count_above,
                                     self.impostor_count_exact)
-        value = search.exact_threshold(
-            target, n_impostor, lambda rank: self.topset.value_at(rank // 2)
-        )
-        return value, True
+        return search.exact_threshold(target, impostors.n, impostors.value_at_rank), True
+
+
+class OrderedImpostors:
+    """The top set of unordered impostor pairs, seen as the protocol's ordered pairs: each
+    unordered pair {i, j} is the two ordered pairs (i, j) and (j, i), so counts double and the
+    k-th largest ordered score is the (k // 2)-th largest unordered one. The only place where
+    the factor of two lives."""
+
+    STEP = 2  # ordered pairs are accepted two at a time
+
+    def __init__(self, topset, n_ordered):
+        self.topset, self.n = topset, n_ordered
+
+    @staticmethod
+    def keep(ordered):
+        """Unordered pairs a top set keeps to hold `ordered` ordered pairs."""
+        return math.ceil(ordered / 2)
+
+    def count_above(self, threshold):
+        """(ordered impostor pairs scoring > threshold, exact)."""
+        count, exact = self.topset.count_above(threshold)
+        return 2 * count, exact
+
+    def value_at_rank(self, rank):
+        """The (rank + 1)-th largest ordered impostor score, or None below the cut."""
+        return self.topset.value_at(rank // 2)
 
 
 def evaluate_instance(
@@ -181,7 +206,7 @@ def evaluate_instance(
     group_names = list(embeddings.group_names)
     layout = build_layout(embeddings.identity, embeddings.group, len(group_names))
     n_impostor = layout.n_impostor_ordered
-    search.check_targets(targets, n_impostor)
+    check_targets(targets, n_impostor)
     info = dist_info or DistInfo()
     device = resolve_device(device, info.local_rank)
     screening = resolve_precision(precision, device)
@@ -192,8 +217,9 @@ def evaluate_instance(
     scorer = Scorer(rows, rows, screening, my_tiles)
     try:
         one_pass = _Pass(rows, layout, my_tiles, scorer, info, progress)
-        keep = math.ceil(search.keep_for_targets(targets, n_impostor) / 2)
-        one_pass.run(min(keep, n_impostor // 2 + 1))  # more than all pairs: the set never prunes
+        keep = OrderedImpostors.keep(search.keep_for_targets(targets, n_impostor))
+        # More than all pairs: the set never prunes.
+        one_pass.run(min(keep, OrderedImpostors.keep(n_impostor) + 1))
         counts = []
         for target in targets:
             for method in methods:
@@ -228,13 +254,14 @@ def _warn_if_nothing_accepted(target, method, threshold, fp, one_pass, n_imposto
     whose exact threshold accepts one (the top scores tie, so FPR steps past them at once)."""
     if fp.sum():
         return
-    top = one_pass.topset.value_at(0)
-    tied = one_pass.topset.count_above(float(np.nextafter(np.float32(top), np.float32(-2))))[0]
-    smallest = 2 * tied / n_impostor
+    impostors = OrderedImpostors(one_pass.topset, n_impostor)
+    top = impostors.value_at_rank(0)
+    tied = impostors.count_above(float(np.nextafter(np.float32(top), np.float32(-2))))[0]
+    smallest = tied / n_impostor
     resolvable = (f"the smallest target these scores resolve is {smallest:.3g}" if smallest < 1
                   else "no target below 1 resolves these scores")
     logger.warning(
         "target FPR %g (%s): the threshold %.6g accepts no impostor pair, so the reported FPR is "
-        "0; %s (the %d highest-scoring impostor pairs tie)",
+        "0; %s (the %d highest-scoring ordered impostor pairs tie)",
         target, method, threshold, resolvable, tied,
     )

@@ -6,9 +6,7 @@ here is float64 on the host, from those integers, so it depends on nothing but t
 """
 import numpy as np
 
-from mfftools.evaluation import fairness
-
-ROC_POINTS = 64
+from mfftools.evaluation import fairness, threshold as search
 
 
 def mean_std(values):
@@ -117,14 +115,13 @@ def similarity_by_group(sims, layout, group_names):
 
 
 def roc(topset, genuine, layout, group_names):
-    """Per group (of the probe image): TPR and FPR at up to ROC_POINTS thresholds, log-spaced over
-    the ranks of the kept impostor scores (the low-FPR region the top set covers). Every group is
-    listed; a rate without pairs to count is null."""
+    """Per group (of the probe image): TPR and FPR at thresholds spread over the ranks of the
+    kept impostor scores (the low-FPR region the top set covers). Every group is listed; a rate
+    without pairs to count is null."""
     values, rows_i, rows_j = (part.numpy() for part in topset.pairs())
     if not len(values):
         return {}
-    ranks = np.unique(np.geomspace(1, len(values), ROC_POINTS).astype(np.int64)) - 1
-    thresholds = values[ranks]
+    thresholds = search.thresholds_at_ranks(values)
     group = layout.group
     impostor_sides = (group[rows_i], group[rows_j])
     genuine_sides = (group[layout.genuine_i], group[layout.genuine_j])
@@ -134,20 +131,10 @@ def roc(topset, genuine, layout, group_names):
         accepted = np.concatenate([genuine[side == g] for side in genuine_sides])
         out[name] = {
             "threshold": _floats(thresholds.astype(np.float64)),
-            "fpr": _rates(_count_above(impostor, thresholds), layout.impostor_per_group[g]),
-            "tpr": _rates(_count_above(accepted, thresholds), layout.genuine_per_group[g]),
+            "fpr": search.rates_above(impostor, thresholds, layout.impostor_per_group[g]),
+            "tpr": search.rates_above(accepted, thresholds, layout.genuine_per_group[g]),
         }
     return out
-
-
-def _rates(counts, total):
-    return _floats(counts / total) if total else [None] * len(counts)
-
-
-def _count_above(values, thresholds):
-    """How many of `values` are > each threshold (both float32)."""
-    ordered = np.sort(values)
-    return (len(ordered) - np.searchsorted(ordered, thresholds, side="right")).astype(np.float64)
 
 
 def results_file(layout, embeddings, group_names, entries, sims, roc_points, engine):

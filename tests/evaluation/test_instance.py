@@ -286,7 +286,7 @@ def test_a_threshold_accepting_nothing_is_said_loudly(tmp_path, rng, caplog):
     assert result["results"][0]["n_accepted_impostor"] == 0
     assert (f"target FPR 0.001 (exact): the threshold 1 accepts no impostor pair, so the reported "
             f"FPR is 0; the smallest target these scores resolve is {2 * tied / n_impostor:.3g} "
-            f"(the {tied} highest-scoring impostor pairs tie)") in caplog.text
+            f"(the {2 * tied} highest-scoring ordered impostor pairs tie)") in caplog.text
 
 
 def test_pairs_layout_is_refused(tmp_path, rng):
