@@ -88,11 +88,6 @@ from mfftools.data.synthetic_sizes import DEFAULTS, RFW_SCALE
     help="IJB-C look-alike: templates per subject (the first enrols it in G1 or G2)"
     f" [{DEFAULTS['ijbc_templates_per_subject']}].",
 )
-@click.option(
-    "--ijbc-impostor-pairs",
-    type=int,
-    help=f"IJB-C look-alike: impostor template pairs [{DEFAULTS['ijbc_impostor_pairs']}].",
-)
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
 def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
     """Write a synthetic RFW instance zip, RFW .bin pair files and a training zip to OUT_DIR,

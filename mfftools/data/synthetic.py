@@ -110,7 +110,6 @@ def synthesize(
     rfw_pairs_per_group=DEFAULTS["rfw_pairs_per_group"],
     ijbc_subjects=DEFAULTS["ijbc_subjects"],
     ijbc_templates_per_subject=DEFAULTS["ijbc_templates_per_subject"],
-    ijbc_impostor_pairs=DEFAULTS["ijbc_impostor_pairs"],
     seed=0,
     jpeg_quality=95,
     batch_size=32,
@@ -169,8 +168,7 @@ def synthesize(
         )
         summary.shipped = write_shipped(
             out_dir, seed, rfw_identities_per_group, rfw_images_per_identity,
-            rfw_pairs_per_group, ijbc_subjects, ijbc_templates_per_subject, ijbc_impostor_pairs,
-            jpeg_quality,
+            rfw_pairs_per_group, ijbc_subjects, ijbc_templates_per_subject, jpeg_quality,
         )
     finally:
         painter.close()

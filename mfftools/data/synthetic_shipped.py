@@ -17,7 +17,7 @@ aligning the loose crop recovers the face. `aligned_faces` renders the aligned o
 IJB-C: each subject has a skin tone (1-6) and a gender, and several templates; each template
 holds a few media, stills (one frame) and videos (several frames). A subject's first template
 enrols it in G1 (even subjects) or G2 (odd ones); the others are probes. The 1:1 list pairs
-every two templates of a subject (genuine) and random templates of different subjects.
+every two templates: genuine when they show one subject, impostor otherwise.
 """
 import csv
 import io
@@ -217,7 +217,7 @@ def aligned_faces(seed, plan):
     return np.concatenate(faces)
 
 
-def write_ijbc(out_dir, seed, subjects, templates_per_subject, impostor_pairs, quality=95):
+def write_ijbc(out_dir, seed, subjects, templates_per_subject, quality=95):
     """The IJB-C look-alike under OUT_DIR/IJBC; returns a ShippedSummary's IJB-C part."""
     plan = ijbc_plan(seed, subjects, templates_per_subject)
     root = Path(out_dir) / IJBC_FOLDER
@@ -237,7 +237,7 @@ def write_ijbc(out_dir, seed, subjects, templates_per_subject, impostor_pairs, q
     meta = root / "meta"
     write_text(meta / "ijbc_face_tid_mid.txt", "".join(tid_mid))
     write_text(meta / "ijbc_name_5pts_score.txt", "".join(five_points))
-    pairs = _template_pairs(rng, plan, impostor_pairs)
+    pairs = _template_pairs(plan)
     write_text(meta / "ijbc_template_pair_label.txt",
                "".join(f"{a} {b} {label}\n" for a, b, label in pairs))
     for name, chosen in (("ijbc_1N_gallery_G1.csv", lambda s: s % 2 == 0),
@@ -261,21 +261,13 @@ def _subject_id(person):
     return 100 + person
 
 
-def _template_pairs(rng, plan, impostor_pairs):
-    """Every two templates of a subject (label 1), then random templates of two different
-    subjects (label 0)."""
-    by_subject = {}
-    for template, person in plan.template_subject.items():
-        by_subject.setdefault(person, []).append(template)
-    pairs = [(a, b, 1) for templates in by_subject.values()
-             for k, a in enumerate(templates) for b in templates[k + 1:]]
-    ids = np.array(sorted(plan.template_subject))
-    genuine = len(pairs)
-    while len(pairs) < genuine + impostor_pairs:
-        a, b = rng.choice(ids, 2, replace=False)
-        if plan.template_subject[int(a)] != plan.template_subject[int(b)]:
-            pairs.append((int(a), int(b), 0))
-    return pairs
+def _template_pairs(plan):
+    """Every two templates of a subject (label 1), then every two of different subjects
+    (label 0)."""
+    ids = sorted(plan.template_subject)
+    pairs = [(a, b, int(plan.template_subject[a] == plan.template_subject[b]))
+             for k, a in enumerate(ids) for b in ids[k + 1:]]
+    return sorted(pairs, key=lambda pair: -pair[2])
 
 
 def _write_bytes(path, data):
@@ -293,11 +285,9 @@ def _write_csv(path, header, rows):
 
 
 def write_shipped(out_dir, seed, rfw_identities_per_group, rfw_images_per_identity,
-                  rfw_pairs_per_group, ijbc_subjects, ijbc_templates_per_subject,
-                  ijbc_impostor_pairs, quality=95):
+                  rfw_pairs_per_group, ijbc_subjects, ijbc_templates_per_subject, quality=95):
     """Both look-alikes; a ShippedSummary."""
-    summary = write_ijbc(out_dir, seed, ijbc_subjects, ijbc_templates_per_subject,
-                         ijbc_impostor_pairs, quality)
+    summary = write_ijbc(out_dir, seed, ijbc_subjects, ijbc_templates_per_subject, quality)
     summary.rfw_folder, summary.rfw_images, summary.rfw_pairs = write_rfw(
         out_dir, seed, rfw_identities_per_group, rfw_images_per_identity, rfw_pairs_per_group,
         quality)

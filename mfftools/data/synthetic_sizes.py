@@ -16,7 +16,6 @@ DEFAULTS = {
     "rfw_pairs_per_group": 40,
     "ijbc_subjects": 24,
     "ijbc_templates_per_subject": 3,
-    "ijbc_impostor_pairs": 400,
 }
 # About RFW's size: 3,000 identities and 10,000 images per group, 6,000 pairs per group.
 RFW_SCALE = {

@@ -382,13 +382,29 @@ def evaluate_identification(
     if gallery.n_nonmated == 0:
         raise MfftoolsError("no non-mated searches: every search's identity is enrolled, so no "
                             "threshold at a target FPIR can be set")
+    searched = identify(gallery, list(embeddings.group_names), targets, rank, ranks, tile,
+                        screening, info, progress, use_faiss)
+    return {
+        "protocol": "identification",
+        **{key: searched[key] for key in ("group_names", "n_templates", "n_mated", "n_nonmated",
+                                          "rank", "ranks", "results", "cmc")},
+        "gallery_images": gallery_images if probes is None else None,
+        **{key: searched[key] for key in ("template_groups", "det", "engine")},
+    }
+
+
+def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=8192,
+             screening=PRECISIONS["fp32"], info=None, progress=False, use_faiss=False):
+    """Search a built Gallery (templates and searches may be any canonical rows: images, or
+    IJB templates): thresholds at the target FPIRs, FNIR and FPIR overall and per group, the
+    false-positive matrix, CMC and DET, as the results file's keys."""
+    info = info or DistInfo()
     check_targets(targets, gallery.n_nonmated)
     numbers, rescored = search_gallery(gallery, max(max(ranks), rank), tile, screening, info,
                                        progress, use_faiss=use_faiss)
     mated_scores, counts, best, best_index = numbers
     ranks_of_mated = counts + 1
     numbers = (mated_scores, ranks_of_mated, best, best_index)
-    group_names = list(embeddings.group_names)
     results = [
         _results_at(target, search.threshold_of_scores(np.sort(best)[::-1], target), numbers,
                     gallery, group_names, rank)
@@ -396,8 +412,8 @@ def evaluate_identification(
     ]
     logger.info("%d templates, %d mated and %d non-mated searches", len(gallery.templates),
                 gallery.n_mated, gallery.n_nonmated)
+    device = gallery.templates.device
     return {
-        "protocol": "identification",
         "group_names": group_names,
         "n_templates": len(gallery.templates),
         "n_mated": gallery.n_mated,
@@ -406,7 +422,6 @@ def evaluate_identification(
         "ranks": list(ranks),
         "results": results,
         "cmc": _cmc(ranks_of_mated, gallery.search_group[: gallery.n_mated], group_names, ranks),
-        "gallery_images": gallery_images if probes is None else None,
         "template_groups": np.bincount(gallery.template_group,
                                        minlength=len(group_names)).tolist(),
         "det": _det(numbers, gallery, group_names, rank),

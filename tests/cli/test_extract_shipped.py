@@ -1,4 +1,7 @@
-"""`mfftools extract` on RFW as shipped and on IJB-C, aligned by their landmarks."""
+"""`mfftools extract` on RFW as shipped and on IJB-C, aligned by their landmarks; template-eval
+on the IJB-C look-alike."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +13,7 @@ from mfftools.embeddings import open_embeddings
 from model_files import small_iresnet
 
 SIZES = dict(rfw_identities_per_group=2, rfw_images_per_identity=2, rfw_pairs_per_group=20,
-             ijbc_subjects=4, ijbc_templates_per_subject=2, ijbc_impostor_pairs=10)
+             ijbc_subjects=4, ijbc_templates_per_subject=2)
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +29,47 @@ def _run(*args):
     return CliRunner().invoke(main, [*map(str, args)], catch_exceptions=False)
 
 
-def test_ijb_folder_gives_templates_media_and_scores(setup):
+@pytest.fixture(scope="module")
+def ijbc_h5(setup):
     out, summary, checkpoint = setup
     result = _run("extract", summary.ijbc_folder, "--model", checkpoint, "--arch", "r10-mini",
                   "--out", out / "ijbc.h5", "--workers", "0", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "faces aligned to the arcface-112 template" in result.output
-    embeddings = open_embeddings(out / "ijbc.h5")
+    return out / "ijbc.h5"
+
+
+def test_ijb_folder_gives_templates_media_and_scores(setup, ijbc_h5):
+    _, summary, _ = setup
+    embeddings = open_embeddings(ijbc_h5)
     tid_mid = [line.split() for line in
                (summary.ijbc_folder / "meta/ijbc_face_tid_mid.txt").read_text().splitlines()]
     np.testing.assert_array_equal(embeddings.template, [int(line[1]) for line in tid_mid])
     np.testing.assert_array_equal(embeddings.media, [int(line[2]) for line in tid_mid])
-    assert embeddings.detector_score.dtype == np.float32 and len(embeddings.detector_score) == len(tid_mid)
-    assert bool(embeddings.attrs["aligned"]) and embeddings.attrs["alignment_template"] == "arcface-112"
+    assert embeddings.detector_score.dtype == np.float32
+    assert len(embeddings.detector_score) == len(tid_mid)
+    assert bool(embeddings.attrs["aligned"])
+    assert embeddings.attrs["alignment_template"] == "arcface-112"
     assert embeddings.group_names == ["IJBC"]
+
+
+def test_template_eval_runs_the_ijbc_look_alike_end_to_end(setup, ijbc_h5, tmp_path):
+    _, summary, _ = setup
+    meta = summary.ijbc_folder / "meta"
+    result = _run("template-eval", ijbc_h5, "--pairs", meta / "ijbc_template_pair_label.txt",
+                  "--gallery", meta / "ijbc_1N_gallery_G1.csv", "--gallery",
+                  meta / "ijbc_1N_gallery_G2.csv", "--probes", meta / "ijbc_1N_probe_mixed.csv",
+                  "--metadata", summary.ijbc_folder / "protocols/ijbc_metadata.csv",
+                  "--fpir", "0.5", "--json", tmp_path / "t.json")
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "t.json").read_text())
+    assert results["protocol"] == "template" and results["n_templates"] == 8
+    assert results["settings"] == {"norm": "keep", "detector_score": "weight", "flip": True,
+                                   "aligned": True, "alignment_template": "arcface-112"}
+    assert results["n_genuine"] == 4 and results["n_pairs"] == 28
+    assert set(results["identification"]["galleries"]) == {"G1", "G2"}
+    assert all(name.startswith("skintone") for name in results["groups"])
+    assert "1:N mean of the galleries" in result.output
 
 
 def test_rfw_pairs_layout_feeds_pair_eval_with_its_folds(setup):

@@ -14,7 +14,7 @@ from mfftools.errors import MfftoolsError
 from model_files import cosines, small_iresnet
 
 SIZES = dict(rfw_identities_per_group=3, rfw_images_per_identity=2, rfw_pairs_per_group=20,
-             ijbc_subjects=6, ijbc_templates_per_subject=2, ijbc_impostor_pairs=30)
+             ijbc_subjects=6, ijbc_templates_per_subject=2)
 
 
 @pytest.fixture(scope="module")
