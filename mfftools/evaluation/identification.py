@@ -33,6 +33,7 @@ from mfftools.evaluation.engine.tiles import plan_rectangle
 from mfftools.evaluation.engine.topk import RowTopK, faiss_row_topk
 from mfftools.evaluation.identities import identity_runs
 from mfftools.evaluation.instance import load_rows
+from mfftools.fingerprint import images_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -425,6 +426,7 @@ def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=81
         "template_groups": np.bincount(gallery.template_group,
                                        minlength=len(group_names)).tolist(),
         "det": _det(numbers, gallery, group_names, rank),
+        "images": images_fingerprint(*(file for file in (embeddings, probes) if file is not None)),
         "engine": {"precision": "fp32 (faiss)" if use_faiss else screening.name,
                    "n_rescored_pairs": rescored, "tile": tile, "device": device.type,
                    "world_size": info.world_size},
