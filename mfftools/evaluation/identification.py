@@ -390,7 +390,9 @@ def evaluate_identification(
         **{key: searched[key] for key in ("group_names", "n_templates", "n_mated", "n_nonmated",
                                           "rank", "ranks", "results", "cmc")},
         "gallery_images": gallery_images if probes is None else None,
-        **{key: searched[key] for key in ("template_groups", "det", "engine")},
+        **{key: searched[key] for key in ("template_groups", "det")},
+        "images": images_fingerprint(*(file for file in (embeddings, probes) if file is not None)),
+        "engine": searched["engine"],
     }
 
 
@@ -426,7 +428,6 @@ def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=81
         "template_groups": np.bincount(gallery.template_group,
                                        minlength=len(group_names)).tolist(),
         "det": _det(numbers, gallery, group_names, rank),
-        "images": images_fingerprint(*(file for file in (embeddings, probes) if file is not None)),
         "engine": {"precision": "fp32 (faiss)" if use_faiss else screening.name,
                    "n_rescored_pairs": rescored, "tile": tile, "device": device.type,
                    "world_size": info.world_size},

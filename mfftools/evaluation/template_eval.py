@@ -20,6 +20,7 @@ from mfftools.evaluation.template_identification import (
 )
 from mfftools.evaluation.template_verification import TARGETS, evaluate_verification
 from mfftools.evaluation.templates import TemplateSettings, build_templates
+from mfftools.fingerprint import images_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def evaluate_templates(embeddings, pairs=None, galleries=(), probes=None, metada
     }
     if embeddings.model_name is not None:
         result["model"] = embeddings.model_name
+    result["images"] = images_fingerprint(embeddings)
     template_group, group_names = None, None
     if metadata is not None:
         group_names, template_group, outside, unannotated = template_groups(
