@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mfftools.data.image_files import ImageFiles
-from mfftools.data.table import Problems
+from mfftools.data.table import Problems, read_text
 from mfftools.errors import MfftoolsError
 
 logger = logging.getLogger(__name__)
@@ -50,11 +50,7 @@ def read_tid_mid(path):
     problems = Problems()
     names, templates, medias = [], [], []
     seen = {}
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise MfftoolsError(f"{path}: cannot read as UTF-8 text ({error})") from error
-    for line, content in enumerate(text.splitlines(), start=1):
+    for line, content in enumerate(read_text(Path(path)).splitlines(), start=1):
         fields = content.split()
         if not fields:
             continue

@@ -23,7 +23,7 @@ import numpy as np
 
 from mfftools.data.alignment import N_POINTS, TEMPLATE_NAME, check_landmarks
 from mfftools.data.images import EncodedImages
-from mfftools.data.table import Problems
+from mfftools.data.table import Problems, read_text
 from mfftools.errors import MfftoolsError
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def read_landmark_file(path):
     problems = Problems()
     names, values, scores, lines = [], [], [], []
     seen = {}
-    for number, line in enumerate(_text_lines(path), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -94,18 +94,6 @@ def read_landmark_file(path):
         scores=np.asarray(scores, dtype=np.float32),
         lines=np.asarray(lines, dtype=np.int64),
     )
-
-
-def _text_lines(path):
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise MfftoolsError(f"{path}: cannot read ({error.strerror})") from error
-    try:
-        return data.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise MfftoolsError(f"{path}, line {line}: not UTF-8 text ({error.reason})") from error
 
 
 def _is_number(text):

@@ -22,7 +22,7 @@ import numpy as np
 
 from mfftools.data.image_files import ImageFiles
 from mfftools.data.images import IMAGE_SUFFIXES
-from mfftools.data.table import Problems
+from mfftools.data.table import Problems, read_text
 from mfftools.errors import MfftoolsError
 
 logger = logging.getLogger(__name__)
@@ -138,12 +138,8 @@ def read_rfw_pairs(folder, races=None):
 
 def _parse_pairs(path, problems):
     """[(line, (person, n1), (person, n2), issame)] of one race's pair list."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise MfftoolsError(f"{path}: cannot read as UTF-8 text ({error})") from error
     pairs = []
-    for line, content in enumerate(text.splitlines(), start=1):
+    for line, content in enumerate(read_text(Path(path)).splitlines(), start=1):
         fields = content.split()
         if not fields:
             continue

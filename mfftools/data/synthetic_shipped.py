@@ -19,8 +19,6 @@ holds a few media, stills (one frame) and videos (several frames). A subject's f
 enrols it in G1 (even subjects) or G2 (odd ones); the others are probes. The 1:1 list pairs
 every two templates: genuine when they show one subject, impostor otherwise.
 """
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,8 +35,9 @@ from mfftools.data.faces import (
     with_gender,
 )
 from mfftools.data.images import IMAGE_SIZE, encode_image
+from mfftools.data.table import write_table
 from mfftools.errors import MfftoolsError
-from mfftools.files import atomic_output, write_text
+from mfftools.files import write_bytes, write_text
 
 RFW_FOLDER = "RFW/test"
 IJBC_FOLDER = "IJBC"
@@ -132,7 +131,7 @@ def write_rfw(out_dir, seed, identities, images, pairs, quality=95):
         for row, (crop, landmarks) in enumerate(zip(crops, points)):
             person, number = people[identity[row]], row % images + 1
             name = f"data/{race}/{person}/{person}_{number:04d}.jpg"
-            _write_bytes(root / name, encode_image(crop, quality=quality))
+            write_bytes(root / name, encode_image(crop, quality=quality))
             coordinates = "\t".join(f"{value:.3f}" for value in landmarks.reshape(-1))
             lmk_lines.append(f"test/{name}\t{identity[row]}\t{coordinates}\n")
             image_lines.append(f"{person}_{number:04d}.jpg\t{identity[row]}\n")
@@ -227,7 +226,7 @@ def write_ijbc(out_dir, seed, subjects, templates_per_subject, quality=95):
     tid_mid, five_points, metadata = [], [], []
     for row, (crop, landmarks) in enumerate(zip(crops, points)):
         name = f"{row + 1}.jpg"
-        _write_bytes(root / "loose_crop" / name, encode_image(crop, quality=quality))
+        write_bytes(root / "loose_crop" / name, encode_image(crop, quality=quality))
         tid_mid.append(f"{name} {plan.template[row]} {plan.media[row]}\n")
         coordinates = " ".join(f"{value:.3f}" for value in landmarks.reshape(-1))
         five_points.append(f"{name} {coordinates} {scores[row]:.3f}\n")
@@ -247,8 +246,8 @@ def write_ijbc(out_dir, seed, subjects, templates_per_subject, quality=95):
         rows = [(template, _subject_id(plan.template_subject[template]), f"img/{row + 1}.jpg")
                 for row, template in enumerate(plan.template)
                 if template in templates and chosen(plan.template_subject[template])]
-        _write_csv(meta / name, ("TEMPLATE_ID", "SUBJECT_ID", "FILENAME"), rows)
-    _write_csv(root / "protocols" / "ijbc_metadata.csv",
+        write_table(meta / name, ("TEMPLATE_ID", "SUBJECT_ID", "FILENAME"), rows)
+    write_table(root / "protocols" / "ijbc_metadata.csv",
                ("SUBJECT_ID", "FILENAME", "SKINTONE", "GENDER", "AGE"), metadata)
     return ShippedSummary(
         ijbc_folder=root, ijbc_images=len(crops), ijbc_templates=len(plan.template_subject),
@@ -268,20 +267,6 @@ def _template_pairs(plan):
     pairs = [(a, b, int(plan.template_subject[a] == plan.template_subject[b]))
              for k, a in enumerate(ids) for b in ids[k + 1:]]
     return sorted(pairs, key=lambda pair: -pair[2])
-
-
-def _write_bytes(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as temporary:
-        temporary.write_bytes(data)
-
-
-def _write_csv(path, header, rows):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return write_text(path, buffer.getvalue())
 
 
 def write_shipped(out_dir, seed, rfw_identities_per_group, rfw_images_per_identity,
