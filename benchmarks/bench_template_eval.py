@@ -17,6 +17,7 @@ memory is its own:
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +33,7 @@ from bench_inst_eval import machine, timed_process  # noqa: E402
 IJBC = {"images": 469375, "templates": 23124, "pairs": 15658489, "genuine": 19557,
         "g1": 1772, "g2": 1759, "probes": 19593}
 CHUNK = 1 << 16
+LISTS = ("ijbc_1N_gallery_G1.csv", "ijbc_1N_gallery_G2.csv", "ijbc_1N_probe_mixed.csv")
 
 
 def sizes(scale):
@@ -75,16 +77,17 @@ def synthesize(folder, size, dim, seed=0):
         for start in range(0, size["pairs"], CHUNK):
             block = np.stack([first, second, label], axis=1)[start : start + CHUNK]
             np.savetxt(handle, block, fmt="%d")
-    lists = {}
     galleries = (np.arange(size["g1"]), size["g1"] + np.arange(size["g2"]))
     probes = n_gallery + np.arange(min(size["probes"], n_templates - n_gallery))
-    for name, chosen in (("ijbc_1N_gallery_G1.csv", galleries[0]),
-                         ("ijbc_1N_gallery_G2.csv", galleries[1]),
-                         ("ijbc_1N_probe_mixed.csv", probes)):
-        lists[name] = folder / name
+    for name, chosen in zip(LISTS, (*galleries, probes)):
         rows = "".join(f"{t},{subject[t]},x.jpg\n" for t in chosen)
-        lists[name].write_text("TEMPLATE_ID,SUBJECT_ID,FILENAME\n" + rows)
-    return path, pairs, lists
+        (folder / name).write_text("TEMPLATE_ID,SUBJECT_ID,FILENAME\n" + rows)
+
+
+def _files(folder):
+    """The files `synthesize` wrote into `folder`."""
+    return (folder / "ijbc.h5", folder / "pairs.txt",
+            [folder / name for name in LISTS])
 
 
 def numpy_floor(path, pairs):
@@ -137,10 +140,13 @@ def main():
     parser.add_argument("--scale", type=float, default=1.0, help="Fraction of IJB-C's size.")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--make", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         return run_one(args)
+    if args.make:
+        return synthesize(Path(args.make), sizes(args.scale), args.dim)
     size = sizes(args.scale)
     print(f"template-eval benchmark: {size['images']:,} images, {size['templates']:,} templates, "
           f"{size['pairs']:,} pairs ({size['genuine']:,} genuine), 1:N G1 {size['g1']:,} + "
@@ -148,8 +154,12 @@ def main():
     print("whole processes (start, imports, reading the files included); ratio = time / floor")
     print(f"{'what':>22} {'seconds':>8} {'peak MB':>8} {'ratio':>6}")
     with tempfile.TemporaryDirectory() as folder:
-        path, pairs, lists = synthesize(Path(folder), size, args.dim)
-        files = [str(path), str(pairs), *map(str, lists.values())]
+        # Written by a process of its own, so that this one stays small: a child's peak memory
+        # starts from its parent's size when it is forked.
+        subprocess.run([sys.executable, __file__, "--make", folder, "--scale", str(args.scale),
+                        "--dim", str(args.dim)], check=True)
+        path, pairs, lists = _files(Path(folder))
+        files = [str(path), str(pairs), *map(str, lists)]
         floor = None
         for mode, label in (("floor", "numpy floor"), ("one-to-one", "template-eval 1:1"),
                             ("one-to-n", "template-eval 1:N")):

@@ -87,8 +87,9 @@ def evaluate_verification(templates, pairs, targets=TARGETS, template_group=None
         if not 0.0 < target < 1.0:
             raise MfftoolsError(f"target FAR {target!r} is outside (0, 1)")
     genuine = np.flatnonzero(pairs.genuine)
-    impostor = np.flatnonzero(~pairs.genuine)
-    if not len(genuine) or not len(impostor):
+    n_genuine = len(genuine)
+    n_impostor = len(pairs) - n_genuine
+    if not n_genuine or not n_impostor:
         raise MfftoolsError("the pair list needs genuine (label 1) and impostor (label 0) pairs")
     genuine_scores = _scores(templates.rows, pairs.left[genuine], pairs.right[genuine])
     grouped = template_group is not None
@@ -96,12 +97,12 @@ def evaluate_verification(templates, pairs, targets=TARGETS, template_group=None
         group_left = template_group[pairs.left]
         group_right = template_group[pairs.right]
         same = (group_left == group_right) & (group_left >= 0)
-        group_impostors = np.bincount(group_left[impostor][same[impostor]],
+        group_impostors = np.bincount(group_left[same & ~pairs.genuine],
                                       minlength=len(group_names))
-    stream = _Stream(len(impostor), REACH * max(targets), genuine_scores,
+    stream = _Stream(n_impostor, REACH * max(targets), genuine_scores,
                      group_impostors=group_impostors if grouped else ())
-    for first in range(0, len(impostor), chunk):
-        chosen = impostor[first : first + chunk]
+    for first in range(0, len(pairs), chunk):
+        chosen = first + np.flatnonzero(~pairs.genuine[first : first + chunk])
         left, right = pairs.left[chosen], pairs.right[chosen]
         scores = _scores(templates.rows, left, right)
         if grouped:
@@ -109,7 +110,7 @@ def evaluate_verification(templates, pairs, targets=TARGETS, template_group=None
         else:
             stream.add(scores, left, right)
     top = stream.top.finalize()
-    n_genuine, n_impostor = len(genuine), len(impostor)
+    impostor = ~pairs.genuine
     readings = {}
     thresholds = {}
     for target in targets:
@@ -127,8 +128,7 @@ def evaluate_verification(templates, pairs, targets=TARGETS, template_group=None
     if grouped:
         result["groups"], result["group_far_matrix"] = _groups(
             top, [topset.finalize() for topset in stream.groups], thresholds, genuine_scores,
-            group_left[genuine], group_left, group_right, impostor, same, template_group,
-            group_names)
+            group_left[genuine], group_left, group_right, impostor, template_group, group_names)
     return result
 
 
@@ -196,15 +196,15 @@ def _roc(top, n_impostor, genuine_scores):
 
 
 def _groups(top, group_tops, thresholds, genuine_scores, genuine_group, group_left, group_right,
-            impostor, same, template_group, group_names):
+            impostor, template_group, group_names):
     """Per group at the global thresholds: FNMR and matched FMR; TAR at FAR on the group's own
     impostors; DET and EER. And the cross-group FAR matrix at each target."""
     size = len(group_names)
     values, rows_left, rows_right = (part.numpy() for part in top.pairs())
     held_left, held_right = template_group[rows_left], template_group[rows_right]
     pair_counts = np.zeros((size, size), dtype=np.int64)
-    known = (group_left[impostor] >= 0) & (group_right[impostor] >= 0)
-    np.add.at(pair_counts, (group_left[impostor][known], group_right[impostor][known]), 1)
+    known = impostor & (group_left >= 0) & (group_right >= 0)
+    np.add.at(pair_counts, (group_left[known], group_right[known]), 1)
     pair_counts = pair_counts + pair_counts.T - np.diag(np.diag(pair_counts))
     groups, matrices = {}, {}
     for g, name in enumerate(group_names):
