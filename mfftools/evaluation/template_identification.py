@@ -4,7 +4,8 @@ Each gallery (IJB-C: G1 and G2) is searched on its own, with section 7's engine 
 rows: its templates are the gallery (one per subject), every probe template is a search, mated
 when its subject is enrolled in that gallery and non-mated otherwise. The threshold at a target
 FPIR comes from the non-mated searches' best scores (the exact threshold); TPIR counts the mated
-searches whose mate is at rank 1 and scores above it (TPIR = 1 - FNIR at rank 1). The mean of
+searches whose mate is at rank 1 and scores above it (TPIR = 1 - FNIR at rank 1); as there, a
+template tying with the mate ranks ahead of it (ident-eval's pessimistic ties). The mean of
 the galleries: TPIR averaged over them (as ijb_evals.py), CMC pooled over their mated searches
 (ijb_evals.py divides by every probe, which is the same when each probe is mated in one gallery).
 """
@@ -67,7 +68,7 @@ def search_gallery_list(templates, gallery_list, probe_list, template_group, gro
         mated=mate[order][: int((mate >= 0).sum())],
     )
     result = identify(gallery, group_names, targets, rank=1, ranks=ranks, tile=tile,
-                      screening=PRECISIONS["fp32"], info=DistInfo())
+                      screening=PRECISIONS["fp32"], info=DistInfo(), rank_ties="pessimistic")
     for entry in result["results"]:
         entry["tpir"] = None if entry["fnir"] is None else 1.0 - entry["fnir"]
     result["engine"].pop("world_size", None)

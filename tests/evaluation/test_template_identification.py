@@ -36,7 +36,7 @@ def dense(templates, gallery, probes, target, ranks):
     threshold = best[int(np.floor(target * len(best)))]
     mate = np.array([list(gallery.subjects).index(s) for s in probes.subjects[mated]])
     mate_scores = scores[mated][np.arange(mated.sum()), mate]
-    rank = 1 + (scores[mated] > mate_scores[:, None]).sum(axis=1)
+    rank = (scores[mated] >= mate_scores[:, None]).sum(axis=1)  # ties ahead of the mate
     tpir = np.mean((rank == 1) & (mate_scores > threshold))
     return threshold, tpir, [np.mean(rank <= k) for k in ranks], rank
 

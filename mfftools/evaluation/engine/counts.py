@@ -65,7 +65,14 @@ class ThresholdCounter:
 
 class RowCounter:
     """Accumulates counts[i]: the columns j with canonical score > thresholds[i] (masked cells
-    never count). thresholds: one float32 value per left row, a tensor on the scores' device."""
+    never count). thresholds: one float32 value per left row, a tensor on the scores' device.
+
+    A block is read CHUNK_CELLS cells (whole rows) at a time: cells surely above their row's
+    threshold are summed, and only the band within E of it is listed and rescored, so what is
+    held at once stays a few MB even when a row's threshold is low and most cells lie above it.
+    """
+
+    CHUNK_CELLS = 1 << 18
 
     def __init__(self, thresholds, scorer):
         self.thresholds, self.scorer = thresholds, scorer
@@ -76,14 +83,18 @@ class RowCounter:
 
     def add(self, block):
         tile, scores = block.tile, block.scores
-        rows = slice(tile.row_start, tile.row_stop)
+        step = max(1, self.CHUNK_CELLS // max(scores.shape[1], 1))
         with serial(scores.device):
-            # One pass: the cells above t - E are few when t is a high score (a mated one).
-            hits = torch.nonzero(scores > self._low[rows, None])
-            screened = scores[hits[:, 0], hits[:, 1]]
-            rows_i, rows_j = hits[:, 0] + tile.row_start, hits[:, 1] + tile.col_start
-            sure = screened > self._high[rows_i]
-            band = ~sure
-            rescored = self.scorer.rescore(rows_i[band], rows_j[band])
-            above = torch.cat([rows_i[sure], rows_i[band][rescored > self.thresholds[rows_i[band]]]])
-            self.counts.index_add_(0, above, torch.ones_like(above))
+            for first in range(0, scores.shape[0], step):
+                self._add_rows(scores[first : first + step], tile.row_start + first,
+                               tile.col_start)
+
+    def _add_rows(self, scores, row_start, col_start):
+        rows = slice(row_start, row_start + len(scores))
+        sure = scores > self._high[rows, None]
+        self.counts[rows] += sure.sum(1)
+        band = torch.nonzero((scores > self._low[rows, None]) & ~sure)
+        rows_i, rows_j = band[:, 0] + row_start, band[:, 1] + col_start
+        rescored = self.scorer.rescore(rows_i, rows_j)
+        above = rows_i[rescored > self.thresholds[rows_i]]
+        self.counts.index_add_(0, above, torch.ones_like(above))
