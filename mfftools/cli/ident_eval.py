@@ -44,15 +44,13 @@ def _ranks(value):
               default="optimistic", show_default=True,
               help="Templates tying with the mate: behind it (optimistic) or ahead of it.")
 @engine_options("Searches and templates")
-@click.option("--faiss", "use_faiss", is_flag=True,
-              help="Screen with FAISS IndexFlatIP (exact float32) instead of torch tiles.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the false-positive matrix, CMC and FNIR vs FPIR figures (PNG) into "
               "this folder.")
 def command(embeddings_file, gallery, probes, match_by, gallery_images, targets, rank, ranks,
-            rank_ties, tile, device, precision, name, use_faiss, json_path, plots_dir):
+            rank_ties, tile, device, precision, name, json_path, plots_dir):
     """Open-set identification (1:N), NIST FRVT style: FNIR and FPIR per group at one global
     threshold for each target FPIR, the CMC per group and the false-positive matrix.
 
@@ -81,7 +79,7 @@ def command(embeddings_file, gallery, probes, match_by, gallery_images, targets,
         return first, evaluate_identification(
             first, second, gallery_images=gallery_images or 1, targets=targets, rank=rank,
             ranks=ranks, tile=tile, device=device, precision=precision, progress=True,
-            dist_info=info, use_faiss=use_faiss, match_by=match_by, rank_ties=rank_ties)
+            dist_info=info, match_by=match_by, rank_ties=rank_ties)
 
     (first, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:

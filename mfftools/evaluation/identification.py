@@ -31,7 +31,7 @@ from mfftools.evaluation.engine.counts import RowCounter
 from mfftools.evaluation.engine.scoring import (
     PRECISIONS, canonical_means, canonical_scores, resolve_precision)
 from mfftools.evaluation.engine.tiles import plan_rectangle
-from mfftools.evaluation.engine.topk import RowTopK, faiss_row_topk
+from mfftools.evaluation.engine.topk import RowTopK
 from mfftools.evaluation.identities import identity_runs
 from mfftools.evaluation.instance import load_rows
 from mfftools.fingerprint import images_fingerprint
@@ -269,48 +269,22 @@ def _best_pass(gallery, screening, rows, tile, progress):
     return values[:, 0], cols[:, 0], scorer.n_rescored
 
 
-def _faiss_passes(gallery, rows_mated, rows_nonmated, max_rank, ties_ahead):
-    """The same per-search numbers, screened by FAISS IndexFlatIP (an exact float32 search)."""
-    fp32 = PRECISIONS["fp32"]
-    searches, mated, scores = _mated_searches(gallery, rows_mated)
-    k = min(max_rank, len(gallery.templates) - 1)
-    counts = torch.zeros(len(searches), dtype=torch.int64)
-    rescored = 0
-    if k > 0 and len(searches):
-        scorer = Scorer(searches, gallery.templates, fp32, [])
-        values, _ = faiss_row_topk(searches, gallery.templates, k, scorer, exclude=mated)
-        scorer.close()
-        rescored += scorer.n_rescored
-        ahead = values >= scores.cpu()[:, None] if ties_ahead else values > scores.cpu()[:, None]
-        counts = ahead.sum(1)  # k for a rank beyond k: enough
-    searches = _nonmated_searches(gallery, rows_nonmated)
-    scorer = Scorer(searches, gallery.templates, fp32, [])
-    best, index = faiss_row_topk(searches, gallery.templates, 1, scorer)
-    scorer.close()
-    return scores, counts, best[:, 0], index[:, 0], rescored + scorer.n_rescored
-
-
 def _gather(tensor, info):
     if not info.distributed:
         return tensor.cpu()
     return torch.cat(distributed.all_gather_rows(tensor))
 
 
-def search_gallery(gallery, max_rank, tile, precision, info, progress, use_faiss=False,
-                   ties_ahead=False):
+def search_gallery(gallery, max_rank, tile, precision, info, progress, ties_ahead=False):
     """Per-search numbers, gathered over ranks: (mated scores, other templates above each mated
     one (at or above it with `ties_ahead`), best scores and best templates of the non-mated
     searches) as numpy arrays, and the pairs rescored (summed over ranks)."""
     rows_mated = _share(gallery.n_mated, info)
     rows_nonmated = _share(gallery.n_nonmated, info)
-    if use_faiss:
-        *parts, rescored = _faiss_passes(gallery, rows_mated, rows_nonmated, max_rank, ties_ahead)
-    else:
-        mated_scores, counts, rescored_mated = _mated_pass(gallery, precision, rows_mated, tile,
-                                                           progress, ties_ahead)
-        best, best_index, rescored_best = _best_pass(gallery, precision, rows_nonmated, tile,
-                                                     progress)
-        parts, rescored = [mated_scores, counts, best, best_index], rescored_mated + rescored_best
+    mated_scores, counts, rescored_mated = _mated_pass(gallery, precision, rows_mated, tile,
+                                                       progress, ties_ahead)
+    best, best_index, rescored_best = _best_pass(gallery, precision, rows_nonmated, tile, progress)
+    parts, rescored = [mated_scores, counts, best, best_index], rescored_mated + rescored_best
     if info.distributed:
         rescored = distributed.sum_over_ranks(rescored)
     return [_gather(part, info).numpy() for part in parts], rescored
@@ -410,7 +384,6 @@ def evaluate_identification(
     precision="auto",
     progress=True,
     dist_info=None,
-    use_faiss=False,
     match_by=None,
     rank_ties="optimistic",
 ):
@@ -450,7 +423,7 @@ def evaluate_identification(
         raise MfftoolsError("no non-mated searches: every search's identity is enrolled, so no "
                             "threshold at a target FPIR can be set")
     searched = identify(gallery, list(embeddings.group_names), targets, rank, ranks, tile,
-                        screening, info, progress, use_faiss, rank_ties)
+                        screening, info, progress, rank_ties)
     return {
         "protocol": "identification",
         **{key: searched[key] for key in ("group_names", "n_templates", "n_mated", "n_nonmated",
@@ -464,16 +437,14 @@ def evaluate_identification(
 
 
 def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=8192,
-             screening=PRECISIONS["fp32"], info=None, progress=False, use_faiss=False,
-             rank_ties="optimistic"):
+             screening=PRECISIONS["fp32"], info=None, progress=False, rank_ties="optimistic"):
     """Search a built Gallery (templates and searches may be any canonical rows: images, or
     IJB templates): thresholds at the target FPIRs, FNIR and FPIR overall and per group, the
     false-positive matrix, CMC and DET, as the results file's keys."""
     info = info or DistInfo()
     check_targets(targets, gallery.n_nonmated)
     numbers, rescored = search_gallery(gallery, max(max(ranks), rank), tile, screening, info,
-                                       progress, use_faiss=use_faiss,
-                                       ties_ahead=rank_ties == "pessimistic")
+                                       progress, ties_ahead=rank_ties == "pessimistic")
     mated_scores, counts, best, best_index = numbers
     ranks_of_mated = counts + 1
     numbers = (mated_scores, ranks_of_mated, best, best_index)
@@ -497,7 +468,6 @@ def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=81
         "template_groups": np.bincount(gallery.template_group,
                                        minlength=len(group_names)).tolist(),
         "det": _det(numbers, gallery, group_names, rank),
-        "engine": {"precision": "fp32 (faiss)" if use_faiss else screening.name,
-                   "n_rescored_pairs": rescored, "tile": tile,
+        "engine": {"precision": screening.name, "n_rescored_pairs": rescored, "tile": tile,
                    "device": gallery.templates.device.type, "world_size": info.world_size},
     }

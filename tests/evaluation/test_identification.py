@@ -141,12 +141,11 @@ def test_matches_dense_reference(tmp_path, rng, device, case):
     assert result["rank"] == 2 and result["ranks"] == list(ranks)
 
 
-def test_same_results_with_faiss_any_tile_and_precision(tmp_path, rng):
-    pytest.importorskip("faiss")
+def test_same_results_with_any_tile_and_precision(tmp_path, rng):
     emb, identity, group = make_data(rng, lattice=True, dim=5)
     texts = set()
     for kw in ({"tile": 13, "precision": "fp32"}, {"tile": 500, "precision": "bf16"},
-               {"tile": 64, "precision": "fp16"}, {"use_faiss": True}):
+               {"tile": 64, "precision": "fp16"}):
         result = run(tmp_path, emb, identity, group, targets=(0.1,), device="cpu", **kw)
         texts.add(json.dumps({k: v for k, v in result.items() if k != "engine"}))
     assert len(texts) == 1
@@ -221,12 +220,9 @@ def test_a_name_with_two_labels_is_refused(tmp_path, rng):
                                 targets=(0.1,), device="cpu", progress=False)
 
 
-@pytest.mark.parametrize("use_faiss", [False, True])
-def test_pessimistic_rank_ties_put_tied_templates_ahead(tmp_path, rng, use_faiss):
-    if use_faiss:
-        pytest.importorskip("faiss")
+def test_pessimistic_rank_ties_put_tied_templates_ahead(tmp_path, rng):
     emb, identity, group = make_data(rng, lattice=True, dim=3)
-    kw = dict(targets=(0.2,), rank=2, ranks=(1, 2, 5), device="cpu", use_faiss=use_faiss)
+    kw = dict(targets=(0.2,), rank=2, ranks=(1, 2, 5), device="cpu")
     optimistic = run(tmp_path, emb, identity, group, **kw)
     pessimistic = run(tmp_path, emb, identity, group, rank_ties="pessimistic", **kw)
     assert_matches(pessimistic, dense_identification(emb, identity, group, (0.2,), 2, (1, 2, 5),
