@@ -31,9 +31,8 @@ logger = logging.getLogger(__name__)
 TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 # The top set reaches this far past the largest target (the nearest-point reading's margin).
 REACH = 1.25
-# Each group's top set reaches this FMR, so its DET and EER can be read.
-GROUP_REACH = 0.5
-DET_LEVELS = 10.0 ** np.arange(-6.0, 0.0, 0.25)
+# Each group's top set reaches the largest DET level, so its DET and EER can be read.
+GROUP_REACH = max(search.DET_LEVELS)
 CHUNK = 1 << 18
 
 
@@ -249,15 +248,14 @@ def _tar_within(topset, n_impostor, genuine_scores, target):
 
 
 def _det(topset, n_impostor, genuine_scores):
-    """FNMR against (matched) FMR at the DET_LEVELS the group's impostor pairs resolve."""
-    levels, thresholds = [], []
-    for level in DET_LEVELS:
-        if n_impostor and search.rank_at(level, n_impostor) >= 1:
-            value = topset.value_at(search.rank_at(level, n_impostor))
-            if value is not None:
-                levels.append(float(level))
-                thresholds.append(value)
-    fmr = [topset.count_above(t)[0] / n_impostor for t in thresholds]
-    hits = search.rates_above(genuine_scores, thresholds) if thresholds else []
-    return {"level": levels, "threshold": [float(t) for t in thresholds], "fmr": fmr,
+    """FNMR against matched FMR at the exact threshold of each of threshold.DET_LEVELS the
+    group's impostor pairs resolve (as `threshold.det_curve`, from the group's top set)."""
+    thresholds = [topset.value_at(search.rank_at(level, n_impostor))
+                  for level in search.DET_LEVELS
+                  if n_impostor and search.rank_at(level, n_impostor) >= 1]
+    thresholds = np.unique(np.array([t for t in thresholds if t is not None],
+                                    dtype=np.float32))[::-1]  # tied scores give one point
+    hits = search.rates_above(genuine_scores, thresholds)
+    return {"threshold": [float(t) for t in thresholds],
+            "fmr": [topset.count_above(float(t))[0] / n_impostor for t in thresholds],
             "fnmr": [None if hit is None else 1.0 - hit for hit in hits]}

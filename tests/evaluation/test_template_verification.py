@@ -132,3 +132,21 @@ def test_pairs_of_one_kind_are_refused(rng):
                           np.array([True, True]), 2)
     with pytest.raises(MfftoolsError, match="needs genuine .* and impostor"):
         evaluate_verification(templates, pairs)
+
+
+def test_group_det_is_the_dense_det_of_its_matched_pairs(rng):
+    from mfftools.evaluation.threshold import det_curve
+
+    templates = random_templates(rng, n=80)
+    pairs, subject = random_pairs(rng, len(templates), n_pairs=3000, subjects=20)
+    group = subject % 2
+    scores = scores_of(templates, pairs)
+    result = evaluate_verification(templates, pairs, (1e-1,), group, ["a", "b"], chunk=77)
+    gl, gr = group[pairs.left], group[pairs.right]
+    for g, name in enumerate(("a", "b")):
+        impostor = scores[~pairs.genuine & (gl == g) & (gr == g)]
+        genuine = scores[pairs.genuine & (gl == g)]
+        dense = det_curve(genuine, impostor)
+        det = result["groups"][name]["det"]
+        assert det["threshold"] == dense["threshold"]
+        assert det["fmr"] == pytest.approx(dense["fmr"]) and det["fnmr"] == pytest.approx(dense["fnmr"])
