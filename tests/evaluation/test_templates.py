@@ -70,3 +70,31 @@ def test_files_without_template_columns_are_refused(tmp_path, rng):
 def test_settings_are_checked():
     with pytest.raises(MfftoolsError, match="--norm must be one of keep, unit"):
         TemplateSettings(norm="l2")
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("template", np.zeros(300, np.float32), "dataset 'template' must be integer"),
+    ("media", np.zeros(7, np.int64), r"dataset 'media' has shape \(7,\), expected \(300,\)"),
+    ("detector_score", np.r_[np.ones(299), np.nan].astype(np.float32),
+     "dataset 'detector_score' row 299 is not finite"),
+])
+def test_bad_template_columns_are_refused_on_open(tmp_path, rng, name, value, message):
+    import h5py
+
+    embeddings, template, media, score = ijb_layout(rng)
+    path = write_ijb_file(tmp_path / "ijb.h5", embeddings, template, media, score)
+    with h5py.File(path, "r+") as handle:
+        del handle[name]
+        handle[name] = value
+    with pytest.raises(MfftoolsError, match=message):
+        open_embeddings(path)
+
+
+def test_float16_files_give_the_templates_of_their_values(tmp_path, rng):
+    embeddings, template, media, score = ijb_layout(rng)
+    half = embeddings.astype(np.float16)
+    path = write_ijb_file(tmp_path / "half.h5", half, template, media, score)
+    templates = build_templates(open_embeddings(path))
+    _, expected = dense_templates(half.astype(np.float32), template, media, score,
+                                  TemplateSettings())
+    np.testing.assert_allclose(templates.rows.numpy(), expected, atol=2e-7)
