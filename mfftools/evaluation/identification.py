@@ -15,17 +15,15 @@ search's best template (ties to the first in order). Thresholds, FNIR, FPIR, CMC
 false-positive matrix all come from those per-search numbers.
 """
 import logging
-import math
 import sys
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 import torch
 
 from mfftools.dist import DistInfo, resolve_device
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation import fairness
+from mfftools.evaluation import fairness, threshold as search
 from mfftools.evaluation.engine import distributed
 from mfftools.evaluation.engine.blocks import Scorer, fill_pairs
 from mfftools.evaluation.engine.counts import RowCounter
@@ -33,12 +31,13 @@ from mfftools.evaluation.engine.scoring import (
     PRECISIONS, canonical_means, canonical_scores, resolve_precision)
 from mfftools.evaluation.engine.tiles import plan_rectangle
 from mfftools.evaluation.engine.topk import RowTopK, faiss_row_topk
+from mfftools.evaluation.identities import identity_runs
 from mfftools.evaluation.instance import load_rows
+from mfftools.fingerprint import images_fingerprint
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RANKS = (1, 5, 10, 20)
-DET_POINTS = 64
 
 
 @dataclass
@@ -69,19 +68,11 @@ class Gallery:
         return len(self.searches) - len(self.mated)
 
 
-def _identity_runs(identity):
-    """Rows sorted (stably) by identity label: (order, labels, starts, sizes)."""
-    labels, inverse = np.unique(identity, return_inverse=True)
-    order = np.argsort(inverse.reshape(-1), kind="stable")
-    sizes = np.bincount(inverse.reshape(-1), minlength=len(labels))
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    return order, labels, starts, sizes
-
-
 def _templates(rows, group, identity, enrolled, images):
     """Templates of the enrolled identities: canonical means of their first `images` rows
     (in file order); ordered by (group, label). Returns (templates, groups, labels, their rows)."""
-    order, labels, starts, sizes = _identity_runs(identity)
+    runs = identity_runs(identity)
+    order, labels, starts, sizes = runs.order, runs.labels, runs.starts, runs.sizes
     first_group = group[order[starts]]  # stable sort: the first image in file order
     keep = np.flatnonzero(np.isin(labels, enrolled))
     keep = keep[np.lexsort((labels[keep], first_group[keep]))]
@@ -97,8 +88,9 @@ def _templates(rows, group, identity, enrolled, images):
 def _enrolled_by_rule(identity, group):
     """Within each group (an identity's group is that of its first image), identities sorted by
     label at even positions."""
-    order, labels, starts, _ = _identity_runs(identity)
-    first_group = group[order[starts]]
+    runs = identity_runs(identity)
+    first_group = group[runs.order[runs.starts]]
+    labels = runs.labels
     enrolled = []
     for g in np.unique(first_group):
         members = np.sort(labels[first_group == g])
@@ -109,10 +101,10 @@ def _enrolled_by_rule(identity, group):
 def split_counts(identity, group, gallery_images=1):
     """(mated, non-mated) searches of one file split by the rule, from its labels alone: what a
     caller can check before any embedding exists."""
-    _, labels, _, sizes = _identity_runs(identity)
-    enrolled = np.isin(labels, _enrolled_by_rule(identity, group))
-    return (int(np.maximum(sizes[enrolled] - gallery_images, 0).sum()),
-            int(sizes[~enrolled].sum()))
+    runs = identity_runs(identity)
+    enrolled = np.isin(runs.labels, _enrolled_by_rule(identity, group))
+    return (int(np.maximum(runs.sizes[enrolled] - gallery_images, 0).sum()),
+            int(runs.sizes[~enrolled].sum()))
 
 
 def _check_pair(gallery, probes):
@@ -271,21 +263,8 @@ def search_gallery(gallery, max_rank, tile, precision, info, progress, use_faiss
 
 def check_targets(targets, n_nonmated):
     """Refuse a target FPIR outside (0, 1) or one `n_nonmated` searches cannot resolve."""
-    for target in targets:
-        if not 0.0 < target < 1.0:
-            raise MfftoolsError(f"target FPIR {target!r} is outside (0, 1)")
-        if math.floor(Fraction(target) * n_nonmated) < 1:
-            raise MfftoolsError(
-                f"target FPIR {target:g} cannot be resolved: with {n_nonmated} non-mated searches "
-                f"the smallest non-zero FPIR is 1/{n_nonmated} = {1 / n_nonmated:.3g}; use a "
-                "larger target or more searches"
-            )
-
-
-def _threshold(best, target):
-    """The smallest t with FPIR(t) <= target: the (K+1)-th largest best non-mated score."""
-    k = math.floor(Fraction(target) * len(best))
-    return float(np.sort(best)[::-1][k])
+    search.check_targets(targets, n_nonmated, rate="FPIR", negatives="non-mated searches",
+                         more="more searches")
 
 
 def _rate(count, total):
@@ -341,27 +320,21 @@ def _cmc(ranks_of_mated, mated_group, group_names, ranks):
 
 
 def _det(numbers, gallery, group_names, rank):
-    """FNIR(t, rank) against FPIR(t), overall and per group of the search, at up to DET_POINTS
-    thresholds log-spaced over the ranks of the non-mated best scores."""
+    """FNIR(t, rank) against FPIR(t), overall and per group of the search, at thresholds
+    spread over the ranks of the non-mated best scores (`threshold.thresholds_at_ranks`)."""
     mated_scores, ranks_of_mated, best, _ = numbers
-    ordered = np.sort(best)[::-1]
-    at = np.unique(np.geomspace(1, len(ordered), DET_POINTS).astype(np.int64)) - 1
-    thresholds = ordered[at]
+    thresholds = search.thresholds_at_ranks(np.sort(best)[::-1])
+    # A mate beyond the rank is missed at every threshold: it scores -inf.
+    found = np.where(ranks_of_mated > rank, -np.inf, mated_scores)
     mated_group = gallery.search_group[: gallery.n_mated]
     nonmated_group = gallery.search_group[gallery.n_mated :]
 
     def curve(mated_mask, nonmated_mask):
-        scores = np.where(ranks_of_mated[mated_mask] > rank, -np.inf, mated_scores[mated_mask])
-        hits = np.sort(scores)
-        found = len(hits) - np.searchsorted(hits, thresholds, side="right")
-        negatives = np.sort(best[nonmated_mask])
-        accepted = len(negatives) - np.searchsorted(negatives, thresholds, side="right")
+        hits = search.rates_above(found[mated_mask], thresholds)
         return {
             "threshold": [float(t) for t in thresholds],
-            "fpir": [float(a / len(negatives)) for a in accepted] if len(negatives)
-            else [None] * len(thresholds),
-            "fnir": [float(1 - f / len(hits)) for f in found] if len(hits)
-            else [None] * len(thresholds),
+            "fpir": search.rates_above(best[nonmated_mask], thresholds),
+            "fnir": [None if hit is None else 1.0 - hit for hit in hits],
         }
 
     out = {"all": curve(slice(None), slice(None))}
@@ -418,7 +391,8 @@ def evaluate_identification(
     numbers = (mated_scores, ranks_of_mated, best, best_index)
     group_names = list(embeddings.group_names)
     results = [
-        _results_at(target, _threshold(best, target), numbers, gallery, group_names, rank)
+        _results_at(target, search.threshold_of_scores(np.sort(best)[::-1], target), numbers,
+                    gallery, group_names, rank)
         for target in targets
     ]
     logger.info("%d templates, %d mated and %d non-mated searches", len(gallery.templates),
@@ -437,6 +411,7 @@ def evaluate_identification(
         "template_groups": np.bincount(gallery.template_group,
                                        minlength=len(group_names)).tolist(),
         "det": _det(numbers, gallery, group_names, rank),
+        "images": images_fingerprint(*(file for file in (embeddings, probes) if file is not None)),
         "engine": {"precision": "fp32 (faiss)" if use_faiss else screening.name,
                    "n_rescored_pairs": rescored, "tile": tile, "device": device.type,
                    "world_size": info.world_size},

@@ -28,6 +28,7 @@ import numpy as np
 from mfftools.data.groups import select_groups
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation.fairness import ser
+from mfftools.fingerprint import images_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -340,4 +341,5 @@ def evaluate_pairs(embeddings, groups=None):
     )
     results["dim"] = embeddings.dim
     results["source"] = str(embeddings.path)
+    results["images"] = images_fingerprint(embeddings)
     return results

@@ -60,5 +60,13 @@ def test_keep_covers_target_plus_tolerance():
 ])
 def test_bad_targets(target, message):
     with pytest.raises(MfftoolsError, match=re.escape(message)):
-        search.check_targets((target,), 1000)
-    search.check_targets((2 / 1000,), 1000)
+        search.check_targets((target,), 1000, step=2)
+    search.check_targets((2 / 1000,), 1000, step=2)
+
+
+def test_a_target_needs_one_negative_above_it_by_default():
+    search.check_targets((1 / 50,), 50, rate="FPIR", negatives="non-mated searches")
+    with pytest.raises(MfftoolsError, match=re.escape(
+            "target FPIR 0.019 cannot be resolved: with 50 non-mated searches the smallest "
+            "non-zero FPIR is 1/50 = 0.02")):
+        search.check_targets((0.019,), 50, rate="FPIR", negatives="non-mated searches")
