@@ -158,3 +158,20 @@ def test_a_pretrained_file_that_does_not_fit_is_refused_before_anything_is_writt
             trainer.train(config, tmp_path / f"run{number}", progress=False)
         assert str(caught.value) == message
         assert not (tmp_path / f"run{number}").exists()
+
+
+def test_an_insightface_backbone_initialises_a_plain_iresnet_whole(tree, insightface_backbone, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mfftools")
+    config = _config(tree, optim__epochs=1, model__pretrained=str(insightface_backbone))
+    config.model.type, config.model.head = "iresnet", "arcface"
+    config.optim.backbone_lr_scale = 0.0
+    trainer.train(config, tmp_path / "run", progress=False)
+    assert "arcface head, s=64, m=0.5" in caplog.text  # ArcFace's own margin by default
+    loaded = torch.load(insightface_backbone, weights_only=True)
+    state = _weights(tmp_path / "run")
+    network = iresnet("r10-mini")
+    for name, parameter in network.named_parameters():
+        if parameter.requires_grad:  # the whole network is the backbone: as loaded
+            assert torch.equal(state["model"][name], loaded[name]), name
+    assert state["head"]["weight"].shape == (4, 512)
+    assert not torch.equal(state["model"]["bn1.running_mean"], loaded["bn1.running_mean"])  # it ran
