@@ -14,7 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch.utils.data
 
+from mfftools.data.folder_tree import read_folder_tree
 from mfftools.data.images import IMAGE_SIZE, EncodedImages, Preprocessing
+from mfftools.data.manifest import COLUMNS, read_manifest
+from mfftools.data.table import Table, is_table, parse_column_map
+from mfftools.data.training_zip import INDEX_MEMBER, TrainingZip
 from mfftools.errors import MfftoolsError
 
 ACCEPTED = ("a training zip (data/index.txt and data/img/), a manifest (.csv/.tsv with columns "
@@ -75,22 +79,17 @@ def open_training_data(data_config, preprocessing):
 def _read(path, data_config, where):
     """(images, identity labels, group indices, group names) of a training zip, manifest or tree;
     the readers' own errors name the file (and line)."""
-    from mfftools.data.table import is_table
-
     if path.is_dir():
         if any(path.glob("*.bin")):
             raise MfftoolsError(f"{where}: a folder of .bin pair files holds no identities to "
                                 f"train on; training data are {ACCEPTED}")
         _refuse_settings(data_config, _MANIFEST_KEYS + ("data.in_memory",), where, "a folder tree")
-        from mfftools.data.folder_tree import read_folder_tree
-
         tree = read_folder_tree(path)
         return tree.images, tree.identity, tree.group, tree.group_names
     if is_table(path):
         return _read_manifest(path, data_config, where)
     if zipfile.is_zipfile(path):
         _refuse_settings(data_config, _MANIFEST_KEYS, where, "a training zip")
-        from mfftools.data.training_zip import INDEX_MEMBER, TrainingZip
         with zipfile.ZipFile(path) as archive:
             is_training_zip = INDEX_MEMBER in archive.NameToInfo
         if not is_training_zip:
@@ -102,9 +101,6 @@ def _read(path, data_config, where):
 
 
 def _read_manifest(path, data_config, where):
-    from mfftools.data.manifest import COLUMNS, read_manifest
-    from mfftools.data.table import Table, parse_column_map
-
     _refuse_settings(data_config, ("data.in_memory",), where, "a manifest")
     table = Table(path, parse_column_map(data_config.columns or None), known=COLUMNS + ("path1", "path2"))
     if table.has("path1") and table.has("path2"):
