@@ -18,6 +18,9 @@ from mfftools.cli.engine_options import engine_options, name_model, run_on_ranks
 @click.option("--method", default="bisection", show_default=True,
               type=click.Choice(["bisection", "exact", "both"]),
               help="Threshold search: the paper's bisection, the exact threshold, or both.")
+@click.option("--det", is_flag=True,
+              help="Add each group's DET curve (FNMR against matched FMR) and EER: one more "
+              "pass per group over its own pairs.")
 @click.option("--reference-group", metavar="NAME",
               help="The group relative FMR divides by (default: the group with the lowest "
               "matched FMR).")
@@ -27,8 +30,8 @@ from mfftools.cli.engine_options import engine_options, name_model, run_on_ranks
               help="Write the per-identity table (CSV) here.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-identity, similarity and ROC figures (PNG) into this folder.")
-def command(embeddings_file, tile, device, precision, name, targets, method, reference_group,
-            json_path, csv_path, plots_dir):
+def command(embeddings_file, tile, device, precision, name, targets, method, det,
+            reference_group, json_path, csv_path, plots_dir):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
     from mfftools.embeddings import open_embeddings
@@ -43,7 +46,7 @@ def command(embeddings_file, tile, device, precision, name, targets, method, ref
         return embeddings, evaluate_instance(
             embeddings, targets=targets, methods=methods, tile=tile, device=device,
             precision=precision, progress=True, dist_info=info,
-            reference_group=reference_group)
+            reference_group=reference_group, det=det)
 
     (embeddings, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:
@@ -114,6 +117,9 @@ def format_summary(result):
             f"{_number(stats['inter_mean'], '11.6f')}{_number(stats['inter_std'], '10.6f')}"
         )
     lines.append("* over identities with at least two images (one image scores 1 by construction)")
+    if "eer" in result:
+        lines.append("EER (matched impostors): " + ", ".join(
+            f"{name} {_number(value, '.4f')}" for name, value in result["eer"].items()))
     engine = result["engine"]
     lines.append(
         f"screened in {engine['precision']} (bound {engine['screening_bound']:.3g}), "

@@ -26,6 +26,7 @@ from mfftools.evaluation.engine.counts import ThresholdCounter
 from mfftools.evaluation.engine.scoring import normalise_rows_, pair_dots, resolve_precision
 from mfftools.evaluation.engine.tiles import plan_triangle, split_tiles
 from mfftools.evaluation.engine.topset import PairCollector, PairTopSet, to_dtype
+from mfftools.evaluation.det import matched_det
 from mfftools.evaluation.distributions import score_distributions
 from mfftools.fingerprint import images_fingerprint
 from mfftools.evaluation.identities import build_layout
@@ -192,17 +193,17 @@ def evaluate_instance(
     precision="auto",
     progress=True,
     dist_info=None,
-    use_faiss=None,
     reference_group=None,
+    det=False,
 ):
     """The instance protocol on an images-layout `Embeddings`: the results-file dict.
 
     One entry in "results" per target and method (repeats are dropped). `precision` screens the
     tile products (auto, fp32, tf32, bf16, fp16): every precision gives the same results, only
     faster or slower. Under torchrun (`dist_info` with world_size > 1, process group joined) each
-    rank scores its share of the tiles and every rank returns the same dict. `use_faiss`: True
-    asks for FAISS for the centroid k-NN (default: torch). `reference_group`: the group that
-    relative FMR divides by (default: the one with the lowest matched FMR).
+    rank scores its share of the tiles and every rank returns the same dict. `reference_group`: the group that
+    relative FMR divides by (default: the one with the lowest matched FMR). `det`: add each
+    group's DET curve and EER (`det.matched_det`: one more pass per group, over its own pairs).
     """
     targets = tuple(dict.fromkeys(float(target) for target in targets))
     methods = tuple(dict.fromkeys(methods))
@@ -245,7 +246,7 @@ def evaluate_instance(
             n_rescored = distributed.sum_over_ranks(n_rescored)
     finally:
         scorer.close()
-    sims = identity_similarity(rows, layout, tile, use_faiss=bool(use_faiss))
+    sims = identity_similarity(rows, layout, tile)
     distributions = score_distributions(rows, layout, one_pass.genuine_dots.numpy(), group_names)
     engine = {"precision": screening.name, "screening_bound": scorer.bound,
               "n_rescored_pairs": n_rescored, "tile": tile, "device": device.type,
@@ -261,6 +262,9 @@ def evaluate_instance(
     )
     result["score_distributions"] = distributions
     result["images"] = images_fingerprint(embeddings)
+    if det:
+        result["det"], result["eer"] = matched_det(rows, layout, one_pass.genuine.numpy(),
+                                                   group_names, tile, info, progress)
     return result
 
 

@@ -33,6 +33,8 @@ MAX_ITERATIONS = 70
 _KEEP_SLACK = 1e-5
 # Points of a curve spread over the ranks of the negative scores.
 CURVE_POINTS = 64
+# The FMR levels of DET curves: ten a decade, 1e-6 to 0.5.
+DET_LEVELS = tuple(float(level) for level in np.logspace(-6, -0.3, 58))
 
 
 def rank_at(target, n_negatives):
@@ -137,19 +139,20 @@ def thresholds_at_ranks(descending, points=CURVE_POINTS):
 
 def thresholds_at_levels(descending, levels):
     """The exact threshold (`threshold_of_scores`) at each rate level that the negatives resolve
-    (K >= 1), with those levels: (levels, thresholds)."""
+    (K >= 1), with those levels: (levels, thresholds in the scores' dtype)."""
+    descending = np.asarray(descending)
     levels = np.asarray(levels, dtype=np.float64)
     usable = np.array([rank_at(level, len(descending)) >= 1 for level in levels], dtype=bool)
     levels = levels[usable]
-    thresholds = np.array([threshold_of_scores(descending, level) for level in levels],
-                          dtype=np.float32)
+    thresholds = descending[[rank_at(level, len(descending)) for level in levels]]
     return levels, thresholds
 
 
 def count_above(values, thresholds):
-    """How many of `values` are > each threshold (both compared as float32)."""
-    ordered = np.sort(np.asarray(values, dtype=np.float32))
-    thresholds = np.asarray(thresholds, dtype=np.float32)
+    """How many of `values` are > each threshold, compared in the values' dtype (float32 for
+    canonical scores)."""
+    ordered = np.sort(np.asarray(values))
+    thresholds = np.asarray(thresholds, dtype=ordered.dtype)
     return (len(ordered) - np.searchsorted(ordered, thresholds, side="right")).astype(np.int64)
 
 
@@ -160,6 +163,21 @@ def rates_above(values, thresholds, total=None):
     if not total:
         return [None] * len(thresholds)
     return [float(count / total) for count in count_above(values, thresholds)]
+
+
+def det_curve(positives, negatives, levels=DET_LEVELS):
+    """FNMR against FMR at the exact threshold of each FMR level the negatives resolve, for
+    scores accepted when > t: {"threshold", "fmr", "fnmr"} lists, thresholds descending; the
+    FMR listed is the rate the threshold gives (at most the level)."""
+    descending = np.sort(np.asarray(negatives))[::-1]
+    _, thresholds = thresholds_at_levels(descending, levels)
+    thresholds = np.unique(thresholds)[::-1]  # tied scores give one point
+    accepted = rates_above(np.asarray(positives, dtype=descending.dtype), thresholds)
+    return {
+        "threshold": [float(t) for t in thresholds],
+        "fmr": rates_above(descending, thresholds),
+        "fnmr": [None if rate is None else 1.0 - rate for rate in accepted],
+    }
 
 
 def eer(false_match, false_non_match):
