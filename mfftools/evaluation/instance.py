@@ -21,7 +21,7 @@ from mfftools.errors import MfftoolsError
 from mfftools.evaluation import statistics, threshold as search
 from mfftools.evaluation.engine import distributed
 from mfftools.evaluation.engine.blocks import Scorer
-from mfftools.evaluation.engine.threads import serial
+from mfftools.evaluation.engine.threads import for_work
 from mfftools.evaluation.engine.counts import ThresholdCounter
 from mfftools.evaluation.engine.scoring import normalise_rows_, pair_dots, resolve_precision
 from mfftools.evaluation.engine.tiles import plan_triangle, split_tiles
@@ -82,7 +82,7 @@ class _Pass:
         self.genuine_i = torch.from_numpy(layout.genuine_i.astype(np.int64))
         self.genuine_j = torch.from_numpy(layout.genuine_j.astype(np.int64))
         self.group = torch.from_numpy(layout.group)
-        with serial(rows.device):
+        with for_work(rows.device, 0):  # small batches of pairs
             self.genuine_dots = pair_dots(rows, rows, self.genuine_i.to(rows.device),
                                           self.genuine_j.to(rows.device)).cpu()
         self.genuine = self.genuine_dots.float().clamp_(-1.0, 1.0)  # canonical scores
@@ -127,7 +127,7 @@ class _Pass:
         """Per sorted row: accepted genuine and impostor counts, and the group x group counts."""
         pairs = self.topset.rows_above(threshold)
         by_group = self._count_exactly(threshold) if pairs is None else None
-        with serial("cpu"):  # small counts: see threads.serial
+        with for_work("cpu", self.layout.n_rows):
             return self._accepted_counts(threshold, pairs, by_group)
 
     def _accepted_counts(self, threshold, pairs, by_group):

@@ -7,7 +7,7 @@
   topk        the k best columns of every row
   counts      exact counts above thresholds (a second pass, when a top set cannot answer)
   distributed merging what torch.distributed ranks accumulated
-  threads     one CPU thread for the memory-bound work between the products
+  threads     how many CPU threads the memory-bound work between the products uses
 
 A protocol builds a plan, iterates scored blocks into its accumulators, and turns what they hold
 into counts and rates (instance.py, identification.py).

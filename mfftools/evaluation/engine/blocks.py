@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation.engine.scoring import ScreeningProduct, canonical_scores, round_down
-from mfftools.evaluation.engine.threads import serial
+from mfftools.evaluation.engine.threads import for_work
 
 # Tile scores are scanned in runs of RUN values: the run maxima say which runs hold candidates.
 RUN = 128
@@ -76,7 +76,7 @@ class Scorer:
         try:
             for tile in bar:
                 scores = self.product(tile)
-                with serial(self.device):
+                with for_work(self.device, scores.numel()):
                     if mask is not None:
                         mask(tile, scores)
                     if tile.symmetric:

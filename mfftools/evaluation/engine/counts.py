@@ -15,7 +15,7 @@ import torch
 from mfftools.evaluation.engine.blocks import mask_lower_triangle
 from mfftools.evaluation.engine.scoring import (
     round_down, round_down_tensor, round_up, round_up_tensor)
-from mfftools.evaluation.engine.threads import serial
+from mfftools.evaluation.engine.threads import for_work
 from mfftools.evaluation.engine.topset import to_dtype
 
 
@@ -35,7 +35,7 @@ class ThresholdCounter:
 
     def add(self, block):
         tile, scores = block.tile, block.scores
-        with serial(scores.device):
+        with for_work(scores.device, scores.numel()):
             if tile.symmetric:  # each unordered pair once: the strict upper triangle
                 mask_lower_triangle(scores)
             rows = slice(tile.row_start, tile.row_stop)
@@ -87,7 +87,7 @@ class RowCounter:
     def add(self, block):
         tile, scores = block.tile, block.scores
         step = max(1, self.CHUNK_CELLS // max(scores.shape[1], 1))
-        with serial(scores.device):
+        with for_work(scores.device, scores.numel()):
             for first in range(0, scores.shape[0], step):
                 self._add_rows(scores[first : first + step], tile.row_start + first,
                                tile.col_start)
@@ -139,7 +139,7 @@ class LevelCounter:
 
     def add(self, block):
         tile, scores = block.tile, block.scores
-        with serial(scores.device):
+        with for_work(scores.device, scores.numel()):
             if tile.symmetric:  # each unordered pair once: the strict upper triangle
                 mask_lower_triangle(scores)
             flat = scores.view(-1)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation.engine.threads import serial
+from mfftools.evaluation.engine.threads import for_work
 
 _RESCORE_PAIRS = 512  # pairs rescored at a time: 512 x D float64 products stay in cache
 _ROW_BLOCK = 8192  # rows normalised at a time
@@ -50,7 +50,7 @@ def canonical_dots(left, right):
 def pair_dots(left_rows, right_rows, left_index, right_index):
     """float64 dot products of the pairs (left_rows[i], right_rows[j]), each the exact products
     summed by the fixed tree: the value a canonical score rounds. Gathered a batch at a time."""
-    with serial(left_rows.device):  # many small operations: see threads.serial
+    with for_work(left_rows.device, 0):  # small batches of pairs: one thread
         return _pair_dots(left_rows, right_rows, left_index, right_index)
 
 

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from mfftools.evaluation.engine.threads import serial
+from mfftools.evaluation.engine.threads import for_work
 from mfftools.evaluation.engine.scoring import round_down_tensor
 
 _GROUP = 8  # cells per group in the grouped top-k
@@ -37,7 +37,7 @@ class RowTopK:
 
     def add(self, block):
         tile, scores = block.tile, block.scores
-        with serial(scores.device):
+        with for_work(scores.device, scores.numel()):
             self._add(tile.row_start, tile.col_start, _Cells(scores, self.k, columns=False))
             if self.mirror and not tile.symmetric:
                 self._add(tile.col_start, tile.row_start, _Cells(scores, self.k, columns=True))

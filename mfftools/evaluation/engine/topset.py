@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from mfftools.evaluation.engine.blocks import Runs, mask_lower_triangle
-from mfftools.evaluation.engine.threads import serial
+from mfftools.evaluation.engine.threads import for_work
 from mfftools.evaluation.engine.scoring import round_down
 
 # Below every clamped score: while the cut is KEEP_ALL every pair is held.
@@ -243,7 +243,7 @@ class PairCollector:
 
     def add(self, block):
         tile, scores = block.tile, block.scores
-        with serial(scores.device):
+        with for_work(scores.device, scores.numel()):
             # While filling, a symmetric tile's mirrored lower half must not count twice.
             lower_masked = self.topset.filling and tile.symmetric
             if lower_masked:
