@@ -32,7 +32,10 @@ ROW_COLUMNS = {
     "pairs": ("source_index",),
 }
 # Per-row columns a file may have, by layout: a writer has those it was created with.
-OPTIONAL_ROW_COLUMNS = {"images": ("identity_name",), "pairs": ()}
+OPTIONAL_ROW_COLUMNS = {
+    "images": ("identity_name", "template", "media", "detector_score"),
+    "pairs": (),
+}
 PAIR_COLUMNS = ("issame", "pair_group")
 OPTIONAL_PAIR_COLUMNS = ("fold",)
 _COLUMN_DTYPES = {
@@ -44,6 +47,9 @@ _COLUMN_DTYPES = {
     "issame": np.bool_,
     "pair_group": np.int64,
     "fold": np.int64,
+    "template": np.int64,
+    "media": np.int64,
+    "detector_score": np.float32,
 }
 _CHUNK_ROWS = 1024
 # Stored row types; every reader gets float32 rows (float64 rows are rounded to float32 as they
@@ -78,7 +84,8 @@ class Embeddings:
 
     `identity`/`group` (images layout) and `issame`/`pair_group` (pairs layout) are numpy arrays;
     the others are None. Optional: `image_paths` and `identity_names` (images layout), `fold`
-    (pairs layout: each pair's fold index, when the source assigns folds).
+    (pairs layout: each pair's fold index, when the source assigns folds), and `template`,
+    `media` (int64) and `detector_score` (float32) of IJB-style images (images layout).
     """
 
     path: Path
@@ -95,6 +102,9 @@ class Embeddings:
     issame: np.ndarray = None
     pair_group: np.ndarray = None
     fold: np.ndarray = None
+    template: np.ndarray = None
+    media: np.ndarray = None
+    detector_score: np.ndarray = None
 
     @property
     def model_name(self):
@@ -260,6 +270,19 @@ def _read_images_labels(handle, embeddings):
     embeddings.group = group.astype(np.int64)
     embeddings.image_paths = _read_optional_strings(handle, "path", n_rows, path)
     embeddings.identity_names = _read_optional_strings(handle, "identity_name", n_rows, path)
+    for name in ("template", "media"):
+        if name in handle:
+            column = _read_column(handle, name, n_rows, path)
+            if not np.issubdtype(column.dtype, np.integer):
+                raise MfftoolsError(f"{path}: dataset {name!r} must be integer, found "
+                                    f"{column.dtype}")
+            setattr(embeddings, name, column.astype(np.int64))
+    if "detector_score" in handle:
+        score = _read_column(handle, "detector_score", n_rows, path).astype(np.float32)
+        if not np.isfinite(score).all():
+            row = int(np.flatnonzero(~np.isfinite(score))[0])
+            raise MfftoolsError(f"{path}: dataset 'detector_score' row {row} is not finite")
+        embeddings.detector_score = score
 
 
 def _read_optional_strings(handle, name, length, path):

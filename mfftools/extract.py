@@ -77,7 +77,7 @@ class _Guarded(torch.utils.data.Dataset):
     def __getitem__(self, position):
         row = int(self.rows[position])
         try:
-            image = self.preprocessing.decode(self.images.encoded(row), self.images.describe(row))
+            image = self.images.decode(row, self.preprocessing)
         except MfftoolsError as error:
             return None, row, str(error)
         return (True if self.check_only else image), row, None
@@ -207,11 +207,12 @@ def _extract_locked(source, out_path, embedder, attrs, preprocessing, batch_size
     given = preprocessing or Preprocessing(size=None, mean=None, std=None)
     preprocessing = given.for_model(embedder.input_size, attrs["model"], embedder.input_mean,
                                     embedder.input_std)
-    if attrs["model_format"] != "module":
+    if attrs["model_format"] != "module" and not (source.attrs or {}).get("aligned"):
         warn_about_size(source, preprocessing, given.size, embedder.input_size, attrs["model"])
     attrs.update(preprocessing.attrs())
     attrs.update({"flip": bool(flip), "amp": embedder.amp, "source": source.description,
                   "rows_sha256": rows_sha256(source)})
+    attrs.update(source.attrs or {})
     if source.options is not None:
         attrs.update(source.options.attrs())
     rows, kept_pairs = _rows_and_skipped(

@@ -47,6 +47,15 @@ def publish(temporary, path):
         os.close(folder)
 
 
+def write_bytes(path, data):
+    """Write `data` to `path` atomically, creating its folder; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as temporary:
+        temporary.write_bytes(data)
+    return path
+
+
 def write_text(path, text):
     """Write `text` to `path` atomically, in UTF-8; returns the path."""
     with atomic_output(path) as temporary:

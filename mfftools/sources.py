@@ -1,15 +1,19 @@
 """What an extraction reads: any supported source, as encoded images and their labels.
 
     images layout (inst-eval)   an RFW instance zip; a manifest (.csv/.tsv with `path`); a folder
-                                tree ROOT/<group>/<identity>/<image>
+                                tree ROOT/<group>/<identity>/<image>; RFW as shipped (every
+                                image); an IJB-B/IJB-C folder (its templates' images)
     pairs layout (pair-eval)    a folder of .bin files (<Group>_test.bin, lfw.bin, ...); one or
                                 more .bin files (each a set named by its stem); a pair list
-                                (.csv/.tsv with `path1`, `path2`, `issame`)
+                                (.csv/.tsv with `path1`, `path2`, `issame`); RFW as shipped (its
+                                pair lists)
 
-The kind is told from the path: a folder holding .bin files is a pair folder, any other folder a
-folder tree; a table is a pair list when it has (mapped) `path1` and `path2` columns. Any source
-with identity names (all but .bin files) takes a per-identity attributes file whose columns
-`group_by` then names (`mfftools.data.attributes`).
+The kind is told from the path: a folder holding .bin files is a pair folder, one with data/ and
+txts/ is RFW as shipped, one with meta/*_face_tid_mid.txt is IJB, any other folder a folder tree;
+a table is a pair list when it has (mapped) `path1` and `path2` columns. RFW and IJB images are
+aligned by their landmark lists (unless `aligned`), a manifest's by its x1..y5 columns. Any
+images source takes a per-identity attributes file whose columns `group_by` then names
+(`mfftools.data.attributes`); a pair list, `group_by` of each image.
 """
 import logging
 import zipfile
@@ -30,7 +34,9 @@ class ExtractionSource:
 
     The images layout needs `identity` and `group` (and may name identities: `identity_names`,
     one per image); the pairs layout needs `issame` and `pair_group` (rows 2k, 2k+1 form pair
-    k) and may assign folds (`fold`, one index per pair).
+    k) and may assign folds (`fold`, one index per pair). `columns` holds more per-image
+    columns of the file (`template`, `media`, `detector_score`: one value per source row),
+    `attrs` root attributes that describe the source (`aligned`, `alignment_template`).
     """
 
     images: object
@@ -43,6 +49,8 @@ class ExtractionSource:
     issame: np.ndarray = None
     pair_group: np.ndarray = None
     fold: np.ndarray = None
+    columns: dict = None
+    attrs: dict = None
     options: "SourceOptions" = None
 
     def __len__(self):
@@ -77,7 +85,8 @@ class ExtractionSource:
     @property
     def optional_columns(self):
         """The optional per-row columns of its file (see mfftools.embeddings)."""
-        return ("identity_name",) if self.identity_names is not None else ()
+        named = ("identity_name",) if self.identity_names is not None else ()
+        return named + tuple(self.columns or ())
 
     def row_columns(self, rows):
         """The writer's per-row columns for source rows `rows`."""
@@ -91,6 +100,8 @@ class ExtractionSource:
         }
         if self.identity_names is not None:
             columns["identity_name"] = [self.identity_names[row] for row in rows]
+        for name, values in (self.columns or {}).items():
+            columns[name] = values[rows]
         return columns
 
     def pair_columns(self, pairs):
@@ -108,13 +119,19 @@ class SourceOptions:
     it), `group_by` (columns whose values make the group: of a manifest, of a pair list for each
     image, or of the `attributes` file), `columns` (standard name -> the table's column),
     `groups` (the groups to keep, pairs layout), `attributes` (a per-identity attributes file,
-    `mfftools.data.attributes`)."""
+    `mfftools.data.attributes`), `kind` (`rfw` or `ijb`: read the folder as that layout,
+    whatever it looks like), `aligned` (the images are already aligned: no landmarks are used),
+    `allow_missing_landmarks` (images without landmarks are left to be skipped as bad images
+    instead of refused)."""
 
     image_root: Path = None
     group_by: tuple = None
     columns: dict = None
     groups: tuple = None
     attributes: Path = None
+    kind: str = None
+    aligned: bool = False
+    allow_missing_landmarks: bool = False
 
     def attrs(self):
         """The embeddings file's record of them (empty text for an option not given)."""
@@ -151,6 +168,9 @@ def _open_source(path, options):
     if not path.exists():
         raise MfftoolsError(f"{path}: no such file or folder")
     description = str(path.resolve())
+    shipped = _shipped_source(path, options, "images")
+    if shipped is not None:
+        return shipped
     if path.suffix.lower() == ".bin" or (path.is_dir() and any(path.glob("*.bin"))):
         return open_pair_sources([path], options)
     if path.is_dir():
@@ -188,6 +208,10 @@ def open_pair_sources(paths, options=SourceOptions()):
     paths = [Path(path) for path in paths]
     if len(paths) == 1 and is_table(paths[0]):
         return open_source(paths[0], options)
+    shipped = _shipped_source(paths[0], options, "pairs") if len(paths) == 1 else None
+    if shipped is not None:
+        shipped.options = options
+        return shipped
     named = []
     for path in paths:
         if path.is_file() and path.suffix.lower() == ".bin":
@@ -225,9 +249,11 @@ def _open_table(path, options, description):
         from mfftools.data.manifest import read_manifest
 
         _refuse(options, ("groups",), f"{path} is a manifest")
-        labelled = read_manifest(table, options.image_root, group_by=options.group_by,
-                                 attributes=options.read_attributes())
-        return ExtractionSource.of_images(labelled, description)
+        source = ExtractionSource.of_images(
+            read_manifest(table, options.image_root, group_by=options.group_by,
+                          attributes=options.read_attributes()), description
+        )
+        return _manifest_alignment(source, table, options)
     raise MfftoolsError(
         f"{path}, line 1: neither a manifest (columns path, identity, group) nor a pair list "
         f"(path1, path2, issame); the columns are {', '.join(table.header)} (map yours with "
@@ -235,8 +261,46 @@ def _open_table(path, options, description):
     )
 
 
+def _shipped_source(path, options, layout):
+    """RFW as shipped or an IJB folder in `layout`, or None for any other path."""
+    from mfftools.data.ijb import ijb_source, is_ijb_folder
+    from mfftools.data.rfw_folder import is_rfw_folder, rfw_source
+
+    kind = options.kind
+    if kind is None and path.is_dir():
+        kind = "rfw" if is_rfw_folder(path) else "ijb" if is_ijb_folder(path) else None
+    if kind is None:
+        return None
+    what = f"{path} is {_KINDS[kind]}"
+    _refuse(options, ("image_root", "columns"), what)
+    if layout == "pairs":
+        _refuse(options, ("group_by", "attributes"), f"{what}, read as pairs")
+    _refuse_grouping(options, f"{what} (its groups are its own)")
+    if kind == "rfw":
+        return regrouped(rfw_source(path, layout, aligned=options.aligned, groups=options.groups,
+                                    allow_missing=options.allow_missing_landmarks), options)
+    if layout == "pairs":
+        raise MfftoolsError(f"{what}: its template pairs are evaluated by template-eval on the "
+                            "images' embeddings (extract it without pairs)")
+    _refuse(options, ("groups",), what)
+    return regrouped(ijb_source(path, aligned=options.aligned,
+                                allow_missing=options.allow_missing_landmarks), options)
+
+
+def _manifest_alignment(source, table, options):
+    """A manifest's images aligned by its x1..y5 columns (and `score`), when it has them."""
+    from mfftools.data.landmarks import align_source, manifest_landmarks
+
+    found = None if options.aligned else manifest_landmarks(table)
+    if found is None:
+        return source
+    points, scores = found
+    return align_source(source, points, scores, allow_missing=options.allow_missing_landmarks)
+
+
 def regrouped(labelled, options):
-    """LabelledImages whose groups come from the attributes file of `options`, when given."""
+    """Labelled images (LabelledImages or an ExtractionSource) whose groups come from the
+    attributes file of `options`, when given."""
     attributes = options.read_attributes()
     if attributes is None:
         return labelled
@@ -253,6 +317,7 @@ def _refuse_grouping(options, what):
                             "attributes to group by)")
 
 
+_KINDS = {"rfw": "RFW as shipped", "ijb": "an IJB-B/IJB-C folder"}
 _TABLE_COLUMNS = ("path", "identity", "group", "path1", "path2", "issame", "fold", "identity1",
                   "identity2")
 _OPTION_NAMES = {"image_root": "--image-root", "group_by": "--group-by", "columns": "--columns",

@@ -92,12 +92,22 @@ class Preprocessing:
             )
         return replace(self, mean=mean, std=std)
 
-    def decode(self, data, name):
-        """Encoded image bytes -> float tensor [3, H, W]; `name` is used in errors."""
+    def decode(self, data, name, landmarks=None):
+        """Encoded image bytes -> float tensor [3, H, W]; `name` is used in errors. With
+        `landmarks` ((5, 2) in the image's pixels) the face is aligned to the input size
+        (`mfftools.data.alignment`) instead of resized."""
         height, width = self.size
+        if landmarks is not None and height != width:
+            raise MfftoolsError(f"5-point alignment makes square crops; the input size is "
+                                f"{height}x{width}")
         try:
             with Image.open(io.BytesIO(data)) as image:
-                pixels = _rgb_pixels(image, (width, height))
+                if landmarks is not None:
+                    from mfftools.data.alignment import align_face
+
+                    pixels = align_face(_native_rgb(image), landmarks, height).astype(np.float32)
+                else:
+                    pixels = _rgb_pixels(image, (width, height))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             raise MfftoolsError(f"cannot decode image {name} ({plain_reason(error)})") from None
         if self.bgr:
@@ -122,8 +132,7 @@ def _rgb_pixels(image, size):
     """An opened image -> float32 RGB pixels [H, W, 3] on 0-255, resized (bicubic) to `size`
     (width, height) when it differs."""
     if image.mode in _SIXTEEN_BIT_MODES:
-        gray = np.asarray(image, dtype=np.float32).clip(0, _SIXTEEN_BIT_MAX)
-        gray = Image.fromarray(gray * np.float32(255.0 / _SIXTEEN_BIT_MAX))
+        gray = Image.fromarray(_sixteen_bit_gray(image))
         if gray.size != size:
             gray = gray.resize(size, Image.Resampling.BICUBIC)
         return np.repeat(np.asarray(gray, dtype=np.float32)[..., None], 3, axis=2)
@@ -131,6 +140,20 @@ def _rgb_pixels(image, size):
     if image.size != size:
         image = image.resize(size, Image.Resampling.BICUBIC)
     return np.asarray(image, dtype=np.float32)
+
+
+def _native_rgb(image):
+    """An opened image -> RGB pixels [H, W, 3] at its own size: uint8, or float32 on 0-255 for a
+    16-bit grayscale image."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        return np.repeat(_sixteen_bit_gray(image)[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
+
+
+def _sixteen_bit_gray(image):
+    """A 16-bit grayscale image's values scaled from 0-65535 to float32 0-255."""
+    values = np.asarray(image, dtype=np.float32).clip(0, _SIXTEEN_BIT_MAX)
+    return values * np.float32(255.0 / _SIXTEEN_BIT_MAX)
 
 
 DEFAULT_PREPROCESSING = Preprocessing()
@@ -182,6 +205,10 @@ class EncodedImages(torch.utils.data.Dataset):
 
     def describe(self, index):
         return self.image_name(index)
+
+    def decode(self, index, preprocessing):
+        """Image `index` as the model's input, by a `Preprocessing`."""
+        return preprocessing.decode(self.encoded(index), self.describe(index))
 
     def __getitem__(self, index):
         image = decode_or_skip(self.encoded(index), self.describe(index), self.skip_bad_images)

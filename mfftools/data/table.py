@@ -54,7 +54,7 @@ class Table:
         delimiter = TABLE_SUFFIXES.get(self.path.suffix.lower())
         if delimiter is None:
             raise MfftoolsError(f"{self.path}: a table must be a .csv or a .tsv file")
-        text = _read_text(self.path)
+        text = read_text(self.path)
         delimiter = _delimiter(text, delimiter, self.path)
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         try:
@@ -165,7 +165,8 @@ def _delimiter(text, expected, path):
     return expected
 
 
-def _read_text(path):
+def read_text(path):
+    """A file's UTF-8 text (a byte-order mark allowed); errors name the file and the line."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -175,3 +176,14 @@ def _read_text(path):
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise MfftoolsError(f"{path}, line {line}: not UTF-8 text ({error.reason})") from error
+
+
+def write_table(path, header, rows):
+    """A CSV file (header row, then `rows`), written atomically; returns the path."""
+    from mfftools.files import write_text
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())

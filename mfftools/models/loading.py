@@ -104,7 +104,7 @@ def load_model(path, arch=None):
         raise MfftoolsError(f"{path}: checkpoint not found")
     if arch is not None and arch not in ARCHS:
         raise MfftoolsError(f"unknown arch {arch!r}: use one of {', '.join(ARCHS)}")
-    content = _load_weights(path)
+    content = load_weights(path)
     state_dict, checkpoint_format, declared = _unwrap(content, path)
     state_dict = _strip_prefixes(state_dict)
     model_type = _model_type(state_dict, path)
@@ -141,7 +141,7 @@ def load_model(path, arch=None):
     return model, info
 
 
-def _load_weights(path):
+def load_weights(path):
     """torch.load with weights_only=True, its refusals turned into mfftools errors.
 
     torch's own message for a refused object advises loading with weights_only=False, which

@@ -20,6 +20,7 @@ from mfftools.report.results import (
 )
 from mfftools.report.significance import excludes_others, permutation_test
 from mfftools.report.summary import summarise
+from mfftools.report.template import template_sections
 from mfftools.report.tables import (
     cmc_table,
     entries_at,
@@ -47,7 +48,8 @@ class ReportFiles:
 
 def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools report",
                  names=()):
-    """Build the report of `result_paths` (instance, pair and identification JSONs, any mix)
+    """Build the report of `result_paths` (instance, pair, identification and template JSONs,
+    any mix)
     into `out_dir`.
 
     `bootstrap` is the number of resamples for the confidence intervals (0 disables them);
@@ -81,6 +83,9 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
         report.sections += _identification_sections(identification_results, figures)
         first_searches = entries_at(identification_results,
                                     operating_points(identification_results)[0])
+    template_results = [r for r in results if r.protocol == "template"]
+    if template_results:
+        report.sections += template_sections(template_results)
     report.summary = summarise(pair_results, first_pairs, first_intervals, first_searches)
     report.notes = list(dict.fromkeys(figures.notes))
     html_path = write_text(out_dir / "report.html", render_html(report))
