@@ -283,8 +283,11 @@ def _shipped_source(path, options, layout):
         raise MfftoolsError(f"{what}: its template pairs are evaluated by template-eval on the "
                             "images' embeddings (extract it without pairs)")
     _refuse(options, ("groups",), what)
-    return regrouped(ijb_source(path, aligned=options.aligned,
-                                allow_missing=options.allow_missing_landmarks), options)
+    if options.attributes is not None:
+        raise MfftoolsError(
+            f"{what}: --attributes does not apply to it: its images are known by template, not "
+            "by subject; template-eval --metadata joins IJB's demographics to its templates")
+    return ijb_source(path, aligned=options.aligned, allow_missing=options.allow_missing_landmarks)
 
 
 def _manifest_alignment(source, table, options):

@@ -137,3 +137,24 @@ def test_extract_records_the_attributes_and_refuses_another_on_resume(tmp_path):
     assert written.group_names == ["African", "Asian"]
     assert written.attrs["attributes"] == str(attributes.resolve())
     assert written.attrs["group_by"] == "ethnicity"
+
+
+def test_attributes_regroup_rfw_as_shipped_and_ijb_points_to_its_metadata(tmp_path):
+    from mfftools.data.synthetic_shipped import write_shipped
+
+    summary = write_shipped(tmp_path / "shipped", seed=4, rfw_identities_per_group=2,
+                            rfw_images_per_identity=2, rfw_pairs_per_group=20, ijbc_subjects=4,
+                            ijbc_templates_per_subject=2)
+    rfw = open_source(summary.rfw_folder)
+    attributes = tmp_path / "people.csv"
+    names = sorted(set(rfw.identity_names))
+    attributes.write_text("identity,gender\n" + "".join(
+        f"{name},{('F', 'M')[k % 2]}\n" for k, name in enumerate(names)))
+    regrouped = open_source(summary.rfw_folder, SourceOptions(attributes=attributes,
+                                                              group_by=("gender",)))
+    assert regrouped.group_names == ["F", "M"]
+    expected = [("F", "M")[names.index(name) % 2] for name in rfw.identity_names]
+    assert [regrouped.group_names[g] for g in regrouped.group] == expected
+    assert regrouped.attrs == rfw.attrs  # still aligned by its landmarks
+    with pytest.raises(MfftoolsError, match="template-eval --metadata joins IJB's demographics"):
+        open_source(summary.ijbc_folder, SourceOptions(attributes=attributes))
