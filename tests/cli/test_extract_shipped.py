@@ -106,6 +106,6 @@ def test_images_without_landmarks_are_refused_or_skipped(setup, tmp_path):
     assert not (tmp_path / "a.h5").exists()
     result = _run("extract", manifest, "--out", tmp_path / "b.h5", "--skip-bad-images", *common)
     assert result.exit_code == 0, result.output
-    assert "skipped 1 bad images" in result.output
+    assert "skipped 1 bad image:" in result.output
     embeddings = open_embeddings(tmp_path / "b.h5")
     assert embeddings.n_rows == 3 and embeddings.detector_score is not None
