@@ -36,6 +36,7 @@ from mfftools.evaluation.skipped import skipped_counts
 logger = logging.getLogger(__name__)
 
 METHODS = ("bisection", "exact")
+_READ_ROWS = 4096  # rows read from the file at a time
 # FPR levels of each entry's ladder, as multiples of its target: 0.5x to 2x, four a factor of 2.
 LADDER = tuple(2.0 ** (k / 4) for k in range(-4, 5))
 
@@ -69,7 +70,8 @@ def load_rows(embeddings, order, device):
     rows = np.empty((embeddings.n_rows, embeddings.dim), dtype=np.float32)
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
-    for first, block in embeddings.iter_blocks():
+    # Blocks of a few MB: freed and allocated again, their memory is reused, not faulted in anew.
+    for first, block in embeddings.iter_blocks(block_rows=_READ_ROWS):
         rows[position[first : first + len(block)]] = block
     return normalise_rows_(torch.from_numpy(rows)).to(device)
 
