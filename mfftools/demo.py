@@ -162,7 +162,7 @@ def train_config(data_dir, plan, device):
     """The training config of a demo run: demo_tiny with the plan's overrides."""
     if not DEMO_CONFIG.is_file():
         raise MfftoolsError(f"{DEMO_CONFIG} is missing: the demo runs from a checkout of mfftools")
-    overrides = (f"data.train_zip={data_dir / 'TrainingData.zip'}", f"device={device}",
+    overrides = (f"data.train={data_dir / 'TrainingData.zip'}", f"device={device}",
                  "eval.every=0") + plan.train_overrides
     return load_config(DEMO_CONFIG, overrides)
 

@@ -78,3 +78,44 @@ def resolve_device(requested="auto", local_rank=0):
     if requested != "cpu":
         raise MfftoolsError(f"unknown device {requested!r}: use auto, cpu or cuda")
     return torch.device("cpu")
+
+
+def broadcast_object(info, value):
+    """The main process's `value`, on every process (`value` itself without a process group)."""
+    if not info.distributed:
+        return value
+    objects = [value]
+    torch_dist.broadcast_object_list(objects, src=0)
+    return objects[0]
+
+
+def run_on_main(info, function):
+    """`function()` on the main process alone, its failure shared with the others.
+
+    Every process raises when it fails (the others a MfftoolsError with its message), so that
+    none waits for the main process in a collective it will never reach. Returns what `function`
+    returned on the main process, None elsewhere.
+    """
+    result, failure, message = None, None, None
+    if info.is_main:
+        try:
+            result = function()
+        except BaseException as error:  # shared first, re-raised as it is below
+            failure = error
+            message = str(error) if isinstance(error, MfftoolsError) else (
+                f"the main process stopped: {type(error).__name__}: {error}")
+    message = broadcast_object(info, message)
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise MfftoolsError(message)
+    return result
+
+
+def wait_group(info, seconds):
+    """A gloo process group whose barrier waits up to `seconds` (None without a process group):
+    for the other processes to wait on work the main process does alone, which may outlast the
+    default group's timeout."""
+    if not info.distributed:
+        return None
+    return torch_dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=seconds))

@@ -2,9 +2,12 @@
 
 Layout `images` holds one row per image with its identity and group (instance protocol);
 layout `pairs` holds 2P rows, rows 2k and 2k+1 forming pair k (pair protocol).
-A file is marked `complete=false` until its writer finishes, so an interrupted extraction can be
-told apart from a finished one and resumed from the first unwritten row.
+A writer writes `NAME.partial` beside the file, marked `complete=false`, and renames it to NAME
+only once every row is written and flushed and it is marked `complete=true`: a file under its
+real name is always whole, and an interrupted extraction leaves its partial file to resume from
+the first unwritten row. The writer holds the output's lock (`mfftools.locks`) throughout.
 """
+import contextlib
 import datetime
 import logging
 from dataclasses import dataclass, field
@@ -15,6 +18,8 @@ import numpy as np
 
 from mfftools import __version__
 from mfftools.errors import MfftoolsError
+from mfftools.files import publish
+from mfftools.locks import output_lock
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +32,10 @@ ROW_COLUMNS = {
     "pairs": ("source_index",),
 }
 # Per-row columns a file may have, by layout: a writer has those it was created with.
-OPTIONAL_ROW_COLUMNS = {"images": ("identity_name",), "pairs": ()}
+OPTIONAL_ROW_COLUMNS = {
+    "images": ("identity_name", "template", "media", "detector_score"),
+    "pairs": (),
+}
 PAIR_COLUMNS = ("issame", "pair_group")
 OPTIONAL_PAIR_COLUMNS = ("fold",)
 _COLUMN_DTYPES = {
@@ -39,11 +47,35 @@ _COLUMN_DTYPES = {
     "issame": np.bool_,
     "pair_group": np.int64,
     "fold": np.int64,
+    "template": np.int64,
+    "media": np.int64,
+    "detector_score": np.float32,
 }
 _CHUNK_ROWS = 1024
 # Stored row types; every reader gets float32 rows (float64 rows are rounded to float32 as they
 # are read, as the canonical rows of the protocols are float32).
 STORED_DTYPES = (np.float32, np.float16, np.float64)
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_path(path):
+    """Where an extraction into `path` keeps its rows until the file is complete."""
+    path = Path(path)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+@contextlib.contextmanager
+def readable(path):
+    """Turn h5py's errors while reading `path` (a damaged or truncated file) into one line."""
+    try:
+        yield
+    except MfftoolsError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError) as error:
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
+        raise MfftoolsError(
+            f"{path}: damaged or truncated HDF5 file ({first_line}); extract it again"
+        ) from None
 
 
 @dataclass
@@ -52,7 +84,8 @@ class Embeddings:
 
     `identity`/`group` (images layout) and `issame`/`pair_group` (pairs layout) are numpy arrays;
     the others are None. Optional: `image_paths` and `identity_names` (images layout), `fold`
-    (pairs layout: each pair's fold index, when the source assigns folds).
+    (pairs layout: each pair's fold index, when the source assigns folds), and `template`,
+    `media` (int64) and `detector_score` (float32) of IJB-style images (images layout).
     """
 
     path: Path
@@ -69,6 +102,9 @@ class Embeddings:
     issame: np.ndarray = None
     pair_group: np.ndarray = None
     fold: np.ndarray = None
+    template: np.ndarray = None
+    media: np.ndarray = None
+    detector_score: np.ndarray = None
 
     @property
     def model_name(self):
@@ -83,7 +119,7 @@ class Embeddings:
     def iter_blocks(self, block_rows=65536, start=0, stop=None):
         """Yield (first_row, float32 block) over rows [start, stop), validating each block."""
         stop = self.n_rows if stop is None else stop
-        with h5py.File(self.path, "r") as handle:
+        with readable(self.path), h5py.File(self.path, "r") as handle:
             dataset = handle["embeddings"]
             for first in range(start, stop, block_rows):
                 with np.errstate(over="ignore"):  # float64 beyond float32: Inf, refused below
@@ -135,12 +171,19 @@ def open_embeddings(path, layout=None, allow_incomplete=False):
     """
     path = Path(path)
     if not path.is_file():
+        partial = partial_path(path)
+        if partial.is_file():
+            raise MfftoolsError(
+                f"{path}: not written yet: its extraction was interrupted or is still running "
+                f"({partial} holds the rows so far); resume it with `mfftools extract --resume`"
+            )
         raise MfftoolsError(f"{path}: embeddings file not found")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise MfftoolsError(f"{path}: not a readable HDF5 file ({error})") from error
-    with handle:
+    if not h5py.is_hdf5(path):
+        raise MfftoolsError(
+            f"{path}: not an HDF5 file (damaged, truncated, or another kind of file); "
+            "extract it again"
+        )
+    with readable(path), h5py.File(path, "r") as handle:
         attrs = {key: handle.attrs[key] for key in handle.attrs}
         schema = _str(attrs.get("schema", ""))
         if schema != SCHEMA:
@@ -227,6 +270,19 @@ def _read_images_labels(handle, embeddings):
     embeddings.group = group.astype(np.int64)
     embeddings.image_paths = _read_optional_strings(handle, "path", n_rows, path)
     embeddings.identity_names = _read_optional_strings(handle, "identity_name", n_rows, path)
+    for name in ("template", "media"):
+        if name in handle:
+            column = _read_column(handle, name, n_rows, path)
+            if not np.issubdtype(column.dtype, np.integer):
+                raise MfftoolsError(f"{path}: dataset {name!r} must be integer, found "
+                                    f"{column.dtype}")
+            setattr(embeddings, name, column.astype(np.int64))
+    if "detector_score" in handle:
+        score = _read_column(handle, "detector_score", n_rows, path).astype(np.float32)
+        if not np.isfinite(score).all():
+            row = int(np.flatnonzero(~np.isfinite(score))[0])
+            raise MfftoolsError(f"{path}: dataset 'detector_score' row {row} is not finite")
+        embeddings.detector_score = score
 
 
 def _read_optional_strings(handle, name, length, path):
@@ -261,17 +317,21 @@ def _read_pairs_labels(handle, embeddings):
 class EmbeddingsWriter:
     """Stream embedding rows (and their per-row labels) into a new or resumed file.
 
-    The file stays `complete=false` until `finish()`. Every `append` is flushed and then recorded
-    in the root attribute `rows_written`, so a crash loses at most the block being written and
-    `resume` continues from the first row not recorded.
+    Rows go to the partial file (`partial_path`), `complete=false`. Every `append` is flushed and
+    then recorded in the root attribute `rows_written`, so a crash loses at most the block being
+    written and `resume` continues from the first row not recorded. `finish()` marks the file
+    complete and renames it to its real name. The writer holds the output's lock from `create`
+    or `resume` until `finish` or `close`.
 
     Use as a context manager: leaving the block normally finishes the file, an exception leaves
-    it incomplete (and resumable).
+    the partial file (resumable).
     """
 
-    def __init__(self, handle, layout):
+    def __init__(self, handle, layout, path, lock):
         self._handle = handle
+        self._lock = lock
         self.layout = layout
+        self.path = Path(path)
         self.rows_written = int(handle.attrs["rows_written"])
         self.columns = ROW_COLUMNS[layout] + tuple(
             name for name in OPTIONAL_ROW_COLUMNS[layout] if name in handle
@@ -280,8 +340,8 @@ class EmbeddingsWriter:
     @classmethod
     def create(cls, path, *, layout, dim, group_names, dtype="float32", pairs=None, attrs=None,
                optional_columns=()):
-        """Start a new file. `pairs` = dict(issame=..., pair_group=..., optionally fold=...) for
-        the pairs layout.
+        """Start a new file for `path` (replacing any partial one). `pairs` = dict(issame=...,
+        pair_group=..., optionally fold=...) for the pairs layout.
 
         `attrs` are extra root attributes (model, checkpoint, checkpoint_sha256, flip, source, ...).
         `optional_columns`: per-row columns of OPTIONAL_ROW_COLUMNS the file has (`append` then
@@ -295,8 +355,13 @@ class EmbeddingsWriter:
         if (layout == "pairs") != (pairs is not None):
             raise ValueError("`pairs` columns are given exactly for the pairs layout")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = h5py.File(path, "w")
+        lock = contextlib.ExitStack()
+        lock.enter_context(output_lock(path))
+        try:
+            handle = h5py.File(partial_path(path), "w")
+        except BaseException:
+            lock.close()
+            raise
         handle.attrs["schema"] = SCHEMA
         handle.attrs["layout"] = layout
         handle.attrs["group_names"] = np.array(list(group_names), dtype=h5py.string_dtype())
@@ -317,52 +382,57 @@ class EmbeddingsWriter:
             handle.create_dataset(
                 name, shape=(0,), maxshape=(None,), dtype=_COLUMN_DTYPES[name], chunks=(8192,)
             )
+        writer = cls(handle, layout, path, lock)
         if pairs is not None:
-            for name in PAIR_COLUMNS + OPTIONAL_PAIR_COLUMNS:
-                if name in PAIR_COLUMNS or pairs.get(name) is not None:
-                    handle.create_dataset(name, data=np.asarray(pairs[name], _COLUMN_DTYPES[name]))
+            writer.set_pairs(pairs)
         handle.flush()
-        return cls(handle, layout)
+        return writer
 
     @classmethod
-    def resume(cls, path, expected_attrs=None):
-        """Reopen an incomplete file, dropping any rows written after the last recorded append.
-
-        `expected_attrs` (e.g. source, checkpoint_sha256, flip) must equal the file's, so a
-        different model or source is never appended to an old file.
+    def resume(cls, path, keep_rows=None):
+        """Reopen the partial file of `path`, dropping any rows written after the last recorded
+        append (and after the first `keep_rows`, when given). Whether it may be continued (the
+        same source, model and options) is `mfftools.resume`'s to decide.
         """
         path = Path(path)
+        partial = partial_path(path)
+        lock = contextlib.ExitStack()
+        lock.enter_context(output_lock(path))
         try:
-            handle = h5py.File(path, "r+")
+            handle = h5py.File(partial, "r+")
         except OSError as error:
-            raise MfftoolsError(f"{path}: cannot reopen to resume ({error})") from error
+            lock.close()
+            raise MfftoolsError(
+                f"{partial}: cannot reopen to resume ({error}); drop --resume to start over"
+            ) from None
         try:
             if _str(handle.attrs.get("schema", "")) != SCHEMA:
-                raise MfftoolsError(f"{path}: not an mfftools embeddings file; cannot resume")
-            if bool(handle.attrs.get("complete", False)):
-                raise MfftoolsError(f"{path}: already complete; nothing to resume")
-            for key, expected in (expected_attrs or {}).items():
-                found = handle.attrs.get(key)
-                if found is None or _str(found) != _str(expected):
-                    raise MfftoolsError(
-                        f"{path}: cannot resume: attribute {key!r} is "
-                        f"{'missing' if found is None else plain(found)} in the file "
-                        f"but {plain(expected)} now"
-                    )
-            layout = _str(handle.attrs["layout"])
-            rows = int(handle.attrs["rows_written"])
-            writer = cls(handle, layout)
+                raise MfftoolsError(f"{partial}: not an mfftools embeddings file; cannot resume")
+            writer = cls(handle, _str(handle.attrs["layout"]), path, lock)
+            if keep_rows is not None:
+                writer.rows_written = min(writer.rows_written, keep_rows)
+                handle.attrs["rows_written"] = writer.rows_written
             for name in ("embeddings",) + writer.columns:
-                handle[name].resize(rows, axis=0)
-        except Exception:
+                handle[name].resize(writer.rows_written, axis=0)
+        except BaseException:
             handle.close()
+            lock.close()
             raise
-        logger.info("resuming %s after %d rows", path, rows)
+        logger.info("resuming %s after %d rows", partial, writer.rows_written)
         return writer
 
     @property
-    def path(self):
-        return Path(self._handle.filename)
+    def attrs(self):
+        """The file's root attributes (an h5py AttributeManager: read and set)."""
+        return self._handle.attrs
+
+    def set_pairs(self, pairs):
+        """Write (or replace) the per-pair columns: issame, pair_group, optionally fold."""
+        for name in PAIR_COLUMNS + OPTIONAL_PAIR_COLUMNS:
+            if name in self._handle:
+                del self._handle[name]
+            if name in PAIR_COLUMNS or pairs.get(name) is not None:
+                self._handle.create_dataset(name, data=np.asarray(pairs[name], _COLUMN_DTYPES[name]))
 
     @property
     def last_source_index(self):
@@ -397,13 +467,28 @@ class EmbeddingsWriter:
         self._handle.flush()
 
     def finish(self):
-        """Mark the file complete and close it."""
+        """Mark the file complete, close it and move it to its real name (replacing any file
+        there); refused when fewer rows than `n_rows_expected` were written."""
+        expected = self._handle.attrs.get("n_rows_expected")
+        if expected is not None and int(expected) != self.rows_written:
+            self.close()
+            raise MfftoolsError(
+                f"{partial_path(self.path)}: {self.rows_written} rows written of {int(expected)} "
+                "expected; not marked complete (resume it with --resume)"
+            )
+        self._handle.flush()
         self._handle.attrs["complete"] = True
-        self.close()
+        self._handle.close()
+        try:
+            publish(partial_path(self.path), self.path)
+        finally:
+            self._lock.close()
 
     def close(self):
+        """Close the partial file as it is (resumable) and release the lock."""
         if self._handle.id.valid:
             self._handle.close()
+        self._lock.close()
 
     def __enter__(self):
         return self

@@ -1,15 +1,19 @@
 """Model + images -> embeddings file: batched, streamed to disk, resumable.
 
 Images are decoded by DataLoader workers while the model runs; each batch's rows are appended
-to the file as soon as they are computed, so memory does not grow with the dataset and an
-interrupted run continues where it stopped (`resume=True`), giving the same file as an
-uninterrupted run (bit for bit with the same batch size and device).
+to the partial file (`OUT.partial`) as soon as they are computed, so memory does not grow with
+the dataset, and the file appears under its real name only once it is complete. An interrupted
+run continues where it stopped (`resume=True`, when the source, model and options agree: see
+`mfftools.resume`), giving the same file as an uninterrupted run (bit for bit with the same
+batch size and device). The output's lock is held from the start: a second extraction into the
+same file is refused, naming the first's pid.
 
 Bad images: without `skip_bad_images` the first undecodable image is an error naming it. With
 it, a first pass decodes every image to find the bad ones, which are then left out, logged, and
-listed in the file (`n_skipped_images`, `skipped_images`). In the pairs layout a bad image
-drops its whole pair (both rows, and the pair's `issame`/`pair_group`/`fold` entries), so pairs
-never shift; the file also records `n_skipped_pairs`.
+listed in the file (`n_skipped_images`, `skipped_images`; each image once, however many rows
+show it). In the pairs layout a bad image drops every pair it is in (both rows, and the pair's
+`issame`/`pair_group`/`fold` entries), so pairs never shift; the file also records
+`n_dropped_pairs`.
 
 The model may be a checkpoint, a TorchScript archive or an ONNX model
 (`mfftools.models.embedders`); the images are decoded to its input by a `Preprocessing`.
@@ -27,8 +31,11 @@ import torch.utils.data
 from tqdm import tqdm
 
 from mfftools.data.images import Preprocessing
-from mfftools.embeddings import EmbeddingsWriter, plain
+from mfftools.embeddings import EmbeddingsWriter, partial_path
 from mfftools.errors import MfftoolsError
+from mfftools.extraction_checks import warn_about_amp, warn_about_size
+from mfftools.locks import output_lock
+from mfftools.resume import open_to_resume, record_skipping, root_attrs, rows_sha256
 from mfftools.sources import ExtractionSource, open_source
 
 logger = logging.getLogger(__name__)
@@ -36,9 +43,9 @@ logger = logging.getLogger(__name__)
 # HDF5 attributes are limited to 64 KiB: at most this many skipped names are stored (all are
 # logged).
 MAX_LISTED_SKIPPED = 500
-# Not compared on resume: the checkpoint may have moved (its sha256 is compared) and the skipped
-# names are compared through their count.
-_NOT_COMPARED = ("checkpoint", "skipped_images")
+# How torch's DataLoader says that a worker process died (killed by a signal, e.g. by the
+# kernel's out-of-memory killer).
+_WORKER_DIED = "DataLoader worker"
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class _Guarded(torch.utils.data.Dataset):
     def __getitem__(self, position):
         row = int(self.rows[position])
         try:
-            image = self.preprocessing.decode(self.images.encoded(row), self.images.describe(row))
+            image = self.images.decode(row, self.preprocessing)
         except MfftoolsError as error:
             return None, row, str(error)
         return (True if self.check_only else image), row, None
@@ -144,38 +151,6 @@ def _prepare_model(model_path, model, arch, output, device, amp):
     return embedder, attrs, lambda: model.train(was_training)
 
 
-def _resume_writer(out_path, attrs):
-    """For --resume: (a writer positioned at the first row to compute, or None for a new file;
-    whether the file is already complete).
-
-    A resumed file must have been written with the same attributes, except the checkpoint's
-    path and the list of skipped names (its count is compared).
-    """
-    expected = {key: value for key, value in attrs.items() if key not in _NOT_COMPARED}
-    if not out_path.exists():
-        logger.info("%s does not exist yet; starting from the first image", out_path)
-        return None, False
-    existing = _root_attrs(out_path)
-    if bool(existing.get("complete", False)):
-        for key, value in expected.items():
-            if str(existing.get(key)) != str(value):
-                raise MfftoolsError(
-                    f"{out_path}: already complete, but with {key} = "
-                    f"{plain(existing.get(key))}, not {plain(value)}"
-                )
-        logger.debug("%s is already complete; nothing to resume", out_path)
-        return None, True
-    return EmbeddingsWriter.resume(out_path, expected_attrs=expected), False
-
-
-def _root_attrs(path):
-    try:
-        with h5py.File(path, "r") as handle:
-            return dict(handle.attrs)
-    except OSError as error:
-        raise MfftoolsError(f"{path}: not a readable HDF5 file; cannot resume ({error})") from error
-
-
 def embed_batch(model, images, flip):
     """f(x) + f(flip(x)) in one forward pass of 2B images, or f(x) without flip."""
     if not flip:
@@ -215,41 +190,50 @@ def run_extraction(source, model_path=None, out_path=None, *, model=None, arch=N
     out_path = Path(out_path)
     if not isinstance(source, ExtractionSource):
         source = open_source(source)
-    embedder, attrs, restore_mode = _prepare_model(model_path, model, arch, output, device, amp)
-    if amp and not embedder.amp:
-        logger.warning("--amp applies to PyTorch models on CUDA only; extracting in float32 on "
-                       "%s", embedder.device)
-    preprocessing = (preprocessing or Preprocessing(size=None)).for_model(
-        embedder.input_size, attrs["model"]
-    )
+    with output_lock(out_path):
+        embedder, attrs, restore_mode = _prepare_model(model_path, model, arch, output, device,
+                                                       amp)
+        try:
+            return _extract_locked(source, out_path, embedder, attrs, preprocessing, batch_size,
+                                   workers, flip, amp, skip_bad_images, resume, progress)
+        finally:
+            restore_mode()
+
+
+def _extract_locked(source, out_path, embedder, attrs, preprocessing, batch_size, workers, flip,
+                    amp, skip_bad_images, resume, progress):
+    """run_extraction once the output's lock is held and the model is ready."""
+    warn_about_amp(amp, embedder, attrs["model_format"])
+    given = preprocessing or Preprocessing(size=None, mean=None, std=None)
+    preprocessing = given.for_model(embedder.input_size, attrs["model"], embedder.input_mean,
+                                    embedder.input_std)
+    if attrs["model_format"] != "module" and not (source.attrs or {}).get("aligned"):
+        warn_about_size(source, preprocessing, given.size, embedder.input_size, attrs["model"])
     attrs.update(preprocessing.attrs())
-    attrs.update({"flip": bool(flip), "amp": embedder.amp, "source": source.description})
-    try:
-        rows, kept_pairs = _rows_and_skipped(
-            source, preprocessing, attrs, skip_bad_images, batch_size, workers, progress
+    attrs.update({"flip": bool(flip), "amp": embedder.amp, "source": source.description,
+                  "rows_sha256": rows_sha256(source)})
+    attrs.update(source.attrs or {})
+    if source.options is not None:
+        attrs.update(source.options.attrs())
+    rows, kept_pairs = _rows_and_skipped(
+        source, preprocessing, attrs, skip_bad_images, batch_size, workers, progress
+    )
+    pairs = source.pair_columns(kept_pairs) if source.layout == "pairs" else None
+    writer, complete = open_to_resume(out_path, attrs, rows) if resume else (None, False)
+    if complete:
+        return ExtractionReport(out_path, len(rows), len(rows), already_complete=True)
+    rows_before = writer.rows_written if writer else 0
+    if writer is not None:
+        record_skipping(writer, attrs, pairs)
+
+    def create(dim):
+        return EmbeddingsWriter.create(
+            out_path, layout=source.layout, dim=dim, group_names=source.group_names,
+            pairs=pairs, attrs=attrs, optional_columns=source.optional_columns,
         )
-        writer, complete = _resume_writer(out_path, attrs) if resume else (None, False)
-        if complete:
-            return ExtractionReport(out_path, len(rows), len(rows), already_complete=True)
-        rows_before = writer.rows_written if writer else 0
-        if rows_before and writer.last_source_index != rows[rows_before - 1]:
-            writer.close()
-            raise MfftoolsError(
-                f"{out_path}: cannot resume: row {rows_before - 1} came from source "
-                f"row {writer.last_source_index}, expected {rows[rows_before - 1]}"
-            )
 
-        def create(dim):
-            pairs = source.pair_columns(kept_pairs) if source.layout == "pairs" else None
-            return EmbeddingsWriter.create(
-                out_path, layout=source.layout, dim=dim, group_names=source.group_names,
-                pairs=pairs, attrs=attrs, optional_columns=source.optional_columns,
-            )
-
-        _run(embedder, source, rows, writer, create, preprocessing,
-             batch_size, workers, flip, progress)
-    finally:
-        restore_mode()
+    _run(embedder, source, rows, writer, create, preprocessing, batch_size, workers, flip,
+         progress, out_path)
     logger.debug("wrote %d embeddings to %s", len(rows) - rows_before, out_path)
     return ExtractionReport(out_path, len(rows), rows_before)
 
@@ -257,22 +241,28 @@ def run_extraction(source, model_path=None, out_path=None, *, model=None, arch=N
 def _rows_and_skipped(source, preprocessing, attrs, skip_bad_images, batch_size, workers,
                       progress):
     """The source rows to extract and the kept pairs (pairs layout), after finding the bad
-    images when asked to skip them; records the skipped images in `attrs`."""
+    images when asked to skip them; records the skipped images in `attrs`.
+
+    An image is counted and listed once however many rows show it (an image of a pair list in
+    several pairs); the pairs it drops are counted apart (`n_dropped_pairs`).
+    """
     bad = []
     if skip_bad_images:
         bad = find_bad_images(source, preprocessing, batch_size, workers, progress)
     rows, kept_pairs = _rows_to_extract(source, [row for row, _ in bad])
-    for _, message in bad:
+    messages = {}
+    for row, message in bad:
+        messages.setdefault(source.images.image_name(row), message)
+    for message in messages.values():
         logger.warning("skipped: %s", message)
-    attrs["n_skipped_images"] = len(bad)
-    if bad:
-        attrs["skipped_images"] = np.array(
-            [source.images.image_name(row) for row, _ in bad[:MAX_LISTED_SKIPPED]],
-            dtype=h5py.string_dtype(),
-        )
-        logger.warning("%d bad images skipped", len(bad))
+    attrs["skip_bad_images"] = bool(skip_bad_images)
+    attrs["n_skipped_images"] = len(messages)
+    if messages:
+        attrs["skipped_images"] = np.array(list(messages)[:MAX_LISTED_SKIPPED],
+                                           dtype=h5py.string_dtype())
+        logger.warning("%d bad images skipped", len(messages))
     if source.layout == "pairs":
-        attrs["n_skipped_pairs"] = len(source) // 2 - len(kept_pairs)
+        attrs["n_dropped_pairs"] = len(source) // 2 - len(kept_pairs)
     attrs["n_rows_expected"] = len(rows)
     if len(rows) == 0:
         raise MfftoolsError(f"{source.description}: no images left to extract")
@@ -280,27 +270,28 @@ def _rows_and_skipped(source, preprocessing, attrs, skip_bad_images, batch_size,
 
 
 def interrupted_progress(out_path):
-    """(rows written, rows expected) of an extraction file left incomplete, or None when there is
-    no such file (interrupted before the file was created, or it is complete)."""
-    out_path = Path(out_path)
-    if not out_path.is_file():
+    """(the partial file, rows written, rows expected) of an extraction into `out_path` left
+    incomplete, or None when there is none (interrupted before any row was written)."""
+    partial = partial_path(out_path)
+    if not partial.is_file():
         return None
-    attrs = _root_attrs(out_path)
-    if bool(attrs.get("complete", True)):
+    attrs = root_attrs(partial)
+    if bool(attrs.get("complete", False)):
         return None
-    return int(attrs.get("rows_written", 0)), int(attrs.get("n_rows_expected", 0))
+    return partial, int(attrs.get("rows_written", 0)), int(attrs.get("n_rows_expected", 0))
 
 
 def _run(embedder, source, rows, writer, create, preprocessing, batch_size, workers, flip,
-         progress):
+         progress, out_path):
     """Compute and append the rows after those `writer` holds; without a writer (a new file),
     `create(dim)` makes one when the first batch gives the embeddings' width. On CUDA a batch
     is written while the next one is computed (the copy back is asynchronous); on the CPU it is
-    written at once."""
+    written at once. A bad image, or a decoding worker that died, stops the run with one line
+    saying how to go on."""
     start = writer.rows_written if writer else 0
     cuda = embedder.device.type == "cuda"
     pending = None
-    with contextlib.ExitStack() as stack:
+    with _worker_deaths(out_path), contextlib.ExitStack() as stack:
         if writer is not None:
             stack.enter_context(writer)
         loader = _loader(source.images, rows[start:], preprocessing, batch_size, workers,
@@ -309,7 +300,7 @@ def _run(embedder, source, rows, writer, create, preprocessing, batch_size, work
         stack.enter_context(torch.inference_mode())
         for images, batch_rows, bad in loader:
             if bad:
-                raise MfftoolsError(bad[0][1])
+                raise MfftoolsError(f"{bad[0][1]}; {_how_to_go_on(out_path, bad=True)}")
             embeddings = embed_batch(embedder, images, flip)
             if writer is None:
                 writer = stack.enter_context(create(embeddings.shape[1]))
@@ -327,6 +318,32 @@ def _run(embedder, source, rows, writer, create, preprocessing, batch_size, work
                 _write(writer, source, host, done, batch_rows, bar)
         if pending is not None:
             _write(writer, source, *pending, bar)
+
+
+@contextlib.contextmanager
+def _worker_deaths(out_path):
+    """A decoding worker's death as one MfftoolsError. torch raises it as a RuntimeError from its
+    SIGCHLD handler or from the loader, wherever the main process then is."""
+    try:
+        yield
+    except RuntimeError as error:
+        if _WORKER_DIED not in str(error):
+            raise
+        first_line = str(error).splitlines()[0].rstrip(". ")
+        raise MfftoolsError(
+            f"an image-decoding worker died ({first_line}; the system may have run out of "
+            f"memory: fewer --workers or a smaller --batch-size use less); "
+            f"{_how_to_go_on(out_path)}"
+        ) from None
+
+
+def _how_to_go_on(out_path, bad=False):
+    """What the user can do after an extraction stopped: skip bad images, resume."""
+    hint = "add --skip-bad-images to leave out undecodable images; " if bad else ""
+    partial = partial_path(out_path)
+    if partial.is_file():
+        return f"{hint}the rows written so far are in {partial}: rerun with --resume to continue"
+    return f"{hint}nothing was written yet"
 
 
 def _write(writer, source, embeddings, done, rows, bar):

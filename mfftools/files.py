@@ -1,13 +1,16 @@
 """Files written whole or not at all, and the results file every protocol writes.
 
 A file is written under a temporary name in its own folder and moved into place with
-`os.replace` only when complete, so a crash or an error never leaves a truncated file under the
-real name (and never replaces a good one with a broken one).
+`os.replace` only when complete (and flushed to disk), so a crash or an error never leaves a
+truncated file under the real name (and never replaces a good one with a broken one). The
+output's lock (`mfftools.locks`) is held meanwhile, so two processes never write it at once.
 """
 import contextlib
 import json
 import os
 from pathlib import Path
+
+from mfftools.locks import output_lock
 
 # Significant digits of the long per-identity, ROC and DET lists of a results file: they feed plots
 # and tables, and rounding keeps the file small. Every other number is written exactly.
@@ -17,15 +20,40 @@ _ROUNDED_KEYS = ("per_identity", "roc", "det")
 
 @contextlib.contextmanager
 def atomic_output(path):
-    """Yield a temporary path beside `path`; it replaces `path` on success, is removed on error."""
+    """Yield a temporary path beside `path`; it replaces `path` on success, is removed on error.
+
+    The lock on `path` is taken first: an MfftoolsError when another process is writing it.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with output_lock(path):
+        try:
+            yield temporary
+            publish(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+
+def publish(temporary, path):
+    """Move the finished file `temporary` to `path`: its data flushed to disk first, then the
+    rename, then the folder's entry, so `path` is the old file or the whole new one."""
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    folder = os.open(Path(path).parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def write_bytes(path, data):
+    """Write `data` to `path` atomically, creating its folder; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_output(path) as temporary:
+        temporary.write_bytes(data)
+    return path
 
 
 def write_text(path, text):

@@ -17,7 +17,8 @@ def images_fingerprint(*embeddings):
     """The results file's `images` entry for one or more embeddings files read together.
 
     Images layout: {"n": rows, "paths_sha256", "identities_sha256"} over all the files' rows (a
-    digest is None when a file lacks paths or identity names). Pairs layout: {"n": pairs,
+    digest is None when a file lacks paths or identity names), and `aligned` and
+    `alignment_template` when the files record their faces' alignment. Pairs layout: {"n": pairs,
     "labels_sha256"} of each pair's issame and group name, in file order.
     """
     if embeddings[0].layout == "pairs":
@@ -31,8 +32,22 @@ def images_fingerprint(*embeddings):
         columns = [getattr(file, attribute) for file in embeddings]
         return None if any(column is None for column in columns) else np.concatenate(columns)
 
-    return {
+    found = {
         "n": int(sum(file.n_rows for file in embeddings)),
         "paths_sha256": _digest(joined("image_paths")),
         "identities_sha256": _digest(joined("identity_names")),
     }
+    found.update(_alignment(embeddings))
+    return found
+
+
+def _alignment(embeddings):
+    """`aligned` (every file's faces aligned) and `alignment_template` (the template they share,
+    else None) when any file records alignment (see extract's 5-point alignment); else nothing."""
+    attrs = [file.attrs for file in embeddings]
+    if not any("aligned" in file for file in attrs):
+        return {}
+    templates = {str(file.get("alignment_template")) for file in attrs}
+    return {"aligned": all(bool(file.get("aligned", False)) for file in attrs),
+            "alignment_template": templates.pop() if len(templates) == 1 and "None" not in
+            templates else None}

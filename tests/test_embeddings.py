@@ -1,11 +1,14 @@
 import json
+import subprocess
+import sys
+import textwrap
 
 import h5py
 import numpy as np
 import pytest
 
 from embedding_files import write_images_file, write_pairs_file
-from mfftools.embeddings import SCHEMA, EmbeddingsWriter, open_embeddings
+from mfftools.embeddings import SCHEMA, EmbeddingsWriter, open_embeddings, partial_path
 from mfftools.errors import MfftoolsError
 
 GROUPS = ["A", "B"]
@@ -63,24 +66,91 @@ def test_resume_after_crash_keeps_written_rows(tmp_path, rng):
             writer.append(emb[:10], **columns(0, 10))
             writer.append(emb[10:25], **columns(10, 25))
             raise RuntimeError("killed")
+    assert not path.exists()  # rows stay in the partial file until it is complete
     # A crash between the data flush and the `rows_written` update leaves extra rows behind.
-    with h5py.File(path, "r+") as handle:
+    with h5py.File(partial_path(path), "r+") as handle:
         handle["embeddings"].resize(30, axis=0)
         handle["embeddings"][25:30] = 7.0
     with pytest.raises(MfftoolsError, match="incomplete"):
-        open_embeddings(path)
-    with pytest.raises(MfftoolsError, match="'source' is"):
-        EmbeddingsWriter.resume(path, expected_attrs={"source": "other.zip"})
-    with EmbeddingsWriter.resume(path, expected_attrs={"source": "s.zip"}) as writer:
+        open_embeddings(partial_path(path))
+    with EmbeddingsWriter.resume(path) as writer:
         assert writer.rows_written == 25 and writer.last_source_index == 24
         writer.append(emb[25:], **columns(25, 40))
+    assert not partial_path(path).exists()
     loaded = open_embeddings(path)
     np.testing.assert_array_equal(loaded.read(), emb)
     np.testing.assert_array_equal(loaded.identity, identity)
     with h5py.File(path, "r") as handle:
         np.testing.assert_array_equal(handle["source_index"][()], np.arange(40))
-    with pytest.raises(MfftoolsError, match="already complete"):
+    with pytest.raises(MfftoolsError, match="cannot reopen to resume"):
         EmbeddingsWriter.resume(path)
+
+
+def test_resume_can_keep_fewer_rows(tmp_path, rng):
+    emb = rng.normal(size=(12, 4)).astype(np.float32)
+    identity, group = _labels(12)
+    path = tmp_path / "e.h5"
+    writer = EmbeddingsWriter.create(path, layout="images", dim=4, group_names=GROUPS)
+    writer.append(emb[:9], identity=identity[:9], group=group[:9], path=["p"] * 9)
+    writer.close()
+    with EmbeddingsWriter.resume(path, keep_rows=5) as writer:
+        assert writer.rows_written == 5
+        writer.append(emb[5:], identity=identity[5:], group=group[5:], path=["p"] * 7)
+    np.testing.assert_array_equal(open_embeddings(path).read(), emb)
+
+
+def test_a_file_is_marked_complete_only_with_every_expected_row(tmp_path, rng):
+    path = tmp_path / "e.h5"
+    identity, group = _labels(6)
+    writer = EmbeddingsWriter.create(path, layout="images", dim=3, group_names=GROUPS,
+                                     attrs={"n_rows_expected": 6})
+    writer.append(rng.normal(size=(4, 3)), identity=identity[:4], group=group[:4], path=["p"] * 4)
+    with pytest.raises(MfftoolsError, match="4 rows written of 6 expected; not marked complete"):
+        writer.finish()
+    assert not path.exists()
+    with h5py.File(partial_path(path)) as handle:
+        assert not handle.attrs["complete"] and handle.attrs["rows_written"] == 4
+
+
+def test_a_second_writer_is_refused_naming_the_first(tmp_path):
+    path = tmp_path / "e.h5"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from mfftools.embeddings import EmbeddingsWriter
+        writer = EmbeddingsWriter.create({str(path)!r}, layout="images", dim=2, group_names=["A"])
+        print("writing", flush=True)
+        time.sleep(60)
+    """)
+    first = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "writing"
+        with pytest.raises(MfftoolsError) as error:
+            EmbeddingsWriter.create(path, layout="images", dim=2, group_names=["A"])
+        assert str(error.value) == (
+            f"{path} is being written by another mfftools process (pid {first.pid}); wait for "
+            "it to finish, or write to another file")
+        with pytest.raises(MfftoolsError, match=f"pid {first.pid}"):
+            EmbeddingsWriter.resume(path)
+        assert partial_path(path).exists()  # the first writer's file is left alone
+    finally:
+        first.kill()
+        first.wait()
+    EmbeddingsWriter.create(path, layout="images", dim=2, group_names=["A"]).close()
+
+
+def test_a_damaged_file_is_one_line_suggesting_extraction(tmp_path, rng):
+    identity, group = _labels(3000)
+    path = write_images_file(tmp_path / "e.h5", rng.normal(size=(3000, 64)).astype(np.float32),
+                             identity, group, GROUPS)
+    data = path.read_bytes()
+    for size in (len(data) // 2, len(data) - 4096, 100):
+        cut = tmp_path / f"cut{size}.h5"
+        cut.write_bytes(data[:size])
+        with pytest.raises(MfftoolsError) as error:
+            open_embeddings(cut).read()
+        message = str(error.value)
+        assert message.startswith(f"{cut}: ") and message.endswith("; extract it again")
+        assert "\n" not in message
 
 
 def _write_raw(path, **overrides):
@@ -145,7 +215,7 @@ def test_missing_and_non_hdf5_files(tmp_path):
     with pytest.raises(MfftoolsError, match="not found"):
         open_embeddings(tmp_path / "none.h5")
     (tmp_path / "text.h5").write_text("hello")
-    with pytest.raises(MfftoolsError, match="not a readable HDF5"):
+    with pytest.raises(MfftoolsError, match="not an HDF5 file .*; extract it again"):
         open_embeddings(tmp_path / "text.h5")
 
 
@@ -176,23 +246,6 @@ def test_float64_rows_are_read_rounded_to_float32(tmp_path, rng):
     rows[4, 1] = 1e300  # beyond float32
     with pytest.raises(MfftoolsError, match="row 4 contains NaN or Inf"):
         open_embeddings(_write_raw(tmp_path / "big.h5", embeddings=rows)).read()
-
-
-def test_resume_mismatch_shows_plain_values(tmp_path):
-    writer = EmbeddingsWriter.create(tmp_path / "e.h5", layout="pairs", dim=2, group_names=GROUPS,
-                                     pairs={"issame": [True], "pair_group": [0]},
-                                     attrs={"flip": True, "input_size": np.array([112, 112])})
-    writer.close()
-    with pytest.raises(MfftoolsError) as error:
-        EmbeddingsWriter.resume(tmp_path / "e.h5", expected_attrs={"flip": False})
-    assert str(error.value).endswith(
-        "cannot resume: attribute 'flip' is True in the file but False now")
-    with pytest.raises(MfftoolsError,
-                       match=r"'input_size' is \[112, 112\] in the file but \[96, 96\] now"):
-        EmbeddingsWriter.resume(tmp_path / "e.h5",
-                                expected_attrs={"input_size": np.array([96, 96])})
-    with pytest.raises(MfftoolsError, match="'model' is missing in the file but 'onnx' now"):
-        EmbeddingsWriter.resume(tmp_path / "e.h5", expected_attrs={"model": "onnx"})
 
 
 def test_a_float64_file_evaluates_as_its_float32_rounding(tmp_path, rng):

@@ -1,13 +1,12 @@
 """extract: embeddings written as the model gives them, flip TTA, batching, bad images, resume."""
-import importlib.util
 import io
 import logging
 import os
-import pickle
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 import zipfile
 
 import h5py
@@ -16,136 +15,15 @@ import pytest
 import torch
 from PIL import Image
 
-from mfftools.data.images import EncodedImages, decode_image
-from mfftools.embeddings import open_embeddings
+from extraction_sources import (
+    Interrupting, NoiseImages, encoded, load_tiny_model_module, noise_source, write_bin_folder,
+    write_pair_list_with_a_bad_image, write_rfw_zip)
+from mfftools.data.images import Preprocessing, decode_image
+from mfftools.embeddings import open_embeddings, partial_path
 from mfftools.errors import MfftoolsError
 from mfftools.extract import extract
-from mfftools.sources import ExtractionSource, open_source
+from mfftools.sources import open_source
 from mfftools.models.loading import weights_sha256
-
-TINY_MODEL = '''
-import time
-import torch
-
-
-class TinyNet(torch.nn.Module):
-    """A small, not flip-symmetric embedding network; `delay` seconds of sleep per forward."""
-
-    def __init__(self, delay=0.0):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 4, kernel_size=8, stride=8)
-        self.fc = torch.nn.Linear(4 * 14 * 14, 16)
-        self.norm = torch.nn.BatchNorm1d(16)
-        self.delay = delay
-
-    def forward(self, x):
-        time.sleep(self.delay)
-        return self.norm(self.fc(torch.relu(self.conv(x)).flatten(1)))
-'''
-
-
-def _load_tiny_model_module(folder):
-    path = folder / "tiny_model.py"
-    path.write_text(TINY_MODEL)
-    spec = importlib.util.spec_from_file_location("tiny_model", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def tiny_model(tmp_path):
-    model = _load_tiny_model_module(tmp_path).TinyNet()
-    model.norm.running_mean.normal_()
-    return model.eval()
-
-
-def encoded(seed, fmt="PNG"):
-    pixels = np.random.default_rng(seed).integers(0, 256, (112, 112, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def write_rfw_zip(path, people_per_group=2, images_per_person=3, bad=()):
-    """A small RFW instance zip (groups G0, G1); members whose index is in `bad` are corrupt."""
-    index = 0
-    with zipfile.ZipFile(path, "w") as archive:
-        for group in ("G0", "G1"):
-            people = [f"m.{group}{k}" for k in range(people_per_group)]
-            archive.writestr(f"data/txts/{group}/{group}_people.txt", "".join(f"{p}\t1\n" for p in people))
-            for person in people:
-                for number in range(1, images_per_person + 1):
-                    data = b"not an image" if index in bad else encoded(index)
-                    archive.writestr(f"data/data/{group}/{person}/{person}_{number:04d}.jpg", data)
-                    index += 1
-    return path
-
-
-def write_bin_folder(folder, pairs_per_group=3, bad=()):
-    """<Group>_test.bin files for groups G0, G1; rows (over both groups) in `bad` are corrupt."""
-    folder.mkdir()
-    row = 0
-    for group in ("G0", "G1"):
-        bins = []
-        for _ in range(2 * pairs_per_group):
-            bins.append(b"broken" if row in bad else encoded(100 + row))
-            row += 1
-        issame = [k % 2 == 0 for k in range(pairs_per_group)]
-        with open(folder / f"{group}_test.bin", "wb") as handle:
-            pickle.dump((bins, issame), handle, protocol=4)
-    return folder
-
-
-class NoiseImages(EncodedImages):
-    """Image k: a seeded random PNG; rows in `bad` are not images."""
-
-    def __init__(self, n, bad=()):
-        self.n, self.bad = n, set(bad)
-
-    def __len__(self):
-        return self.n
-
-    def encoded(self, k):
-        return b"not an image" if k in self.bad else encoded(k)
-
-    def image_name(self, k):
-        return f"img{k}"
-
-
-class Interrupting(EncodedImages):
-    """Wraps images; the read after `reads` reads raises KeyboardInterrupt: an interrupted run."""
-
-    def __init__(self, images, reads):
-        self.images, self.reads_left = images, reads
-
-    def __len__(self):
-        return len(self.images)
-
-    def encoded(self, k):
-        if self.reads_left == 0:
-            raise KeyboardInterrupt
-        self.reads_left -= 1
-        return self.images.encoded(k)
-
-    def image_name(self, k):
-        return self.images.image_name(k)
-
-    def describe(self, k):
-        return self.images.describe(k)
-
-
-def noise_source(n=10, bad=(), interrupt_after=None):
-    images = NoiseImages(n, bad)
-    return ExtractionSource(
-        images=images if interrupt_after is None else Interrupting(images, interrupt_after),
-        layout="images",
-        group_names=["A", "B"],
-        description="noise",
-        identity=np.arange(n) // 2,
-        group=(np.arange(n) // 2) % 2,
-    )
 
 
 def _expected(model, images, flip=True):
@@ -239,7 +117,7 @@ def test_bin_folder_pairs_layout(tmp_path, tiny_model):
     np.testing.assert_array_equal(emb.pair_group, [0, 0, 0, 1, 1, 1])
     images = torch.stack([decode_image(encoded(100 + row), str(row)) for row in range(12)])
     np.testing.assert_allclose(emb.read(), _expected(tiny_model, images), rtol=1e-5, atol=1e-5)
-    assert emb.attrs["n_skipped_pairs"] == 0
+    assert emb.attrs["n_dropped_pairs"] == 0
 
 
 def test_bad_image_is_an_error_naming_it(tmp_path, tiny_model):
@@ -247,9 +125,50 @@ def test_bad_image_is_an_error_naming_it(tmp_path, tiny_model):
     with pytest.raises(MfftoolsError, match=r"cannot decode image .*m\.G01/m\.G01_0002\.jpg"):
         extract(archive, out_path=tmp_path / "e.h5", model=tiny_model, batch_size=4, workers=2,
                 device="cpu", progress=False)
-    with pytest.raises(MfftoolsError, match="cannot decode image img3"):
+    with pytest.raises(MfftoolsError) as error:
         extract(noise_source(6, bad={3}), out_path=tmp_path / "n.h5", model=tiny_model,
                 batch_size=4, workers=0, device="cpu", progress=False)
+    assert str(error.value) == (
+        "cannot decode image img3 (not an image file Pillow can read: damaged, empty, or another "
+        "kind of file); add --skip-bad-images to leave out undecodable images; nothing was "
+        "written yet")
+    with pytest.raises(MfftoolsError) as error:
+        extract(noise_source(6, bad={5}), out_path=tmp_path / "n.h5", model=tiny_model,
+                batch_size=2, workers=0, device="cpu", progress=False)
+    assert str(error.value).endswith(
+        "add --skip-bad-images to leave out undecodable images; the rows written so far are in "
+        f"{tmp_path / 'n.h5.partial'}: rerun with --resume to continue")
+    assert "BytesIO" not in str(error.value)
+
+
+class _KilledInWorker(NoiseImages):
+    """A worker process that reads image 4 is killed, as the out-of-memory killer would, once
+    the first rows are in the partial file."""
+
+    def __init__(self, n, parent, partial):
+        super().__init__(n)
+        self.parent, self.partial = parent, partial
+
+    def encoded(self, k):
+        if k == 4 and os.getpid() != self.parent:
+            deadline = time.monotonic() + 10
+            while not self.partial.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().encoded(k)
+
+
+def test_a_killed_decoding_worker_is_one_line_with_the_resume_hint(tmp_path, tiny_model):
+    source = noise_source(8)
+    source.images = _KilledInWorker(8, os.getpid(), tmp_path / "e.h5.partial")
+    with pytest.raises(MfftoolsError) as error:
+        extract(source, out_path=tmp_path / "e.h5", model=tiny_model, batch_size=2, workers=1,
+                device="cpu", progress=False)
+    message = str(error.value)
+    assert message.startswith("an image-decoding worker died (DataLoader worker (pid")
+    assert "fewer --workers or a smaller --batch-size" in message and "\n" not in message
+    assert message.endswith(f"{tmp_path / 'e.h5.partial'}: rerun with --resume to continue")
 
 
 def test_skip_bad_images_in_the_images_layout(tmp_path, tiny_model, caplog):
@@ -280,7 +199,7 @@ def test_skip_bad_images_drops_whole_pairs(tmp_path, tiny_model):
     kept_rows = [0, 1, 2, 3, 8, 9, 10, 11]
     images = torch.stack([decode_image(encoded(100 + row), str(row)) for row in kept_rows])
     np.testing.assert_allclose(emb.read(), _expected(tiny_model, images), rtol=1e-5, atol=1e-5)
-    assert emb.attrs["n_skipped_images"] == 2 and emb.attrs["n_skipped_pairs"] == 2
+    assert emb.attrs["n_skipped_images"] == 2 and emb.attrs["n_dropped_pairs"] == 2
     assert list(emb.attrs["skipped_images"]) == ["G0_test.bin image 5", "G1_test.bin image 0"]
 
 
@@ -292,9 +211,10 @@ def test_resume_after_an_interruption_gives_the_same_file(tmp_path, tiny_model):
     # 13 reads to find the bad image, two batches of 3, then the interruption
     with pytest.raises(KeyboardInterrupt):
         extract(noise_source(13, bad={6}, interrupt_after=13 + 6), out_path=out, model=tiny_model, **options)
-    with pytest.raises(MfftoolsError, match="incomplete"):
+    assert not out.exists()  # only a whole file appears under the real name
+    with pytest.raises(MfftoolsError, match="not written yet.*e.h5.partial holds the rows"):
         open_embeddings(out)
-    assert open_embeddings(out, allow_incomplete=True).n_rows == 6
+    assert open_embeddings(partial_path(out), allow_incomplete=True).n_rows == 6
     extract(source, out_path=out, model=tiny_model, resume=True, **options)
     _assert_same_file(open_embeddings(out), reference)
     # resuming a complete file is a no-op
@@ -311,7 +231,7 @@ def test_resume_in_the_pairs_layout_mid_pair(tmp_path, tiny_model):
     out = tmp_path / "e.h5"
     with pytest.raises(KeyboardInterrupt):
         extract(source, out_path=out, model=tiny_model, **options)
-    with h5py.File(out) as handle:
+    with h5py.File(partial_path(out)) as handle:
         assert handle.attrs["rows_written"] == 9  # pair 4 is half written
     extract(folder, out_path=out, model=tiny_model, resume=True, **options)
     _assert_same_file(open_embeddings(out), reference)
@@ -334,11 +254,12 @@ def test_resume_refuses_other_options_or_weights(tmp_path, tiny_model):
     options = dict(batch_size=2, workers=0, device="cpu", progress=False)
     with pytest.raises(KeyboardInterrupt):
         extract(noise_source(6, interrupt_after=4), out_path=out, model=tiny_model, **options)
-    with pytest.raises(MfftoolsError, match="'flip'"):
+    with pytest.raises(MfftoolsError, match=r"flip \(--no-flip\) is True in the file, False now; "
+                       "drop --resume to start over"):
         extract(source, out_path=out, model=tiny_model, resume=True, flip=False, **options)
     with torch.no_grad():
         tiny_model.fc.bias[0] += 1
-    with pytest.raises(MfftoolsError, match="checkpoint_sha256"):
+    with pytest.raises(MfftoolsError, match=r"the model.s weights \(sha256\) is .* in the file"):
         extract(source, out_path=out, model=tiny_model, resume=True, **options)
 
 
@@ -400,7 +321,7 @@ extract(sys.argv[1], out_path=sys.argv[2], model=TinyNet(delay=0.3), batch_size=
 
 
 def test_resume_after_sigkill_of_a_real_run(tmp_path, caplog):
-    module = _load_tiny_model_module(tmp_path)
+    module = load_tiny_model_module(tmp_path)
     script = tmp_path / "run_extract.py"
     script.write_text(textwrap.dedent(KILL_SCRIPT))
     archive = write_rfw_zip(tmp_path / "val.zip", people_per_group=3, images_per_person=4)
@@ -410,23 +331,74 @@ def test_resume_after_sigkill_of_a_real_run(tmp_path, caplog):
         [sys.executable, str(script), str(archive), str(out)],
         stderr=subprocess.PIPE, text=True, env=env,
     )
+    options = dict(model=module.TinyNet(), batch_size=4, workers=0, device="cpu", progress=False)
     try:
         for line in process.stderr:
             if line.startswith("wrote rows 4-7"):
+                # a second writer of the same file is refused, and leaves the first's alone
+                with pytest.raises(MfftoolsError) as error:
+                    extract(archive, out_path=out, **options)
+                assert str(error.value) == (
+                    f"{out} is being written by another mfftools process (pid {process.pid}); "
+                    "wait for it to finish, or write to another file")
                 process.send_signal(signal.SIGKILL)
                 break
     finally:
         process.kill()
         process.wait()
     assert process.returncode == -signal.SIGKILL
-    partial = open_embeddings(out, allow_incomplete=True)
+    assert not out.exists()
+    partial = open_embeddings(partial_path(out), allow_incomplete=True)
     assert not partial.attrs["complete"] and 8 <= partial.n_rows < 24
-    options = dict(model=module.TinyNet(), batch_size=4, workers=0, device="cpu", progress=False)
     caplog.set_level(logging.INFO, logger="mfftools.embeddings")
     extract(archive, out_path=out, resume=True, **options)
     assert f"after {partial.n_rows} rows" in caplog.text
     reference = extract(archive, out_path=tmp_path / "ref.h5", **options)
     _assert_same_file(open_embeddings(out), open_embeddings(reference))
+
+
+KILL_AT_RANDOM_SCRIPT = '''
+import sys
+from tiny_model import TinyNet
+from mfftools.extract import extract
+
+print("ready", flush=True)
+extract(sys.argv[1], out_path=sys.argv[2], model=TinyNet(delay=0.01), batch_size=2, workers=0,
+        device="cpu", resume=True, progress=False)
+'''
+
+
+def test_a_writer_killed_at_random_points_leaves_nothing_or_a_resumable_or_whole_file(tmp_path):
+    module = load_tiny_model_module(tmp_path)
+    script = tmp_path / "run_extract.py"
+    script.write_text(KILL_AT_RANDOM_SCRIPT)
+    archive = write_rfw_zip(tmp_path / "val.zip", people_per_group=3, images_per_person=4)
+    options = dict(model=module.TinyNet(), batch_size=2, workers=0, device="cpu", progress=False)
+    reference = open_embeddings(extract(archive, out_path=tmp_path / "ref.h5", **options))
+    out = tmp_path / "killed.h5"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path)] + sys.path))
+    rng = np.random.default_rng(7)
+    for delay in rng.uniform(0.0, 0.8, size=4):  # each run resumes the one killed before
+        process = subprocess.Popen([sys.executable, str(script), str(archive), str(out)],
+                                   stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            assert process.stdout.readline() == "ready\n"
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.kill()
+            process.wait()
+        if out.exists():  # only ever whole and correct under the real name
+            _assert_same_file(open_embeddings(out), reference)
+        if partial_path(out).exists():  # readable, and its recorded rows are right
+            with h5py.File(partial_path(out)) as handle:
+                rows = int(handle.attrs["rows_written"])
+                assert rows <= reference.n_rows
+                np.testing.assert_array_equal(handle["embeddings"][:rows],
+                                              reference.read(stop=rows))
+    extract(archive, out_path=out, resume=True, **options)
+    _assert_same_file(open_embeddings(out), reference)
+    assert not partial_path(out).exists()
 
 
 def test_a_complete_file_made_with_other_options_names_them_plainly(tmp_path, tiny_model):
@@ -435,19 +407,91 @@ def test_a_complete_file_made_with_other_options_names_them_plainly(tmp_path, ti
     extract(noise_source(4), **options)
     with pytest.raises(MfftoolsError) as error:
         extract(noise_source(4), resume=True, flip=False, **options)
-    assert str(error.value) == f"{tmp_path / 'e.h5'}: already complete, but with flip = True, not False"
+    assert str(error.value) == (f"{tmp_path / 'e.h5'}: already complete, with other settings: "
+                                "flip (--no-flip) is True in the file, False now; drop --resume "
+                                "to replace it")
 
 
 def test_a_bad_image_drops_its_pair_and_its_fold_entry(tmp_path, tiny_model):
-    for k in range(4):
-        (tmp_path / f"{k}.png").write_bytes(encoded(k))
-    (tmp_path / "bad.png").write_bytes(b"not an image")
-    pairs = tmp_path / "pairs.csv"
-    pairs.write_text("path1,path2,issame,fold\n0.png,1.png,1,a\n2.png,bad.png,0,b\n"
-                     "2.png,3.png,0,b\n0.png,3.png,1,c\n")
+    pairs = write_pair_list_with_a_bad_image(
+        tmp_path, "path1,path2,issame,fold\n0.png,1.png,1,a\n2.png,bad.png,0,b\n"
+                  "2.png,3.png,0,b\n0.png,3.png,1,c\n")
     out = extract(pairs, out_path=tmp_path / "p.h5", model=tiny_model, batch_size=4, workers=0,
                   device="cpu", skip_bad_images=True, progress=False)
     emb = open_embeddings(out, layout="pairs")
     np.testing.assert_array_equal(emb.issame, [True, False, True])
     np.testing.assert_array_equal(emb.fold, [0, 1, 2])
-    assert list(emb.attrs["skipped_images"]) == ["bad.png"] and emb.attrs["n_skipped_pairs"] == 1
+    assert list(emb.attrs["skipped_images"]) == ["bad.png"] and emb.attrs["n_dropped_pairs"] == 1
+
+
+def _original_read_image(data):
+    """MixFairFace's input, restated: `ReadImage` (imageio's imread with pilmode='RGB', which is
+    Pillow's convert('RGB'); no resize at 112x112; float32 / 255), then torchvision's ToTensor,
+    which only moves the channels first for a float array; nothing normalises further."""
+    with Image.open(io.BytesIO(data)) as image:
+        pixels = np.asarray(image.convert("RGB")).astype(np.float32) / 255
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+
+
+def test_the_papers_checkpoints_are_fed_the_papers_input(tmp_path):
+    from mfftools.models.mixfair import MixFairFaceNet
+
+    torch.manual_seed(3)
+    model = MixFairFaceNet("r10-mini", num_classes=5).eval()
+    path = tmp_path / "mixfairface.pth"
+    torch.save(model.state_dict(), path)
+    source = noise_source(4)
+    out = extract(source, path, tmp_path / "e.h5", batch_size=4, workers=0, device="cpu",
+                  flip=False, progress=False)
+    written = open_embeddings(out)
+    np.testing.assert_array_equal(written.attrs["input_mean"], [0, 0, 0])
+    np.testing.assert_array_equal(written.attrs["input_std"], [1, 1, 1])
+    assert written.attrs["checkpoint_format"] == "mixfairface"
+    original = torch.stack([_original_read_image(encoded(k)) for k in range(4)])
+    ours = Preprocessing(size=None, mean=None, std=None).for_model(
+        (112, 112), "paper", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert torch.equal(torch.stack([ours.decode(encoded(k), str(k)) for k in range(4)]),
+                       original)  # bit for bit
+    with torch.no_grad():
+        expected = model(original).numpy()
+    np.testing.assert_allclose(written.read(), expected, rtol=1e-4, atol=1e-4)
+    # given explicitly, the user's normalisation wins
+    given = extract(source, path, tmp_path / "g.h5", batch_size=4, workers=0, device="cpu",
+                    flip=False, progress=False, preprocessing=Preprocessing.given(
+                        mean=(0.5,) * 3, std=(0.5,) * 3))
+    np.testing.assert_array_equal(open_embeddings(given).attrs["input_mean"], [0.5] * 3)
+
+
+def test_amp_for_an_onnx_model_warns_that_it_does_nothing(tmp_path, caplog):
+    from model_files import export_onnx, small_iresnet
+
+    onnx_path = export_onnx(small_iresnet(), tmp_path / "m.onnx")
+    caplog.set_level(logging.WARNING)
+    out = extract(noise_source(4), onnx_path, tmp_path / "e.h5", batch_size=4, workers=0,
+                  device="cpu", amp=True, progress=False)
+    assert not open_embeddings(out).attrs["amp"]
+    assert [r.getMessage() for r in caplog.records if "--amp" in r.getMessage()] == [
+        "--amp/--fp16 does nothing for an ONNX model: it runs as exported"]
+
+
+def test_crops_resized_to_the_model_are_said_so(tmp_path, caplog):
+    from model_files import export_onnx, small_iresnet, trace_torchscript
+
+    caplog.set_level(logging.WARNING, logger="mfftools.extraction_checks")
+    wide = tmp_path / "wide.onnx"
+    export_onnx(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(112), small_iresnet()), wide,
+                size=(224, 224))
+    extract(noise_source(4), wide, tmp_path / "w.h5", batch_size=4, workers=0, device="cpu",
+            progress=False)
+    assert ("the images are 112x112 and wide takes 224x224: every crop is resized (bicubic) to "
+            "the model's size") in caplog.text
+    caplog.clear()
+    scripted = trace_torchscript(small_iresnet(), tmp_path / "s.pt")
+    extract(noise_source(4), scripted, tmp_path / "s.h5", batch_size=4, workers=0, device="cpu",
+            progress=False)
+    assert "s does not declare its input size: images are fed at 112x112" in caplog.text
+    assert "resized" not in caplog.text
+    caplog.clear()
+    extract(noise_source(4), scripted, tmp_path / "t.h5", batch_size=4, workers=0, device="cpu",
+            progress=False, preprocessing=Preprocessing.given(size=(112, 112)))
+    assert caplog.text == ""

@@ -3,10 +3,13 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
+from mfftools.errors import MfftoolsError
 from mfftools.files import atomic_output, compact, write_results
+from mfftools.locks import lock_path, output_lock
 
 
 def test_error_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -48,3 +51,40 @@ def test_text_is_written_in_utf8_whatever_the_locale(tmp_path):
               "write_text(sys.argv[1], 'Zo\\u00eb')")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "t.md")], env=env, check=True)
     assert (tmp_path / "t.md").read_bytes() == "Zoë".encode("utf-8")
+
+
+def test_a_file_another_process_is_writing_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text("old")
+    holder = textwrap.dedent("""
+        import sys, time
+        from mfftools.locks import output_lock
+        with output_lock(sys.argv[1]):
+            print("held", flush=True)
+            time.sleep(60)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", holder, str(path)], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout.readline() == "held\n"
+        with pytest.raises(MfftoolsError) as error:
+            write_results({"x": 1}, path)
+        assert str(error.value) == (
+            f"{path} is being written by another mfftools process (pid {process.pid}); wait for "
+            "it to finish, or write to another file")
+        assert path.read_text() == "old"
+    finally:
+        process.kill()
+        process.wait()
+    write_results({"x": 1}, path)  # the lock dies with its holder
+    assert json.loads(path.read_text()) == {"x": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_the_lock_is_reentrant_within_a_process(tmp_path):
+    path = tmp_path / "out.txt"
+    with output_lock(path):
+        with atomic_output(path) as temporary:
+            temporary.write_text("new")
+        assert lock_path(path).exists()
+    assert path.read_text() == "new" and not lock_path(path).exists()

@@ -42,3 +42,16 @@ def test_pairs_layout_digests_its_labels(tmp_path, rng):
     assert found["n"] == 4
     pairs.issame = ~pairs.issame
     assert images_fingerprint(pairs)["labels_sha256"] != found["labels_sha256"]
+
+
+def test_aligned_faces_are_recorded(tmp_path, rng):
+    emb = rng.standard_normal((4, 4)).astype(np.float32)
+    labels = np.array([0, 0, 1, 1]), np.zeros(4, dtype=np.int64)
+    aligned = open_embeddings(write_images_file(tmp_path / "a.h5", emb, *labels, ["G"],
+                                                aligned=True, alignment_template="arcface-112"))
+    found = images_fingerprint(aligned)
+    assert found["aligned"] is True and found["alignment_template"] == "arcface-112"
+    plain = open_embeddings(write_images_file(tmp_path / "p.h5", emb, *labels, ["G"]))
+    assert "aligned" not in images_fingerprint(plain)
+    both = images_fingerprint(aligned, plain)
+    assert both["aligned"] is False and both["alignment_template"] is None

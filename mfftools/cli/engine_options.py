@@ -29,6 +29,22 @@ def engine_options(what):
     return decorate
 
 
+def allow_degenerate_option(command):
+    """--allow-degenerate, shared by every evaluation."""
+    return click.option(
+        "--allow-degenerate", is_flag=True,
+        help="Evaluate embeddings found degenerate (near-identical rows, no spread of impostor "
+        "scores, NaN) instead of refusing them; their fairness measures are not printed."
+    )(command)
+
+
+def degenerate_note(result):
+    """`not shown: degenerate embeddings (...)` for results computed on degenerate embeddings,
+    else None: a fairness measure of such embeddings must not read as parity."""
+    findings = result.get("degenerate")
+    return f"not shown: degenerate embeddings ({'; '.join(findings)})" if findings else None
+
+
 def run_on_ranks(requested_device, evaluate):
     """`evaluate(device, dist_info)` in this torchrun job (or as the only process).
 

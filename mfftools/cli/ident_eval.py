@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from mfftools.cli.engine_options import engine_options, name_model, run_on_ranks
+from mfftools.cli.engine_options import (
+    allow_degenerate_option, degenerate_note, engine_options, name_model, run_on_ranks)
 from mfftools.errors import MfftoolsError
 
 
@@ -51,8 +52,10 @@ def _ranks(value):
               "this folder.")
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the group tables and the ROC/DET points as CSV files into this folder.")
+@allow_degenerate_option
 def command(embeddings_file, gallery, probes, match_by, gallery_images, targets, rank, ranks,
-            rank_ties, tile, device, precision, name, json_path, plots_dir, csv_dir):
+            rank_ties, tile, device, precision, name, json_path, plots_dir, csv_dir,
+            allow_degenerate):
     """Open-set identification (1:N), NIST FRVT style: FNIR and FPIR per group at one global
     threshold for each target FPIR, the CMC per group and the false-positive matrix.
 
@@ -81,7 +84,8 @@ def command(embeddings_file, gallery, probes, match_by, gallery_images, targets,
         return first, evaluate_identification(
             first, second, gallery_images=gallery_images or 1, targets=targets, rank=rank,
             ranks=ranks, tile=tile, device=device, precision=precision, progress=True,
-            dist_info=info, match_by=match_by, rank_ties=rank_ties)
+            dist_info=info, match_by=match_by, rank_ties=rank_ties,
+            allow_degenerate=allow_degenerate)
 
     (first, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:
@@ -133,6 +137,9 @@ def format_summary(result):
             lines.append(f"{name:<{width}} {stats['n_mated']:>7} {stats['n_nonmated']:>10} "
                          f"{_rate(stats['fnir'], 8)} {_rate(stats['fpir'], 8)}")
         fair = entry["fairness"]
+        if degenerate_note(result):
+            lines.append(f"max/geomean: {degenerate_note(result)}")
+            continue
         lines.append(
             "max/geomean: FNIR " + ("-" if fair["fnir_max_geomean"] is None
                                     else f"{fair['fnir_max_geomean']:.3f}")

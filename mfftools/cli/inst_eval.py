@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from mfftools.cli.engine_options import engine_options, name_model, run_on_ranks
+from mfftools.cli.engine_options import (
+    allow_degenerate_option, degenerate_note, engine_options, name_model, run_on_ranks)
 
 
 @click.command("inst-eval")
@@ -32,8 +33,9 @@ from mfftools.cli.engine_options import engine_options, name_model, run_on_ranks
               help="Write per-identity, similarity and ROC figures (PNG) into this folder.")
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the group tables and the ROC/DET points as CSV files into this folder.")
+@allow_degenerate_option
 def command(embeddings_file, tile, device, precision, name, targets, method, det,
-            reference_group, json_path, csv_path, plots_dir, csv_dir):
+            reference_group, json_path, csv_path, plots_dir, csv_dir, allow_degenerate):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
     from mfftools.embeddings import open_embeddings
@@ -48,7 +50,7 @@ def command(embeddings_file, tile, device, precision, name, targets, method, det
         return embeddings, evaluate_instance(
             embeddings, targets=targets, methods=methods, tile=tile, device=device,
             precision=precision, progress=True, dist_info=info,
-            reference_group=reference_group, det=det)
+            reference_group=reference_group, det=det, allow_degenerate=allow_degenerate)
 
     (embeddings, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:
@@ -110,7 +112,9 @@ def format_summary(result):
                      "matched FMR); FMR rel: relative to "
                      f"{entry['reference_group'] or '-'}")
         fair = entry["fairness"]
-        if all(value is None for value in fair.values()):
+        if degenerate_note(result):
+            lines.append(f"fairness: {degenerate_note(result)}")
+        elif all(value is None for value in fair.values()):
             lines.append("fairness: n/a (fewer than two groups with genuine and impostor pairs)")
         else:
             lines.append("fairness: " + ", ".join(

@@ -23,7 +23,9 @@ def _size(ctx, param, value):
 
 
 def _per_channel(ctx, param, value):
-    """`0.5` -> (0.5, 0.5, 0.5); `0.485,0.456,0.406` -> those three."""
+    """`0.5` -> (0.5, 0.5, 0.5); `0.485,0.456,0.406` -> those three; None stays None."""
+    if value is None:
+        return None
     try:
         values = tuple(float(part) for part in value.split(","))
     except ValueError:
@@ -57,11 +59,15 @@ def model_options(required):
         click.option("--input-size", callback=_size, metavar="N|HxW",
                      help="The model's input size; images are resized to it (default: the "
                      "size the model declares, else 112)."),
-        click.option("--input-mean", default="0.5", show_default=True, callback=_per_channel,
-                     metavar="M|R,G,B", help="Mean subtracted from [0, 1] pixels, per channel "
-                     "in the model's channel order."),
-        click.option("--input-std", default="0.5", show_default=True, callback=_per_channel,
-                     metavar="S|R,G,B", help="Standard deviation the pixels are divided by."),
+        click.option("--input-mean", callback=_per_channel, metavar="M|R,G,B",
+                     help="Mean subtracted from [0, 1] pixels, per channel in the model's "
+                     "channel order (values above 1 are read on the 0-255 scale, e.g. 127.5); "
+                     "default: what the checkpoint records, 0 for the paper's MixFairFace "
+                     "checkpoints, else 0.5."),
+        click.option("--input-std", callback=_per_channel, metavar="S|R,G,B",
+                     help="Standard deviation the pixels are divided by (the same scale rule); "
+                     "default: what the checkpoint records, 1 for the paper's checkpoints, "
+                     "else 0.5."),
         click.option("--bgr", is_flag=True, help="Give the model BGR channels instead of RGB."),
         click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1)),
         click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0),
@@ -81,7 +87,7 @@ def model_options(required):
 
 
 def source_options(group_by):
-    """--image-root, --columns, and --group-by when `group_by`."""
+    """--image-root, --columns, --attributes, and --group-by when `group_by`."""
     options = [
         click.option("--image-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
                      help="Folder the paths of a manifest or pair list are relative to "
@@ -89,12 +95,18 @@ def source_options(group_by):
         click.option("--columns", metavar="NAME=COLUMN,...",
                      help="Map a manifest's or pair list's columns to the standard names, e.g. "
                      "path1=p1,path2=p2,issame=label,group=a1 (BFW's pair table)."),
+        click.option("--attributes", type=click.Path(exists=True, dir_okay=False,
+                                                     path_type=Path),
+                     help="Per-identity attributes (.csv/.tsv: identity, then attribute "
+                     "columns), joined to the source by identity name; --group-by names its "
+                     "columns (default: its group column)."),
     ]
     if group_by:
         options.append(click.option(
             "--group-by", callback=name_list, metavar="COLUMN,...",
-            help="Make a manifest's groups from these columns' values, joined by '-' "
-            "(e.g. ethnicity,gender gives Asian-Female)."))
+            help="Make groups from these columns' values, joined by '-' (e.g. ethnicity,gender "
+            "gives Asian-Female): a manifest's, the --attributes file's, or a pair list's "
+            "per-image COLUMN1 and COLUMN2 (a pair is in a group when both images are)."))
     return _stacked(options)
 
 
@@ -108,17 +120,18 @@ def _stacked(options):
 
 
 def preprocessing(input_size, input_mean, input_std, bgr):
-    """The Preprocessing the options describe (the size None: the model's own)."""
+    """The Preprocessing the options describe (None: the model's own)."""
     from mfftools.data.images import Preprocessing
 
-    return Preprocessing(size=input_size, mean=input_mean, std=input_std, bgr=bgr)
+    return Preprocessing.given(size=input_size, mean=input_mean, std=input_std, bgr=bgr)
 
 
-def source_settings(image_root, columns, group_by=None, groups=None):
+def source_settings(image_root, columns, group_by=None, groups=None, attributes=None):
     """The SourceOptions the options describe."""
     from mfftools.data.table import parse_column_map
     from mfftools.sources import SourceOptions
 
     return SourceOptions(image_root=image_root, group_by=group_by,
-                         columns=parse_column_map(columns), groups=groups)
+                         columns=parse_column_map(columns), groups=groups,
+                         attributes=attributes)
 

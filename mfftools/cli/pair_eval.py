@@ -13,14 +13,18 @@ from mfftools.cli.options import (
     source_options,
     source_settings,
 )
-from mfftools.cli.engine_options import name_model
+from mfftools.cli.engine_options import allow_degenerate_option, degenerate_note, name_model
 from mfftools.errors import MfftoolsError
+
+# A source with one of these suffixes is an embeddings file (and said to be damaged when it is
+# not readable HDF5), whatever its content.
+EMBEDDINGS_SUFFIXES = (".h5", ".hdf5")
 
 
 @click.command("pair-eval")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @model_options(required=False)
-@source_options(group_by=False)
+@source_options(group_by=True)
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
               help="Keep the extracted pairs-layout embeddings file here (default: temporary).")
 @click.option("--groups", callback=name_list, metavar="NAME,...",
@@ -38,9 +42,14 @@ from mfftools.errors import MfftoolsError
               help="Write per-group ROC and accuracy figures (PNG) into this folder.")
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the group tables and the ROC/DET points as CSV files into this folder.")
+@click.option("--allow-dropped-pairs", is_flag=True,
+              help="Evaluate a file that lost pairs at extraction (--skip-bad-images) on 10 "
+              "contiguous folds of the remaining pairs, which are not the benchmark's folds.")
+@allow_degenerate_option
 def command(sources, model_path, arch, output_name, input_size, input_mean, input_std, bgr,
-            batch_size, workers, device, no_flip, amp, image_root, columns, save, groups, grid,
-            json_path, name, plots_dir, csv_dir):
+            batch_size, workers, device, no_flip, amp, image_root, columns, attributes,
+            group_by, save, groups, grid, json_path, name, plots_dir, csv_dir,
+            allow_dropped_pairs, allow_degenerate):
     """Pair-protocol accuracy per group, mean, STD, SER and TAR@FAR=1e-3.
 
     SOURCES is one pairs-layout embeddings file, or images to extract with --model first: .bin
@@ -52,19 +61,24 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
 
     from mfftools.files import write_results
 
-    embeddings_files = [path for path in sources if path.is_file() and h5py.is_hdf5(path)]
+    embeddings_files = [path for path in sources if path.is_file() and (
+        path.suffix.lower() in EMBEDDINGS_SUFFIXES or h5py.is_hdf5(path))]
     if embeddings_files:
         given = [option for option, value in (
             ("--model", model_path), ("--save", save), ("--image-root", image_root),
-            ("--columns", columns)) if value is not None]
-        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups, grid)
+            ("--columns", columns), ("--attributes", attributes),
+            ("--group-by", group_by)) if value is not None]
+        allowed = dict(allow_dropped_pairs=allow_dropped_pairs, allow_degenerate=allow_degenerate)
+        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups, grid,
+                                             allowed)
     else:
         extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
                           device=device, flip=not no_flip, amp=amp,
                           preprocessing=preprocessing(input_size, input_mean, input_std, bgr))
-        settings = source_settings(image_root, columns, groups=groups)
+        settings = source_settings(image_root, columns, group_by=group_by, groups=groups,
+                                   attributes=attributes)
         results, embeddings = _extract_and_evaluate(sources, model_path, settings, extraction,
-                                                    save, grid)
+                                                    save, grid, allow_degenerate)
     name_model(results, name, embeddings)
     click.echo(format_table(results))
     if json_path is not None:
@@ -81,7 +95,7 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
             click.echo(f"figure written to {path}")
 
 
-def _evaluate_file(sources, path, given, groups, grid):
+def _evaluate_file(sources, path, given, groups, grid, allowed):
     """(results, embeddings) of a pairs-layout embeddings file given alone, without the options
     that concern extraction (`given`)."""
     from mfftools.embeddings import open_embeddings
@@ -98,10 +112,11 @@ def _evaluate_file(sources, path, given, groups, grid):
             "(.bin files, folders of them, a pair list)"
         )
     embeddings = open_embeddings(path, layout="pairs")
-    return evaluate_pairs(embeddings, groups=groups, grid=grid), embeddings
+    return evaluate_pairs(embeddings, groups=groups, grid=grid, **allowed), embeddings
 
 
-def _extract_and_evaluate(sources, model_path, settings, extraction, save, grid):
+def _extract_and_evaluate(sources, model_path, settings, extraction, save, grid,
+                          allow_degenerate):
     """(results, embeddings) of images extracted with the model into `save` or a temporary
     file."""
     from mfftools.embeddings import open_embeddings
@@ -124,7 +139,7 @@ def _extract_and_evaluate(sources, model_path, settings, extraction, save, grid)
     with _extraction_target(save) as out_path:
         embeddings = open_embeddings(extract(source, model_path, out_path, **extraction),
                                      layout="pairs")
-        results = evaluate_pairs(embeddings, grid=grid)
+        results = evaluate_pairs(embeddings, grid=grid, allow_degenerate=allow_degenerate)
     results["source"] = ", ".join(map(str, sources))
     return results, embeddings
 
@@ -160,7 +175,10 @@ def format_table(results):
         far = f"{group['far_at_tar_threshold']:.2g}"
         eer = "-" if eers.get(name) is None else f"{eers[name]:.4f}"
         lines.append(f"{name:<{width}}  {accuracy:>16}  {tar:>12}  {far:>8}  {eer:>7}")
-    if results["std"] is not None:
+    if results["std"] is not None and degenerate_note(results):
+        lines += [f"{'mean':<{width}}  {results['mean_accuracy']:>16.2f}",
+                  f"STD and SER {degenerate_note(results)}"]
+    elif results["std"] is not None:
         ser = results["ser"]
         lines += [
             f"{'mean':<{width}}  {results['mean_accuracy']:>16.2f}",

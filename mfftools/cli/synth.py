@@ -63,11 +63,37 @@ from mfftools.data.synthetic_sizes import DEFAULTS, RFW_SCALE
     help="BFW-style pairs per subgroup, a multiple of 10"
     f" [{DEFAULTS['faces_pairs_per_group']}].",
 )
+@click.option(
+    "--rfw-identities-per-group",
+    type=int,
+    help=f"RFW as shipped: identities per race [{DEFAULTS['rfw_identities_per_group']}].",
+)
+@click.option(
+    "--rfw-images-per-identity",
+    type=int,
+    help=f"RFW as shipped: images per identity [{DEFAULTS['rfw_images_per_identity']}].",
+)
+@click.option(
+    "--rfw-pairs-per-group",
+    type=int,
+    help="RFW as shipped: pairs per race, a multiple of 20"
+    f" [{DEFAULTS['rfw_pairs_per_group']}].",
+)
+@click.option(
+    "--ijbc-subjects", type=int, help=f"IJB-C look-alike: subjects [{DEFAULTS['ijbc_subjects']}]."
+)
+@click.option(
+    "--ijbc-templates-per-subject",
+    type=int,
+    help="IJB-C look-alike: templates per subject (the first enrols it in G1 or G2)"
+    f" [{DEFAULTS['ijbc_templates_per_subject']}].",
+)
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
 def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
     """Write a synthetic RFW instance zip, RFW .bin pair files and a training zip to OUT_DIR,
-    and a folder tree of eight subgroups (ethnicity x gender) with its manifest (faces.csv) and
-    a BFW-style pair table (bfw_pairs.csv).
+    a folder tree of eight subgroups (ethnicity x gender) with its manifest (faces.csv) and
+    a BFW-style pair table (bfw_pairs.csv), and look-alikes of RFW as shipped (RFW/test) and of
+    IJB-C (IJBC), with loose crops to align by their landmarks.
 
     Explicit size options override the defaults and --rfw-scale.
     """
@@ -104,5 +130,17 @@ def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
         f"{len(summary.faces_group_names)} subgroups ({summary.faces_group_names[0]}, ...); "
         f"manifest {summary.faces_manifest.name}, "
         f"{sum(summary.faces_pairs.values())} pairs in {summary.bfw_pairs.name}"
+    )
+    shipped = summary.shipped
+    click.echo(
+        f"{shipped.rfw_folder}: RFW as shipped, "
+        + ", ".join(f"{race} {count} loose crops" for race, count in shipped.rfw_images.items())
+        + f"; {next(iter(shipped.rfw_pairs.values()))} pairs per race in 10 folds"
+    )
+    click.echo(
+        f"{shipped.ijbc_folder}: IJB-C look-alike, {shipped.ijbc_images} loose crops in "
+        f"{shipped.ijbc_media} media of {shipped.ijbc_templates} templates of "
+        f"{shipped.ijbc_subjects} subjects; {shipped.ijbc_pairs} template pairs "
+        f"({shipped.ijbc_genuine} genuine), galleries G1 and G2, probes, metadata"
     )
     click.echo(f"done in {summary.seconds:.1f} s (seed {seed})")

@@ -5,7 +5,8 @@
 
 `path` is relative to the manifest's folder unless `image_root` is given; `identity` is any
 string. The group is the `group` column, or, with `group_by`, the values of those columns joined
-by "-" (`group_by=["ethnicity", "gender"]` gives groups such as `Asian-Female`). Rows keep the
+by "-" (`group_by=["ethnicity", "gender"]` gives groups such as `Asian-Female`); with
+`attributes` (a per-identity attributes file), `group_by` names its columns instead. Rows keep the
 manifest's order; identities are labelled 0, 1, ... in the sorted order of their names, groups
 likewise. The whole manifest is checked before anything is read: every missing file, empty
 identity or group, or short row is named with its line and column.
@@ -22,12 +23,15 @@ logger = logging.getLogger(__name__)
 COLUMNS = ("path", "identity", "group")
 
 
-def read_manifest(path, image_root=None, group_by=None, columns=None):
+def read_manifest(path, image_root=None, group_by=None, columns=None, attributes=None):
     """Read and check a manifest (a path, or a Table already read) -> LabelledImages;
-    `columns` maps standard names to the file's."""
+    `columns` maps standard names to the file's; `attributes`: an Attributes whose `group_by`
+    columns make the groups."""
     table = path if isinstance(path, Table) else Table(path, columns, known=COLUMNS)
     table.require(("path", "identity"), "a manifest (path, identity, group)")
-    if group_by:
+    if attributes is not None:
+        group_positions = []
+    elif group_by:
         group_positions = [table.index_of(column) for column in group_by]
     elif table.has("group"):
         group_positions = [table.position("group")]
@@ -59,6 +63,8 @@ def read_manifest(path, image_root=None, group_by=None, columns=None):
     if not table.records:
         problems.add(f"{table.path}: no rows after the header")
     problems.raise_any()
+    if attributes is not None:
+        groups = attributes.groups_of(identities, attributes.default_group_by(group_by))
     distinct, identity = index_labels(identities)
     group_names, group = index_labels(groups)
     logger.info(

@@ -3,7 +3,11 @@
     path1,path2,issame[,group][,fold][,any other columns]
 
 `issame` is 1/0 or true/false; paths are relative to the list's folder unless `image_root` is
-given. Without `group` the list is one group named after the file; without `fold`, pair-eval
+given. Without `group` the list is one group named after the file. With `group_by` each image has
+a group, its values of those columns joined by "-": from the list's own columns `<C>1` and `<C>2`
+(BFW's `e1`/`e2`, `g1`/`g2`: `group_by=["e", "g"]`), or, with `attributes`, from the attributes of
+its identity (`identity1`, `identity2`); a pair is in a group when both images are, and a pair
+whose images are in two groups is left out (and counted in the log). Without `fold`, pair-eval
 cuts each group into 10 contiguous folds as for .bin files. Fold labels can be anything: they are
 numbered 0, 1, ... in order of first appearance. `columns` maps other column names, as in BFW's
 pair table (`path1=p1,path2=p2,issame=label,group=a1`). Pairs keep the list's order; groups are
@@ -18,10 +22,11 @@ import numpy as np
 from mfftools.data.groups import select_groups
 from mfftools.data.image_files import ImageFiles, ImageResolver, LabelledPairs, index_labels
 from mfftools.data.table import Problems, Table
+from mfftools.errors import MfftoolsError
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("path1", "path2", "issame", "group", "fold")
+COLUMNS = ("path1", "path2", "issame", "group", "fold", "identity1", "identity2")
 _ISSAME = {"1": True, "true": True, "0": False, "false": False}
 
 
@@ -33,13 +38,16 @@ class _Pair(NamedTuple):
     fold: str
 
 
-def read_pair_list(path, image_root=None, columns=None, groups=None):
+def read_pair_list(path, image_root=None, columns=None, groups=None, group_by=None,
+                   attributes=None):
     """Read and check a pair list (a path, or a Table already read) -> LabelledPairs;
-    `columns` maps standard names to the file's, `groups` selects groups by name."""
+    `columns` maps standard names to the file's, `groups` selects groups by name, `group_by`
+    and `attributes` give each image a group (see the module's docstring)."""
     table = path if isinstance(path, Table) else Table(path, columns, known=COLUMNS)
     table.require(("path1", "path2", "issame"), "a pair list (path1, path2, issame)")
     resolve = ImageResolver(table.path, image_root)
     positions = {name: table.position(name) for name in COLUMNS if table.has(name)}
+    image_groups = _image_groups(table, group_by, attributes)
     problems = Problems()
     pairs = []
     for line, values in table.rows(problems):
@@ -57,9 +65,16 @@ def read_pair_list(path, image_root=None, columns=None, groups=None):
                 f"{table.where(line, positions['issame'])}: {values[positions['issame']]!r} is "
                 "not 1/0 or true/false"
             )
-        group = values[positions["group"]] if "group" in positions else table.path.stem
-        if not group:
-            problems.add(f"{table.where(line, positions['group'])}: empty group")
+        if image_groups is not None:
+            first, second = image_groups[len(pairs)]
+            group = first if first == second else None  # None: the images' groups differ
+            if not (first and second):
+                problems.add(f"{table.path}, line {line}: an image without a value of "
+                             f"{', '.join(group_by or ('its attributes',))}")
+        else:
+            group = values[positions["group"]] if "group" in positions else table.path.stem
+            if not group:
+                problems.add(f"{table.where(line, positions['group'])}: empty group")
         fold = values[positions["fold"]] if "fold" in positions else None
         if fold == "":
             problems.add(f"{table.where(line, positions['fold'])}: empty fold")
@@ -69,6 +84,11 @@ def read_pair_list(path, image_root=None, columns=None, groups=None):
         problems.add(f"{table.path}: no rows after the header")
     problems.raise_any()
     fold_index = {label: index for index, label in enumerate(dict.fromkeys(p.fold for p in pairs))}
+    across = sum(pair.group is None for pair in pairs)
+    if across:
+        logger.warning("%s: %d pairs whose two images are in different groups are left out",
+                       table.path, across)
+        pairs = [pair for pair in pairs if pair.group is not None]
     chosen = set(select_groups(sorted({pair.group for pair in pairs}), groups, table.path))
     pairs = [pair for pair in pairs if pair.group in chosen]
     group_names, pair_group = index_labels([pair.group for pair in pairs])
@@ -87,3 +107,27 @@ def read_pair_list(path, image_root=None, columns=None, groups=None):
             if "fold" in positions else None
         ),
     )
+
+
+def _image_groups(table, group_by, attributes):
+    """[(group of image 1, group of image 2)] per well-formed record ('' for a missing value),
+    or None when the list's `group` column (or its name) groups its pairs."""
+    records = [values for _, values in table.records if len(values) == len(table.header)]
+    if attributes is not None:
+        if not (table.has("identity1") and table.has("identity2")):
+            raise MfftoolsError(
+                f"{table.path}, line 1: grouping a pair list by --attributes needs each image's "
+                f"identity: columns identity1 and identity2 (the columns are "
+                f"{', '.join(table.header)}; map yours with --columns identity1=id1,"
+                "identity2=id2)"
+            )
+        at = (table.position("identity1"), table.position("identity2"))
+        named = attributes.groups_of([values[at[k]] for values in records for k in (0, 1)],
+                                     attributes.default_group_by(group_by))
+        return list(zip(named[0::2], named[1::2]))
+    if not group_by:
+        return None
+    at = [(table.index_of(f"{column}1"), table.index_of(f"{column}2")) for column in group_by]
+    return [tuple("" if any(not values[pair[k]] for pair in at)
+                  else "-".join(values[pair[k]] for pair in at) for k in (0, 1))
+            for values in records]

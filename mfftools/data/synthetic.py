@@ -6,6 +6,10 @@
     OUT_DIR/faces/<Ethnicity>-<Gender>/<identity>/<image>   a folder tree (PROTOCOLS 1.5)
     OUT_DIR/faces.csv                  a manifest of those images, with ethnicity and gender
     OUT_DIR/bfw_pairs.csv              a BFW-style pair table of those images, with 5 folds
+    OUT_DIR/RFW/test/                  RFW as shipped: loose crops, landmark and pair lists
+    OUT_DIR/IJBC/                      an IJB-C look-alike: loose crops, landmarks, templates,
+                                       1:1 and 1:N protocol files, subject metadata
+                                       (`mfftools.data.synthetic_shipped`)
 
 Faces come from `mfftools.data.faces`; everything is a function of the seed. The pair files use
 the instance identities (new images of them), the training zip its own, disjoint identities.
@@ -16,8 +20,6 @@ its first image of each identity is a PNG, the others JPEGs, so both decoders ar
 """
 
 import contextlib
-import csv
-import io
 import logging
 import pickle
 import sys
@@ -40,10 +42,12 @@ from mfftools.data.faces import (
 )
 from mfftools.data.images import encode_image
 from mfftools.data.pair_bin import BIN_SUFFIX
+from mfftools.data.synthetic_shipped import write_shipped
 from mfftools.data.synthetic_sizes import DEFAULTS
 from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
+from mfftools.data.table import write_table
 from mfftools.errors import MfftoolsError
-from mfftools.files import atomic_output, write_text
+from mfftools.files import atomic_output, write_bytes, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +88,7 @@ class SynthSummary:
     faces_images: dict = field(default_factory=dict)
     faces_identities: dict = field(default_factory=dict)
     faces_pairs: dict = field(default_factory=dict)
+    shipped: object = None  # a synthetic_shipped.ShippedSummary
     seconds: float = 0.0
 
 
@@ -99,6 +104,11 @@ def synthesize(
     faces_identities_per_group=DEFAULTS["faces_identities_per_group"],
     faces_images_per_identity=DEFAULTS["faces_images_per_identity"],
     faces_pairs_per_group=DEFAULTS["faces_pairs_per_group"],
+    rfw_identities_per_group=DEFAULTS["rfw_identities_per_group"],
+    rfw_images_per_identity=DEFAULTS["rfw_images_per_identity"],
+    rfw_pairs_per_group=DEFAULTS["rfw_pairs_per_group"],
+    ijbc_subjects=DEFAULTS["ijbc_subjects"],
+    ijbc_templates_per_subject=DEFAULTS["ijbc_templates_per_subject"],
     seed=0,
     jpeg_quality=95,
     batch_size=32,
@@ -154,6 +164,10 @@ def synthesize(
         _write_faces(
             out_dir, summary, seed, faces_identities_per_group, faces_images_per_identity,
             faces_pairs_per_group, painter,
+        )
+        summary.shipped = write_shipped(
+            out_dir, seed, rfw_identities_per_group, rfw_images_per_identity,
+            rfw_pairs_per_group, ijbc_subjects, ijbc_templates_per_subject, jpeg_quality,
         )
     finally:
         painter.close()
@@ -265,7 +279,7 @@ def _write_faces(out_dir, summary, seed, n_identities, n_images, n_pairs, painte
                 person = _person_id("f", ethnicity_index, 2 * int(identity[row]) + gender_index)
                 suffix = ".png" if formats[row] == "PNG" else ".jpg"
                 name = f"{subgroup}/{person}/{person}_{row % n_images + 1:04d}{suffix}"
-                _write_file(folder / name, data)
+                write_bytes(folder / name, data)
                 paths.append(f"{FACES_FOLDER}/{name}")
                 manifest_rows.append((paths[-1], person, ethnicity, ethnicity, gender))
             for fold, first, second, same in _bfw_pairs(rng, n_identities, n_images, n_pairs):
@@ -278,11 +292,11 @@ def _write_faces(out_dir, summary, seed, n_identities, n_images, n_pairs, painte
             summary.faces_identities[subgroup] = n_identities
             summary.faces_pairs[subgroup] = n_pairs
     summary.faces_folder = folder
-    summary.faces_manifest = _write_csv(
+    summary.faces_manifest = write_table(
         out_dir / FACES_MANIFEST, ("path", "identity", "group", "ethnicity", "gender"),
         manifest_rows,
     )
-    summary.bfw_pairs = _write_csv(out_dir / BFW_PAIRS, BFW_COLUMNS, pair_rows)
+    summary.bfw_pairs = write_table(out_dir / BFW_PAIRS, BFW_COLUMNS, pair_rows)
 
 
 def _bfw_pairs(rng, n_identities, n_images, n_pairs):
@@ -298,20 +312,6 @@ def _bfw_pairs(rng, n_identities, n_images, n_pairs):
         for a, b in zip(first, second):
             images = rng.integers(0, n_images, 2)
             yield fold, a * n_images + images[0], b * n_images + images[1], False
-
-
-def _write_file(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as temporary:
-        temporary.write_bytes(data)
-
-
-def _write_csv(path, header, rows):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return write_text(path, buffer.getvalue())
 
 
 def _write_pair_bin(path, rng, appearance, style, n_pairs, painter):

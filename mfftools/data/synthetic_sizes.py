@@ -11,6 +11,11 @@ DEFAULTS = {
     "faces_identities_per_group": 5,
     "faces_images_per_identity": 3,
     "faces_pairs_per_group": 40,
+    "rfw_identities_per_group": 6,
+    "rfw_images_per_identity": 3,
+    "rfw_pairs_per_group": 40,
+    "ijbc_subjects": 24,
+    "ijbc_templates_per_subject": 3,
 }
 # About RFW's size: 3,000 identities and 10,000 images per group, 6,000 pairs per group.
 RFW_SCALE = {

@@ -1,16 +1,20 @@
 """Delimited tables (CSV, TSV) with a header row: the user's manifests and pair lists.
 
-The delimiter follows the extension (`.csv` comma, `.tsv` tab); the text is UTF-8 (a byte-order
-mark is allowed). A reader asks for columns by their standard names (`path`, `identity`, `path1`,
+The delimiter follows the extension (`.csv` comma, `.tsv` tab), unless the header row shows the
+other one alone (a tab-separated file named `.csv`, as spreadsheets export them); the text is
+UTF-8 (a byte-order mark is allowed). A reader asks for columns by their standard names (`path`, `identity`, `path1`,
 ...); `--columns path1=p1,issame=label` maps a standard name to the file's own column. Every
 error names the file, the line and the column, so a bad row can be found and fixed.
 """
 
 import csv
 import io
+import logging
 from pathlib import Path
 
 from mfftools.errors import MfftoolsError
+
+logger = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 # Problems listed in one error; the rest are counted.
@@ -50,7 +54,8 @@ class Table:
         delimiter = TABLE_SUFFIXES.get(self.path.suffix.lower())
         if delimiter is None:
             raise MfftoolsError(f"{self.path}: a table must be a .csv or a .tsv file")
-        text = _read_text(self.path)
+        text = read_text(self.path)
+        delimiter = _delimiter(text, delimiter, self.path)
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         try:
             self.header = [name.strip() for name in next(reader)]
@@ -149,7 +154,19 @@ class Problems:
         )
 
 
-def _read_text(path):
+def _delimiter(text, expected, path):
+    """The extension's delimiter, or the other one when the header row holds only that."""
+    header = text.split("\n", 1)[0]
+    other = "\t" if expected == "," else ","
+    if other in header and expected not in header:
+        logger.info("%s: the header row is %s-separated; reading it so", path,
+                    "tab" if other == "\t" else "comma")
+        return other
+    return expected
+
+
+def read_text(path):
+    """A file's UTF-8 text (a byte-order mark allowed); errors name the file and the line."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -159,3 +176,14 @@ def _read_text(path):
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise MfftoolsError(f"{path}, line {line}: not UTF-8 text ({error.reason})") from error
+
+
+def write_table(path, header, rows):
+    """A CSV file (header row, then `rows`), written atomically; returns the path."""
+    from mfftools.files import write_text
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())

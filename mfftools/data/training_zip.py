@@ -9,9 +9,8 @@ Every line is checked when the reader is built; nothing is silently skipped.
 import logging
 
 import numpy as np
-import torch.utils.data
 
-from mfftools.data.images import decode_image
+from mfftools.data.images import EncodedImages
 from mfftools.data.zipsource import LazyZip
 from mfftools.errors import MfftoolsError
 
@@ -21,8 +20,8 @@ INDEX_MEMBER = "data/index.txt"
 IMAGE_MEMBER = "data/img/{:07d}.jpg"
 
 
-class TrainingZip(torch.utils.data.Dataset):
-    """Item k -> (image [3, 112, 112], identity label, group index).
+class TrainingZip(EncodedImages):
+    """The images of a training zip (`encoded(k)`: the bytes of image k) and their labels.
 
     Attributes: `labels`, `groups` (int64 [N]), `names` (the index names), `num_classes`
     (largest label + 1) and `group_names` (group index -> the first path part of its names, or
@@ -59,10 +58,14 @@ class TrainingZip(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.labels)
 
-    def __getitem__(self, index):
-        member = IMAGE_MEMBER.format(index)
-        image = decode_image(self.archive.read(member), f"{self.path}:{member}")
-        return image, int(self.labels[index]), int(self.groups[index])
+    def encoded(self, index):
+        return self.archive.read(IMAGE_MEMBER.format(index))
+
+    def image_name(self, index):
+        return self.names[index]
+
+    def describe(self, index):
+        return f"{self.path}:{IMAGE_MEMBER.format(index)}"
 
 
 def _parse_index(text, path):

@@ -24,16 +24,17 @@ import torch
 
 from mfftools.dist import DistInfo, resolve_device
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation import fairness, threshold as search
+from mfftools.evaluation import fairness, sanity, threshold as search
 from mfftools.evaluation.engine import distributed
 from mfftools.evaluation.engine.blocks import Scorer, fill_pairs
 from mfftools.evaluation.engine.counts import RowCounter
 from mfftools.evaluation.engine.scoring import (
-    canonical_means, canonical_scores, resolve_precision)
+    PRECISIONS, canonical_means, canonical_scores, resolve_precision)
 from mfftools.evaluation.engine.tiles import plan_rectangle
 from mfftools.evaluation.engine.topk import RowTopK
 from mfftools.evaluation.identities import identity_runs
 from mfftools.evaluation.instance import load_rows
+from mfftools.evaluation.skipped import skipped_counts
 from mfftools.fingerprint import images_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -386,6 +387,7 @@ def evaluate_identification(
     dist_info=None,
     match_by=None,
     rank_ties="optimistic",
+    allow_degenerate=False,
 ):
     """Open-set identification on an images-layout `Embeddings` split by the rule, or with
     `probes` on a gallery file and a probe file: the results-file dict (one entry per target).
@@ -393,7 +395,8 @@ def evaluate_identification(
     `match_by` (two files): how searches find their template, by identity `name` (the default)
     or integer `label` (`resolve_match`). `rank_ties`: `optimistic` gives the mate the best
     rank among templates tying with it (rank = 1 + templates scoring strictly higher),
-    `pessimistic` the worst (1 + the others scoring at least as high).
+    `pessimistic` the worst (1 + the others scoring at least as high). Degenerate embeddings
+    are refused unless `allow_degenerate` (see `sanity`).
     """
     for source in (embeddings, probes):
         if source is not None and source.layout != "images":
@@ -410,6 +413,8 @@ def evaluate_identification(
     if rank_ties not in RANK_TIES:
         raise MfftoolsError(f"unknown --rank-ties {rank_ties!r}: use one of "
                             f"{', '.join(RANK_TIES)}")
+    degenerate = [finding for source in (embeddings, probes) if source is not None
+                  for finding in sanity.check_embeddings(source, None, allow_degenerate)]
     info = dist_info or DistInfo()
     device = resolve_device(device, info.local_rank)
     screening = resolve_precision(precision, device)
@@ -422,13 +427,34 @@ def evaluate_identification(
     if gallery.n_nonmated == 0:
         raise MfftoolsError("no non-mated searches: every search's identity is enrolled, so no "
                             "threshold at a target FPIR can be set")
+    searched = identify(gallery, list(embeddings.group_names), targets, rank, ranks, tile,
+                        screening, info, progress, rank_ties)
+    return {
+        "protocol": "identification",
+        **{key: searched[key] for key in ("group_names", "n_templates", "n_mated", "n_nonmated",
+                                          "rank", "ranks", "results", "cmc")},
+        "gallery_images": gallery_images if probes is None else None,
+        "match_by": None if probes is None else resolve_match(embeddings, probes, match_by),
+        **{key: searched[key] for key in ("rank_ties", "template_groups", "det")},
+        "images": images_fingerprint(*(file for file in (embeddings, probes) if file is not None)),
+        "engine": searched["engine"],
+        **skipped_counts(embeddings, probes),
+        "degenerate": degenerate,
+    }
+
+
+def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=8192,
+             screening=PRECISIONS["fp32"], info=None, progress=False, rank_ties="optimistic"):
+    """Search a built Gallery (templates and searches may be any canonical rows: images, or
+    IJB templates): thresholds at the target FPIRs, FNIR and FPIR overall and per group, the
+    false-positive matrix, CMC and DET, as the results file's keys."""
+    info = info or DistInfo()
     check_targets(targets, gallery.n_nonmated)
     numbers, rescored = search_gallery(gallery, max(max(ranks), rank), tile, screening, info,
                                        progress, ties_ahead=rank_ties == "pessimistic")
     mated_scores, counts, best, best_index = numbers
     ranks_of_mated = counts + 1
     numbers = (mated_scores, ranks_of_mated, best, best_index)
-    group_names = list(embeddings.group_names)
     results = [
         _results_at(target, search.threshold_of_scores(np.sort(best)[::-1], target), numbers,
                     gallery, group_names, rank)
@@ -437,7 +463,6 @@ def evaluate_identification(
     logger.info("%d templates, %d mated and %d non-mated searches", len(gallery.templates),
                 gallery.n_mated, gallery.n_nonmated)
     return {
-        "protocol": "identification",
         "group_names": group_names,
         "n_templates": len(gallery.templates),
         "n_mated": gallery.n_mated,
@@ -446,14 +471,10 @@ def evaluate_identification(
         "ranks": list(ranks),
         "results": results,
         "cmc": _cmc(ranks_of_mated, gallery.search_group[: gallery.n_mated], group_names, ranks),
-        "gallery_images": gallery_images if probes is None else None,
-        "match_by": None if probes is None else resolve_match(embeddings, probes, match_by),
         "rank_ties": rank_ties,
         "template_groups": np.bincount(gallery.template_group,
                                        minlength=len(group_names)).tolist(),
         "det": _det(numbers, gallery, group_names, rank),
-        "images": images_fingerprint(*(file for file in (embeddings, probes) if file is not None)),
-        "engine": {"precision": screening.name,
-                   "n_rescored_pairs": rescored, "tile": tile, "device": device.type,
-                   "world_size": info.world_size},
+        "engine": {"precision": screening.name, "n_rescored_pairs": rescored, "tile": tile,
+                   "device": gallery.templates.device.type, "world_size": info.world_size},
     }

@@ -18,7 +18,7 @@ import torch
 
 from mfftools.dist import DistInfo, resolve_device
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation import statistics, threshold as search
+from mfftools.evaluation import sanity, statistics, threshold as search
 from mfftools.evaluation.engine import distributed
 from mfftools.evaluation.engine.blocks import Scorer
 from mfftools.evaluation.engine.threads import for_work
@@ -31,10 +31,12 @@ from mfftools.evaluation.distributions import score_distributions
 from mfftools.fingerprint import images_fingerprint
 from mfftools.evaluation.identities import build_layout
 from mfftools.evaluation.similarity import identity_similarity
+from mfftools.evaluation.skipped import skipped_counts
 
 logger = logging.getLogger(__name__)
 
 METHODS = ("bisection", "exact")
+_READ_ROWS = 4096  # rows read from the file at a time
 # FPR levels of each entry's ladder, as multiples of its target: 0.5x to 2x, four a factor of 2.
 LADDER = tuple(2.0 ** (k / 4) for k in range(-4, 5))
 
@@ -68,7 +70,8 @@ def load_rows(embeddings, order, device):
     rows = np.empty((embeddings.n_rows, embeddings.dim), dtype=np.float32)
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
-    for first, block in embeddings.iter_blocks():
+    # Blocks of a few MB: freed and allocated again, their memory is reused, not faulted in anew.
+    for first, block in embeddings.iter_blocks(block_rows=_READ_ROWS):
         rows[position[first : first + len(block)]] = block
     return normalise_rows_(torch.from_numpy(rows)).to(device)
 
@@ -195,15 +198,17 @@ def evaluate_instance(
     dist_info=None,
     reference_group=None,
     det=False,
+    allow_degenerate=False,
 ):
     """The instance protocol on an images-layout `Embeddings`: the results-file dict.
 
     One entry in "results" per target and method (repeats are dropped). `precision` screens the
     tile products (auto, fp32, tf32, bf16, fp16): every precision gives the same results, only
     faster or slower. Under torchrun (`dist_info` with world_size > 1, process group joined) each
-    rank scores its share of the tiles and every rank returns the same dict. `reference_group`: the group that
-    relative FMR divides by (default: the one with the lowest matched FMR). `det`: add each
-    group's DET curve and EER (`det.matched_det`: one more pass per group, over its own pairs).
+    rank scores its share of the tiles and every rank returns the same dict. `reference_group`:
+    the group that relative FMR divides by (default: the one with the lowest matched FMR).
+    `det`: add each group's DET curve and EER (`det.matched_det`: one more pass per group, over
+    its own pairs). Degenerate embeddings are refused unless `allow_degenerate` (see `sanity`).
     """
     targets = tuple(dict.fromkeys(float(target) for target in targets))
     methods = tuple(dict.fromkeys(methods))
@@ -222,6 +227,8 @@ def evaluate_instance(
     progress = progress and info.is_main and sys.stderr.isatty()
 
     rows = load_rows(embeddings, layout.order, device)
+    degenerate = sanity.check_rows(rows, embeddings.identity[layout.order], str(embeddings.path),
+                                   allow_degenerate)
     my_tiles = split_tiles(tiles, info.world_size, info.rank)
     scorer = Scorer(rows, rows, screening, my_tiles)
     try:
@@ -265,6 +272,7 @@ def evaluate_instance(
     if det:
         result["det"], result["eer"] = matched_det(rows, layout, one_pass.genuine.numpy(),
                                                    group_names, tile, info, progress)
+    result.update(skipped_counts(embeddings), degenerate=degenerate)
     return result
 
 

@@ -32,8 +32,9 @@ import numpy as np
 
 from mfftools.data.groups import select_groups
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation import threshold as search
+from mfftools.evaluation import sanity, threshold as search
 from mfftools.evaluation.fairness import ser
+from mfftools.evaluation.skipped import check_folds, skipped_counts
 from mfftools.fingerprint import images_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -375,11 +376,17 @@ def _group_entry(result):
     }
 
 
-def evaluate_pairs(embeddings, groups=None, grid=None):
+def evaluate_pairs(embeddings, groups=None, grid=None, allow_dropped_pairs=False,
+                   allow_degenerate=False):
     """Run the pair protocol on an opened pairs-layout embeddings file (see `open_embeddings`),
     on its own folds when it has a `fold` dataset; `groups`: the group names to evaluate;
-    `grid`: the accuracy grid (default by name, `grid_for`)."""
+    `grid`: the accuracy grid (default by name, `grid_for`). A file that lost pairs at
+    extraction is refused unless it has its own folds or `allow_dropped_pairs`; degenerate
+    embeddings unless `allow_degenerate` (see `sanity`)."""
+    check_folds(embeddings, allow_dropped_pairs)
     dist = embeddings_distances(embeddings)
+    degenerate = sanity.check_pair_scores(dist, embeddings.issame, str(embeddings.path),
+                                          allow_degenerate)
     results = evaluate_pair_distances(
         dist, embeddings.issame, embeddings.pair_group, embeddings.group_names,
         fold=embeddings.fold, groups=groups, where=str(embeddings.path), grid=grid,
@@ -387,4 +394,5 @@ def evaluate_pairs(embeddings, groups=None, grid=None):
     results["dim"] = embeddings.dim
     results["source"] = str(embeddings.path)
     results["images"] = images_fingerprint(embeddings)
+    results.update(skipped_counts(embeddings), degenerate=degenerate)
     return results

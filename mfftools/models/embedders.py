@@ -34,13 +34,16 @@ class TorchEmbedder:
     On CUDA a loaded model and its images go channels-last (`channels_last`; a module given in
     memory keeps its layout) and, with `amp`, the forward pass runs under float16 autocast.
     `input_size` is the (H, W) the model needs, or None when it does not say (TorchScript, a
-    module given in memory).
+    module given in memory); `input_mean`/`input_std` the normalisation it expects on [0, 1]
+    pixels, when its checkpoint says.
     """
 
-    def __init__(self, module, device, amp=False, input_size=None, channels_last=True):
+    def __init__(self, module, device, amp=False, input_size=None, channels_last=True,
+                 input_mean=None, input_std=None):
         self.device = torch.device(device)
         self.amp = bool(amp) and self.device.type == "cuda"
         self.input_size = input_size
+        self.input_mean, self.input_std = input_mean, input_std
         self.channels_last = channels_last and self.device.type == "cuda"
         self.module = module.to(self.device)
         if self.channels_last:
@@ -95,8 +98,6 @@ def load_embedder(path, arch=None, output=None, device="auto", amp=False):
     if kind == "onnx":
         from mfftools.models.onnx import OnnxEmbedder
 
-        if amp:
-            logger.warning("--amp applies to PyTorch models; the ONNX model runs as exported")
         embedder = OnnxEmbedder(path, output=output, device=device)
         attrs.update(checkpoint_sha256=file_sha256(path), model_output=embedder.output_name)
         return embedder, attrs
@@ -107,8 +108,10 @@ def load_embedder(path, arch=None, output=None, device="auto", amp=False):
     from mfftools.models.loading import load_model
 
     model, info = load_model(path, arch=arch)
-    attrs.update(model=info.name, checkpoint_sha256=info.sha256)
-    return TorchEmbedder(model, device, amp, input_size=_IRESNET_INPUT), attrs
+    attrs.update(model=info.name, checkpoint_sha256=info.sha256,
+                 checkpoint_format=info.checkpoint_format)
+    return TorchEmbedder(model, device, amp, input_size=_IRESNET_INPUT,
+                         input_mean=info.input_mean, input_std=info.input_std), attrs
 
 
 def in_memory_embedder(module, device="auto", amp=False):

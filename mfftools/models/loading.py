@@ -6,6 +6,10 @@ Recognised forms (each possibly with DDP's `module.` prefix on every key):
 - a MixFairFace state_dict (`encoder.*`, `mid.*`, `product.weight`), bare as the paper's code
   saves it or inside a Lightning-style `{"state_dict": ...}` with a `model.` prefix.
 Loading is strict: a key missing, unexpected or of the wrong shape is an error that lists them.
+A checkpoint also says what input its model expects where it can: the paper's checkpoints take
+[0, 1] RGB pixels (its `ReadImage` divides by 255 and nothing normalises further: mean 0, std 1);
+ours record theirs under `preprocessing` (`input_mean`, `input_std`, on [0, 1] pixels);
+insightface's take (x - 0.5) / 0.5.
 Files are read with `torch.load(weights_only=True)`, which refuses arbitrary pickled objects;
 numpy scalars and numeric arrays (e.g. a metric stored in a training checkpoint) are let through.
 """
@@ -37,7 +41,9 @@ _UNPICKLER_DETAIL = "WeightsUnpickler error:"
 @dataclass(frozen=True)
 class ModelInfo:
     """What was loaded: `model_type` is iresnet or mixfair; `checkpoint_format` is mfftools,
-    insightface, mixfairface or lightning; `sha256` is the checkpoint file's digest."""
+    insightface, mixfairface or lightning; `sha256` is the checkpoint file's digest;
+    `input_mean`/`input_std` the normalisation (on [0, 1] pixels) the model expects, when the
+    checkpoint says (None: insightface's)."""
 
     path: str
     arch: str
@@ -45,6 +51,8 @@ class ModelInfo:
     checkpoint_format: str
     sha256: str
     num_classes: int = None
+    input_mean: tuple = None
+    input_std: tuple = None
 
     @property
     def name(self):
@@ -96,7 +104,7 @@ def load_model(path, arch=None):
         raise MfftoolsError(f"{path}: checkpoint not found")
     if arch is not None and arch not in ARCHS:
         raise MfftoolsError(f"unknown arch {arch!r}: use one of {', '.join(ARCHS)}")
-    content = _load_weights(path)
+    content = load_weights(path)
     state_dict, checkpoint_format, declared = _unwrap(content, path)
     state_dict = _strip_prefixes(state_dict)
     model_type = _model_type(state_dict, path)
@@ -118,6 +126,7 @@ def load_model(path, arch=None):
     }
     model.load_state_dict(state_dict, strict=True, assign=True)
     model.eval()
+    input_mean, input_std = _expected_input(content, checkpoint_format, model_type, path)
     info = ModelInfo(
         path=str(path),
         arch=arch,
@@ -125,12 +134,14 @@ def load_model(path, arch=None):
         checkpoint_format=checkpoint_format,
         sha256=file_sha256(path),
         num_classes=num_classes,
+        input_mean=input_mean,
+        input_std=input_std,
     )
     logger.info("loaded %s (%s checkpoint) from %s", info.name, checkpoint_format, path)
     return model, info
 
 
-def _load_weights(path):
+def load_weights(path):
     """torch.load with weights_only=True, its refusals turned into mfftools errors.
 
     torch's own message for a refused object advises loading with weights_only=False, which
@@ -154,6 +165,32 @@ def _load_weights(path):
             f"{path}: cannot read as a PyTorch checkpoint of weights "
             f"({type(error).__name__}: {detail[0] if detail else 'no detail'})"
         ) from None
+
+
+# The paper's code feeds its networks [0, 1] RGB pixels.
+_PAPER_INPUT = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+def _expected_input(content, checkpoint_format, model_type, path):
+    """(mean, std) the checkpoint's model expects on [0, 1] pixels, or (None, None)."""
+    if checkpoint_format in ("mixfairface", "lightning") and model_type == "mixfair":
+        logger.info("%s: the paper's checkpoint: input [0, 1] RGB (mean 0, std 1)", path)
+        return _PAPER_INPUT
+    recorded = content.get("preprocessing") if checkpoint_format == "mfftools" else None
+    if recorded is None:
+        return None, None
+    try:
+        mean, std = (tuple(float(value) for value in recorded[key])
+                     for key in ("input_mean", "input_std"))
+    except (KeyError, TypeError, ValueError):
+        raise MfftoolsError(
+            f"{path}: the checkpoint's 'preprocessing' must hold input_mean and input_std (3 "
+            f"numbers each), found {recorded!r}"
+        ) from None
+    if len(mean) != 3 or len(std) != 3:
+        raise MfftoolsError(f"{path}: the checkpoint's 'preprocessing' needs 3 values of "
+                            f"input_mean and input_std, found {recorded!r}")
+    return mean, std
 
 
 def _is_state_dict(value):
@@ -193,13 +230,17 @@ def _strip_prefixes(state_dict):
 
 
 def _model_type(state_dict, path):
-    if "encoder.conv1.weight" in state_dict:
+    """mixfair or iresnet, from the keys every such network has (the stem's PReLU sets an
+    IResNet apart from torchvision's ResNets, which share its other stem keys)."""
+    if "encoder.prelu.weight" in state_dict:
         return "mixfair"
-    if "conv1.weight" in state_dict:
+    if "prelu.weight" in state_dict:
         return "iresnet"
     raise MfftoolsError(
-        f"{path}: not an IResNet or MixFairFace state_dict (no 'conv1.weight' or "
-        f"'encoder.conv1.weight'); first keys: {list(state_dict)[:_LISTED_KEYS]}"
+        f"{path}: not an IResNet checkpoint (no 'prelu.weight' or 'encoder.prelu.weight', which "
+        "insightface's IResNets and MixFairFace's networks have; first keys: "
+        f"{', '.join(list(state_dict)[:_LISTED_KEYS])}); export the model to ONNX or "
+        "TorchScript and pass that file instead (docs/extract.md)"
     )
 
 

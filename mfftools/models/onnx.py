@@ -51,6 +51,7 @@ class OnnxEmbedder:
 
     device = torch.device("cpu")  # where its input and output tensors are
     amp = False
+    input_mean = input_std = None  # an ONNX graph does not say how its input was normalised
 
     def __init__(self, path, output=None, device="auto"):
         import onnxruntime

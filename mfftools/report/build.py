@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation.sanity import describe as describe_degenerate
+from mfftools.evaluation.skipped import describe as describe_skipped
 from mfftools.files import write_text
 from mfftools.report.bootstrap import bootstrap_instance
 from mfftools.report.claims import (
@@ -31,6 +33,7 @@ from mfftools.report.results import (
 from mfftools.report.same_images import SAME, check_same_images
 from mfftools.report.significance import group_tests
 from mfftools.report.summary import summarise
+from mfftools.report.template import template_sections
 from mfftools.report.tables import (
     Table,
     cmc_table,
@@ -89,7 +92,7 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
         raise MfftoolsError(f"cannot create the report folder {out_dir}: {error}") from None
     figures = FigureWriter(out_dir)
     report = Report(
-        title=title, sources=[(r.model, r.protocol, r.path) for r in results]
+        title=title, sources=[(r.model, r.protocol, _source(r)) for r in results]
     )
     checks = check_same_images(results)
     for check in checks:
@@ -113,6 +116,9 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
         report.sections += _identification_sections(identification_results, figures)
         first_searches = entries_at(identification_results,
                                     operating_points(identification_results)[0])
+    template_results = [r for r in results if r.protocol == "template"]
+    if template_results:
+        report.sections += template_sections(template_results)
     first_claims = [claim for claim in analysis.claims
                     if first_pairs and claim.point == point_of(first_pairs[0][1])]
     report.summary = summarise(pair_results, first_pairs, first_claims, first_searches, alpha)
@@ -309,3 +315,11 @@ def _identification_sections(results, figures):
         curves.title += " and FNIR vs FPIR"
     sections.append(curves)
     return sections
+
+
+def _source(result_file):
+    """A result file as the report lists it: its path, what extraction left out, and whether
+    its embeddings were degenerate."""
+    notes = [note for note in (describe_skipped(result_file.data),
+                               describe_degenerate(result_file.data)) if note]
+    return f"{result_file.path} ({'; '.join(notes)})" if notes else result_file.path

@@ -1,5 +1,5 @@
-"""Result JSONs (instance, pair and identification protocols) read back, validated, and named by
-model.
+"""Result JSONs (instance, pair, identification and template protocols) read back, validated, and
+named by model.
 
 The required keys are those of the results file specification; anything more (per-identity rows,
 ROC points, the group x group FMR matrix, score distributions, DET points) is optional and read
@@ -27,7 +27,7 @@ PAIR_GROUP_KEYS = ("accuracy", "fold_accuracies", "tar_at_far_1e-3")
 IDENT_RATES = ("fnir", "fpir")
 IDENT_COUNTS = ("n_mated", "n_nonmated")
 IDENT_FAIRNESS_KEYS = ("fnir_max_geomean", "fpir_max_geomean")
-PROTOCOLS = ("instance", "pair", "identification")
+PROTOCOLS = ("instance", "pair", "identification", "template")
 DISTRIBUTION_STATS = ("mean", "std", "n")
 
 
@@ -42,7 +42,7 @@ class ResultFile:
 
     @property
     def group_names(self):
-        return list(self.data["group_names"])
+        return list(self.data.get("group_names", ()))
 
 
 def load_results(paths, names=()):
@@ -111,11 +111,13 @@ def load_result(path, model=None):
     protocol = data.get("protocol")
     if protocol not in PROTOCOLS:
         raise MfftoolsError(
-            f"{path}: key 'protocol' must be \"instance\", \"pair\" or \"identification\", "
-            f"not {protocol!r}"
+            f"{path}: key 'protocol' must be \"instance\", \"pair\", \"identification\" or "
+            f"\"template\", not {protocol!r}"
         )
+    from mfftools.report.template import check_template
+
     check = {"instance": _check_instance, "pair": _check_pair,
-             "identification": _check_identification}[protocol]
+             "identification": _check_identification, "template": check_template}[protocol]
     check(_Checker(path), data)
     if model is None:
         model = data.get("model")

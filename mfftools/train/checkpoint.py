@@ -1,11 +1,14 @@
-"""Training checkpoints: one dict per file, written atomically.
+"""Training checkpoints: one dict per file, written atomically, read safely.
 
 A checkpoint holds `model` (the backbone's state_dict, the part `mfftools extract` needs),
 `head`, `optimizer`, `scheduler`, `scaler`, `epoch` (epochs completed), `step`, `config`
 (the resolved training configuration), `arch`, `model_type` ("mixfair" or "iresnet"),
-`num_classes`, `best` and `mfftools_version`.
+`head_type`, `num_classes`, `group_names`, `preprocessing` (the network's input), `world_size`,
+`global_batch`, `pretrained`, `best` and `mfftools_version`; checkpoints of older versions lack
+some of them.
 It is written to a temporary name in the same folder and moved into place with os.replace,
-so a crash while saving never leaves a truncated file under the real name.
+so a crash while saving never leaves a truncated file under the real name. It is read as model
+files are (`torch.load(weights_only=True)`): a file holding other pickled objects is refused.
 """
 import logging
 import re
@@ -33,15 +36,16 @@ def save_checkpoint(state, path):
 
 
 def load_checkpoint(path):
-    """The checkpoint dict at `path`, loaded on the CPU."""
+    """The checkpoint dict at `path`, loaded on the CPU, weights only."""
+    from mfftools.models.loading import load_weights
+
     path = Path(path)
     if not path.is_file():
         raise MfftoolsError(f"checkpoint {path} does not exist")
-    try:
-        # weights_only=False: the checkpoint holds the config dict and optimizer state we wrote.
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises many types for a damaged file
-        raise MfftoolsError(f"checkpoint {path} cannot be read: {error}") from error
+    state = load_weights(path)
+    if not isinstance(state, dict):
+        raise MfftoolsError(f"checkpoint {path} is not a training checkpoint (it holds a "
+                            f"{type(state).__name__}, not a dict)")
     missing = [key for key in ("model", "head", "optimizer", "epoch", "step", "config") if key not in state]
     if missing:
         raise MfftoolsError(f"checkpoint {path} is not a training checkpoint (missing {', '.join(missing)})")

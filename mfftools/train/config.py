@@ -1,8 +1,12 @@
 """Training configuration: dataclass defaults < a YAML file < `--set section.key=value` overrides.
 
-The defaults are the paper's recipe (IResNet-34 + MixFair adapter on BUPT-Balancedface);
-`configs/*.yaml` only state what differs. The resolved configuration is written next to the run's
-outputs and into every checkpoint.
+The defaults are the paper's recipe (IResNet-34 + MixFair adapter with its CosFace margin, the
+SGD schedule, float32) except the input scale: by default images are fed as insightface feeds
+them, (x - 0.5) / 0.5, which `mfftools extract` and insightface's backbones assume, while the
+paper fed [0, 1] pixels (configs/mixfair_r34_balancedface.yaml does). `configs/*.yaml` only state
+what differs. The resolved configuration is written next to the run's outputs and into every
+checkpoint. A key missing from a saved configuration (written by an older version) takes its
+default, which is what that version did.
 """
 import dataclasses
 from dataclasses import dataclass, field
@@ -11,15 +15,21 @@ from pathlib import Path
 import yaml
 
 from mfftools.errors import MfftoolsError
+from mfftools.files import write_text
 from mfftools.models.iresnet import ARCHS
 
 
 @dataclass
 class DataConfig:
-    train_zip: str = ""  # training zip (index.txt + images), PROTOCOLS 1.1
-    in_memory: bool = False  # read the whole zip into memory, as the original code does
+    train: str = ""  # training zip (PROTOCOLS 1.1), manifest (.csv/.tsv) or folder tree
+    image_root: str = ""  # a manifest's paths are relative to it ("": the manifest's folder)
+    columns: str = ""  # a manifest's columns mapped to path, identity, group: "path=file,..."
+    group_by: list = field(default_factory=list)  # a manifest's groups from these columns
+    in_memory: bool = False  # read a training zip into memory, as the original code does
     workers: int = 4  # DataLoader worker processes per training process
     horizontal_flip: bool = True  # flip each training image with probability 0.5
+    input_mean: float = 0.5  # the network's input: (pixels in [0, 1] - input_mean) / input_std
+    input_std: float = 0.5
 
 
 @dataclass
@@ -28,8 +38,9 @@ class ModelConfig:
     arch: str = "r34"
     head: str = "mixfair"  # mixfair, cosface or arcface
     s: float = 64.0
-    m: float = 0.35  # null: the head's default (0.35 CosFace/MixFair, 0.5 ArcFace)
+    m: float = None  # null: the head's paper's margin (CosFace and MixFair 0.35, ArcFace 0.5)
     cifp: bool = True  # MixFair head only: add the CIFP false-positive margin
+    pretrained: str = ""  # initial weights: an insightface backbone .pth or an mfftools checkpoint
 
 
 @dataclass
@@ -38,6 +49,7 @@ class OptimConfig:
     batch_size: int = 128  # per process
     max_steps_per_epoch: int = 0  # stop each epoch after this many steps; 0: the whole epoch
     lr: float = 0.1
+    backbone_lr_scale: float = 1.0  # the backbone learns at lr x this (0: it stays as loaded)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     milestones: list = field(default_factory=lambda: [8, 18, 30, 34])  # epochs, MultiStepLR
@@ -63,7 +75,7 @@ class EvalConfig:
 class TrainConfig:
     seed: int = 229
     device: str = "auto"  # auto, cpu or cuda
-    amp: bool = True  # mixed precision, used on CUDA only
+    amp: bool = False  # float16 autocast with loss scaling (CUDA only); the paper trained in float32
     log_every: int = 50  # steps between logged training losses
     keep_checkpoints: int = 2  # epoch checkpoints kept (the newest); best.pt is kept apart
     data: DataConfig = field(default_factory=DataConfig)
@@ -75,13 +87,16 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def dump(self, path):
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        """Write the config as YAML, atomically."""
+        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 RUN_CONFIG = "config.yaml"  # the resolved config, in the run folder
 
-# Optional values: None is accepted for these keys on top of their type.
-_NULLABLE = {"model.m"}
+# Keys whose default is None (null): the type of the values they take otherwise.
+_NULLABLE = {"model.m": float}
+# Former key names, read as the current ones.
+_RENAMED = {"data.train_zip": "data.train"}
 
 
 def _fields(obj):
@@ -100,8 +115,10 @@ def _yaml11_float(value):
 
 def _check_value(key, value, default):
     """`value` converted to the type of `default`, or an error naming `key`."""
-    if value is None and key in _NULLABLE:
-        return None
+    if key in _NULLABLE:
+        if value is None:
+            return None
+        default = _NULLABLE[key]()
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):
@@ -120,12 +137,24 @@ def _check_value(key, value, default):
     return value
 
 
+def _current_names(values, prefix, source):
+    """`values` with former key names replaced by the current ones."""
+    renamed = {}
+    for name, value in values.items():
+        key = _RENAMED.get(prefix + str(name), prefix + str(name))
+        current = key[len(prefix):]
+        if current in renamed:
+            raise MfftoolsError(f"{source}: {key!r} is given twice (once by its former name)")
+        renamed[current] = value
+    return renamed
+
+
 def _apply(target, values, prefix, source):
     if not isinstance(values, dict):
         raise MfftoolsError(f"{source}: section {prefix.rstrip('.') or 'top level'} must be a mapping")
     fields = _fields(target)
-    for name, value in values.items():
-        key = prefix + str(name)
+    for name, value in _current_names(values, prefix, source).items():
+        key = prefix + name
         if name not in fields:
             known = ", ".join(prefix + n for n in fields)
             raise MfftoolsError(f"{source}: unknown config key {key!r} (known: {known})")
@@ -191,27 +220,45 @@ def run_config(run_dir, config_path=None, overrides=(), resume=None):
     return load_config(config_path, overrides, base=base)
 
 
-def config_from_dict(values):
-    """A TrainConfig from the dict stored in a checkpoint."""
+def config_from_dict(values, source="checkpoint config"):
+    """A TrainConfig from the dict stored in a checkpoint; keys it lacks take their defaults."""
     config = TrainConfig()
-    _apply(config, values, "", "checkpoint config")
+    _apply(config, values, "", source)
     return config
+
+
+def _input_scale_problem(key, value, interval, inside):
+    """What is wrong with an input normalisation value (pixels are scaled to [0, 1]), or None."""
+    if value > 1:
+        return (f"{key} {value:g} reads as a 0-255 scale, but pixels are scaled to [0, 1] "
+                f"before normalising: write {value / 255:.6g} ({value:g} / 255)")
+    return None if inside else f"{key} must be within {interval} (got {value:g})"
 
 
 def validate(config):
     """Errors for values no run could use, found before any data is read."""
-    if not config.data.train_zip:
-        raise MfftoolsError("config: data.train_zip is not set (the training zip to read)")
-    checks = [
-        (config.model.type in ("mixfair", "iresnet"), "model.type must be mixfair or iresnet"),
-        (config.model.arch in ARCHS,
-         f"model.arch must be one of {', '.join(ARCHS)} (got {config.model.arch!r})"),
-        (config.model.head in ("mixfair", "cosface", "arcface"), "model.head must be mixfair, cosface or arcface"),
-        (config.model.head != "mixfair" or config.model.type == "mixfair",
+    if not config.data.train:
+        raise MfftoolsError("config: data.train is not set (the training zip, manifest or folder "
+                            "tree to read)")
+    data, model, optim = config.data, config.model, config.optim
+    scale_problems = [
+        _input_scale_problem("data.input_mean", data.input_mean, "[0, 1]", data.input_mean >= 0),
+        _input_scale_problem("data.input_std", data.input_std, "(0, 1]", data.input_std > 0),
+    ]
+    checks = [(problem is None, problem) for problem in scale_problems]
+    checks += [
+        (all(isinstance(name, str) and name for name in data.group_by),
+         "data.group_by must be a list of column names, e.g. [ethnicity, gender]"),
+        (model.type in ("mixfair", "iresnet"), "model.type must be mixfair or iresnet"),
+        (model.arch in ARCHS, f"model.arch must be one of {', '.join(ARCHS)} (got {model.arch!r})"),
+        (model.head in ("mixfair", "cosface", "arcface"), "model.head must be mixfair, cosface or arcface"),
+        (model.head != "mixfair" or model.type == "mixfair",
          "model.head mixfair needs model.type mixfair (it mixes trunk feature maps)"),
-        (config.optim.epochs >= 1, "optim.epochs must be at least 1"),
-        (config.optim.batch_size >= 2, "optim.batch_size must be at least 2"),
-        (config.optim.max_steps_per_epoch >= 0, "optim.max_steps_per_epoch must be 0 (no limit) or more"),
+        (model.m is None or model.m >= 0, "model.m must be null (the head's default) or at least 0"),
+        (optim.epochs >= 1, "optim.epochs must be at least 1"),
+        (optim.batch_size >= 2, "optim.batch_size must be at least 2"),
+        (optim.max_steps_per_epoch >= 0, "optim.max_steps_per_epoch must be 0 (no limit) or more"),
+        (optim.backbone_lr_scale >= 0, "optim.backbone_lr_scale must be 0 (a frozen backbone) or more"),
         (config.eval.every >= 0, "eval.every must be 0 (never) or more"),
         (config.eval.best_mode in ("max", "min"), "eval.best_mode must be max or min"),
         (not config.eval.identification or config.eval.instance_zip,

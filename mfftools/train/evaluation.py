@@ -1,11 +1,15 @@
 """Evaluation during training, through the same code as `mfftools extract` / `pair-eval` /
 `inst-eval` / `ident-eval`: the network's embeddings of the validation data are written to an
-embeddings file, evaluated, and the results JSON kept per epoch under RUN_DIR/eval/.
+embeddings file (in float32, with the run's input normalisation), evaluated, and the results JSON kept per epoch under RUN_DIR/eval/.
 
 The validation data are opened and checked once, before the first training step (sources, the
 instance target against the number of impostor pairs, the identification target against the
 number of non-mated searches, the best-metric name against the metrics the evaluations will log),
 so that a setting no evaluation could use never costs an epoch.
+
+Under torchrun the main process extracts and evaluates the pairs; every process takes its share
+of the instance protocol's tiles and of the 1:N searches (`shared_results`), the part whose cost
+grows with the square of the number of images.
 """
 import logging
 from collections import namedtuple
@@ -16,6 +20,14 @@ from mfftools.errors import MfftoolsError
 from mfftools.files import write_results
 
 logger = logging.getLogger(__name__)
+
+PAIR_FILE = "pairs.h5"
+INSTANCE_FILE = "instance.h5"
+# How long the other processes wait for the main process to extract the validation data: a
+# base, plus this much per image embedded (an image and its mirror with eval.flip), the pace of a
+# slow extraction (an r100 on a CPU), so that the wait grows with the work.
+WAIT_BASE_SECONDS = 30 * 60
+WAIT_SECONDS_PER_IMAGE = 0.1
 
 # A logged metric: its name, where the protocol's result holds it, and the factor that puts it in
 # percent in the readable log (accuracies only; None: shown as it is).
@@ -132,10 +144,12 @@ def _check_identification_target(eval_config, source):
 
 
 class Validation:
-    """The run's validation data, opened and checked at set-up; `evaluate` runs every protocol."""
+    """The run's validation data, opened and checked at set-up (by the main process): `extract`
+    writes the epoch's embeddings files, `results` evaluates and records them."""
 
-    def __init__(self, eval_config):
+    def __init__(self, eval_config, preprocessing):
         self.config = eval_config
+        self.preprocessing = preprocessing
         self.pair_source = self.instance_source = None
         self.pair_fields, self.instance_fields, self.identification_fields = [], [], []
         if eval_config.pair_bin:
@@ -158,45 +172,47 @@ class Validation:
                 f"log ({', '.join(self.metric_names)}); choose one of them, or \"\" for no best.pt"
             )
 
-    def evaluate(self, network, out_dir, epoch, device, amp=False, progress=False):
-        """Extract and evaluate the validation data; returns the flat metrics.
+    @property
+    def wait_seconds(self):
+        """How long the other processes wait for `extract` (see WAIT_SECONDS_PER_IMAGE)."""
+        sources = [source for source in (self.pair_source, self.instance_source) if source is not None]
+        embedded = sum(len(source) for source in sources) * (2 if self.config.flip else 1)
+        return WAIT_BASE_SECONDS + WAIT_SECONDS_PER_IMAGE * embedded
+
+    def extract(self, network, out_dir, device, progress=False):
+        """Write the network's embeddings of the validation data to `out_dir`, in float32.
 
         The extraction puts the network in eval mode and gives it back in the mode it was in.
         """
         config = self.config
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        options = dict(model=network, batch_size=config.batch_size, workers=0, device=device.type,
+                       flip=config.flip, amp=False, preprocessing=self.preprocessing,
+                       progress=progress)
+        if self.pair_source is not None:
+            _extract(self.pair_source, Path(out_dir) / PAIR_FILE, options)
+        if self.instance_source is not None:
+            _extract(self.instance_source, Path(out_dir) / INSTANCE_FILE, options)
+
+    def results(self, out_dir, epoch, shared):
+        """Evaluate the pairs and write every results file of the epoch; returns the flat
+        metrics. `shared`: what `shared_results` returned."""
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         metrics = {}
-        common = dict(model=network, batch_size=config.batch_size, workers=0, device=device.type,
-                      flip=config.flip, amp=amp, progress=progress)
         if self.pair_source is not None:
             from mfftools.evaluation.pair import evaluate_pairs
 
-            path = _extract(self.pair_source, out_dir / "pairs.h5", common)
-            result = evaluate_pairs(open_embeddings(path, layout="pairs"))
+            result = evaluate_pairs(open_embeddings(out_dir / PAIR_FILE, layout="pairs"))
             write_results(result, out_dir / f"epoch_{epoch:04d}_pair.json")
             metrics.update(_metrics(result, self.pair_fields))
-        if self.instance_source is not None:
-            from mfftools.evaluation.instance import evaluate_instance
-
-            path = _extract(self.instance_source, out_dir / "instance.h5", common)
-            embeddings = open_embeddings(path, layout="images")
-            result = evaluate_instance(embeddings, targets=(config.target_fpr,),
-                                       device=device.type, progress=False)
-            write_results(result, out_dir / f"epoch_{epoch:04d}_instance.json")
-            metrics.update(_metrics(result, self.instance_fields))
-            if config.identification:
-                metrics.update(self._identification(embeddings, out_dir, epoch, device))
+        instance, identification = shared
+        if instance is not None:
+            write_results(instance, out_dir / f"epoch_{epoch:04d}_instance.json")
+            metrics.update(_metrics(instance, self.instance_fields))
+        if identification is not None:
+            write_results(identification, out_dir / f"epoch_{epoch:04d}_identification.json")
+            metrics.update(_metrics(identification, self.identification_fields))
         return metrics
-
-    def _identification(self, embeddings, out_dir, epoch, device):
-        """1:N identification on the instance embeddings; its results JSON kept beside theirs."""
-        from mfftools.evaluation.identification import evaluate_identification
-
-        result = evaluate_identification(embeddings, targets=(self.config.target_fpir,),
-                                         ranks=_IDENT_RANKS, device=device.type, progress=False)
-        write_results(result, out_dir / f"epoch_{epoch:04d}_identification.json")
-        return _metrics(result, self.identification_fields)
 
     def readable(self, metrics):
         """The metrics as the readable log shows them: accuracies (and their std) in percent with
@@ -208,14 +224,44 @@ class Validation:
         }
 
 
+def shared_results(eval_config, out_dir, device, info):
+    """(instance results, identification results) of the epoch's instance embeddings, each None
+    when not asked for. Every process calls it: each scores its share of the instance protocol's
+    tiles and of the 1:N searches, and each returns the same results."""
+    if not eval_config.instance_zip:
+        return None, None
+    from mfftools.evaluation.identification import evaluate_identification
+    from mfftools.evaluation.instance import evaluate_instance
+
+    embeddings = open_embeddings(Path(out_dir) / INSTANCE_FILE, layout="images")
+    instance = evaluate_instance(embeddings, targets=(eval_config.target_fpr,), device=device.type,
+                                 progress=False, dist_info=info)
+    identification = None
+    if eval_config.identification:
+        identification = evaluate_identification(
+            embeddings, targets=(eval_config.target_fpir,), ranks=_IDENT_RANKS,
+            device=device.type, progress=False, dist_info=info)
+    return instance, identification
+
+
 class BestTracker:
-    """Which epoch scored best on the chosen metric (`best_mode` max or min)."""
+    """Which epoch scored best on the chosen metric (`best_mode` max or min).
+
+    `state` is a checkpoint's record ({metric, mode, value, epoch}); a record of another metric or
+    mode is dropped (its value says nothing of this one): the next evaluation becomes the best.
+    """
 
     def __init__(self, metric, mode, state=None):
         self.metric = metric
         self.mode = mode
-        self.value = None if state is None else state.get("value")
-        self.epoch = None if state is None else state.get("epoch")
+        self.value = self.epoch = None
+        if state is None:
+            return
+        if (state.get("metric"), state.get("mode")) == (metric, mode):
+            self.value, self.epoch = state.get("value"), state.get("epoch")
+        else:
+            logger.info("best.pt was chosen by %s (%s); this run chooses by %s (%s): the next "
+                        "evaluation replaces it", state.get("metric"), state.get("mode"), metric, mode)
 
     def update(self, metrics, epoch):
         """True when `metrics` beat the best so far (and become the best). The metric's name was
@@ -238,4 +284,3 @@ def _extract(source, out_path, options):
 
     report = run_extraction(source, None, out_path, **options)
     logger.info("wrote %d embeddings to %s", report.rows, report.path)
-    return report.path

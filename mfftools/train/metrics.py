@@ -1,6 +1,8 @@
 """The run's records: a JSON-lines metrics file, a readable log, TensorBoard when installed.
 
-Only the main process writes. `metrics.jsonl` holds one object per line,
+Only the main process writes, and only once the run's set-up has passed: the messages of the
+set-up are held until then (`HeldMessages`), so that a run refused before its first step leaves
+no file behind. `metrics.jsonl` holds one object per line,
 {"kind": "train" | "epoch" | "eval", "epoch": int, "step": int, ...numbers}; `train.log` holds
 the same numbers as text together with every log message of the run.
 """
@@ -44,14 +46,33 @@ def _tensorboard_writer(run_dir):
     return SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
 
 
+class HeldMessages(logging.Handler):
+    """While open, holds the messages of mfftools' loggers (INFO and above) in `records`."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    def __enter__(self):
+        logging.getLogger("mfftools").addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        logging.getLogger("mfftools").removeHandler(self)
+
+
 class RunLog:
     """Writes the run's metrics (main process only; elsewhere every method does nothing).
 
     A new run (`resume_step` None) starts an empty metrics file; a resumed one keeps the records
-    up to its checkpoint's step. train.log is appended to: it tells every attempt in the folder.
+    up to its checkpoint's step. train.log is appended to: it tells every attempt in the folder,
+    each beginning with the log records `earlier` (those of its set-up).
     """
 
-    def __init__(self, run_dir, enabled=True, resume_step=None):
+    def __init__(self, run_dir, enabled=True, resume_step=None, earlier=()):
         self.enabled = enabled
         self.run_dir = Path(run_dir)
         self._handler = None
@@ -64,6 +85,8 @@ class RunLog:
         self._handler = logging.FileHandler(self.run_dir / LOG_FILE, encoding="utf-8")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self._handler.setLevel(logging.INFO)
+        for record in earlier:
+            self._handler.handle(record)
         logging.getLogger("mfftools").addHandler(self._handler)
         self._tensorboard = _tensorboard_writer(self.run_dir)
 

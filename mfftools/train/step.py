@@ -34,6 +34,24 @@ def add_head(network, model_config, num_classes):
     return head
 
 
+def parameter_groups(module, lr, backbone_lr_scale):
+    """The SGD parameter groups of a TrainingModule: the backbone (a MixFair network's trunk `encoder`, a plain
+    IResNet whole) at lr x backbone_lr_scale, after the rest (MixFair's adapter `mid`, the
+    margin head) at lr; frozen parameters left out. One group when the scale is 1, as before
+    the scale existed, so that the checkpoints of that time resume."""
+    trainable = [parameter for parameter in module.parameters() if parameter.requires_grad]
+    if backbone_lr_scale == 1:
+        return [{"params": trainable}]
+    head_ids = {id(parameter) for parameter in module.head.parameters()}
+    backbone = getattr(module.network, "encoder", module.network)
+    backbone_ids = {id(parameter) for parameter in backbone.parameters() if id(parameter) not in head_ids}
+    return [
+        {"params": [parameter for parameter in trainable if id(parameter) not in backbone_ids]},
+        {"params": [parameter for parameter in trainable if id(parameter) in backbone_ids],
+         "lr": lr * backbone_lr_scale},
+    ]
+
+
 class TrainingModule(nn.Module):
     """Network + margin head; `forward(images, labels, permutation)` is the batch's mean loss.
 

@@ -3,9 +3,13 @@
 Each process reads its shard of every epoch (DistributedSampler, reshuffled per epoch from the
 seed), draws its flips and MixFair partners from a generator reseeded per epoch, and averages
 gradients with the others (NCCL on GPUs, gloo on CPUs). After every epoch the main process
-evaluates when due and writes an atomic checkpoint; `resume="auto"` continues from the newest
-one and reproduces the uninterrupted run's numbers. As in the paper's code, the MixFair
-partners and the CIFP margin are drawn within each process's own batch.
+evaluates when due (every process shares the instance and 1:N scoring) and writes an atomic
+checkpoint; `resume="auto"` continues from the newest one and reproduces the uninterrupted run's
+numbers, on as many processes as before. As in the paper's code, the MixFair partners and the
+CIFP margin are drawn within each process's own batch.
+
+Everything that can be checked is checked before anything is written: a run refused before its
+first step leaves no file behind (a new run folder is not even created).
 """
 import itertools
 import logging
@@ -20,7 +24,6 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from mfftools import __version__, dist
-from mfftools.data.training_zip import TrainingZip
 from mfftools.errors import MfftoolsError
 from mfftools.train.checkpoint import (
     epoch_checkpoint_path,
@@ -29,15 +32,18 @@ from mfftools.train.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from mfftools.train.config import RUN_CONFIG, validate
-from mfftools.train.evaluation import BestTracker, Validation
-from mfftools.train.metrics import RunLog, format_value
+from mfftools.train.config import RUN_CONFIG, config_from_dict, validate
+from mfftools.train.data import open_training_data, preprocessing_record, training_preprocessing
+from mfftools.train.evaluation import BestTracker, Validation, shared_results
+from mfftools.train.metrics import HeldMessages, RunLog, format_value
+from mfftools.train.pretrained import load_pretrained
 from mfftools.train.step import (
     DROPOUT_STREAM,
     LOADER_STREAM,
     BatchRandomness,
     TrainingModule,
     build_network,
+    parameter_groups,
     stream_seed,
 )
 
@@ -45,11 +51,13 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_CHECKPOINT = "best.pt"
+EVAL_DIR = "eval"
 # Keys that may differ between a checkpoint's config and the config that resumes it: they move
-# files or change how the run is watched, not what it computes.
+# files or change how the run is watched, not what it computes (the initial weights of
+# `model.pretrained` are no longer read once there is a checkpoint).
 _RESUMABLE_CHANGES = (
-    "data.train_zip", "data.in_memory", "data.workers", "device", "log_every", "keep_checkpoints",
-    "optim.epochs", "eval.",
+    "data.train", "data.image_root", "data.in_memory", "data.workers", "device", "log_every",
+    "keep_checkpoints", "optim.epochs", "eval.", "model.pretrained",
 )
 
 
@@ -84,8 +92,10 @@ def _flatten(values, prefix=""):
 
 
 def check_resumable(saved_config, config, path):
-    """Refuse to resume when the config changes what the run computes."""
-    saved, current = _flatten(saved_config), _flatten(config.to_dict())
+    """Refuse to resume when the config changes what the run computes. Keys the checkpoint's
+    config lacks (it predates them) take their defaults."""
+    saved = _flatten(config_from_dict(saved_config, f"the config of {path}").to_dict())
+    current = _flatten(config.to_dict())
     changed = [
         key for key in sorted(set(saved) | set(current))
         if saved.get(key) != current.get(key) and not key.startswith(_RESUMABLE_CHANGES)
@@ -93,6 +103,27 @@ def check_resumable(saved_config, config, path):
     if changed:
         details = ", ".join(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in changed)
         raise MfftoolsError(f"cannot resume from {path}: the config changed ({details})")
+
+
+def check_world_size(state, path, info, batch_size, allow_change):
+    """Refuse to resume on another number of processes than the checkpoint's, unless allowed:
+    the global batch would change at the same learning rate, and so would the data order."""
+    saved = state.get("world_size")
+    global_batch = batch_size * info.world_size
+    if saved is None:
+        logger.warning("%s does not record how many processes trained it; resuming on %d "
+                       "(global batch %d)", path, info.world_size, global_batch)
+        return
+    if saved == info.world_size:
+        return
+    change = (f"it was trained on {saved} process{'es' if saved > 1 else ''} (global batch "
+              f"{state.get('global_batch', saved * batch_size)}), this run has {info.world_size} "
+              f"(global batch {global_batch}) at the same learning rate, and the data order "
+              "differs from the uninterrupted run's")
+    if not allow_change:
+        raise MfftoolsError(f"cannot resume from {path}: {change}; resume on {saved} "
+                            "processes, or pass --allow-world-size-change to continue so")
+    logger.warning("resuming from %s on another number of processes: %s", path, change)
 
 
 def optimisation_step(model, optimizer, scaler, images, labels, permutation, amp):
@@ -106,11 +137,12 @@ def optimisation_step(model, optimizer, scaler, images, labels, permutation, amp
     return loss.detach().float()
 
 
-def train(config, run_dir, resume=None, progress=True):
+def train(config, run_dir, resume=None, progress=True, allow_world_size_change=False):
     """Train as `config` says, writing checkpoints, metrics and logs under `run_dir`.
 
     resume: None (a fresh run; refused when run_dir already has checkpoints), "auto" (the newest
     checkpoint of run_dir; refused when there is none), or a checkpoint path.
+    allow_world_size_change: resume on another number of processes than the checkpoint's.
     Returns a summary dict: epochs done, steps, last epoch loss, last eval metrics, best.
     """
     env = dist.info_from_env()
@@ -118,7 +150,8 @@ def train(config, run_dir, resume=None, progress=True):
     joined_here = not (torch_dist.is_available() and torch_dist.is_initialized())
     info = dist.init(device.type)
     try:
-        return _Run(config, Path(run_dir), info, device, progress).fit(resolve_resume(run_dir, resume))
+        run = _Run(config, Path(run_dir), info, device, progress)
+        return run.fit(resolve_resume(run_dir, resume), allow_world_size_change)
     finally:
         if joined_here:
             dist.shutdown()
@@ -141,25 +174,33 @@ class _Run:
     def _build(self, checkpoint, checkpoint_path):
         """Data, validation data, network, optimizer, schedule, scaler (restored from `checkpoint`,
         the dict loaded from `checkpoint_path`, if any), loader. Everything that can be checked
-        before the first step is checked here."""
+        before the first step is checked here, and nothing is written."""
         config = self.config
         validate(config)  # a config built in Python has not met load_config's checks
-        self.dataset = TrainingZip(config.data.train_zip, in_memory=config.data.in_memory)
+        self.preprocessing = training_preprocessing(config.data)
+        self.dataset = open_training_data(config.data, self.preprocessing)
         self.evaluates = bool(config.eval.pair_bin or config.eval.instance_zip) and config.eval.every > 0
-        self.validation = Validation(config.eval) if self.evaluates and self.info.is_main else None
+        self.validation = self.wait_group = None
+        if self.evaluates:  # opened and checked by the main process; its errors stop every process
+            self.validation = dist.run_on_main(
+                self.info, lambda: Validation(config.eval, self.preprocessing))
+            wait = dist.broadcast_object(self.info, self.validation and self.validation.wait_seconds)
+            self.wait_group = dist.wait_group(self.info, wait)
         per_process = len(self.dataset) // self.info.world_size
         if per_process < config.optim.batch_size:
             raise MfftoolsError(
-                f"{config.data.train_zip}: {len(self.dataset)} images give {per_process} per process, "
+                f"{self.dataset.where}: {len(self.dataset)} images give {per_process} per process, "
                 f"fewer than one batch of {config.optim.batch_size}"
             )
         torch.manual_seed(config.seed)  # the same initial weights on every process
         self.network, self.head = build_network(config.model, self.dataset.num_classes)
+        self.pretrained = None
+        if config.model.pretrained and checkpoint is None:
+            self.pretrained = load_pretrained(self.network, config.model, self.preprocessing)
         self.module = TrainingModule(self.network, self.head).to(self.device)
-        parameters = [p for p in self.module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.SGD(
-            parameters, lr=config.optim.lr, momentum=config.optim.momentum,
-            weight_decay=config.optim.weight_decay,
+            parameter_groups(self.module, config.optim.lr, config.optim.backbone_lr_scale),
+            lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay,
         )
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=config.optim.milestones, gamma=config.optim.gamma
@@ -183,47 +224,62 @@ class _Run:
             num_workers=config.data.workers, pin_memory=self.device.type == "cuda",
             drop_last=True, persistent_workers=config.data.workers > 0, generator=torch.Generator(),
         )
+        logger.info("global batch %d (%d per process x %d process%s); %s head, s=%g, m=%g",
+                    config.optim.batch_size * self.info.world_size, config.optim.batch_size,
+                    self.info.world_size, "es" if self.info.distributed else "",
+                    config.model.head, self.head.s, self.head.m)
 
     def _restore(self, state, path):
         classes = state["head"]["weight"].shape[0]
         if classes != self.dataset.num_classes:
             raise MfftoolsError(
                 f"cannot resume from {path}: it has {classes} classes, "
-                f"{self.config.data.train_zip} has {self.dataset.num_classes}"
+                f"{self.dataset.where} has {self.dataset.num_classes}"
             )
         self.network.load_state_dict(state["model"])
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        if "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
+        else:  # the optimizer holds the current learning rates; the milestones count epochs
+            self.scheduler.last_epoch = self.epoch
+            logger.warning("%s holds no learning-rate schedule: it continues from epoch %d's "
+                           "learning rate with the config's milestones", path, self.epoch)
         if self.amp and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.pretrained = state.get("pretrained")
         logger.info("resuming from %s (epoch %d, step %d)", path, self.epoch, self.step)
         return state.get("best")
 
     # -- the run --------------------------------------------------------------------------------
-    def fit(self, checkpoint_path):
+    def fit(self, checkpoint_path, allow_world_size_change=False):
         """Train the remaining epochs; returns the summary dict of `train`.
 
-        The checkpoint's config is checked before anything is written; then the run's records
-        open, and an error that stops the run from there on is written to train.log too.
+        The set-up checks everything it can and writes nothing (its log messages are held); then
+        the run's records open, and an error that stops the run from there on is written to
+        train.log too.
         """
-        checkpoint = None
-        if checkpoint_path is not None:
-            checkpoint = load_checkpoint(checkpoint_path)
-            check_resumable(checkpoint["config"], self.config, checkpoint_path)
+        with HeldMessages() as setup:
+            checkpoint = None
+            if checkpoint_path is not None:
+                checkpoint = load_checkpoint(checkpoint_path)
+                check_resumable(checkpoint["config"], self.config, checkpoint_path)
+                check_world_size(checkpoint, checkpoint_path, self.info, self.config.optim.batch_size,
+                                 allow_world_size_change)
+            self._build(checkpoint, checkpoint_path)
         resume_step = None if checkpoint is None else int(checkpoint["step"])
-        self.log = RunLog(self.run_dir, enabled=self.info.is_main, resume_step=resume_step)
+        self.log = RunLog(self.run_dir, enabled=self.info.is_main, resume_step=resume_step,
+                          earlier=setup.records)
         try:
-            return self._fit(checkpoint, checkpoint_path)
+            return self._fit()
         except BaseException as error:
             self.log.error(error)
             raise
         finally:
             self.log.close()
 
-    def _fit(self, checkpoint, checkpoint_path):
-        self._build(checkpoint, checkpoint_path)
+    def _fit(self):
         config = self.config
         if self.info.is_main:
             config.dump(self.run_dir / RUN_CONFIG)
@@ -317,13 +373,19 @@ class _Run:
         return float(value)
 
     def _evaluate(self, epoch):
-        """The main process evaluates (the others wait); returns its metrics (None elsewhere)."""
+        """The main process extracts the validation data, every process takes its share of the
+        instance and 1:N scoring, the main process evaluates the pairs and records the metrics;
+        returns them (None off the main process)."""
+        out_dir = self.run_dir / EVAL_DIR
+        if self.info.is_main:
+            self.validation.extract(self.network, out_dir, self.device, progress=self.show_progress)
+        self._wait_for_main()
+        shared = shared_results(self.config.eval, out_dir, self.device, self.info)
         metrics = None
         if self.info.is_main:
-            metrics = self.validation.evaluate(self.network, self.run_dir / "eval", epoch, self.device,
-                                               amp=self.amp, progress=self.show_progress)
+            metrics = self.validation.results(out_dir, epoch, shared)
             self.log.record("eval", epoch, self.step, metrics, shown=self.validation.readable(metrics))
-        self._barrier()
+        self._wait_for_main()
         return metrics
 
     def _save(self, improved):
@@ -353,6 +415,10 @@ class _Run:
             "head_type": self.config.model.head,
             "num_classes": self.dataset.num_classes,
             "group_names": list(self.dataset.group_names),
+            "preprocessing": preprocessing_record(self.preprocessing),
+            "world_size": self.info.world_size,
+            "global_batch": self.config.optim.batch_size * self.info.world_size,
+            "pretrained": self.pretrained,
             "best": self.best.state(),
             "mfftools_version": __version__,
         }
@@ -360,3 +426,8 @@ class _Run:
     def _barrier(self):
         if self.info.distributed:
             torch_dist.barrier()
+
+    def _wait_for_main(self):
+        """Wait for the main process's evaluation work, as long as its size needs."""
+        if self.info.distributed:
+            torch_dist.barrier(group=self.wait_group)

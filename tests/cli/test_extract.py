@@ -85,7 +85,7 @@ def test_skip_bad_images_lists_them(tmp_path, checkpoint):
                   "--device", "cpu", "--no-flip", "--skip-bad-images", "--arch", "r18")
     assert result.exit_code == 0, result.output
     assert "wrote 2 embeddings" in result.output and "flip off" in result.output
-    assert "skipped 1 bad images:\n  data/data/Y/m.Y/m.Y_0002.jpg" in result.output
+    assert "skipped 1 bad image:\n  data/data/Y/m.Y/m.Y_0002.jpg" in result.output
 
 
 def test_user_errors_are_one_line_messages(tmp_path, checkpoint):
@@ -155,9 +155,10 @@ def test_ctrl_c_says_how_to_continue(tmp_path, checkpoint, monkeypatch):
     interrupted = _run(archive, *options)
     assert interrupted.exit_code == 130
     assert _printed(interrupted) == [
-        f"interrupted: {out} holds 1 of 3 embeddings; run the same command with --resume to "
-        "continue where it stopped"
+        f"interrupted: {out}.partial holds 1 of 3 embeddings; run the same command with "
+        f"--resume to continue where it stopped ({out} is written when they are all in)"
     ]
+    assert not out.exists()
     monkeypatch.setattr(loading, "load_model", real_load)
     resumed = _run(archive, *options, "--resume")
     assert resumed.exit_code == 0, resumed.output
@@ -165,3 +166,18 @@ def test_ctrl_c_says_how_to_continue(tmp_path, checkpoint, monkeypatch):
         f"resumed after 1 rows: wrote 2 more, 3 embeddings of dim 512 (images layout, groups X, Y) "
         f"in {out}"
     )
+
+
+def test_mean_and_std_given_on_the_0_255_scale(tmp_path, checkpoint):
+    archive = _rfw_zip(tmp_path / "val.zip")
+    common = ("--model", checkpoint[0], "--workers", 0, "--device", "cpu", "--batch-size", 3)
+    default = _run(archive, *common, "--out", tmp_path / "a.h5")
+    scaled = _run(archive, *common, "--out", tmp_path / "b.h5", "--input-mean", "127.5",
+                  "--input-std", "127.5")
+    assert default.exit_code == 0 and scaled.exit_code == 0, scaled.output
+    assert ("mean 0.5 std 0.5 on [0, 1] pixels (given as 127.5 and 127.5 on 0-255)"
+            in scaled.output)
+    a, b = open_embeddings(tmp_path / "a.h5"), open_embeddings(tmp_path / "b.h5")
+    np.testing.assert_array_equal(a.read(), b.read())
+    np.testing.assert_array_equal(b.attrs["input_mean"], [0.5] * 3)
+    assert b.attrs["input_given_scale"] == "0-255"

@@ -191,6 +191,17 @@ def test_one_group_prints_no_fairness_numbers(tmp_path, rng):
     assert "1.0000" not in out.output
 
 
+def test_a_truncated_file_is_one_line_suggesting_extraction(tmp_path, embeddings_file):
+    data = embeddings_file.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[: len(data) // 2])
+    result = run(cut, "--device", "cpu")
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {cut}: ")
+    assert lines[0].endswith("; extract it again") and "Traceback" not in result.output
+
+
 def test_reference_group_divides_every_matched_fmr(tmp_path, embeddings_file):
     out = run(embeddings_file, "--fpr", "1e-2", "--device", "cpu", "--reference-group", "Indian",
               "--json", tmp_path / "r.json")

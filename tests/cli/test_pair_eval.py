@@ -85,7 +85,7 @@ def test_incomplete_file_is_refused(tmp_path):
     writer = EmbeddingsWriter.create(tmp_path / "partial.h5", layout="pairs", dim=4,
                                      group_names=["A"], pairs={"issame": [True], "pair_group": [0]})
     writer.close()
-    result = run(tmp_path / "partial.h5")
+    result = run(tmp_path / "partial.h5.partial")
     assert result.exit_code == 1
     assert "incomplete" in result.output
 

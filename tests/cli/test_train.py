@@ -3,22 +3,24 @@ import json
 import shlex
 from pathlib import Path
 
+import torch
 import yaml
 from click.testing import CliRunner
 
 from mfftools.cli import main
 from mfftools.train import trainer
+from mfftools.train.checkpoint import load_checkpoint
 from mfftools.train.metrics import read_metrics
 
-from train.trainer_fixtures import tiny_builder, write_training_zip
+from train.trainer_fixtures import tiny_builder, write_folder_tree, write_training_zip
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def _config(tmp_path, train_zip):
+def _config(tmp_path, train_data):
     path = tmp_path / "tiny.yaml"
     path.write_text(
-        f"device: cpu\nlog_every: 2\ndata: {{train_zip: {train_zip}, workers: 0}}\n"
+        f"device: cpu\nlog_every: 2\ndata: {{train: {train_data}, workers: 0}}\n"
         "optim: {epochs: 1, batch_size: 8}\neval: {every: 0}\n"
     )
     return path
@@ -112,3 +114,39 @@ def test_under_torchrun_rank_0_alone_prints_an_error(tmp_path):
     for rank, output in (("0", message), ("1", "")):
         result = CliRunner().invoke(main, args, env={"RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": "2"})
         assert (result.exit_code, result.output) == (1, output)
+
+
+def test_train_on_a_folder_tree_then_resume_on_another_number_of_processes(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    tree = write_folder_tree(tmp_path / "faces", n_classes=4, per_class=4)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--config", str(_config(tmp_path, tree)), "--out", str(run),
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["step"] == 2  # 16 images, 2 batches of 8
+    checkpoint = run / "checkpoints" / "epoch_0001.pt"
+    assert load_checkpoint(checkpoint)["group_names"] == ["GA", "GB"]
+
+    state = load_checkpoint(checkpoint)
+    state.update(world_size=2, global_batch=16)  # as if it had run on two processes
+    torch.save(state, checkpoint)
+    resume = ["train", "--resume", "auto", "--set", "optim.epochs=2", "--out", str(run), "--no-progress"]
+    result = CliRunner().invoke(main, resume)
+    assert result.exit_code == 1 and result.output.startswith(
+        f"Error: cannot resume from {checkpoint}: it was trained on 2 processes (global batch 16)")
+    result = CliRunner().invoke(main, resume + ["--allow-world-size-change"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["step"] == 4
+
+
+def test_training_data_of_another_kind_is_refused_in_one_line(tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("path1,path2,issame\na.png,b.png,1\n")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--config", str(_config(tmp_path, pairs)), "--out", str(run)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: config data.train {pairs}: a pair list holds no identities to train on; training data "
+        "are a training zip (data/index.txt and data/img/), a manifest (.csv/.tsv with columns path, "
+        "identity and group) or a folder tree <group>/<identity>/<image>\n")
+    assert not run.exists()

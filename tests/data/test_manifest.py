@@ -100,3 +100,15 @@ def test_a_byte_order_mark_is_allowed(tmp_path):
     manifest = tmp_path / "faces.csv"
     manifest.write_bytes("\ufeffpath,identity,group\na.png,x,G\n".encode("utf-8"))
     assert read_manifest(manifest).identity_names == ["x"]
+
+
+def test_a_tab_separated_csv_is_read_by_its_tabs(tmp_path):
+    write_images(tmp_path, ["x.png", "y.png"])
+    for name, text in (("tabs.csv", "path\tidentity\tgroup\nx.png\tp1\tA\ny.png\tp2\tB\n"),
+                       ("commas.tsv", "path,identity,group\nx.png,p1,A\ny.png,p2,B\n")):
+        (tmp_path / name).write_text(text)
+        read = read_manifest(tmp_path / name)
+        assert read.group_names == ["A", "B"] and read.identity_names == ["p1", "p2"]
+    # a comma inside a tab-separated row's value stays in the value
+    (tmp_path / "mixed.csv").write_text("path\tidentity\tgroup\nx.png\tDoe, J\tA\ny.png\tp2\tB\n")
+    assert read_manifest(tmp_path / "mixed.csv").identity_names == ["Doe, J", "p2"]

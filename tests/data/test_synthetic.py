@@ -144,7 +144,9 @@ def test_training_zip_reads_back(synth_dir):
     # Training identities are not the instance identities.
     assert not any(name.split("/")[1].startswith("m.") for name in dataset.names)
     loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=2)
-    assert torch.cat([labels for _, labels, _ in loader]).tolist() == dataset.labels.tolist()
+    images, indices = zip(*loader)
+    assert torch.cat(images).shape == (24, 3, 112, 112)
+    assert torch.cat(indices).tolist() == list(range(24))
 
 
 def test_same_seed_same_bytes_other_seed_differs(synth_dir, tmp_path):

@@ -33,8 +33,10 @@ def test_reads_labels_groups_and_images(tmp_path, in_memory):
     assert dataset.labels.dtype == np.int64 and dataset.groups.dtype == np.int64
     assert dataset.names[2] == "Asian/m.02/0001.jpg"
     assert dataset.group_names == ["African", "Asian"]
-    image, label, group = dataset[2]
-    assert image.shape == (3, 112, 112) and (label, group) == (1, 1)
+    image, index = dataset[2]
+    assert image.shape == (3, 112, 112) and index == 2
+    assert dataset.image_name(2) == "Asian/m.02/0001.jpg"
+    assert dataset.describe(2) == f"{path}:data/img/0000002.jpg"
     assert not torch.equal(dataset[0][0], dataset[1][0])
 
 
@@ -42,8 +44,8 @@ def test_dataloader_with_two_workers(tmp_path):
     lines = [f"G{k % 2}/p{k // 3}/x.jpg {k % 2} {k // 3} 1" for k in range(12)]
     dataset = TrainingZip(write_zip(tmp_path / "train.zip", training_members(lines)))
     loader = torch.utils.data.DataLoader(dataset, batch_size=5, num_workers=2)
-    labels = torch.cat([batch[1] for batch in loader])
-    assert labels.tolist() == [k // 3 for k in range(12)]
+    indices = torch.cat([batch[1] for batch in loader])
+    assert dataset.labels[indices.numpy()].tolist() == [k // 3 for k in range(12)]
     # The same images as read in the main process.
     first = next(iter(loader))[0]
     torch.testing.assert_close(first[3], dataset[3][0])

@@ -210,7 +210,8 @@ def test_thousands_of_scores_within_the_bound_of_the_cut(tmp_path, rng):
     scores = reference["scores"][identity[:, None] != identity[None, :]]
     for precision in ("fp32", "bf16"):
         result = evaluate_file(tmp_path, emb, identity, group, targets=targets, methods=METHODS,
-                               tile=64, device="cpu", precision=precision)
+                               tile=64, device="cpu", precision=precision,
+                               allow_degenerate=True)  # degenerate on purpose
         bound = result["engine"]["screening_bound"]
         cut = result["results"][-1]["threshold"]
         assert np.count_nonzero(np.abs(scores - cut) <= bound) > 2000
@@ -314,8 +315,10 @@ def test_unresolvable_target_names_the_smallest_one(tmp_path):
     with pytest.raises(MfftoolsError, match=re.escape("the smallest non-zero FPR is 2/30 = 0.0667")):
         evaluate_file(tmp_path, emb, identity, group, targets=(0.05,), device="cpu")
     result = evaluate_file(tmp_path, emb, identity, group, targets=(0.07,), device="cpu",
-                           methods=("exact",))
+                           methods=("exact",), allow_degenerate=True)
     assert result["results"][0]["n_accepted_impostor"] == 0  # every impostor score ties
+    assert len(result["degenerate"]) == 1
+    assert result["degenerate"][0].startswith("no spread of impostor scores (standard deviation")
 
 
 def test_a_threshold_accepting_nothing_is_said_loudly(tmp_path, rng, caplog):

@@ -51,6 +51,7 @@ def test_insightface_backbone(tmp_path, iresnet_state):
     assert (info.arch, info.model_type, info.checkpoint_format) == ("r18", "iresnet", "insightface")
     assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert info.name == "iresnet-r18"
+    assert (info.input_mean, info.input_std) == (None, None)  # insightface's (x - 0.5) / 0.5
 
 
 def test_ddp_prefix_and_explicit_arch(tmp_path, iresnet_state):
@@ -75,6 +76,7 @@ def test_mixfairface_state_dict(tmp_path, mixfair_state):
     _assert_weights(model, mixfair_state)
     assert (info.arch, info.model_type, info.checkpoint_format) == ("r18", "mixfair", "mixfairface")
     assert info.num_classes == 7
+    assert (info.input_mean, info.input_std) == ((0, 0, 0), (1, 1, 1))  # the paper's [0, 1] input
 
 
 def test_lightning_checkpoint_with_model_and_ddp_prefixes(tmp_path, mixfair_state):
@@ -85,6 +87,7 @@ def test_lightning_checkpoint_with_model_and_ddp_prefixes(tmp_path, mixfair_stat
     model, info = load_model(_save(tmp_path, content))
     _assert_weights(model, mixfair_state)
     assert info.checkpoint_format == "lightning"
+    assert (info.input_mean, info.input_std) == ((0, 0, 0), (1, 1, 1))
 
 
 def test_own_checkpoint(tmp_path, mixfair_state):
@@ -95,6 +98,13 @@ def test_own_checkpoint(tmp_path, mixfair_state):
     model, info = load_model(_save(tmp_path, content))
     _assert_weights(model, mixfair_state)
     assert (info.checkpoint_format, info.model_type) == ("mfftools", "mixfair")
+    assert (info.input_mean, info.input_std) == (None, None)  # as mfftools trained, 0.5 and 0.5
+    content["preprocessing"] = {"input_mean": [0.0, 0.0, 0.0], "input_std": [1.0, 1.0, 1.0]}
+    _, info = load_model(_save(tmp_path, content, "recorded.pth"))
+    assert (info.input_mean, info.input_std) == ((0, 0, 0), (1, 1, 1))
+    content["preprocessing"] = {"input_mean": [0.5]}
+    with pytest.raises(MfftoolsError, match="'preprocessing' must hold input_mean and input_std"):
+        load_model(_save(tmp_path, content, "bad.pth"))
 
 
 def test_own_checkpoint_of_the_mini_trunk(tmp_path):
@@ -160,7 +170,7 @@ def test_unknown_block_counts(tmp_path, iresnet_state):
 def test_not_a_model(tmp_path):
     with pytest.raises(MfftoolsError, match="no model weights found"):
         load_model(_save(tmp_path, {"epoch": 1, "lr": 0.1}))
-    with pytest.raises(MfftoolsError, match="not an IResNet or MixFairFace"):
+    with pytest.raises(MfftoolsError, match="not an IResNet checkpoint"):
         load_model(_save(tmp_path, {"linear.weight": torch.zeros(2, 2)}))
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
@@ -176,6 +186,39 @@ def test_not_a_model(tmp_path):
 
 class _Payload:
     pass
+
+
+def _torchvision_resnet18_keys():
+    """The state_dict of torchvision's resnet18 (its key names and shapes): a ResNet that shares
+    an IResNet's stem names but not its network."""
+    state = {"conv1.weight": torch.zeros(64, 3, 7, 7)}
+    state.update({f"bn1.{name}": torch.zeros(64) for name in ("weight", "bias", "running_mean",
+                                                               "running_var")})
+    width = 64
+    for stage, planes in enumerate((64, 128, 256, 512), 1):
+        for block in range(2):
+            prefix = f"layer{stage}.{block}"
+            state[f"{prefix}.conv1.weight"] = torch.zeros(planes, width, 3, 3)
+            state[f"{prefix}.conv2.weight"] = torch.zeros(planes, planes, 3, 3)
+            for norm in ("bn1", "bn2"):
+                state.update({f"{prefix}.{norm}.{name}": torch.zeros(planes)
+                              for name in ("weight", "bias", "running_mean", "running_var")})
+            if block == 0 and stage > 1:
+                state[f"{prefix}.downsample.0.weight"] = torch.zeros(planes, width, 1, 1)
+            width = planes
+    state["fc.weight"], state["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
+    return state
+
+
+def test_another_resnet_is_told_to_be_exported(tmp_path):
+    path = _save(tmp_path, _torchvision_resnet18_keys())
+    with pytest.raises(MfftoolsError) as error:
+        load_model(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: not an IResNet checkpoint")
+    assert message.endswith("export the model to ONNX or TorchScript and pass that file instead "
+                            "(docs/extract.md)")
+    assert "missing keys" not in message
 
 
 def test_arbitrary_pickled_objects_are_refused_without_unsafe_advice(tmp_path):

@@ -1,17 +1,25 @@
 """Evaluation settings are checked before the first step; what the evaluations write to the log."""
 import json
 import logging
+import os
 import re
+import socket
 
 import pytest
+import torch
+import torch.multiprocessing as mp
 
 from mfftools.errors import MfftoolsError
 from mfftools.train import trainer
-from mfftools.train.checkpoint import epoch_checkpoints
+from mfftools.train.checkpoint import epoch_checkpoints, load_checkpoint
 from mfftools.embeddings import open_embeddings
 from mfftools.evaluation.identification import evaluate_identification
+from mfftools.evaluation.instance import evaluate_instance
+from mfftools.train.config import DataConfig, config_from_dict
+from mfftools.train.data import training_preprocessing
 from mfftools.train.evaluation import (
     BestTracker,
+    Validation,
     identification_fields,
     instance_fields,
     pair_fields,
@@ -29,11 +37,12 @@ def pattern_data(tmp_path_factory):
 
 
 def _fails_before_the_first_step(config, run, monkeypatch):
-    """The MfftoolsError a run raises; a training step would raise 'simulated crash' instead."""
+    """The MfftoolsError a run raises; a training step would raise 'simulated crash' instead.
+    The refused run leaves nothing behind, not even its folder."""
     monkeypatch.setattr(trainer, "build_network", tiny_builder(crash_at_call=1))
     with pytest.raises(MfftoolsError) as caught:
         trainer.train(config, run, progress=False)
-    assert read_metrics(run) == []
+    assert not run.exists()
     return str(caught.value)
 
 
@@ -48,8 +57,6 @@ def test_an_unresolvable_instance_target_fails_before_the_first_step(pattern_dat
         "non-zero FPR is 2/108 = 0.0185; use a target of at least that, or more images "
         "(--set eval.target_fpr=...)"
     )
-    # The run's log says why it stopped.
-    assert f"ERROR mfftools.train.metrics: run stopped: {message}\n" in (tmp_path / "run" / "train.log").read_text()
 
 
 def test_identification_settings_fail_before_the_first_step(pattern_data, tmp_path, monkeypatch):
@@ -202,3 +209,103 @@ def test_an_undefined_best_metric_value_never_becomes_the_best():
     assert not best.update({"instance/fmr_max_geomean": None}, epoch=1)
     assert best.update({"instance/fmr_max_geomean": 1.5}, epoch=2) and best.epoch == 2
     assert not best.update({"instance/fmr_max_geomean": None}, epoch=3) and best.value == 1.5
+
+
+def test_a_best_value_of_another_metric_is_dropped_on_resume():
+    record = {"metric": "instance/fdr", "mode": "max", "value": 0.99, "epoch": 3}
+    # Resumed with another metric: 0.99 says nothing of the mean accuracy, which becomes the best.
+    best = BestTracker("pair/mean_accuracy", "max", record)
+    assert (best.value, best.epoch) == (None, None)
+    assert best.update({"pair/mean_accuracy": 0.6}, epoch=4)
+    assert best.state() == {"metric": "pair/mean_accuracy", "mode": "max", "value": 0.6, "epoch": 4}
+    # Another mode of the same metric: dropped too. The same metric and mode: kept.
+    assert BestTracker("instance/fdr", "min", record).value is None
+    kept = BestTracker("instance/fdr", "max", record)
+    assert (kept.value, kept.epoch) == (0.99, 3) and not kept.update({"instance/fdr": 0.9}, epoch=4)
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank, world_size, port, config_dict, run_dir, errors_dir):
+    """One torchrun process; the MfftoolsError that stops it is written to errors_dir/rankN."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    torch.set_num_threads(1)
+    trainer.build_network = tiny_builder()
+    try:
+        trainer.train(config_from_dict(config_dict), run_dir, progress=False)
+    except MfftoolsError as error:
+        (errors_dir / f"rank{rank}").write_text(str(error))
+
+
+def _on_two_processes(config, run, errors):
+    errors.mkdir()
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), config.to_dict(), run, errors), nprocs=2,
+                       start_method="spawn")
+    return {path.name: path.read_text() for path in errors.iterdir()}
+
+
+def test_under_torchrun_every_process_scores_and_meets_the_same_validation_error(pattern_data, tmp_path):
+    train_zip, bin_folder, instance_zip = pattern_data
+    config = small_config(train_zip, optim__epochs=1, optim__max_steps_per_epoch=1, eval__every=1,
+                          eval__pair_bin=str(bin_folder), eval__instance_zip=str(instance_zip),
+                          eval__target_fpr=0.05, eval__identification=True, eval__target_fpir=0.2,
+                          eval__flip=False)
+    run = tmp_path / "run"
+    assert _on_two_processes(config, run, tmp_path / "errors") == {}
+    # Both processes took their share of the instance and 1:N scoring; the numbers are those of
+    # one process evaluating the same embeddings.
+    embeddings = open_embeddings(run / "eval" / "instance.h5")
+    record = [r for r in read_metrics(run) if r["kind"] == "eval"][0]
+    for kind, evaluate, target in (("instance", evaluate_instance, 0.05),
+                                   ("identification", evaluate_identification, 0.2)):
+        written = json.loads((run / "eval" / f"epoch_0001_{kind}.json").read_text())
+        assert written["engine"]["world_size"] == 2
+        alone = evaluate(embeddings, targets=(target,), device="cpu", progress=False)
+        assert written["results"][0]["threshold"] == pytest.approx(alone["results"][0]["threshold"], rel=1e-12)
+    expected = evaluate_instance(embeddings, targets=(0.05,), device="cpu", progress=False)["results"][0]
+    assert (record["instance/tpr"], record["instance/fpr"]) == (expected["tpr"], expected["fpr"])
+    assert record["pair/mean_accuracy"] is not None
+
+    # A setting no evaluation can use: every process stops with the main process's message
+    # (none waits for it), and the refused run leaves nothing.
+    config.eval.target_fpr = 1e-5
+    errors = _on_two_processes(config, tmp_path / "refused", tmp_path / "refusals")
+    assert sorted(errors) == ["rank0", "rank1"] and errors["rank0"] == errors["rank1"]
+    assert errors["rank0"].startswith(f"config eval.target_fpr with eval.instance_zip {instance_zip}")
+    assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="CUDA is not available"))])
+def test_evaluations_embed_in_float32_with_the_runs_input(pattern_data, tmp_path, monkeypatch, device):
+    # Trained under float16 autocast (on CUDA), on [0, 1] input: the validation embeddings that
+    # pick best.pt are float32, of that same input.
+    train_zip, bin_folder, _ = pattern_data
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    config = small_config(train_zip, device=device, amp=True, optim__epochs=1, optim__max_steps_per_epoch=1,
+                          eval__every=1, eval__pair_bin=str(bin_folder), data__input_mean=0.0,
+                          data__input_std=1.0)
+    run = tmp_path / "run"
+    trainer.train(config, run, progress=False)
+    attrs = open_embeddings(run / "eval" / "pairs.h5").attrs
+    assert not attrs["amp"]
+    assert attrs["input_mean"].tolist() == [0.0] * 3 and attrs["input_std"].tolist() == [1.0] * 3
+    state = load_checkpoint(run / "best.pt")
+    assert state["preprocessing"]["input_mean"] == [0.0] * 3
+    assert bool(state["scaler"]) == (device == "cuda")  # the training steps did use autocast there
+
+
+def test_the_wait_for_the_main_processs_extraction_grows_with_the_work(pattern_data):
+    _, bin_folder, instance_zip = pattern_data
+    config = small_config(pattern_data[0], eval__pair_bin=str(bin_folder), eval__instance_zip=str(instance_zip),
+                          eval__target_fpr=0.05).eval
+    # 2 x 20 pairs per group (80 images) and 12 instance images, each embedded with its mirror.
+    preprocessing = training_preprocessing(DataConfig())
+    assert Validation(config, preprocessing).wait_seconds == pytest.approx(30 * 60 + 0.1 * 92 * 2)
+    config.flip = False
+    assert Validation(config, preprocessing).wait_seconds == pytest.approx(30 * 60 + 0.1 * 92)

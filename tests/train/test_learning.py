@@ -23,7 +23,7 @@ def test_demo_recipe_goes_from_chance_to_clearly_above(tmp_path, monkeypatch):
     train_zip, bin_folder, instance_zip = write_pattern_data(tmp_path / "data")
     monkeypatch.setattr(trainer, "build_network", tiny_builder())
     config = load_config(DEMO_CONFIG, [
-        f"data.train_zip={train_zip}", f"eval.pair_bin={bin_folder}", "device=cpu", "data.workers=0",
+        f"data.train={train_zip}", f"eval.pair_bin={bin_folder}", "device=cpu", "data.workers=0",
         "optim.batch_size=16", "optim.epochs=6", "optim.milestones=[4]", "eval.every=3",
         "eval.at_start=true", "eval.flip=false", f"eval.instance_zip={instance_zip}",
         "eval.target_fpr=0.01",

@@ -14,7 +14,7 @@ from trainer_fixtures import tiny_builder
 def _reference_mixfair_loss(network, weight, images, labels, permutation, s=64.0, m=0.35):
     """The MixFair + CIFP loss, spelled out sample by sample from its definition."""
     batch = len(labels)
-    trunk = network.trunk(images).flatten(1)
+    trunk = network.encoder(images).flatten(1)
     embedding = network.mid(trunk)
     f = embedding / embedding.norm(dim=1, keepdim=True)
     mixed = network.mid(0.5 * trunk + 0.5 * trunk[permutation])

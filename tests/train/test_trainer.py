@@ -1,5 +1,6 @@
 """The training loop: records, checkpoints, crash and resume, DDP against one process."""
 import functools
+import logging
 import math
 import os
 import socket
@@ -197,3 +198,80 @@ def test_the_number_of_loader_workers_does_not_change_the_numbers(train_zip, tmp
     for workers in (0, 2):
         trainer.train(small_config(train_zip, data__workers=workers), tmp_path / f"workers{workers}", progress=False)
     _assert_same_run(tmp_path / "workers2", tmp_path / "workers0")
+
+
+def _doctor(path, change):
+    """Rewrite the checkpoint at `path` with `change(state)` applied."""
+    state = load_checkpoint(path)
+    change(state)
+    torch.save(state, path)
+
+
+def test_a_checkpoint_of_an_older_version_resumes(train_zip, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    config = small_config(train_zip)
+    trainer.train(config, tmp_path / "straight", progress=False)
+
+    trainer.train(small_config(train_zip, optim__epochs=1), tmp_path / "old", progress=False)
+
+    def as_older_versions_wrote_it(state):
+        # No schedule, world size or input record; a config without the keys added since, and
+        # the training data under its former name.
+        for key in ("scheduler", "world_size", "global_batch", "preprocessing", "pretrained"):
+            del state[key]
+        saved = state["config"]
+        del saved["optim"]["max_steps_per_epoch"], saved["optim"]["backbone_lr_scale"]
+        del saved["model"]["pretrained"], saved["data"]["input_mean"], saved["data"]["input_std"]
+        saved["data"]["train_zip"] = saved["data"].pop("train")
+
+    _doctor(tmp_path / "old" / "checkpoints" / "epoch_0001.pt", as_older_versions_wrote_it)
+    (tmp_path / "old" / "config.yaml").write_text(yaml.safe_dump(
+        load_checkpoint(tmp_path / "old" / "checkpoints" / "epoch_0001.pt")["config"]))
+    with caplog.at_level(logging.WARNING, logger="mfftools"):
+        trainer.train(config, tmp_path / "old", resume="auto", progress=False)
+    assert "epoch_0001.pt holds no learning-rate schedule: it continues from epoch 1's" in caplog.text
+    assert "epoch_0001.pt does not record how many processes trained it" in caplog.text
+    # The milestones still fall where they did: the same learning rates, losses and weights.
+    _assert_same_run(tmp_path / "old", tmp_path / "straight")
+
+
+def test_resuming_on_another_number_of_processes_is_refused_unless_allowed(train_zip, tmp_path, monkeypatch,
+                                                                          caplog):
+    caplog.set_level(logging.INFO, logger="mfftools")  # the command line's default level
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    run = tmp_path / "run"
+    trainer.train(small_config(train_zip, optim__epochs=1), run, progress=False)
+    state = load_checkpoint(run / "checkpoints" / "epoch_0001.pt")
+    assert (state["world_size"], state["global_batch"]) == (1, 8)
+    assert "global batch 8 (8 per process x 1 process); mixfair head, s=64, m=0.35" in (run / "train.log").read_text()
+
+    # As if it had run on two processes.
+    _doctor(run / "checkpoints" / "epoch_0001.pt", lambda state: state.update(world_size=2, global_batch=16))
+    before = {name: (run / name).read_bytes() for name in ("metrics.jsonl", "train.log", "config.yaml")}
+    longer = small_config(train_zip, optim__epochs=2)
+    with pytest.raises(MfftoolsError) as caught:
+        trainer.train(longer, run, resume="auto", progress=False)
+    assert str(caught.value) == (
+        f"cannot resume from {run / 'checkpoints' / 'epoch_0001.pt'}: it was trained on 2 processes "
+        "(global batch 16), this run has 1 (global batch 8) at the same learning rate, and the data "
+        "order differs from the uninterrupted run's; resume on 2 processes, or pass "
+        "--allow-world-size-change to continue so"
+    )
+    assert {name: (run / name).read_bytes() for name in before} == before  # refused: untouched
+
+    summary = trainer.train(longer, run, resume="auto", progress=False, allow_world_size_change=True)
+    assert summary["epochs"] == 2
+    log = (run / "train.log").read_text()
+    assert "WARNING mfftools.train.trainer: resuming from" in log and "global batch 16), this run has 1" in log
+    assert load_checkpoint(run / "checkpoints" / "epoch_0002.pt")["world_size"] == 1
+
+
+def test_a_resume_refused_at_set_up_leaves_the_run_as_it_was(train_zip, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "build_network", tiny_builder())
+    run = tmp_path / "run"
+    trainer.train(small_config(train_zip, optim__epochs=2), run, progress=False)
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    other = write_training_zip(tmp_path / "other.zip", n_classes=5, per_class=8)
+    with pytest.raises(MfftoolsError, match="it has 6 classes, config data.train .*other.zip has 5"):
+        trainer.train(small_config(other, optim__epochs=3), run, resume="auto", progress=False)
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before

@@ -38,13 +38,45 @@ def write_training_zip(path, n_classes=6, per_class=6, seed=0):
     return path
 
 
+def _class_images(rng, n_classes, per_class):
+    """(label, encoded image) of classes that differ in colour and stripe pattern."""
+    for label in range(n_classes):
+        base = rng.uniform(40, 215, size=3)
+        stripe = int(rng.integers(4, 20))
+        for _ in range(per_class):
+            pixels = np.tile(base, (112, 112, 1)) + rng.normal(0, 12, (112, 112, 3))
+            pixels[:, ::stripe] += 40
+            yield label, encode_image(np.clip(pixels, 0, 255).astype(np.uint8), fmt="PNG")
+
+
+def write_folder_tree(root, n_classes=4, per_class=6, seed=0):
+    """ROOT/<group>/<identity>/<k>.png (PROTOCOLS 1.5): classes as in write_training_zip, the
+    first half in group GA, the others in GB (so that the tree's order is the classes').
+    Returns the root."""
+    for label, image in _class_images(np.random.default_rng(seed), n_classes, per_class):
+        folder = root / ("GA" if label < n_classes // 2 else "GB") / f"person{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{len(list(folder.iterdir())):02d}.png").write_bytes(image)
+    return root
+
+
+def write_manifest(path, tree_root):
+    """A manifest (path, identity, group) of a folder tree's images, paths relative to `path`."""
+    rows = ["path,identity,group"]
+    for image in sorted(tree_root.glob("*/*/*.png")):
+        rows.append(f"{image.relative_to(path.parent)},{image.parent.name},{image.parent.parent.name}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
 class TinyNet(nn.Module):
-    """Pooling + conv trunk and a linear `mid`: the MixFair interface, microseconds per image."""
+    """Pooling + conv trunk (`encoder`) and a linear `mid`: the MixFair interface, microseconds
+    per image."""
 
     def __init__(self, with_norm=True, num_features=EMBEDDING_DIM):
         super().__init__()
         self.num_features = num_features
-        self.trunk = nn.Sequential(nn.AvgPool2d(8), nn.Conv2d(3, 8, 3, padding=1), nn.PReLU(8))
+        self.encoder = nn.Sequential(nn.AvgPool2d(8), nn.Conv2d(3, 8, 3, padding=1), nn.PReLU(8))
         trunk_features = 8 * 14 * 14
         if with_norm:
             self.mid = nn.Sequential(
@@ -60,7 +92,7 @@ class TinyNet(nn.Module):
         self.calls += 1
         if self.crash_at_call is not None and self.calls >= self.crash_at_call:
             raise RuntimeError("simulated crash")
-        return torch.flatten(self.trunk(x), 1)
+        return torch.flatten(self.encoder(x), 1)
 
     def embed_features(self, trunk_features):
         return self.mid(trunk_features)
@@ -80,10 +112,10 @@ def tiny_builder(with_norm=True, crash_at_call=None, num_features=EMBEDDING_DIM)
     return build
 
 
-def small_config(train_zip, **changes):
-    """A config for quick CPU runs on `train_zip` (no evaluation)."""
+def small_config(train_data, **changes):
+    """A config for quick CPU runs on `train_data` (no evaluation)."""
     config = TrainConfig()
-    config.data.train_zip = str(train_zip)
+    config.data.train = str(train_data)
     config.data.workers = 0
     config.device = "cpu"
     config.log_every = 1

@@ -84,12 +84,17 @@ def canonical_scores(left_rows, right_rows, left_index, right_index):
 
 
 def normalise_rows_(rows):
-    """Normalise float32 rows in place to canonical rows (float64 norm, rounded to float32)."""
+    """Normalise float32 rows in place to canonical rows (float64 norm, rounded to float32).
+    Two float64 buffers of a block of rows are reused from block to block."""
+    size = min(len(rows), _ROW_BLOCK)
+    wide = torch.empty(size, rows.shape[1], dtype=torch.float64, device=rows.device)
+    squares = torch.empty_like(wide)
     for first in range(0, len(rows), _ROW_BLOCK):
         block = rows[first : first + _ROW_BLOCK]
-        wide = block.double()
-        norms = _tree_sum_(wide * wide).sqrt_()
-        block.copy_(wide / norms[:, None])
+        values = wide[: len(block)]
+        values.copy_(block)
+        norms = _tree_sum_(torch.mul(values, values, out=squares[: len(block)])).sqrt_()
+        block.copy_(values.div_(norms[:, None]))
     return rows
 
 
