@@ -30,6 +30,10 @@ ROW_COLUMNS = {
 OPTIONAL_ROW_COLUMNS = {"images": ("identity_name",), "pairs": ()}
 PAIR_COLUMNS = ("issame", "pair_group")
 OPTIONAL_PAIR_COLUMNS = ("fold",)
+# An images-layout file may carry its own pair list (each image stored once): row indices of
+# the two images of each pair, whether they are the same person, and optionally the pair's fold.
+PAIR_LIST_COLUMNS = ("pair_index", "pair_issame")
+OPTIONAL_PAIR_LIST_COLUMNS = ("pair_fold",)
 _COLUMN_DTYPES = {
     "identity": np.int64,
     "group": np.int64,
@@ -39,6 +43,9 @@ _COLUMN_DTYPES = {
     "issame": np.bool_,
     "pair_group": np.int64,
     "fold": np.int64,
+    "pair_index": np.int64,
+    "pair_issame": np.bool_,
+    "pair_fold": np.int64,
 }
 _CHUNK_ROWS = 1024
 # Stored row types; every reader gets float32 rows (float64 rows are rounded to float32 as they
@@ -52,7 +59,8 @@ class Embeddings:
 
     `identity`/`group` (images layout) and `issame`/`pair_group` (pairs layout) are numpy arrays;
     the others are None. Optional: `image_paths` and `identity_names` (images layout), `fold`
-    (pairs layout: each pair's fold index, when the source assigns folds).
+    (pairs layout: each pair's fold index, when the source assigns folds), and an images-layout
+    file's own pair list: `pair_index` [P, 2] (row indices), `pair_issame` [P] and `pair_fold` [P].
     """
 
     path: Path
@@ -69,6 +77,14 @@ class Embeddings:
     issame: np.ndarray = None
     pair_group: np.ndarray = None
     fold: np.ndarray = None
+    pair_index: np.ndarray = None
+    pair_issame: np.ndarray = None
+    pair_fold: np.ndarray = None
+
+    @property
+    def has_pairs(self):
+        """Whether the file holds pairs: the pairs layout, or an images layout with a pair list."""
+        return self.layout == "pairs" or self.pair_index is not None
 
     @property
     def model_name(self):
@@ -227,6 +243,32 @@ def _read_images_labels(handle, embeddings):
     embeddings.group = group.astype(np.int64)
     embeddings.image_paths = _read_optional_strings(handle, "path", n_rows, path)
     embeddings.identity_names = _read_optional_strings(handle, "identity_name", n_rows, path)
+    if "pair_index" in handle:
+        _read_pair_list(handle, embeddings)
+    elif any(name in handle for name in ("pair_issame", "pair_fold")):
+        raise MfftoolsError(f"{path}: datasets 'pair_issame'/'pair_fold' need 'pair_index'")
+
+
+def _read_pair_list(handle, embeddings):
+    """An images-layout file's own pair list: row indices in range, one label per pair."""
+    path, n_rows = embeddings.path, embeddings.n_rows
+    index = handle["pair_index"][()]
+    if index.ndim != 2 or index.shape[1] != 2 or not np.issubdtype(index.dtype, np.integer):
+        raise MfftoolsError(
+            f"{path}: dataset 'pair_index' must be [P, 2] integer row indices, found shape "
+            f"{index.shape} {index.dtype}"
+        )
+    outside = (index < 0) | (index >= n_rows)
+    if outside.any():
+        pair = int(np.flatnonzero(outside.any(axis=1))[0])
+        raise MfftoolsError(
+            f"{path}: dataset 'pair_index' pair {pair} is {index[pair].tolist()}, outside the "
+            f"{n_rows} rows"
+        )
+    embeddings.pair_index = index.astype(np.int64)
+    embeddings.pair_issame = _read_column(handle, "pair_issame", len(index), path).astype(bool)
+    if "pair_fold" in handle:
+        embeddings.pair_fold = _read_fold(handle, "pair_fold", len(index), path)
 
 
 def _read_optional_strings(handle, name, length, path):
@@ -249,13 +291,17 @@ def _read_pairs_labels(handle, embeddings):
     embeddings.issame = issame.astype(bool)
     embeddings.pair_group = pair_group.astype(np.int64)
     if "fold" in handle:
-        fold = _read_column(handle, "fold", n_rows // 2, path)
-        if not np.issubdtype(fold.dtype, np.integer) or (fold < 0).any():
-            raise MfftoolsError(
-                f"{path}: dataset 'fold' must hold fold indices 0, 1, ..., found {fold.dtype} "
-                f"values from {fold.min()}"
-            )
-        embeddings.fold = fold.astype(np.int64)
+        embeddings.fold = _read_fold(handle, "fold", n_rows // 2, path)
+
+
+def _read_fold(handle, name, length, path):
+    fold = _read_column(handle, name, length, path)
+    if not np.issubdtype(fold.dtype, np.integer) or (fold < 0).any():
+        raise MfftoolsError(
+            f"{path}: dataset {name!r} must hold fold indices 0, 1, ..., found {fold.dtype} "
+            f"values from {fold.min()}"
+        )
+    return fold.astype(np.int64)
 
 
 class EmbeddingsWriter:
@@ -279,9 +325,10 @@ class EmbeddingsWriter:
 
     @classmethod
     def create(cls, path, *, layout, dim, group_names, dtype="float32", pairs=None, attrs=None,
-               optional_columns=()):
+               optional_columns=(), pair_list=None):
         """Start a new file. `pairs` = dict(issame=..., pair_group=..., optionally fold=...) for
-        the pairs layout.
+        the pairs layout; `pair_list` = dict(pair_index=..., pair_issame=..., optionally
+        pair_fold=...) for an images-layout file that carries its own pairs.
 
         `attrs` are extra root attributes (model, checkpoint, checkpoint_sha256, flip, source, ...).
         `optional_columns`: per-row columns of OPTIONAL_ROW_COLUMNS the file has (`append` then
@@ -294,6 +341,8 @@ class EmbeddingsWriter:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if (layout == "pairs") != (pairs is not None):
             raise ValueError("`pairs` columns are given exactly for the pairs layout")
+        if layout == "pairs" and pair_list is not None:
+            raise ValueError("a pair list belongs to the images layout")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = h5py.File(path, "w")
@@ -321,6 +370,12 @@ class EmbeddingsWriter:
             for name in PAIR_COLUMNS + OPTIONAL_PAIR_COLUMNS:
                 if name in PAIR_COLUMNS or pairs.get(name) is not None:
                     handle.create_dataset(name, data=np.asarray(pairs[name], _COLUMN_DTYPES[name]))
+        if pair_list is not None:
+            for name in PAIR_LIST_COLUMNS + OPTIONAL_PAIR_LIST_COLUMNS:
+                if name in PAIR_LIST_COLUMNS or pair_list.get(name) is not None:
+                    handle.create_dataset(
+                        name, data=np.asarray(pair_list[name], _COLUMN_DTYPES[name])
+                    )
         handle.flush()
         return cls(handle, layout)
 

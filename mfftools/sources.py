@@ -3,8 +3,9 @@
     images layout (inst-eval)   an RFW instance zip; a manifest (.csv/.tsv with `path`); a folder
                                 tree ROOT/<group>/<identity>/<image>
     pairs layout (pair-eval)    a folder of .bin files (<Group>_test.bin, lfw.bin, ...); one or
-                                more .bin files (each a set named by its stem); a pair list
-                                (.csv/.tsv with `path1`, `path2`, `issame`)
+                                more .bin files (each a set named by its stem)
+    images layout with pairs    a pair list (.csv/.tsv with `path1`, `path2`, `issame`): each of
+    (pair-eval, calibrate)      its images once, and the pairs as row indices
 
 The kind is told from the path: a folder holding .bin files is a pair folder, any other folder a
 folder tree; a table is a pair list when it has (mapped) `path1` and `path2` columns.
@@ -24,7 +25,8 @@ class ExtractionSource:
     """Images to embed (`images`: an EncodedImages) with the labels of the rows they become.
 
     The images layout needs `identity` and `group` (and may name identities: `identity_names`,
-    one per image); the pairs layout needs `issame` and `pair_group` (rows 2k, 2k+1 form pair
+    one per image) and may carry a pair list (`pair_index` [P, 2] source rows, `pair_issame`,
+    `pair_fold`); the pairs layout needs `issame` and `pair_group` (rows 2k, 2k+1 form pair
     k) and may assign folds (`fold`, one index per pair).
     """
 
@@ -38,6 +40,10 @@ class ExtractionSource:
     issame: np.ndarray = None
     pair_group: np.ndarray = None
     fold: np.ndarray = None
+    pair_index: np.ndarray = None
+    pair_issame: np.ndarray = None
+    pair_fold: np.ndarray = None
+    identity_from: str = None
 
     def __len__(self):
         return len(self.images)
@@ -51,9 +57,25 @@ class ExtractionSource:
             group_names=list(labelled.group_names),
             description=description,
             identity=labelled.identity,
-            identity_names=list(labelled.identity_names),
+            identity_names=(None if labelled.identity_names is None
+                            else list(labelled.identity_names)),
             group=labelled.group,
         )
+
+    @classmethod
+    def of_pair_images(cls, found, description):
+        """From a pair list's PairImages: its images, each once, and its pairs over them."""
+        source = cls.of_images(found.images, description)
+        source.pair_index = found.pair_index
+        source.pair_issame = found.issame
+        source.pair_fold = found.fold
+        source.identity_from = found.identity_from
+        return source
+
+    @property
+    def has_pairs(self):
+        """Whether the file it makes holds pairs (pairs layout, or images with a pair list)."""
+        return self.layout == "pairs" or self.pair_index is not None
 
     @classmethod
     def of_pairs(cls, pairs, description):
@@ -86,6 +108,21 @@ class ExtractionSource:
         if self.identity_names is not None:
             columns["identity_name"] = [self.identity_names[row] for row in rows]
         return columns
+
+    def kept_pairs(self, rows):
+        """The pairs of a pair list whose two images are among the source rows `rows`."""
+        kept = np.zeros(len(self), dtype=bool)
+        kept[rows] = True
+        return np.flatnonzero(kept[self.pair_index].all(axis=1))
+
+    def pair_list_columns(self, rows, pairs):
+        """The file's pair list for the kept pair indices `pairs`, over the rows written (the
+        source rows `rows`, ascending)."""
+        return {
+            "pair_index": np.searchsorted(rows, self.pair_index[pairs]),
+            "pair_issame": self.pair_issame[pairs],
+            "pair_fold": None if self.pair_fold is None else self.pair_fold[pairs],
+        }
 
     def pair_columns(self, pairs):
         """The file's per-pair columns for the kept pair indices `pairs`."""
@@ -179,8 +216,10 @@ def _open_table(path, options, description):
         from mfftools.data.pair_list import read_pair_list
 
         _refuse(options, ("group_by",), f"{path} is a pair list")
+        from mfftools.data.pair_list import images_of_pairs
+
         pairs = read_pair_list(table, options.image_root, groups=options.groups)
-        return ExtractionSource.of_pairs(pairs, description)
+        return ExtractionSource.of_pair_images(images_of_pairs(pairs, path), description)
     if table.has("path"):
         from mfftools.data.manifest import read_manifest
 
@@ -195,7 +234,8 @@ def _open_table(path, options, description):
     )
 
 
-_TABLE_COLUMNS = ("path", "identity", "group", "path1", "path2", "issame", "fold")
+_TABLE_COLUMNS = ("path", "identity", "group", "path1", "path2", "issame", "fold", "identity1",
+                  "identity2")
 _OPTION_NAMES = {"image_root": "--image-root", "group_by": "--group-by", "columns": "--columns",
                  "groups": "--groups"}
 

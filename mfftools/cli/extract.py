@@ -28,9 +28,11 @@ def command(source, model_path, arch, output_name, input_size, input_mean, input
 
     SOURCE, for inst-eval (rows are images, `images` layout): an RFW instance zip, a manifest
     (.csv/.tsv with path, identity, group), or a folder tree ROOT/<group>/<identity>/<image>.
-    For pair-eval (rows are pairs of images, `pairs` layout): a .bin pair file, a folder of them
-    (<Group>_test.bin, lfw.bin, ...), or a pair list (.csv/.tsv with path1, path2, issame, and
-    optionally group and fold). Embeddings are f(x) + f(mirrored x) unless --no-flip.
+    For pair-eval (rows are pairs of images, `pairs` layout): a .bin pair file or a folder of
+    them (<Group>_test.bin, lfw.bin, ...). For pair-eval and calibrate, a pair list (.csv/.tsv
+    with path1, path2, issame, and optionally group, fold, identity1, identity2) gives the
+    `images` layout with the list's pairs: each image is embedded once. Embeddings are f(x) +
+    f(mirrored x) unless --no-flip.
     """
     from mfftools.embeddings import open_embeddings
     from mfftools.extract import run_extraction
@@ -49,8 +51,9 @@ def command(source, model_path, arch, output_name, input_size, input_mean, input
         sys.exit(INTERRUPTED_EXIT_CODE)
     written = open_embeddings(report.path)
     attrs = written.attrs
+    pairs = "" if written.pair_index is None else f", {len(written.pair_index)} pairs"
     content = (
-        f"{written.n_rows} embeddings of dim {written.dim} ({written.layout} layout, "
+        f"{written.n_rows} embeddings of dim {written.dim} ({written.layout} layout{pairs}, "
         f"groups {', '.join(written.group_names)})"
     )
     if report.already_complete:

@@ -22,7 +22,7 @@ from mfftools.errors import MfftoolsError
 @model_options(required=False)
 @source_options(group_by=False)
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
-              help="Keep the extracted pairs-layout embeddings file here (default: temporary).")
+              help="Keep the extracted embeddings file here (default: temporary).")
 @click.option("--groups", callback=name_list, metavar="NAME,...",
               help="Evaluate only these groups or sets, e.g. African,Asian (default: all); an "
               "error names any the sources do not hold.")
@@ -32,15 +32,20 @@ from mfftools.errors import MfftoolsError
               "(default: the embeddings' `model` attribute, else the checkpoint's file name).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-group ROC and accuracy figures (PNG) into this folder.")
+@click.option("--calibration", "calibration_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Evaluate calibrated scores: a calibration file of `mfftools calibrate fit` "
+              "for this model (a confidence p is read as the cosine score 2p - 1).")
 def command(sources, model_path, arch, output_name, input_size, input_mean, input_std, bgr,
             batch_size, workers, device, no_flip, amp, image_root, columns, save, groups,
-            json_path, name, plots_dir):
+            json_path, name, plots_dir, calibration_file):
     """Pair-protocol accuracy per group, mean, STD, SER and TAR@FAR=1e-3.
 
-    SOURCES is one pairs-layout embeddings file, or images to extract with --model first: .bin
-    pair files (each a set named by its file name: lfw.bin, cfp_fp.bin, ...), folders of them
-    (RFW's <Group>_test.bin are its groups), or one pair list (.csv/.tsv). A pair list with a
-    fold column is evaluated on its own folds.
+    SOURCES is one embeddings file holding pairs (the pairs layout, or the images layout with
+    its pair list), or images to extract with --model first: .bin pair files (each a set named
+    by its file name: lfw.bin, cfp_fp.bin, ...), folders of them (RFW's <Group>_test.bin are its
+    groups), or one pair list (.csv/.tsv). A pair list with a fold column is evaluated on its
+    own folds.
     """
     import h5py
 
@@ -51,14 +56,15 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
         given = [option for option, value in (
             ("--model", model_path), ("--save", save), ("--image-root", image_root),
             ("--columns", columns)) if value is not None]
-        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups)
+        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups,
+                                             calibration_file)
     else:
         extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
                           device=device, flip=not no_flip, amp=amp,
                           preprocessing=preprocessing(input_size, input_mean, input_std, bgr))
         settings = source_settings(image_root, columns, groups=groups)
         results, embeddings = _extract_and_evaluate(sources, model_path, settings, extraction,
-                                                    save)
+                                                    save, calibration_file)
     name_model(results, name, embeddings)
     click.echo(format_table(results))
     if json_path is not None:
@@ -70,11 +76,11 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
             click.echo(f"figure written to {path}")
 
 
-def _evaluate_file(sources, path, given, groups):
-    """(results, embeddings) of a pairs-layout embeddings file given alone, without the options
-    that concern extraction (`given`)."""
+def _evaluate_file(sources, path, given, groups, calibration_file):
+    """(results, embeddings) of an embeddings file given alone, without the options that
+    concern extraction (`given`)."""
     from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.pair import evaluate_pairs
+    from mfftools.pair_data import evaluate_embeddings
 
     if len(sources) > 1:
         raise MfftoolsError(
@@ -86,34 +92,33 @@ def _evaluate_file(sources, path, given, groups):
             f"{'applies' if len(given) == 1 else 'apply'} only to images to extract "
             "(.bin files, folders of them, a pair list)"
         )
-    embeddings = open_embeddings(path, layout="pairs")
-    return evaluate_pairs(embeddings, groups=groups), embeddings
+    embeddings = open_embeddings(path)
+    return evaluate_embeddings(embeddings, groups, calibration_file), embeddings
 
 
-def _extract_and_evaluate(sources, model_path, settings, extraction, save):
+def _extract_and_evaluate(sources, model_path, settings, extraction, save, calibration_file):
     """(results, embeddings) of images extracted with the model into `save` or a temporary
     file."""
     from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.pair import evaluate_pairs
     from mfftools.extract import extract
+    from mfftools.pair_data import evaluate_embeddings
     from mfftools.sources import open_pair_sources
 
     if model_path is None:
         raise MfftoolsError(
             f"{', '.join(map(str, sources))}: give --model to extract the embeddings of "
-            "these images, or pass a pairs-layout embeddings file instead"
+            "these images, or pass an embeddings file holding pairs instead"
         )
     source = open_pair_sources(sources, settings)
-    if source.layout != "pairs":
+    if not source.has_pairs:
         raise MfftoolsError(
             f"{sources[0]} is a manifest of images (the instance protocol's input: use "
             "extract and inst-eval); pair-eval needs pairs: .bin files, folders of them, or "
             "a pair list"
         )
     with _extraction_target(save) as out_path:
-        embeddings = open_embeddings(extract(source, model_path, out_path, **extraction),
-                                     layout="pairs")
-        results = evaluate_pairs(embeddings)
+        embeddings = open_embeddings(extract(source, model_path, out_path, **extraction))
+        results = evaluate_embeddings(embeddings, calibration_file=calibration_file)
     results["source"] = ", ".join(map(str, sources))
     return results, embeddings
 
