@@ -164,7 +164,13 @@ def _same_group_pairs(pairs, n_keys):
     return [np.flatnonzero(same & (pairs.key_a == g)) for g in range(n_keys)]
 
 
-def _global_fit(kind, pairs, settings, scores=None, score_range=SCORE_RANGE):
+def _global_fit(kind, pairs, settings, scores=None, score_range=SCORE_RANGE, cache=None):
+    """A calibrator fitted on every pair; C_0 (on the raw scores) is kept in `cache` by kind,
+    for the other methods fitted on the same pairs."""
+    if scores is None and cache is not None:
+        if kind not in cache:
+            cache[kind] = _global_fit(kind, pairs, settings)
+        return cache[kind]
     scores = pairs.scores if scores is None else scores
     return fit_calibrator(kind, scores, pairs.issame, *score_range, n_bins=settings.bins)
 
@@ -177,26 +183,29 @@ def _check_calibration_pairs(pairs, method):
         )
 
 
-def fit_method(method, pairs, n_keys, settings=Settings()):
+def fit_method(method, pairs, n_keys, settings=Settings(), cache=None):
     """Fit `method` on calibration pairs (PairKeys with labels); `n_keys`: the number of
-    clusters or groups the keys index (0 for the baselines)."""
+    clusters or groups the keys index (0 for the baselines). `cache`: a dict shared by the
+    methods fitted on the same pairs, so that their common global calibrator is fitted once."""
     if method not in METHODS:
         raise MfftoolsError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
     _check_calibration_pairs(pairs, method)
     kind = calibrator_kind(method, settings)
-    fit = {"faircal": _fit_faircal, "oracle": _fit_oracle, "fsn": _fit_fsn, "gst": _fit_gst,
-           "group-norm": _fit_group_norm}.get(method, _fit_baseline)
+    if method in BASELINES:
+        bank = CalibratorBank.of(kind, [_global_fit(kind, pairs, settings, cache=cache)],
+                                 [SCORE_RANGE])
+        return Fitted(method, kind, 0, bank)
+    if method in ("faircal", "oracle"):
+        members_of = (_pairs_by_key(pairs, n_keys) if method == "faircal"
+                      else _same_group_pairs(pairs, n_keys))
+        return _fit_per_key(method, kind, pairs, n_keys, settings, members_of, cache)
+    fit = {"fsn": _fit_fsn, "gst": _fit_gst, "group-norm": _fit_group_norm}[method]
     return fit(method, kind, pairs, n_keys, settings)
 
 
-def _fit_baseline(method, kind, pairs, n_keys, settings):
-    bank = CalibratorBank.of(kind, [_global_fit(kind, pairs, settings)], [SCORE_RANGE])
-    return Fitted(method, kind, 0, bank)
-
-
-def _fit_per_key(method, kind, pairs, n_keys, settings, members_of):
+def _fit_per_key(method, kind, pairs, n_keys, settings, members_of, cache):
     """One calibrator per key on the pairs `members_of` gives it (C_0 where they lack a class)."""
-    fitted = [_global_fit(kind, pairs, settings)]
+    fitted = [_global_fit(kind, pairs, settings, cache=cache)]
     member = np.zeros(n_keys + 1, dtype=np.int64)
     weight = np.zeros(n_keys + 1, dtype=np.float64)
     fallback = np.ones(n_keys + 1, dtype=bool)
@@ -209,14 +218,6 @@ def _fit_per_key(method, kind, pairs, n_keys, settings, members_of):
             fallback[key] = False
     bank = CalibratorBank.of(kind, fitted, [SCORE_RANGE] * len(fitted))
     return Fitted(method, kind, n_keys, bank, {"member": member, "weight": weight}, fallback)
-
-
-def _fit_faircal(method, kind, pairs, n_keys, settings):
-    return _fit_per_key(method, kind, pairs, n_keys, settings, _pairs_by_key(pairs, n_keys))
-
-
-def _fit_oracle(method, kind, pairs, n_keys, settings):
-    return _fit_per_key(method, kind, pairs, n_keys, settings, _same_group_pairs(pairs, n_keys))
 
 
 def _shifts(pairs, members_of, target):

@@ -40,8 +40,10 @@ class ScoredPairs:
     scores: np.ndarray
 
     @classmethod
-    def of(cls, pair_set):
-        rows = canonical_rows(pair_set.rows)
+    def of(cls, pair_set, in_place=False):
+        """Score a PairSet; `in_place`: normalise its rows in place (it no longer gives the pair
+        protocol's distances then) instead of a normalised copy."""
+        rows = pair_set.normalise_in_place() if in_place else canonical_rows(pair_set.rows)
         scores = pair_scores(rows, pair_set.pair_index).astype(np.float64)
         return cls(pair_set, rows, scores)
 
@@ -84,12 +86,13 @@ def _n_keys(method, scored, settings):
 
 
 def fit_calibration(pair_set, method, settings=Settings(), embeddings=None):
-    """Fit `method` on every pair of `pair_set`; returns a Calibration (store.Calibration).
+    """Fit `method` on every pair of `pair_set` (its rows are normalised in place); returns a
+    Calibration (store.Calibration).
 
     `embeddings` (the opened file) gives the model attributes the calibration records.
     """
     _check_methods([method])
-    scored = ScoredPairs.of(pair_set)
+    scored = ScoredPairs.of(pair_set, in_place=True)
     centroids = cluster_of_image = None
     image_keys = None
     if key_kind(method) == "cluster":
@@ -178,7 +181,8 @@ def fold_of_pairs(pair_set, n_folds=None):
 def cross_validate(pair_set, methods, settings=Settings(), n_folds=None, targets=TARGETS,
                    on_fold=None):
     """Each fold in turn is the test set of the methods fitted on all the other folds; the
-    results file's dict (docs/calibrate.md), each value the mean over test folds.
+    results file's dict (docs/calibrate.md), each value the mean over test folds. The pair set's
+    rows are normalised in place.
 
     `on_fold(number, total)` is called as each fold starts.
     """
@@ -188,7 +192,7 @@ def cross_validate(pair_set, methods, settings=Settings(), n_folds=None, targets
     if len(folds) < 2:
         raise MfftoolsError(f"{pair_set.source}: the pairs are in {len(folds)} fold; "
                             "cross-validation needs at least 2")
-    scored = ScoredPairs.of(pair_set)
+    scored = ScoredPairs.of(pair_set, in_place=True)
     per_method = {method: [] for method in methods}
     fallbacks = {method: {"fitted": 0, "test_pairs": 0} for method in methods}
     for number, test_fold in enumerate(folds):
@@ -196,7 +200,7 @@ def cross_validate(pair_set, methods, settings=Settings(), n_folds=None, targets
             on_fold(number + 1, len(folds))
         test = fold == test_fold
         calibration = ~test
-        clusters = None
+        clusters, cache = None, {}
         for method in methods:
             image_keys = None
             if key_kind(method) == "cluster":
@@ -208,7 +212,7 @@ def cross_validate(pair_set, methods, settings=Settings(), n_folds=None, targets
                 image_keys = pair_set.image_group
             try:
                 fitted = fit_method(method, scored.keys(image_keys, calibration),
-                                    _n_keys(method, scored, settings), settings)
+                                    _n_keys(method, scored, settings), settings, cache)
             except MfftoolsError as error:
                 raise MfftoolsError(f"fold {number + 1} of {len(folds)}: {error}") from None
             applied = apply_method(fitted, scored.keys(image_keys, test, labelled=False))

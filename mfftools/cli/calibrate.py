@@ -122,7 +122,7 @@ def apply(calibration_file, embeddings_file, pair_table, columns, targets, out_p
     calibration = load(calibration_file)
     embeddings, pair_set = _read_pairs(embeddings_file, pair_table, columns)
     calibration.check_embeddings(embeddings)
-    scored = ScoredPairs.of(pair_set)
+    scored = ScoredPairs.of(pair_set, in_place=True)
     applied = apply_calibration(calibration, scored)
     measures = evaluate_applied(applied, scored, targets, calibration.settings.bins)
     measures["fallbacks"] = {"fitted": calibration.fitted.n_fallbacks,

@@ -6,6 +6,9 @@
     OUT_DIR/faces/<Ethnicity>-<Gender>/<identity>/<image>   a folder tree (PROTOCOLS 1.5)
     OUT_DIR/faces.csv                  a manifest of those images, with ethnicity and gender
     OUT_DIR/bfw_pairs.csv              a BFW-style pair table of those images, with 5 folds
+    OUT_DIR/biased_pairs.h5            with `bias`: embeddings of the eight subgroups, drawn with
+                                       one subgroup's impostor scores higher, and their pairs
+                                       (mfftools.data.synthetic_embeddings)
 
 Faces come from `mfftools.data.faces`; everything is a function of the seed. The pair files use
 the instance identities (new images of them), the training zip its own, disjoint identities.
@@ -40,7 +43,8 @@ from mfftools.data.faces import (
 )
 from mfftools.data.images import encode_image
 from mfftools.data.pair_bin import BIN_SUFFIX
-from mfftools.data.synthetic_sizes import DEFAULTS
+from mfftools.data.synthetic_embeddings import SUBGROUPS, biased_pairs, write_biased_pairs
+from mfftools.data.synthetic_sizes import BIASED, DEFAULTS
 from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
 from mfftools.errors import MfftoolsError
 from mfftools.files import atomic_output, write_text
@@ -53,6 +57,7 @@ TRAINING_ZIP = "TrainingData.zip"
 FACES_FOLDER = "faces"
 FACES_MANIFEST = "faces.csv"
 BFW_PAIRS = "bfw_pairs.csv"
+BIASED_PAIRS = "biased_pairs.h5"
 N_FOLDS = 10
 BFW_FOLDS = 5
 # BFW's pair table: fold, the two images, label, identities, subgroups (a), genders, ethnicities.
@@ -84,6 +89,7 @@ class SynthSummary:
     faces_images: dict = field(default_factory=dict)
     faces_identities: dict = field(default_factory=dict)
     faces_pairs: dict = field(default_factory=dict)
+    biased_pairs: Path = None
     seconds: float = 0.0
 
 
@@ -103,6 +109,7 @@ def synthesize(
     jpeg_quality=95,
     batch_size=32,
     progress=False,
+    bias=None,
 ):
     """Write the synthetic data sets into `out_dir` and return a SynthSummary.
 
@@ -110,6 +117,8 @@ def synthesize(
     `max_images_per_identity` (many single-image identities, as in RFW). The folder tree has
     `faces_identities_per_group` identities of `faces_images_per_identity` images in each of
     its eight subgroups, and the pair table `faces_pairs_per_group` pairs per subgroup.
+    With `bias` (0 <= bias < 0.95), also `biased_pairs.h5`: embeddings of the eight subgroups
+    whose first subgroup's identities are `bias` closer (cosine), with their pairs in 5 folds.
     """
     _check_sizes(
         identities_per_group,
@@ -121,6 +130,7 @@ def synthesize(
     )
     _check_faces_sizes(faces_identities_per_group, faces_images_per_identity,
                        faces_pairs_per_group)
+    _check_bias(bias)
     started = time.perf_counter()
     out_dir = Path(out_dir)
     (out_dir / BIN_FOLDER).mkdir(parents=True, exist_ok=True)
@@ -157,9 +167,24 @@ def synthesize(
         )
     finally:
         painter.close()
+    if bias is not None:
+        summary.biased_pairs = _write_biased_pairs(out_dir / BIASED_PAIRS, seed, bias)
     summary.seconds = time.perf_counter() - started
     logger.info("synthetic data written to %s in %.1f s", out_dir, summary.seconds)
     return summary
+
+
+def _check_bias(bias):
+    if bias is not None and not 0.0 <= bias < 1.0 - BIASED["base"]:
+        raise MfftoolsError(f"--bias must be in [0, {1.0 - BIASED['base']:g}), not {bias:g}")
+
+
+def _write_biased_pairs(path, seed, bias):
+    pairs = biased_pairs(group_names=SUBGROUPS, bias=bias, seed=seed, **BIASED)
+    with atomic_output(path) as temporary:
+        write_biased_pairs(temporary, pairs, model="synthetic",
+                           source=f"mfftools synth --bias {bias:g} --seed {seed}")
+    return path
 
 
 def _check_sizes(identities, mean_images, max_images, pairs, train_identities, train_images):

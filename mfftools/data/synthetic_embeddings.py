@@ -4,7 +4,9 @@ No images and no model: face embeddings are drawn directly, so calibration and f
 mitigation can be tried (and tested, and benchmarked at BFW's size) in seconds. Group g has a
 direction u_g; an identity's centre is c = sqrt(r_g) u_g + sqrt(1 - r_g) z (z a random unit
 vector), so two identities of group g have a cosine of about r_g; an image is c plus Gaussian
-noise of norm about `noise`. r_g = `base` for every group but the first, whose r is `base + bias`:
+noise of norm about `noise`. All of it lives in the first `latent` (48) of the D dimensions, plus
+a little isotropic noise (norm 0.05) in all of them, so that scores spread as a face model's do
+whatever D (in D = 512 isotropic dimensions impostor scores would all lie within 0.1 of 0). r_g = `base` for every group but the first, whose r is `base + bias`:
 its impostor scores sit about `bias` higher, as a model's do for a group it separates poorly.
 
 Pairs stay within a group and a fold. Identities are dealt to `n_folds` folds in turn (fold =
@@ -25,6 +27,8 @@ SUBGROUPS = [f"{ethnicity}-{gender}" for ethnicity in sorted(GROUP_STYLES)
              for gender in GENDER_SHIFTS]
 BASE_SIMILARITY = 0.05
 NOISE = 1.2
+LATENT = 48
+_AMBIENT_NOISE = 0.05
 
 
 @dataclass
@@ -48,7 +52,7 @@ def _unit(rng, count, dim):
 
 def biased_pairs(group_names=tuple(SUBGROUPS), identities_per_group=60, images_per_identity=6,
                  pairs_per_group=3000, dim=128, bias=0.1, base=BASE_SIMILARITY, noise=NOISE,
-                 genuine_fraction=0.3, n_folds=5, seed=0):
+                 genuine_fraction=0.3, n_folds=5, seed=0, latent=LATENT):
     """Draw a BiasedPairs (see the module docstring)."""
     if identities_per_group < 2 * n_folds or images_per_identity < 2:
         raise ValueError("each fold needs two identities per group, each of two images or more")
@@ -56,7 +60,8 @@ def biased_pairs(group_names=tuple(SUBGROUPS), identities_per_group=60, images_p
         raise ValueError("base + bias must be in [0, 1)")
     rng = np.random.default_rng([seed, 20])
     n_groups = len(group_names)
-    directions = _unit(rng, n_groups, dim)
+    latent = min(latent, dim)
+    directions = _unit(rng, n_groups, latent)
     similarity = np.full(n_groups, base)
     similarity[0] += bias
     per_group = identities_per_group * images_per_identity
@@ -64,11 +69,13 @@ def biased_pairs(group_names=tuple(SUBGROUPS), identities_per_group=60, images_p
     index, issame, fold = [], [], []
     for group in range(n_groups):
         centres = (np.sqrt(similarity[group]) * directions[group]
-                   + np.sqrt(1.0 - similarity[group]) * _unit(rng, identities_per_group, dim))
+                   + np.sqrt(1.0 - similarity[group]) * _unit(rng, identities_per_group, latent))
         images = np.repeat(centres, images_per_identity, axis=0)
-        images += noise / np.sqrt(dim) * rng.standard_normal(images.shape)
+        images += noise / np.sqrt(latent) * rng.standard_normal(images.shape)
         first = group * per_group
-        embeddings[first : first + per_group] = images
+        embeddings[first : first + per_group] = _AMBIENT_NOISE / np.sqrt(dim) * rng.standard_normal(
+            (per_group, dim))
+        embeddings[first : first + per_group, :latent] += images
         pairs = _group_pairs(rng, identities_per_group, images_per_identity, pairs_per_group,
                              genuine_fraction, n_folds)
         index.append(pairs[0] + first)

@@ -6,6 +6,7 @@ from pathlib import Path
 from mfftools.errors import MfftoolsError
 from mfftools.files import write_text
 from mfftools.report.bootstrap import bootstrap_instance
+from mfftools.report.calibration import calibration_sections
 from mfftools.report.document import Report, Section
 from mfftools.report.figures import Figure, FigureWriter
 from mfftools.report.html import render_html
@@ -45,8 +46,8 @@ class ReportFiles:
 
 def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools report",
                  names=()):
-    """Build the report of `result_paths` (instance, pair and identification JSONs, any mix)
-    into `out_dir`.
+    """Build the report of `result_paths` (instance, pair, identification and calibration JSONs,
+    any mix) into `out_dir`.
 
     `bootstrap` is the number of resamples for the confidence intervals (0 disables them);
     `seed` makes them reproducible. `names` names models explicitly, as (model, [path, ...]).
@@ -66,6 +67,7 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
     pair_results = [r for r in results if r.protocol == "pair"]
     instance_results = [r for r in results if r.protocol == "instance"]
     identification_results = [r for r in results if r.protocol == "identification"]
+    calibration_results = [r for r in results if r.protocol == "calibration"]
     if pair_results:
         report.sections.append(_pair_section(pair_results, figures))
     first_pairs, first_intervals = [], {}
@@ -79,6 +81,7 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
         report.sections += _identification_sections(identification_results, figures)
         first_searches = entries_at(identification_results,
                                     operating_points(identification_results)[0])
+    report.sections += calibration_sections(calibration_results)
     report.summary = summarise(pair_results, first_pairs, first_intervals, first_searches)
     report.notes = list(dict.fromkeys(figures.notes))
     html_path = write_text(out_dir / "report.html", render_html(report))
