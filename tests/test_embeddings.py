@@ -244,15 +244,24 @@ def test_identity_names_and_folds_round_trip(tmp_path, rng):
                                 optional_columns=("identity_name",))
 
 
+PAIR_LIST = {"pair_index": [[0, 1], [2, 5], [4, 3]], "pair_issame": [True, False, True],
+             "pair_fold": [0, 1, 1]}
+
+
+def _with_pair_list(path, emb, pair_list=PAIR_LIST):
+    identity, group = _labels(len(emb))
+    with EmbeddingsWriter.create(path, layout="images", dim=emb.shape[1], group_names=GROUPS,
+                                 pair_list=pair_list) as writer:
+        writer.append(emb, identity=identity, group=group,
+                      path=[f"p{k}" for k in range(len(emb))])
+    return path
+
+
 def test_an_images_file_carries_its_own_pair_list(tmp_path, rng):
     emb = rng.normal(size=(6, 4)).astype(np.float32)
     identity, group = _labels(6)
-    pair_list = {"pair_index": [[0, 1], [2, 5], [4, 3]], "pair_issame": [True, False, True],
-                 "pair_fold": [0, 1, 1]}
-    with EmbeddingsWriter.create(tmp_path / "i.h5", layout="images", dim=4, group_names=GROUPS,
-                                 pair_list=pair_list) as writer:
-        writer.append(emb, identity=identity, group=group, path=[f"p{k}" for k in range(6)])
-    loaded = open_embeddings(tmp_path / "i.h5", layout="images")
+    pair_list = PAIR_LIST
+    loaded = open_embeddings(_with_pair_list(tmp_path / "i.h5", emb), layout="images")
     assert loaded.has_pairs and loaded.pair_index.dtype == np.int64
     np.testing.assert_array_equal(loaded.pair_index, pair_list["pair_index"])
     np.testing.assert_array_equal(loaded.pair_issame, pair_list["pair_issame"])
@@ -279,13 +288,7 @@ def test_an_images_file_carries_its_own_pair_list(tmp_path, rng):
     (lambda f: f.__delitem__("pair_index"), "datasets 'pair_issame'/'pair_fold' need 'pair_index'"),
 ])
 def test_a_bad_pair_list_is_refused_with_the_pair_named(tmp_path, rng, edit, message):
-    emb = rng.normal(size=(6, 4)).astype(np.float32)
-    identity, group = _labels(6)
-    pair_list = {"pair_index": [[0, 1], [2, 5], [4, 3]], "pair_issame": [True, False, True],
-                 "pair_fold": [0, 1, 1]}
-    with EmbeddingsWriter.create(tmp_path / "i.h5", layout="images", dim=4, group_names=GROUPS,
-                                 pair_list=pair_list) as writer:
-        writer.append(emb, identity=identity, group=group, path=[f"p{k}" for k in range(6)])
+    _with_pair_list(tmp_path / "i.h5", rng.normal(size=(6, 4)).astype(np.float32))
     with h5py.File(tmp_path / "i.h5", "r+") as handle:
         edit(handle)
     with pytest.raises(MfftoolsError, match=message):

@@ -39,7 +39,9 @@ BETA_C = 1e11
 _EPS = np.finfo(np.float64).eps
 _NEWTON_ITERATIONS = 100
 _WARM_START_PAIRS = 50_000
-_LOGIT_TOLERANCE = 1e-9
+_LOGIT_TOLERANCE = 1e-12
+# A predicted decrease below this fraction of the objective is beyond what float64 resolves.
+_RESOLVED = 1e-12
 
 
 def _sigmoid(z):
@@ -61,15 +63,19 @@ def _loss_and_probability(z, y):
     return loss, np.where(z >= 0, 1.0, e) / (1.0 + e)
 
 
-def logistic_fit(features, labels, c=BETA_C):
+def logistic_fit(features, labels, c=BETA_C, start=None):
     """(intercept, coefficients): maximum likelihood of p = sigmoid(w0 + features . w) with the
     L2 term ||w||^2 / (2c) (the intercept unpenalised), by Newton's method with step halving.
 
-    The objective is strictly convex, so its minimum is unique; Newton's method stops when a
-    step moves no logit of the pairs by more than 1e-9 (nor any probability by more than
-    2.5e-10), or can no longer lower it. On more than 50,000 pairs it
-    starts from the fit of every k-th pair (k making about 50,000, C scaled by 1/k), which is
-    near the minimum, so that only a few steps run over all pairs."""
+    The objective is strictly convex, so its minimum is unique. Far from it, each Newton step is
+    halved until the objective falls; near it (a predicted decrease below 1e-12 of the
+    objective, which float64 sums cannot resolve) full steps are taken while they shrink, as
+    the gradient still resolves them. It stops when a step would move no logit of the pairs by
+    more than 1e-12, or no longer shrinks. It starts
+    from `start` (weights near the minimum, e.g. a related fit's) when given; else, on more than
+    50,000 pairs, from the fit of every k-th pair (k making about 50,000, C scaled by 1/k); else
+    from the intercept alone. Near the minimum Newton's method converges quadratically, so only a
+    few steps run over all pairs."""
     features = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     design = np.column_stack([np.ones(len(y)), features])
@@ -79,7 +85,9 @@ def logistic_fit(features, labels, c=BETA_C):
     mean = y.mean()
     weights[0] = math.log(mean / (1.0 - mean)) if 0.0 < mean < 1.0 else 0.0
     stride = -(-len(y) // _WARM_START_PAIRS)
-    if stride > 1 and 0.0 < y[::stride].mean() < 1.0:
+    if start is not None:
+        weights = np.array(start, dtype=np.float64)
+    elif stride > 1 and 0.0 < y[::stride].mean() < 1.0:
         intercept, coefficients = logistic_fit(features[::stride], y[::stride], c / stride)
         weights = np.concatenate([[intercept], coefficients])
 
@@ -88,6 +96,7 @@ def logistic_fit(features, labels, c=BETA_C):
         return loss + 0.5 * float(np.sum(penalty * w * w)), p
 
     current, p = objective(weights)
+    previous_move = math.inf
     for _ in range(_NEWTON_ITERATIONS):
         gradient = design.T @ (p - y) + penalty * weights
         hessian = (design * (p * (1.0 - p))[:, None]).T @ design + np.diag(penalty)
@@ -95,26 +104,37 @@ def logistic_fit(features, labels, c=BETA_C):
             step = np.linalg.solve(hessian, gradient)
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
-        scale = 1.0
-        while scale > 1e-10:
-            candidate = weights - scale * step
-            value, candidate_p = objective(candidate)
-            if value <= current:
+        move = float(np.abs(design @ step).max())
+        if move <= _LOGIT_TOLERANCE:
+            break  # at the minimum, to within the tolerance on every logit
+        if 0.5 * float(gradient @ step) > _RESOLVED * max(abs(current), 1.0):
+            scale = 1.0  # far from the minimum: halve the step until the objective falls
+            while scale > 1e-10:
+                candidate = weights - scale * step
+                value, candidate_p = objective(candidate)
+                if value <= current:
+                    break
+                scale /= 2.0
+            else:
                 break
-            scale /= 2.0
         else:
-            break
-        moved = float(np.abs(design @ (candidate - weights)).max())
+            # Near the minimum the objective no longer resolves a step, but the gradient does:
+            # full Newton steps, while they keep shrinking (quadratic convergence).
+            if move >= previous_move:
+                break
+            previous_move = move
+            candidate = weights - step
+            value, candidate_p = objective(candidate)
         weights, p, current = candidate, candidate_p, value
-        if moved <= _LOGIT_TOLERANCE:
-            break
     return float(weights[0]), weights[1:]
 
 
-def fit_beta(scores, labels, lo, hi):
-    """(a, b, c) of the beta calibration map, with Kull et al.'s refit rule (module docstring)."""
+def fit_beta(scores, labels, lo, hi, start=None):
+    """(a, b, c) of the beta calibration map, with Kull et al.'s refit rule (module docstring);
+    `start`: (a, b, c) of a related map, where Newton's method starts."""
     features = beta_features(scores, lo, hi)
-    intercept, (a, b) = logistic_fit(features, labels)
+    initial = None if start is None else (start[2], start[0], start[1])
+    intercept, (a, b) = logistic_fit(features, labels, start=initial)
     if a < 0:
         intercept, (b,) = logistic_fit(features[:, 1:], labels)
         a = 0.0
@@ -203,10 +223,12 @@ def predict_binning(scores, edges, values):
     return values[_bin_of(np.asarray(scores, dtype=np.float64), edges)]
 
 
-def fit_calibrator(kind, scores, labels, lo=-1.0, hi=1.0, n_bins=DEFAULT_BINS):
-    """The arrays of one calibrator of `kind`: dict of numpy arrays (see CalibratorBank)."""
+def fit_calibrator(kind, scores, labels, lo=-1.0, hi=1.0, n_bins=DEFAULT_BINS, near=None):
+    """The arrays of one calibrator of `kind`: dict of numpy arrays (see CalibratorBank).
+    `near`: a related calibrator of the same kind (a beta fit starts from its parameters)."""
     if kind == "beta":
-        return {"params": np.array(fit_beta(scores, labels, lo, hi))}
+        start = None if near is None else near["params"]
+        return {"params": np.array(fit_beta(scores, labels, lo, hi, start))}
     if kind == "isotonic":
         knots_x, knots_y = fit_isotonic(scores, labels)
         return {"x": knots_x, "y": knots_y}

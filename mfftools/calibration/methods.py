@@ -164,15 +164,17 @@ def _same_group_pairs(pairs, n_keys):
     return [np.flatnonzero(same & (pairs.key_a == g)) for g in range(n_keys)]
 
 
-def _global_fit(kind, pairs, settings, scores=None, score_range=SCORE_RANGE, cache=None):
+def _global_fit(kind, pairs, settings, scores=None, score_range=SCORE_RANGE, cache=None,
+                near=None):
     """A calibrator fitted on every pair; C_0 (on the raw scores) is kept in `cache` by kind,
-    for the other methods fitted on the same pairs."""
+    for the other methods fitted on the same pairs. `near`: a related fit to start from."""
     if scores is None and cache is not None:
         if kind not in cache:
             cache[kind] = _global_fit(kind, pairs, settings)
         return cache[kind]
     scores = pairs.scores if scores is None else scores
-    return fit_calibrator(kind, scores, pairs.issame, *score_range, n_bins=settings.bins)
+    return fit_calibrator(kind, scores, pairs.issame, *score_range, n_bins=settings.bins,
+                          near=near)
 
 
 def _check_calibration_pairs(pairs, method):
@@ -199,13 +201,17 @@ def fit_method(method, pairs, n_keys, settings=Settings(), cache=None):
         members_of = (_pairs_by_key(pairs, n_keys) if method == "faircal"
                       else _same_group_pairs(pairs, n_keys))
         return _fit_per_key(method, kind, pairs, n_keys, settings, members_of, cache)
-    fit = {"fsn": _fit_fsn, "gst": _fit_gst, "group-norm": _fit_group_norm}[method]
-    return fit(method, kind, pairs, n_keys, settings)
+    if method == "group-norm":
+        return _fit_group_norm(method, kind, pairs, n_keys, settings)
+    near = _global_fit(kind, pairs, settings, cache=cache) if cache is not None else None
+    fit = {"fsn": _fit_fsn, "gst": _fit_gst}[method]
+    return fit(method, kind, pairs, n_keys, settings, near)
 
 
 def _fit_per_key(method, kind, pairs, n_keys, settings, members_of, cache):
     """One calibrator per key on the pairs `members_of` gives it (C_0 where they lack a class)."""
-    fitted = [_global_fit(kind, pairs, settings, cache=cache)]
+    overall = _global_fit(kind, pairs, settings, cache=cache)
+    fitted = [overall]
     member = np.zeros(n_keys + 1, dtype=np.int64)
     weight = np.zeros(n_keys + 1, dtype=np.float64)
     fallback = np.ones(n_keys + 1, dtype=bool)
@@ -213,7 +219,7 @@ def _fit_per_key(method, kind, pairs, n_keys, settings, members_of, cache):
         weight[key] = len(chosen)
         if _both_classes(pairs.issame[chosen]):
             fitted.append(fit_calibrator(kind, pairs.scores[chosen], pairs.issame[chosen],
-                                         *SCORE_RANGE, n_bins=settings.bins))
+                                         *SCORE_RANGE, n_bins=settings.bins, near=overall))
             member[key] = len(fitted) - 1
             fallback[key] = False
     bank = CalibratorBank.of(kind, fitted, [SCORE_RANGE] * len(fitted))
@@ -233,26 +239,28 @@ def _shifts(pairs, members_of, target):
     return shift, fallback, global_threshold
 
 
-def _fit_shifted(method, kind, pairs, n_keys, settings, shift, fallback, extra_range=()):
+def _fit_shifted(method, kind, pairs, n_keys, settings, shift, fallback, near,
+                 extra_range=()):
     fitted = Fitted(method, kind, n_keys, None, {"shift": shift}, fallback)
     shifted = _shifted_scores(fitted, pairs)
     values = np.concatenate([shift[:n_keys], extra_range])
     score_range = (SCORE_RANGE[0] - values.max(), SCORE_RANGE[1] - values.min())
     fitted.bank = CalibratorBank.of(
-        kind, [_global_fit(kind, pairs, settings, shifted, score_range)], [score_range]
+        kind, [_global_fit(kind, pairs, settings, shifted, score_range, near=near)],
+        [score_range],
     )
     return fitted
 
 
-def _fit_fsn(method, kind, pairs, n_keys, settings):
+def _fit_fsn(method, kind, pairs, n_keys, settings, near):
     shift, fallback, _ = _shifts(pairs, _pairs_by_key(pairs, n_keys), settings.fit_fpr)
-    return _fit_shifted(method, kind, pairs, n_keys, settings, shift, fallback)
+    return _fit_shifted(method, kind, pairs, n_keys, settings, shift, fallback, near)
 
 
-def _fit_gst(method, kind, pairs, n_keys, settings):
+def _fit_gst(method, kind, pairs, n_keys, settings, near):
     shift, fallback, _ = _shifts(pairs, _same_group_pairs(pairs, n_keys), settings.fit_fpr)
     cross = bool(np.any(pairs.key_a != pairs.key_b))
-    return _fit_shifted(method, kind, pairs, n_keys, settings, shift, fallback,
+    return _fit_shifted(method, kind, pairs, n_keys, settings, shift, fallback, near,
                         extra_range=[0.0] if cross else [])
 
 

@@ -30,8 +30,8 @@ def _model_files(ctx, param, values):
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
 @click.option("--title", default="mfftools report", show_default=True, help="Report title.")
 def command(results, out_dir, names, bootstrap, seed, title):
-    """Report RESULTS (inst-eval, pair-eval and ident-eval JSONs, one or several models) into
-    --out.
+    """Report RESULTS (inst-eval, pair-eval, ident-eval and calibrate JSONs, one or several
+    models) into --out.
 
     The model of each file is the one --name gives it, else its "model" field, else the file
     name without extension; files of one model share a column block.

@@ -83,17 +83,24 @@ def _shifted(cal, test, kind, shift_of, pair_shift, target, cross_in_range):
     return np.array([mapping(s) for s in decision]), decision
 
 
-def fsn(cal, test, kind, n_keys, target):
+def _threshold_shifts(cal, n_keys, target, member):
+    """d_k = thr(impostors of the pairs `member(a, b, k)` selects) - thr(all impostors), 0 for a
+    key without any (a fallback)."""
     scores, labels, key_a, key_b = cal
     overall = threshold([s for s, y in zip(scores, labels) if not y], target)
     shift, fell_back = {}, set()
     for k in range(n_keys):
         impostor = [scores[i] for i in range(len(scores))
-                    if (key_a[i] == k or key_b[i] == k) and not labels[i]]
+                    if member(key_a[i], key_b[i], k) and not labels[i]]
         if impostor:
             shift[k] = threshold(impostor, target) - overall
         else:
             shift[k], _ = 0.0, fell_back.add(k)
+    return shift, fell_back
+
+
+def fsn(cal, test, kind, n_keys, target):
+    shift, fell_back = _threshold_shifts(cal, n_keys, target, lambda a, b, k: k in (a, b))
     confidence, decision = _shifted(cal, test, kind, shift,
                                     lambda a, b: (shift[a] + shift[b]) / 2, target, False)
     fallback = np.array([a in fell_back or b in fell_back for _, _, a, b in zip(*test)])
@@ -101,17 +108,8 @@ def fsn(cal, test, kind, n_keys, target):
 
 
 def gst(cal, test, kind, n_keys, target):
-    scores, labels, key_a, key_b = cal
-    overall = threshold([s for s, y in zip(scores, labels) if not y], target)
-    shift, fell_back = {}, set()
-    for g in range(n_keys):
-        impostor = [scores[i] for i in range(len(scores))
-                    if key_a[i] == g and key_b[i] == g and not labels[i]]
-        if impostor:
-            shift[g] = threshold(impostor, target) - overall
-        else:
-            shift[g], _ = 0.0, fell_back.add(g)
-    cross = any(a != b for a, b in zip(key_a, key_b))
+    shift, fell_back = _threshold_shifts(cal, n_keys, target, lambda a, b, g: a == b == g)
+    cross = any(a != b for a, b in zip(cal[2], cal[3]))
 
     def pair_shift(a, b):
         return shift.get(a, 0.0) if a == b else 0.0
