@@ -87,47 +87,53 @@ class PairSet:
         return dist
 
 
-def evaluate_pair_set(pair_set, groups=None, distances=None):
+def evaluate_pair_set(pair_set, groups=None, distances=None, grid=None):
     """The pair protocol's results dict (mfftools.evaluation.pair) of a PairSet, on the file's
     folds when it assigns them; `distances`: the pairs' distances when not the embeddings' own
-    (calibrated ones)."""
+    (calibrated ones); `grid`: the accuracy grid (default by name)."""
     from mfftools.evaluation.pair import evaluate_pair_distances
 
     dist = pair_set.distances() if distances is None else distances
     results = evaluate_pair_distances(dist, pair_set.issame, pair_set.pair_group,
                                       pair_set.group_names, fold=pair_set.fold, groups=groups,
-                                      where=pair_set.source)
+                                      where=pair_set.source, grid=grid)
     results["dim"] = int(pair_set.rows.shape[1])
     results["source"] = pair_set.source
     return results
 
 
-def evaluate_embeddings(embeddings, groups=None, calibration_file=None):
+def evaluate_embeddings(embeddings, groups=None, calibration_file=None, grid=None):
     """The pair protocol's results of an opened embeddings file holding pairs, on calibrated
-    scores when a calibration file is given."""
+    scores when a calibration file is given; `grid`: the accuracy grid (default by name)."""
     from mfftools.evaluation.pair import evaluate_pairs
+    from mfftools.fingerprint import images_fingerprint
 
     if calibration_file is None and embeddings.layout == "pairs":
-        return evaluate_pairs(embeddings, groups=groups)
+        return evaluate_pairs(embeddings, groups=groups, grid=grid)
     if not embeddings.has_pairs:
         raise MfftoolsError(
             f"{embeddings.path}: an images-layout file without a pair list (the instance "
             "protocol's input: use inst-eval); pair-eval needs pairs"
         )
-    pair_set = read_pair_set(embeddings)
-    if calibration_file is None:
-        return evaluate_pair_set(pair_set, groups)
-    from mfftools.calibration.pipeline import ScoredPairs, calibrated_distances
-    from mfftools.calibration.store import load
+    calibration = None
+    if calibration_file is not None:
+        from mfftools.calibration.store import load
 
-    calibration = load(calibration_file)
-    calibration.check_embeddings(embeddings)
-    scored = ScoredPairs.of(pair_set, in_place=True)
-    distances, applied = calibrated_distances(calibration, scored)
-    results = evaluate_pair_set(pair_set, groups, distances=distances)
-    results["calibration"] = {"file": str(calibration_file), "method": calibration.method,
-                              "calibrator": calibration.fitted.calibrator,
-                              "fallback_pairs": int(applied.fallback.sum())}
+        calibration = load(calibration_file)
+        calibration.check_embeddings(embeddings)
+    pair_set = read_pair_set(embeddings)
+    if calibration is None:
+        results = evaluate_pair_set(pair_set, groups, grid=grid)
+    else:
+        from mfftools.calibration.pipeline import ScoredPairs, calibrated_distances
+
+        scored = ScoredPairs.of(pair_set, in_place=True)
+        distances, applied = calibrated_distances(calibration, scored)
+        results = evaluate_pair_set(pair_set, groups, distances=distances, grid=grid)
+        results["calibration"] = {"file": str(calibration_file), "method": calibration.method,
+                                  "calibrator": calibration.fitted.calibrator,
+                                  "fallback_pairs": int(applied.fallback.sum())}
+    results["images"] = images_fingerprint(embeddings)
     return results
 
 

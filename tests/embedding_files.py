@@ -4,8 +4,10 @@ import numpy as np
 from mfftools.embeddings import EmbeddingsWriter
 
 
-def write_images_file(path, embeddings, identity, group, group_names, **attrs):
-    """Write a complete images-layout embeddings file through the project's writer."""
+def write_images_file(path, embeddings, identity, group, group_names, identity_names=None,
+                      **attrs):
+    """Write a complete images-layout embeddings file through the project's writer (with an
+    `identity_name` column when `identity_names` are given)."""
     with EmbeddingsWriter.create(
         path,
         layout="images",
@@ -13,13 +15,16 @@ def write_images_file(path, embeddings, identity, group, group_names, **attrs):
         group_names=group_names,
         dtype=embeddings.dtype,
         attrs=attrs,
+        optional_columns=() if identity_names is None else ("identity_name",),
     ) as writer:
+        columns = {} if identity_names is None else {"identity_name": list(identity_names)}
         writer.append(
             embeddings,
             identity=identity,
             group=group,
             path=[f"img_{k}.jpg" for k in range(len(embeddings))],
             source_index=np.arange(len(embeddings)),
+            **columns,
         )
     return path
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from mfftools.calibration.calibrators import DEFAULT_BINS, CalibratorBank, fit_calibrator
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation.threshold import impostor_rank
+from mfftools.evaluation.threshold import exact_threshold
 
 BASELINES = ("baseline", "beta", "isotonic", "binning")
 CLUSTER_METHODS = ("faircal", "fsn")
@@ -131,11 +131,12 @@ class Applied:
 
 def threshold_at(impostor_scores, target):
     """The exact threshold at FPR `target` over these impostor scores (None without any)."""
-    impostor_scores = np.asarray(impostor_scores, dtype=np.float64)
-    if len(impostor_scores) == 0:
+    negated = -np.asarray(impostor_scores, dtype=np.float64)
+    if len(negated) == 0:
         return None
-    rank = impostor_rank(target, len(impostor_scores))
-    return float(-np.partition(-impostor_scores, rank)[rank])
+    # The (rank+1)-th largest score, by a partial sort.
+    return float(exact_threshold(target, len(negated),
+                                 lambda rank: -np.partition(negated, rank)[rank]))
 
 
 def _both_classes(issame):

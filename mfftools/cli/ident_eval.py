@@ -28,6 +28,10 @@ def _ranks(value):
               help="Gallery embeddings file (every identity a template), with --probes.")
 @click.option("--probes", type=click.Path(dir_okay=False, path_type=Path),
               help="Probe embeddings file (every image a search), with --gallery.")
+@click.option("--match-by", type=click.Choice(["name", "label"]),
+              help="How a search finds its template with --gallery/--probes: by identity name "
+              "(default; both files need names) or by integer label (only when both files were "
+              "labelled together).")
 @click.option("--gallery-images", type=click.IntRange(min=1),
               help="Images per template when one file is split (default 1).")
 @click.option("--fpir", "targets", multiple=True, type=float, default=(1e-2,), show_default=True,
@@ -36,16 +40,17 @@ def _ranks(value):
               help="Rank R of FNIR(t, R).")
 @click.option("--ranks", default="1,5,10,20", show_default=True,
               help="Ranks of the CMC, comma-separated.")
+@click.option("--rank-ties", type=click.Choice(["optimistic", "pessimistic"]),
+              default="optimistic", show_default=True,
+              help="Templates tying with the mate: behind it (optimistic) or ahead of it.")
 @engine_options("Searches and templates")
-@click.option("--faiss", "use_faiss", is_flag=True,
-              help="Screen with FAISS IndexFlatIP (exact float32) instead of torch tiles.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the false-positive matrix, CMC and FNIR vs FPIR figures (PNG) into "
               "this folder.")
-def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ranks, tile, device,
-            precision, name, use_faiss, json_path, plots_dir):
+def command(embeddings_file, gallery, probes, match_by, gallery_images, targets, rank, ranks,
+            rank_ties, tile, device, precision, name, json_path, plots_dir):
     """Open-set identification (1:N), NIST FRVT style: FNIR and FPIR per group at one global
     threshold for each target FPIR, the CMC per group and the false-positive matrix.
 
@@ -60,6 +65,9 @@ def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ran
         raise MfftoolsError("give one embeddings file to split, or --gallery G.h5 --probes P.h5")
     if (gallery is None) != (probes is None):
         raise MfftoolsError("--gallery and --probes go together")
+    if gallery is None and match_by is not None:
+        raise MfftoolsError("--match-by applies to --gallery G.h5 --probes P.h5; one file split "
+                            "into a gallery has one set of labels")
     if gallery is not None and gallery_images is not None:
         raise MfftoolsError("--gallery-images applies to one file split into a gallery; with "
                             "--gallery every image of an identity joins its template")
@@ -71,7 +79,7 @@ def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ran
         return first, evaluate_identification(
             first, second, gallery_images=gallery_images or 1, targets=targets, rank=rank,
             ranks=ranks, tile=tile, device=device, precision=precision, progress=True,
-            dist_info=info, use_faiss=use_faiss)
+            dist_info=info, match_by=match_by, rank_ties=rank_ties)
 
     (first, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:
@@ -89,6 +97,9 @@ def command(embeddings_file, gallery, probes, gallery_images, targets, rank, ran
             click.echo(f"figure written to {path}")
 
 
+_TIES = {"optimistic": "behind it", "pessimistic": "ahead of it"}
+
+
 def _rate(value, width):
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.4f}"
 
@@ -97,9 +108,11 @@ def format_summary(result):
     """The results as readable text: per target, FNIR and FPIR per group; then the CMC."""
     names = result["group_names"]
     width = max(8, *(len(name) for name in names))
+    matched = "" if result.get("match_by") is None else f" (matched by {result['match_by']})"
     lines = [
-        f"{result['n_templates']} templates, {result['n_mated']} mated and "
-        f"{result['n_nonmated']} non-mated searches; FNIR at rank {result['rank']}",
+        f"{result['n_templates']} templates, {result['n_mated']} mated{matched} and "
+        f"{result['n_nonmated']} non-mated searches; FNIR at rank {result['rank']} "
+        f"(ties with the mate {_TIES[result.get('rank_ties', 'optimistic')]})",
     ]
     for entry in result["results"]:
         lines += [

@@ -18,14 +18,20 @@ from mfftools.cli.engine_options import engine_options, name_model, run_on_ranks
 @click.option("--method", default="bisection", show_default=True,
               type=click.Choice(["bisection", "exact", "both"]),
               help="Threshold search: the paper's bisection, the exact threshold, or both.")
+@click.option("--det", is_flag=True,
+              help="Add each group's DET curve (FNMR against matched FMR) and EER: one more "
+              "pass per group over its own pairs.")
+@click.option("--reference-group", metavar="NAME",
+              help="The group relative FMR divides by (default: the group with the lowest "
+              "matched FMR).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
 @click.option("--per-identity", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the per-identity table (CSV) here.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per-identity, similarity and ROC figures (PNG) into this folder.")
-def command(embeddings_file, tile, device, precision, name, targets, method, json_path, csv_path,
-            plots_dir):
+def command(embeddings_file, tile, device, precision, name, targets, method, det,
+            reference_group, json_path, csv_path, plots_dir):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
     from mfftools.embeddings import open_embeddings
@@ -39,7 +45,8 @@ def command(embeddings_file, tile, device, precision, name, targets, method, jso
         embeddings = open_embeddings(embeddings_file, layout="images")
         return embeddings, evaluate_instance(
             embeddings, targets=targets, methods=methods, tile=tile, device=device,
-            precision=precision, progress=True, dist_info=info)
+            precision=precision, progress=True, dist_info=info,
+            reference_group=reference_group, det=det)
 
     (embeddings, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:
@@ -73,7 +80,7 @@ def format_summary(result):
         f"({result['n_single_image_identities']} with one image), dim {result['dim']}",
     ]
     header = f"{'':<14}{'TPR mean':>10}{'TPR std':>10}{'FPR mean':>11}{'FPR std':>11}" \
-             f"{'FMR':>11}{'FNMR':>10}"
+             f"{'FMR':>11}{'FMR rel':>9}{'FNMR':>10}"
     for entry in result["results"]:
         state = "converged" if entry["converged"] else "not converged"
         lines += [
@@ -89,8 +96,12 @@ def format_summary(result):
                 f"{name:<14}{_number(stats['tpr_mean'], '10.6f')}{_number(stats['tpr_std'], '10.6f')}"
                 f"{_number(stats['fpr_mean'], '11.3e')}{_number(stats['fpr_std'], '11.3e')}"
                 f"{_number(stats.get('fmr'), '11.3e') if 'fmr' in stats else '':>11}"
+                f"{_number(stats.get('fmr_relative'), '9.3f') if 'fmr' in stats else '':>9}"
                 f"{_number(stats.get('fnmr'), '10.6f') if 'fnmr' in stats else '':>10}"
             )
+        lines.append("FMR: impostor pairs with both images in the group (NIST's demographically "
+                     "matched FMR); FMR rel: relative to "
+                     f"{entry['reference_group'] or '-'}")
         fair = entry["fairness"]
         if all(value is None for value in fair.values()):
             lines.append("fairness: n/a (fewer than two groups with genuine and impostor pairs)")
@@ -106,6 +117,9 @@ def format_summary(result):
             f"{_number(stats['inter_mean'], '11.6f')}{_number(stats['inter_std'], '10.6f')}"
         )
     lines.append("* over identities with at least two images (one image scores 1 by construction)")
+    if "eer" in result:
+        lines.append("EER (matched impostors): " + ", ".join(
+            f"{name} {_number(value, '.4f')}" for name, value in result["eer"].items()))
     engine = result["engine"]
     lines.append(
         f"screened in {engine['precision']} (bound {engine['screening_bound']:.3g}), "

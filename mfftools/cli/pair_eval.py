@@ -26,6 +26,10 @@ from mfftools.errors import MfftoolsError
 @click.option("--groups", callback=name_list, metavar="NAME,...",
               help="Evaluate only these groups or sets, e.g. African,Asian (default: all); an "
               "error names any the sources do not hold.")
+@click.option("--grid", type=click.Choice(["insightface", "mixfairface"]),
+              help="The accuracy thresholds: insightface's numpy.arange(0, 4, 0.01) or "
+              "MixFairFace's numpy.arange(0, 10, 0.001) (default: insightface's for the sets "
+              "it names, lfw, cfp_fp, agedb_30, ...; MixFairFace's for everything else).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
 @click.option("--name", help="The model's name in the results file and reports "
@@ -37,7 +41,7 @@ from mfftools.errors import MfftoolsError
               help="Evaluate calibrated scores: a calibration file of `mfftools calibrate fit` "
               "for this model (a confidence p is read as the cosine score 2p - 1).")
 def command(sources, model_path, arch, output_name, input_size, input_mean, input_std, bgr,
-            batch_size, workers, device, no_flip, amp, image_root, columns, save, groups,
+            batch_size, workers, device, no_flip, amp, image_root, columns, save, groups, grid,
             json_path, name, plots_dir, calibration_file):
     """Pair-protocol accuracy per group, mean, STD, SER and TAR@FAR=1e-3.
 
@@ -56,7 +60,7 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
         given = [option for option, value in (
             ("--model", model_path), ("--save", save), ("--image-root", image_root),
             ("--columns", columns)) if value is not None]
-        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups,
+        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups, grid,
                                              calibration_file)
     else:
         extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
@@ -64,7 +68,7 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
                           preprocessing=preprocessing(input_size, input_mean, input_std, bgr))
         settings = source_settings(image_root, columns, groups=groups)
         results, embeddings = _extract_and_evaluate(sources, model_path, settings, extraction,
-                                                    save, calibration_file)
+                                                    save, grid, calibration_file)
     name_model(results, name, embeddings)
     click.echo(format_table(results))
     if json_path is not None:
@@ -76,7 +80,7 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
             click.echo(f"figure written to {path}")
 
 
-def _evaluate_file(sources, path, given, groups, calibration_file):
+def _evaluate_file(sources, path, given, groups, grid, calibration_file):
     """(results, embeddings) of an embeddings file given alone, without the options that
     concern extraction (`given`)."""
     from mfftools.embeddings import open_embeddings
@@ -93,10 +97,11 @@ def _evaluate_file(sources, path, given, groups, calibration_file):
             "(.bin files, folders of them, a pair list)"
         )
     embeddings = open_embeddings(path)
-    return evaluate_embeddings(embeddings, groups, calibration_file), embeddings
+    return evaluate_embeddings(embeddings, groups, calibration_file, grid), embeddings
 
 
-def _extract_and_evaluate(sources, model_path, settings, extraction, save, calibration_file):
+def _extract_and_evaluate(sources, model_path, settings, extraction, save, grid,
+                          calibration_file):
     """(results, embeddings) of images extracted with the model into `save` or a temporary
     file."""
     from mfftools.embeddings import open_embeddings
@@ -118,7 +123,7 @@ def _extract_and_evaluate(sources, model_path, settings, extraction, save, calib
         )
     with _extraction_target(save) as out_path:
         embeddings = open_embeddings(extract(source, model_path, out_path, **extraction))
-        results = evaluate_embeddings(embeddings, calibration_file=calibration_file)
+        results = evaluate_embeddings(embeddings, calibration_file=calibration_file, grid=grid)
     results["source"] = ", ".join(map(str, sources))
     return results, embeddings
 
@@ -134,27 +139,36 @@ def _extraction_target(save):
 
 
 def format_table(results):
-    """The results as a readable table: per group (or set) its accuracy (mean +- std over
-    folds), TAR@FAR=1e-3 and the FAR its thresholds give; then, with several groups, the mean
-    accuracy, STD and SER. A TAR whose target the pair counts cannot resolve is marked so."""
+    """The results as a readable table: per group or set its accuracy (mean +- std over folds),
+    TAR@FAR=1e-3 and the FAR its thresholds give, and the EER; then, over two groups or more
+    (insightface's verification sets are benchmarks of their own, each on its own line), the
+    mean accuracy, STD and SER. A TAR whose target the pair counts cannot resolve is marked so."""
     names = results["group_names"]
     groups = [results["groups"][name] for name in names]
+    sets = results.get("verification_sets", [])
     width = max(len("group"), *(len(name) for name in names))
-    lines = [f"Pair protocol: {_what(names)}, {results['n_pairs']} pairs, {_folds(results)}",
-             f"{'group':<{width}}  {'accuracy (%)':>16}  {'TAR@FAR=1e-3':>12}  {'at FAR':>8}"]
+    eers = results.get("eer", {})
+    lines = [f"Pair protocol: {_what(names, sets)}, {results['n_pairs']} pairs, "
+             f"{_folds(results)}, {results.get('grid', 'mixfairface')} grid",
+             f"{'group':<{width}}  {'accuracy (%)':>16}  {'TAR@FAR=1e-3':>12}  {'at FAR':>8}"
+             f"  {'EER':>7}"]
     for name, group in zip(names, groups):
         accuracy = f"{group['accuracy'] * 100:.2f} +- {group['accuracy_std'] * 100:.2f}"
         tar = (f"{group['tar_at_far_1e-3']:.4f}" if group["tar_at_far_resolvable"]
                else "unresolved*")
         far = f"{group['far_at_tar_threshold']:.2g}"
-        lines.append(f"{name:<{width}}  {accuracy:>16}  {tar:>12}  {far:>8}")
-    if len(names) > 1:
-        std, ser = results["std"], results["ser"]
+        eer = "-" if eers.get(name) is None else f"{eers[name]:.4f}"
+        lines.append(f"{name:<{width}}  {accuracy:>16}  {tar:>12}  {far:>8}  {eer:>7}")
+    if results["std"] is not None:
+        ser = results["ser"]
         lines += [
             f"{'mean':<{width}}  {results['mean_accuracy']:>16.2f}",
-            f"{'STD':<{width}}  {std:>16.2f}",
+            f"{'STD':<{width}}  {results['std']:>16.2f}",
             f"{'SER':<{width}}  {'n/a (a perfect group)' if ser is None else f'{ser:.3f}':>16}",
         ]
+    if sets and len(sets) < len(names):
+        lines.append(f"mean, STD and SER over the groups only: {', '.join(sets)} "
+                     f"{'is a benchmark' if len(sets) == 1 else 'are benchmarks'} of its own")
     resolutions = [group["far_resolution"] for group in groups
                    if not group["tar_at_far_resolvable"]]
     if resolutions:
@@ -168,8 +182,13 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def _what(names):
-    return names[0] if len(names) == 1 else f"{len(names)} groups"
+def _what(names, sets):
+    if len(names) == 1:
+        return names[0]
+    n_groups = len(names) - len(sets)
+    parts = [f"{count} {word}{'s' if count > 1 else ''}"
+             for count, word in ((n_groups, "group"), (len(sets), "verification set")) if count]
+    return " and ".join(parts)
 
 
 def _folds(results):

@@ -18,27 +18,28 @@ import logging
 import math
 import sys
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 import torch
 
 from mfftools.dist import DistInfo, resolve_device
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation import fairness
+from mfftools.evaluation import fairness, threshold as search
 from mfftools.evaluation.engine import distributed
 from mfftools.evaluation.engine.blocks import Scorer, fill_pairs
 from mfftools.evaluation.engine.counts import RowCounter
 from mfftools.evaluation.engine.scoring import (
-    PRECISIONS, canonical_means, canonical_scores, resolve_precision)
+    canonical_means, canonical_scores, resolve_precision)
 from mfftools.evaluation.engine.tiles import plan_rectangle
-from mfftools.evaluation.engine.topk import RowTopK, faiss_row_topk
+from mfftools.evaluation.engine.topk import RowTopK
+from mfftools.evaluation.identities import identity_runs
 from mfftools.evaluation.instance import load_rows
+from mfftools.fingerprint import images_fingerprint
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RANKS = (1, 5, 10, 20)
-DET_POINTS = 64
+RANK_TIES = ("optimistic", "pessimistic")
 
 
 @dataclass
@@ -69,19 +70,11 @@ class Gallery:
         return len(self.searches) - len(self.mated)
 
 
-def _identity_runs(identity):
-    """Rows sorted (stably) by identity label: (order, labels, starts, sizes)."""
-    labels, inverse = np.unique(identity, return_inverse=True)
-    order = np.argsort(inverse.reshape(-1), kind="stable")
-    sizes = np.bincount(inverse.reshape(-1), minlength=len(labels))
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    return order, labels, starts, sizes
-
-
 def _templates(rows, group, identity, enrolled, images):
     """Templates of the enrolled identities: canonical means of their first `images` rows
     (in file order); ordered by (group, label). Returns (templates, groups, labels, their rows)."""
-    order, labels, starts, sizes = _identity_runs(identity)
+    runs = identity_runs(identity)
+    order, labels, starts, sizes = runs.order, runs.labels, runs.starts, runs.sizes
     first_group = group[order[starts]]  # stable sort: the first image in file order
     keep = np.flatnonzero(np.isin(labels, enrolled))
     keep = keep[np.lexsort((labels[keep], first_group[keep]))]
@@ -97,8 +90,9 @@ def _templates(rows, group, identity, enrolled, images):
 def _enrolled_by_rule(identity, group):
     """Within each group (an identity's group is that of its first image), identities sorted by
     label at even positions."""
-    order, labels, starts, _ = _identity_runs(identity)
-    first_group = group[order[starts]]
+    runs = identity_runs(identity)
+    first_group = group[runs.order[runs.starts]]
+    labels = runs.labels
     enrolled = []
     for g in np.unique(first_group):
         members = np.sort(labels[first_group == g])
@@ -109,10 +103,10 @@ def _enrolled_by_rule(identity, group):
 def split_counts(identity, group, gallery_images=1):
     """(mated, non-mated) searches of one file split by the rule, from its labels alone: what a
     caller can check before any embedding exists."""
-    _, labels, _, sizes = _identity_runs(identity)
-    enrolled = np.isin(labels, _enrolled_by_rule(identity, group))
-    return (int(np.maximum(sizes[enrolled] - gallery_images, 0).sum()),
-            int(sizes[~enrolled].sum()))
+    runs = identity_runs(identity)
+    enrolled = np.isin(runs.labels, _enrolled_by_rule(identity, group))
+    return (int(np.maximum(runs.sizes[enrolled] - gallery_images, 0).sum()),
+            int(runs.sizes[~enrolled].sum()))
 
 
 def _check_pair(gallery, probes):
@@ -128,8 +122,50 @@ def _check_pair(gallery, probes):
         )
 
 
-def build_gallery(embeddings, probes=None, gallery_images=1, device="cpu"):
-    """The Gallery of one images-layout file split by the rule, or of a gallery and probe file."""
+MATCH_BY = ("name", "label")
+
+
+def resolve_match(gallery, probes, match_by=None):
+    """How searches of `probes` find their template in `gallery`: by `identity_name` (the
+    default, when both files have names) or by the integer `identity` label (`label`, which
+    only means the same person in both files when they were labelled together)."""
+    if match_by not in (None,) + MATCH_BY:
+        raise MfftoolsError(f"unknown --match-by {match_by!r}: use one of {', '.join(MATCH_BY)}")
+    if match_by == "label":
+        return "label"
+    unnamed = [str(file.path) for file in (gallery, probes) if file.identity_names is None]
+    if unnamed:
+        raise MfftoolsError(
+            f"{' and '.join(unnamed)} {'has' if len(unnamed) == 1 else 'have'} no identity names "
+            "(dataset 'identity_name'), so searches cannot be matched to templates by name; "
+            "extract both files with mfftools, or give --match-by label if the two files' "
+            "integer identity labels were assigned together (extract numbers identities per "
+            "source, so separately extracted files disagree)"
+        )
+    for file in (gallery, probes):
+        _check_names(file)
+    return "name"
+
+
+def _check_names(embeddings):
+    """Refuse a file where one identity name carries two integer labels, or the reverse."""
+    pairs = np.unique(np.stack([embeddings.identity.astype(str),
+                                embeddings.identity_names.astype(str)], axis=1), axis=0)
+    for column, what, other in ((1, "name", "labels"), (0, "label", "names")):
+        values, counts = np.unique(pairs[:, column], return_counts=True)
+        if (counts > 1).any():
+            value = str(values[np.argmax(counts > 1)])
+            found = sorted(str(v) for v in pairs[pairs[:, column] == value][:, 1 - column])
+            raise MfftoolsError(
+                f"{embeddings.path}: identity {what} {value!r} has two {other} "
+                f"({', '.join(map(repr, found[:2]))}): each identity needs one label and one "
+                "name; re-extract the file"
+            )
+
+
+def build_gallery(embeddings, probes=None, gallery_images=1, device="cpu", match_by=None):
+    """The Gallery of one images-layout file split by the rule, or of a gallery and probe file
+    whose searches find their templates by `resolve_match(..., match_by)`."""
     if gallery_images < 1:
         raise MfftoolsError(f"--gallery-images must be at least 1, got {gallery_images}")
     rows = load_rows(embeddings, np.arange(embeddings.n_rows), device)
@@ -141,17 +177,24 @@ def build_gallery(embeddings, probes=None, gallery_images=1, device="cpu"):
         is_search[template_rows] = False
         search_rows, search_identity = rows, embeddings.identity
         search_group = embeddings.group
+        template_key = template_label
     else:
         _check_pair(embeddings, probes)
+        by_name = resolve_match(embeddings, probes, match_by) == "name"
         templates, template_group, template_label, _ = _templates(
             rows, embeddings.group, embeddings.identity, np.unique(embeddings.identity),
             embeddings.n_rows)
         del rows
         search_rows = load_rows(probes, np.arange(probes.n_rows), device)
-        search_identity, search_group = probes.identity, probes.group
+        search_identity = probes.identity_names if by_name else probes.identity
+        search_group = probes.group
         is_search = np.ones(probes.n_rows, dtype=bool)
-    position = {label: k for k, label in enumerate(template_label)}
-    template_of = np.array([position.get(label, -1) for label in search_identity], dtype=np.int64)
+        template_key = template_label
+        if by_name:
+            name_of = dict(zip(embeddings.identity, embeddings.identity_names))
+            template_key = [name_of[label] for label in template_label]
+    position = {key: k for k, key in enumerate(template_key)}
+    template_of = np.array([position.get(key, -1) for key in search_identity], dtype=np.int64)
     mated_rows = np.flatnonzero(is_search & (template_of >= 0))
     nonmated_rows = np.flatnonzero(is_search & (template_of < 0))
     order = np.concatenate([mated_rows, nonmated_rows])
@@ -185,14 +228,16 @@ def _nonmated_searches(gallery, rows):
     return gallery.searches[gallery.n_mated + first : gallery.n_mated + stop]
 
 
-def _mated_pass(gallery, screening, rows, tile, progress):
+def _mated_pass(gallery, screening, rows, tile, progress, ties_ahead):
     """Per mated search in `rows`: its template's canonical score, how many other templates
-    score strictly above it, and the pairs rescored."""
+    score strictly above it (at or above it with `ties_ahead`), and the pairs rescored."""
     searches, mated, scores = _mated_searches(gallery, rows)
     local = torch.arange(len(searches), device=searches.device)
     tiles = plan_rectangle(len(searches), len(gallery.templates), tile)
     scorer = Scorer(searches, gallery.templates, screening, tiles)
-    counter = RowCounter(scores, scorer)
+    # Canonical scores are float32: s >= t exactly when s > the float32 just below t.
+    below = torch.nextafter(scores, torch.full_like(scores, -math.inf)) if ties_ahead else scores
+    counter = RowCounter(below, scorer)
 
     def mask(block_tile, block_scores):  # a search's own template is not among the others
         rows_in = local[block_tile.row_start : block_tile.row_stop]
@@ -224,46 +269,22 @@ def _best_pass(gallery, screening, rows, tile, progress):
     return values[:, 0], cols[:, 0], scorer.n_rescored
 
 
-def _faiss_passes(gallery, rows_mated, rows_nonmated, max_rank):
-    """The same per-search numbers, screened by FAISS IndexFlatIP (an exact float32 search)."""
-    fp32 = PRECISIONS["fp32"]
-    searches, mated, scores = _mated_searches(gallery, rows_mated)
-    k = min(max_rank, len(gallery.templates) - 1)
-    counts = torch.zeros(len(searches), dtype=torch.int64)
-    rescored = 0
-    if k > 0 and len(searches):
-        scorer = Scorer(searches, gallery.templates, fp32, [])
-        values, _ = faiss_row_topk(searches, gallery.templates, k, scorer, exclude=mated)
-        scorer.close()
-        rescored += scorer.n_rescored
-        counts = (values > scores.cpu()[:, None]).sum(1)  # k for a rank beyond k: enough
-    searches = _nonmated_searches(gallery, rows_nonmated)
-    scorer = Scorer(searches, gallery.templates, fp32, [])
-    best, index = faiss_row_topk(searches, gallery.templates, 1, scorer)
-    scorer.close()
-    return scores, counts, best[:, 0], index[:, 0], rescored + scorer.n_rescored
-
-
 def _gather(tensor, info):
     if not info.distributed:
         return tensor.cpu()
     return torch.cat(distributed.all_gather_rows(tensor))
 
 
-def search_gallery(gallery, max_rank, tile, precision, info, progress, use_faiss=False):
+def search_gallery(gallery, max_rank, tile, precision, info, progress, ties_ahead=False):
     """Per-search numbers, gathered over ranks: (mated scores, other templates above each mated
-    one, best scores and best templates of the non-mated searches) as numpy arrays, and the pairs
-    rescored (summed over ranks)."""
+    one (at or above it with `ties_ahead`), best scores and best templates of the non-mated
+    searches) as numpy arrays, and the pairs rescored (summed over ranks)."""
     rows_mated = _share(gallery.n_mated, info)
     rows_nonmated = _share(gallery.n_nonmated, info)
-    if use_faiss:
-        *parts, rescored = _faiss_passes(gallery, rows_mated, rows_nonmated, max_rank)
-    else:
-        mated_scores, counts, rescored_mated = _mated_pass(gallery, precision, rows_mated, tile,
-                                                           progress)
-        best, best_index, rescored_best = _best_pass(gallery, precision, rows_nonmated, tile,
-                                                     progress)
-        parts, rescored = [mated_scores, counts, best, best_index], rescored_mated + rescored_best
+    mated_scores, counts, rescored_mated = _mated_pass(gallery, precision, rows_mated, tile,
+                                                       progress, ties_ahead)
+    best, best_index, rescored_best = _best_pass(gallery, precision, rows_nonmated, tile, progress)
+    parts, rescored = [mated_scores, counts, best, best_index], rescored_mated + rescored_best
     if info.distributed:
         rescored = distributed.sum_over_ranks(rescored)
     return [_gather(part, info).numpy() for part in parts], rescored
@@ -271,21 +292,8 @@ def search_gallery(gallery, max_rank, tile, precision, info, progress, use_faiss
 
 def check_targets(targets, n_nonmated):
     """Refuse a target FPIR outside (0, 1) or one `n_nonmated` searches cannot resolve."""
-    for target in targets:
-        if not 0.0 < target < 1.0:
-            raise MfftoolsError(f"target FPIR {target!r} is outside (0, 1)")
-        if math.floor(Fraction(target) * n_nonmated) < 1:
-            raise MfftoolsError(
-                f"target FPIR {target:g} cannot be resolved: with {n_nonmated} non-mated searches "
-                f"the smallest non-zero FPIR is 1/{n_nonmated} = {1 / n_nonmated:.3g}; use a "
-                "larger target or more searches"
-            )
-
-
-def _threshold(best, target):
-    """The smallest t with FPIR(t) <= target: the (K+1)-th largest best non-mated score."""
-    k = math.floor(Fraction(target) * len(best))
-    return float(np.sort(best)[::-1][k])
+    search.check_targets(targets, n_nonmated, rate="FPIR", negatives="non-mated searches",
+                         more="more searches")
 
 
 def _rate(count, total):
@@ -341,27 +349,21 @@ def _cmc(ranks_of_mated, mated_group, group_names, ranks):
 
 
 def _det(numbers, gallery, group_names, rank):
-    """FNIR(t, rank) against FPIR(t), overall and per group of the search, at up to DET_POINTS
-    thresholds log-spaced over the ranks of the non-mated best scores."""
+    """FNIR(t, rank) against FPIR(t), overall and per group of the search, at thresholds
+    spread over the ranks of the non-mated best scores (`threshold.thresholds_at_ranks`)."""
     mated_scores, ranks_of_mated, best, _ = numbers
-    ordered = np.sort(best)[::-1]
-    at = np.unique(np.geomspace(1, len(ordered), DET_POINTS).astype(np.int64)) - 1
-    thresholds = ordered[at]
+    thresholds = search.thresholds_at_ranks(np.sort(best)[::-1])
+    # A mate beyond the rank is missed at every threshold: it scores -inf.
+    found = np.where(ranks_of_mated > rank, -np.inf, mated_scores)
     mated_group = gallery.search_group[: gallery.n_mated]
     nonmated_group = gallery.search_group[gallery.n_mated :]
 
     def curve(mated_mask, nonmated_mask):
-        scores = np.where(ranks_of_mated[mated_mask] > rank, -np.inf, mated_scores[mated_mask])
-        hits = np.sort(scores)
-        found = len(hits) - np.searchsorted(hits, thresholds, side="right")
-        negatives = np.sort(best[nonmated_mask])
-        accepted = len(negatives) - np.searchsorted(negatives, thresholds, side="right")
+        hits = search.rates_above(found[mated_mask], thresholds)
         return {
             "threshold": [float(t) for t in thresholds],
-            "fpir": [float(a / len(negatives)) for a in accepted] if len(negatives)
-            else [None] * len(thresholds),
-            "fnir": [float(1 - f / len(hits)) for f in found] if len(hits)
-            else [None] * len(thresholds),
+            "fpir": search.rates_above(best[nonmated_mask], thresholds),
+            "fnir": [None if hit is None else 1.0 - hit for hit in hits],
         }
 
     out = {"all": curve(slice(None), slice(None))}
@@ -382,10 +384,17 @@ def evaluate_identification(
     precision="auto",
     progress=True,
     dist_info=None,
-    use_faiss=False,
+    match_by=None,
+    rank_ties="optimistic",
 ):
     """Open-set identification on an images-layout `Embeddings` split by the rule, or with
-    `probes` on a gallery file and a probe file: the results-file dict (one entry per target)."""
+    `probes` on a gallery file and a probe file: the results-file dict (one entry per target).
+
+    `match_by` (two files): how searches find their template, by identity `name` (the default)
+    or integer `label` (`resolve_match`). `rank_ties`: `optimistic` gives the mate the best
+    rank among templates tying with it (rank = 1 + templates scoring strictly higher),
+    `pessimistic` the worst (1 + the others scoring at least as high).
+    """
     for source in (embeddings, probes):
         if source is not None and source.layout != "images":
             raise MfftoolsError(f"{source.path}: identification needs an 'images'-layout "
@@ -398,11 +407,14 @@ def evaluate_identification(
         raise MfftoolsError("ranks must be at least 1")
     if tile < 1:
         raise MfftoolsError(f"--tile must be at least 1, got {tile}")
+    if rank_ties not in RANK_TIES:
+        raise MfftoolsError(f"unknown --rank-ties {rank_ties!r}: use one of "
+                            f"{', '.join(RANK_TIES)}")
     info = dist_info or DistInfo()
     device = resolve_device(device, info.local_rank)
     screening = resolve_precision(precision, device)
     progress = progress and info.is_main and sys.stderr.isatty()
-    gallery = build_gallery(embeddings, probes, gallery_images, device)
+    gallery = build_gallery(embeddings, probes, gallery_images, device, match_by)
     if gallery.n_mated == 0:
         raise MfftoolsError("no mated searches: no search's identity has a template in the "
                             "gallery (with one file: every enrolled identity has at most "
@@ -412,13 +424,14 @@ def evaluate_identification(
                             "threshold at a target FPIR can be set")
     check_targets(targets, gallery.n_nonmated)
     numbers, rescored = search_gallery(gallery, max(max(ranks), rank), tile, screening, info,
-                                       progress, use_faiss=use_faiss)
+                                       progress, ties_ahead=rank_ties == "pessimistic")
     mated_scores, counts, best, best_index = numbers
     ranks_of_mated = counts + 1
     numbers = (mated_scores, ranks_of_mated, best, best_index)
     group_names = list(embeddings.group_names)
     results = [
-        _results_at(target, _threshold(best, target), numbers, gallery, group_names, rank)
+        _results_at(target, search.threshold_of_scores(np.sort(best)[::-1], target), numbers,
+                    gallery, group_names, rank)
         for target in targets
     ]
     logger.info("%d templates, %d mated and %d non-mated searches", len(gallery.templates),
@@ -434,10 +447,13 @@ def evaluate_identification(
         "results": results,
         "cmc": _cmc(ranks_of_mated, gallery.search_group[: gallery.n_mated], group_names, ranks),
         "gallery_images": gallery_images if probes is None else None,
+        "match_by": None if probes is None else resolve_match(embeddings, probes, match_by),
+        "rank_ties": rank_ties,
         "template_groups": np.bincount(gallery.template_group,
                                        minlength=len(group_names)).tolist(),
         "det": _det(numbers, gallery, group_names, rank),
-        "engine": {"precision": "fp32 (faiss)" if use_faiss else screening.name,
+        "images": images_fingerprint(*(file for file in (embeddings, probes) if file is not None)),
+        "engine": {"precision": screening.name,
                    "n_rescored_pairs": rescored, "tile": tile, "device": device.type,
                    "world_size": info.world_size},
     }

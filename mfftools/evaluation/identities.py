@@ -124,14 +124,37 @@ def ordered_impostor_pairs(identity_labels):
     return n * (n - 1) - int((sizes * (sizes - 1)).sum())
 
 
-def build_layout(identity_labels, groups, n_groups):
-    """Sort rows by identity label and list the genuine pairs; `groups` are group indices."""
+@dataclass
+class IdentityRuns:
+    """Rows sorted (stably) by identity label, so each identity's rows are one run.
+
+    order   sorted position -> row;  identity  sorted position -> identity index
+    labels  identity index -> label (ascending);  starts, sizes  identity index -> its run
+    The first row of a run is the identity's first row in file order.
+    """
+
+    order: np.ndarray
+    identity: np.ndarray
+    labels: np.ndarray
+    starts: np.ndarray
+    sizes: np.ndarray
+
+
+def identity_runs(identity_labels):
+    """The IdentityRuns of a file's identity labels (any sortable labels)."""
     labels, identity_of_row = np.unique(identity_labels, return_inverse=True)
     identity_of_row = identity_of_row.reshape(-1)
     order = np.argsort(identity_of_row, kind="stable")
-    identity = identity_of_row[order]
-    sizes = np.bincount(identity, minlength=len(labels))
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    sizes = np.bincount(identity_of_row, minlength=len(labels))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return IdentityRuns(order, identity_of_row[order], labels, starts, sizes)
+
+
+def build_layout(identity_labels, groups, n_groups):
+    """Sort rows by identity label and list the genuine pairs; `groups` are group indices."""
+    runs = identity_runs(identity_labels)
+    order, identity, labels, starts, sizes = (
+        runs.order, runs.identity, runs.labels, runs.starts, runs.sizes)
     group = np.asarray(groups, dtype=np.int64)[order]
     identity_group = group[starts]  # stable sort: the first image in file order
     mixed = np.bincount(identity[group != identity_group[identity]], minlength=len(labels))

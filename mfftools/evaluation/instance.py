@@ -26,13 +26,17 @@ from mfftools.evaluation.engine.counts import ThresholdCounter
 from mfftools.evaluation.engine.scoring import normalise_rows_, pair_dots, resolve_precision
 from mfftools.evaluation.engine.tiles import plan_triangle, split_tiles
 from mfftools.evaluation.engine.topset import PairCollector, PairTopSet, to_dtype
+from mfftools.evaluation.det import matched_det
 from mfftools.evaluation.distributions import score_distributions
+from mfftools.fingerprint import images_fingerprint
 from mfftools.evaluation.identities import build_layout
 from mfftools.evaluation.similarity import identity_similarity
 
 logger = logging.getLogger(__name__)
 
 METHODS = ("bisection", "exact")
+# FPR levels of each entry's ladder, as multiples of its target: 0.5x to 2x, four a factor of 2.
+LADDER = tuple(2.0 ** (k / 4) for k in range(-4, 5))
 
 
 def _check_request(embeddings, methods):
@@ -46,6 +50,13 @@ def _check_request(embeddings, methods):
     for method in methods:
         if method not in METHODS:
             raise MfftoolsError(f"unknown threshold method {method!r}: use one of {METHODS}")
+
+
+def check_targets(targets, n_impostor):
+    """Refuse target FPRs outside (0, 1) or too small for `n_impostor` ordered impostor pairs."""
+    search.check_targets(targets, n_impostor, negatives="ordered impostor pairs (each "
+                         "unordered pair counted twice)", step=OrderedImpostors.STEP,
+                         more="more images")
 
 
 def load_rows(embeddings, order, device):
@@ -109,11 +120,6 @@ class _Pass:
             self._exact_counts[t32] = counts[0].cpu()
         return self._exact_counts[t32]
 
-    def impostor_count(self, threshold):
-        """(ordered impostor pairs scoring > threshold, exact) for the bisection."""
-        count, exact = self.topset.count_above(threshold)
-        return 2 * count, exact
-
     def impostor_count_exact(self, threshold):
         return int(self._count_exactly(threshold).sum())
 
@@ -145,14 +151,37 @@ class _Pass:
 
     def threshold(self, target, method):
         """(threshold, converged) at `target` by `method`."""
-        n_impostor = self.layout.n_impostor_ordered
+        impostors = OrderedImpostors(self.topset, self.layout.n_impostor_ordered)
         if method == "bisection":
-            return search.bisection(target, n_impostor, self.impostor_count,
+            return search.bisection(target, impostors.n, impostors.count_above,
                                     self.impostor_count_exact)
-        value = search.exact_threshold(
-            target, n_impostor, lambda rank: self.topset.value_at(rank // 2)
-        )
-        return value, True
+        return search.exact_threshold(target, impostors.n, impostors.value_at_rank), True
+
+
+class OrderedImpostors:
+    """The top set of unordered impostor pairs, seen as the protocol's ordered pairs: each
+    unordered pair {i, j} is the two ordered pairs (i, j) and (j, i), so counts double and the
+    k-th largest ordered score is the (k // 2)-th largest unordered one. The only place where
+    the factor of two lives."""
+
+    STEP = 2  # ordered pairs are accepted two at a time
+
+    def __init__(self, topset, n_ordered):
+        self.topset, self.n = topset, n_ordered
+
+    @staticmethod
+    def keep(ordered):
+        """Unordered pairs a top set keeps to hold `ordered` ordered pairs."""
+        return math.ceil(ordered / 2)
+
+    def count_above(self, threshold):
+        """(ordered impostor pairs scoring > threshold, exact)."""
+        count, exact = self.topset.count_above(threshold)
+        return 2 * count, exact
+
+    def value_at_rank(self, rank):
+        """The (rank + 1)-th largest ordered impostor score, or None below the cut."""
+        return self.topset.value_at(rank // 2)
 
 
 def evaluate_instance(
@@ -164,24 +193,29 @@ def evaluate_instance(
     precision="auto",
     progress=True,
     dist_info=None,
-    use_faiss=None,
+    reference_group=None,
+    det=False,
 ):
     """The instance protocol on an images-layout `Embeddings`: the results-file dict.
 
     One entry in "results" per target and method (repeats are dropped). `precision` screens the
     tile products (auto, fp32, tf32, bf16, fp16): every precision gives the same results, only
     faster or slower. Under torchrun (`dist_info` with world_size > 1, process group joined) each
-    rank scores its share of the tiles and every rank returns the same dict. `use_faiss`: True
-    asks for FAISS for the centroid k-NN (default: torch).
+    rank scores its share of the tiles and every rank returns the same dict. `reference_group`: the group that
+    relative FMR divides by (default: the one with the lowest matched FMR). `det`: add each
+    group's DET curve and EER (`det.matched_det`: one more pass per group, over its own pairs).
     """
     targets = tuple(dict.fromkeys(float(target) for target in targets))
     methods = tuple(dict.fromkeys(methods))
     _check_request(embeddings, methods)
     tiles = plan_triangle(embeddings.n_rows, tile)
     group_names = list(embeddings.group_names)
+    if reference_group is not None and reference_group not in group_names:
+        raise MfftoolsError(f"--reference-group {reference_group!r} is not one of the groups "
+                            f"({', '.join(group_names)})")
     layout = build_layout(embeddings.identity, embeddings.group, len(group_names))
     n_impostor = layout.n_impostor_ordered
-    search.check_targets(targets, n_impostor)
+    check_targets(targets, n_impostor)
     info = dist_info or DistInfo()
     device = resolve_device(device, info.local_rank)
     screening = resolve_precision(precision, device)
@@ -192,8 +226,11 @@ def evaluate_instance(
     scorer = Scorer(rows, rows, screening, my_tiles)
     try:
         one_pass = _Pass(rows, layout, my_tiles, scorer, info, progress)
-        keep = math.ceil(search.keep_for_targets(targets, n_impostor) / 2)
-        one_pass.run(min(keep, n_impostor // 2 + 1))  # more than all pairs: the set never prunes
+        # The top set reaches the top of every entry's ladder.
+        reach = targets + (max(targets) * LADDER[-1],)
+        keep = OrderedImpostors.keep(search.keep_for_targets(reach, n_impostor))
+        # More than all pairs: the set never prunes.
+        one_pass.run(min(keep, OrderedImpostors.keep(n_impostor) + 1))
         counts = []
         for target in targets:
             for method in methods:
@@ -202,25 +239,55 @@ def evaluate_instance(
                 _warn_if_nothing_accepted(target, method, threshold, fp, one_pass, n_impostor)
                 counts.append({"target_fpr": target, "method": method,
                                "threshold": float(threshold), "converged": bool(converged),
-                               "tp": tp, "fp": fp, "matrix": matrix})
+                               "tp": tp, "fp": fp, "matrix": matrix,
+                               "ladder": _ladder(one_pass, target, n_impostor)})
         n_rescored = scorer.n_rescored
         if info.distributed:
             n_rescored = distributed.sum_over_ranks(n_rescored)
     finally:
         scorer.close()
-    sims = identity_similarity(rows, layout, tile, use_faiss=bool(use_faiss))
+    sims = identity_similarity(rows, layout, tile)
     distributions = score_distributions(rows, layout, one_pass.genuine_dots.numpy(), group_names)
     engine = {"precision": screening.name, "screening_bound": scorer.bound,
               "n_rescored_pairs": n_rescored, "tile": tile, "device": device.type,
               "world_size": info.world_size}
+    entries = []
+    for count in counts:
+        entries.append(statistics.entry(count, layout, group_names, sims, reference_group))
+        entries[-1]["ladder"] = count["ladder"]
     result = statistics.results_file(
-        layout, embeddings, group_names,
-        [statistics.entry(c, layout, group_names, sims) for c in counts],
+        layout, embeddings, group_names, entries,
         sims, statistics.roc(one_pass.topset, one_pass.genuine.numpy(), layout, group_names),
         engine,
     )
     result["score_distributions"] = distributions
+    result["images"] = images_fingerprint(embeddings)
+    if det:
+        result["det"], result["eer"] = matched_det(rows, layout, one_pass.genuine.numpy(),
+                                                   group_names, tile, info, progress)
     return result
+
+
+def _ladder(one_pass, target, n_impostor):
+    """The entry's ladder: at FPR levels around `target` (LADDER) that the pairs resolve and the
+    top set reaches (all of them, unless it was made too small to), the exact threshold and each
+    identity's accepted genuine and impostor ordered pairs (probe image in the identity), so that
+    a resample of identities can choose its own threshold."""
+    impostors = OrderedImpostors(one_pass.topset, n_impostor)
+    ladder = {"target_fpr": [], "threshold": [], "identity_tp": [], "identity_fp": []}
+    for factor in LADDER:
+        level = target * factor
+        if not level < 1 or search.rank_at(level, n_impostor) < OrderedImpostors.STEP:
+            continue
+        value = impostors.value_at_rank(search.rank_at(level, n_impostor))
+        if value is None:
+            continue
+        tp, fp, _ = one_pass.accepted(value)
+        ladder["target_fpr"].append(level)
+        ladder["threshold"].append(float(value))
+        ladder["identity_tp"].append(statistics.identity_sums(tp, one_pass.layout))
+        ladder["identity_fp"].append(statistics.identity_sums(fp, one_pass.layout))
+    return ladder
 
 
 def _warn_if_nothing_accepted(target, method, threshold, fp, one_pass, n_impostor):
@@ -228,13 +295,14 @@ def _warn_if_nothing_accepted(target, method, threshold, fp, one_pass, n_imposto
     whose exact threshold accepts one (the top scores tie, so FPR steps past them at once)."""
     if fp.sum():
         return
-    top = one_pass.topset.value_at(0)
-    tied = one_pass.topset.count_above(float(np.nextafter(np.float32(top), np.float32(-2))))[0]
-    smallest = 2 * tied / n_impostor
+    impostors = OrderedImpostors(one_pass.topset, n_impostor)
+    top = impostors.value_at_rank(0)
+    tied = impostors.count_above(float(np.nextafter(np.float32(top), np.float32(-2))))[0]
+    smallest = tied / n_impostor
     resolvable = (f"the smallest target these scores resolve is {smallest:.3g}" if smallest < 1
                   else "no target below 1 resolves these scores")
     logger.warning(
         "target FPR %g (%s): the threshold %.6g accepts no impostor pair, so the reported FPR is "
-        "0; %s (the %d highest-scoring impostor pairs tie)",
+        "0; %s (the %d highest-scoring ordered impostor pairs tie)",
         target, method, threshold, resolvable, tied,
     )

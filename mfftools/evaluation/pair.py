@@ -3,9 +3,14 @@
 Per group, pairs keep their file order and are cut into 10 contiguous, unshuffled folds
 (scikit-learn's `KFold(10)`: the first P % 10 folds hold one extra pair), unless the file assigns
 folds (its `fold` dataset: BFW-style pair lists), which are then used as they are. In each fold
-the threshold of the grid `numpy.arange(0, 10, 0.001)` with the best accuracy on the other folds
-(first best on ties) is applied to the fold; a pair is predicted "same" when its squared L2
-distance is strictly below the threshold. The group accuracy is the mean over folds.
+the threshold of the grid with the best accuracy on the other folds (first best on ties) is
+applied to the fold; a pair is predicted "same" when its squared L2 distance is strictly below
+the threshold. The group accuracy is the mean over folds. Two grids (GRIDS): MixFairFace's RFW
+script's `numpy.arange(0, 10, 0.001)`, and insightface's `verification.py`'s
+`numpy.arange(0, 4, 0.01)`, on which published LFW, CFP and AgeDB accuracies were computed; the
+default is insightface's for the sets insightface names (VERIFICATION_SETS) and MixFairFace's for
+everything else. Those verification sets are unrelated benchmarks, not the demographic groups of
+one: the mean, STD and SER are taken over the groups only.
 
 TAR at FAR = 1e-3 chooses its threshold on the other folds' impostor pairs, whose FAR moves in
 steps of 1 / (their number): with fewer than 1,000 such pairs 1e-3 cannot be resolved, and the
@@ -27,12 +32,17 @@ import numpy as np
 
 from mfftools.data.groups import select_groups
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation import threshold as search
 from mfftools.evaluation.fairness import ser
+from mfftools.fingerprint import images_fingerprint
 
 logger = logging.getLogger(__name__)
 
 N_FOLDS = 10
-ACCURACY_THRESHOLDS = np.arange(0, 10, 0.001)
+GRIDS = {"mixfairface": np.arange(0, 10, 0.001), "insightface": np.arange(0, 4, 0.01)}
+ACCURACY_THRESHOLDS = GRIDS["mixfairface"]
+# insightface's verification sets, by the names of their .bin files.
+VERIFICATION_SETS = ("lfw", "cfp_fp", "cfp_ff", "agedb_30", "calfw", "cplfw", "vgg2_fp")
 # insightface's `calculate_val` searches the FAR threshold on this shorter grid.
 TAR_THRESHOLDS = np.arange(0, 4, 0.001)
 FAR_TARGET = 1e-3
@@ -71,6 +81,8 @@ class GroupVerification:
     tar_at_far: TarAtFar
     roc_far: np.ndarray
     roc_tar: np.ndarray
+    grid: str
+    det: dict
 
     @property
     def accuracy(self):
@@ -206,9 +218,25 @@ def roc_at_far_levels(dist, issame, far_levels=ROC_FAR_LEVELS, thresholds=ACCURA
     return far_levels, tar[last]
 
 
-def verify_group(dist, issame, name="group", fold=None):
+def grid_for(name, requested=None):
+    """The accuracy grid of a group or set: `requested`, else insightface's for insightface's
+    verification sets and MixFairFace's for everything else."""
+    if requested is not None:
+        if requested not in GRIDS:
+            raise MfftoolsError(f"unknown grid {requested!r}: use one of {', '.join(GRIDS)}")
+        return requested
+    return "insightface" if name.lower() in VERIFICATION_SETS else "mixfairface"
+
+
+def is_verification_set(name):
+    """Whether `name` is one of insightface's verification sets (a benchmark of its own, not a
+    demographic group)."""
+    return name.lower() in VERIFICATION_SETS
+
+
+def verify_group(dist, issame, name="group", fold=None, grid=None):
     """All pair-protocol results for one group's distances, in file order; `fold`: each pair's
-    fold index when the file assigns folds, else 10 contiguous folds."""
+    fold index when the file assigns folds, else 10 contiguous folds; `grid`: see `grid_for`."""
     dist, issame = np.asarray(dist, dtype=np.float64), np.asarray(issame, dtype=bool)
     n_genuine = int(issame.sum())
     n_impostor = len(issame) - n_genuine
@@ -227,7 +255,9 @@ def verify_group(dist, issame, name="group", fold=None):
             f"group {name!r} has {n_genuine} genuine and {n_impostor} impostor pairs; "
             "the pair protocol needs both"
         )
-    fold_accuracies, fold_thresholds = verification_accuracy(dist, issame, fold=fold)
+    grid = grid_for(name, grid)
+    fold_accuracies, fold_thresholds = verification_accuracy(dist, issame, GRIDS[grid],
+                                                             fold=fold)
     tar = tar_at_far(dist, issame, fold=fold)
     if tar.folds < len(fold_accuracies):
         logger.warning(
@@ -241,6 +271,9 @@ def verify_group(dist, issame, name="group", fold=None):
             name, tar.far_target, round(1 / tar.far_resolution), tar.far_resolution, tar.far
         )
     roc_far, roc_tar = roc_at_far_levels(dist, issame)
+    # The DET in distances: a pair is accepted when -dist > -t.
+    det = search.det_curve(-dist[issame], -dist[~issame])
+    det["threshold"] = [-value for value in det["threshold"]]
     return GroupVerification(
         n_pairs=len(dist),
         n_genuine=n_genuine,
@@ -250,6 +283,8 @@ def verify_group(dist, issame, name="group", fold=None):
         tar_at_far=tar,
         roc_far=roc_far,
         roc_tar=roc_tar,
+        grid=grid,
+        det=det,
     )
 
 
@@ -268,14 +303,16 @@ def embeddings_distances(embeddings, block_pairs=_BLOCK_PAIRS):
 
 
 def evaluate_pair_distances(dist, issame, pair_group, group_names, fold=None, groups=None,
-                            where="pairs"):
+                            where="pairs", grid=None):
     """The pair protocol's results dict (PROTOCOLS section 6) from pair distances and labels.
 
     `fold`: each pair's fold index when the source assigns folds (else 10 contiguous folds per
     group). `groups`: the names of the groups to evaluate (default all; `where` names the source
-    in the error for a missing one). Groups without pairs are left out (and logged). `std`
-    (ddof = 1 over groups) and `ser` (error = 100 - accuracy %) are None with a single group;
-    `ser` is also None when a group has no errors.
+    in the error for a missing one). `grid`: the accuracy grid of every group (default: by name,
+    `grid_for`). Groups without pairs are left out (and logged). The mean accuracy, `std`
+    (ddof = 1) and `ser` (error = 100 - accuracy %) are over the demographic groups, leaving out
+    insightface's verification sets (each its own benchmark): `std` and `ser` are None with fewer
+    than two groups, the mean with none; `ser` is also None when a group has no errors.
     """
     dist, issame = np.asarray(dist, dtype=np.float64), np.asarray(issame, dtype=bool)
     pair_group = np.asarray(pair_group, dtype=np.int64)
@@ -290,18 +327,25 @@ def evaluate_pair_distances(dist, issame, pair_group, group_names, fold=None, gr
             logger.warning("group %r has no pairs; left out", name)
             continue
         group_fold = None if fold is None else fold[mask]
-        verified[name] = verify_group(dist[mask], issame[mask], name, fold=group_fold)
+        verified[name] = verify_group(dist[mask], issame[mask], name, fold=group_fold, grid=grid)
     if not verified:
         raise MfftoolsError("no pairs to evaluate")
-    percent = [result.accuracy * 100 for result in verified.values()]
+    percent = [result.accuracy * 100 for name, result in verified.items()
+               if not is_verification_set(name)]
     several = len(percent) > 1
+    grids = sorted({result.grid for result in verified.values()})
     return {
         "protocol": "pair",
         "group_names": list(verified),
         "groups": {name: _group_entry(result) for name, result in verified.items()},
-        "mean_accuracy": float(np.mean(percent)),
+        "mean_accuracy": float(np.mean(percent)) if percent else None,
         "std": float(np.std(percent, ddof=1)) if several else None,
         "ser": ser([100 - value for value in percent]) if several else None,
+        "grid": grids[0] if len(grids) == 1 else "mixed",
+        "verification_sets": [name for name in verified if is_verification_set(name)],
+        "det": {name: result.det for name, result in verified.items()},
+        "eer": {name: search.eer(result.det["fmr"], result.det["fnmr"])
+                for name, result in verified.items()},
         "n_pairs": int(sum(result.n_pairs for result in verified.values())),
         "fold_assignment": "contiguous" if fold is None else "file",
         "far_target": FAR_TARGET,
@@ -327,17 +371,20 @@ def _group_entry(result):
         "n_pairs": result.n_pairs,
         "n_genuine": result.n_genuine,
         "n_impostor": result.n_impostor,
+        "grid": result.grid,
     }
 
 
-def evaluate_pairs(embeddings, groups=None):
+def evaluate_pairs(embeddings, groups=None, grid=None):
     """Run the pair protocol on an opened pairs-layout embeddings file (see `open_embeddings`),
-    on its own folds when it has a `fold` dataset; `groups`: the group names to evaluate."""
+    on its own folds when it has a `fold` dataset; `groups`: the group names to evaluate;
+    `grid`: the accuracy grid (default by name, `grid_for`)."""
     dist = embeddings_distances(embeddings)
     results = evaluate_pair_distances(
         dist, embeddings.issame, embeddings.pair_group, embeddings.group_names,
-        fold=embeddings.fold, groups=groups, where=str(embeddings.path),
+        fold=embeddings.fold, groups=groups, where=str(embeddings.path), grid=grid,
     )
     results["dim"] = embeddings.dim
     results["source"] = str(embeddings.path)
+    results["images"] = images_fingerprint(embeddings)
     return results

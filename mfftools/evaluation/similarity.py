@@ -4,7 +4,7 @@ c_k = the canonical mean direction of identity k's canonical rows (float64 mean,
 float64, rounded to float32); intra_k = mean over k's images of the canonical score f_i . c_k;
 inter_k = mean of the (up to) 50 largest canonical scores c_k . c_l, l != k. The neighbours come
 from an exact search over the centroid products (torch over the upper triangle of the centroid
-matrix, or FAISS IndexFlatIP when asked), screened and then rescored: both give the same values.
+matrix), screened and then rescored.
 Means are taken in float64 on the host, so the values do not depend on the device.
 """
 import numpy as np
@@ -13,7 +13,7 @@ import torch
 from mfftools.evaluation.engine.blocks import Scorer
 from mfftools.evaluation.engine.scoring import PRECISIONS, canonical_dots, canonical_means
 from mfftools.evaluation.engine.tiles import plan_triangle
-from mfftools.evaluation.engine.topk import RowTopK, faiss_row_topk
+from mfftools.evaluation.engine.topk import RowTopK
 
 NEIGHBOURS = 50
 _BLOCK = 8192  # rows scored against their centroid at a time
@@ -37,7 +37,7 @@ def intra_similarity(rows, layout, centres):
     return totals / layout.sizes
 
 
-def nearest_centroids(centres, k, tile, use_faiss=False):
+def nearest_centroids(centres, k, tile):
     """Canonical scores of the k nearest other centroids of each centroid, descending: [n, k].
 
     Screened in fp32 whatever the pass's precision: every one of the k best is rescored anyway,
@@ -45,12 +45,6 @@ def nearest_centroids(centres, k, tile, use_faiss=False):
     (~0.012) would add several times k; the centroid products are a small part of the work.
     """
     precision = PRECISIONS["fp32"]
-    if use_faiss:
-        scorer = Scorer(centres, centres, precision, [])
-        self_column = torch.arange(len(centres))
-        values, _ = faiss_row_topk(centres, centres, k, scorer, exclude=self_column)
-        scorer.close()
-        return values
     tiles = plan_triangle(len(centres), min(tile, _CENTROID_TILE))
     scorer = Scorer(centres, centres, precision, tiles)
     try:
@@ -63,17 +57,17 @@ def nearest_centroids(centres, k, tile, use_faiss=False):
     return values
 
 
-def inter_similarity(centres, tile, use_faiss=False):
+def inter_similarity(centres, tile):
     """Per identity: mean of the min(50, n - 1) largest canonical c_k . c_l, l != k (float64)."""
     k = min(NEIGHBOURS, len(centres) - 1)
-    values = nearest_centroids(centres, k, tile, use_faiss=use_faiss)
+    values = nearest_centroids(centres, k, tile)
     return values.double().numpy().mean(axis=1)
 
 
-def identity_similarity(rows, layout, tile, use_faiss=False):
+def identity_similarity(rows, layout, tile):
     """{"intra": per-identity intra, "inter": per-identity inter}, float64 numpy arrays."""
     centres = centroids(rows, layout)
     return {
         "intra": intra_similarity(rows, layout, centres),
-        "inter": inter_similarity(centres, tile, use_faiss=use_faiss),
+        "inter": inter_similarity(centres, tile),
     }

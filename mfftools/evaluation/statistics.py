@@ -6,9 +6,7 @@ here is float64 on the host, from those integers, so it depends on nothing but t
 """
 import numpy as np
 
-from mfftools.evaluation import fairness
-
-ROC_POINTS = 64
+from mfftools.evaluation import fairness, threshold as search
 
 
 def mean_std(values):
@@ -36,8 +34,8 @@ def identity_rates(tp, fp, layout):
 
 
 def group_rates(tp, fp, layout):
-    """Per group of the probe image: FMR over impostor pairs, FNMR over genuine pairs (None for a
-    group without such pairs)."""
+    """Per group of the probe image: FMR over impostor pairs (`fmr_probe_group`), FNMR over
+    genuine pairs (None for a group without such pairs)."""
     n_groups = layout.n_groups
     accepted_genuine = np.bincount(layout.group, weights=tp, minlength=n_groups)
     accepted_impostor = np.bincount(layout.group, weights=fp, minlength=n_groups)
@@ -46,16 +44,45 @@ def group_rates(tp, fp, layout):
     return fmr, fnmr
 
 
-def entry(counts, layout, group_names, sims):
+def matched_fmr(matrix, layout):
+    """Per group d: FMR over impostor pairs with both images in d (NISTIR 8280's demographically
+    matched impostors), the diagonal of the group x group FMR matrix; None without such pairs."""
+    pairs = layout.impostor_per_group_pair
+    return [float(matrix[d, d] / pairs[d, d]) if pairs[d, d] else None
+            for d in range(len(pairs))]
+
+
+def reference_of(fmr, group_names, requested=None):
+    """The reference group of relative FMR: `requested` (a group name), else the group with the
+    lowest matched FMR (the first on ties); None when no group has one."""
+    if requested is not None:
+        return requested
+    defined = [(value, g) for g, value in enumerate(fmr) if value is not None]
+    return group_names[min(defined)[1]] if defined else None
+
+
+def relative_fmr(fmr, group_names, reference):
+    """FMR_d / FMR_reference per group (NIST's FMR inflation); None where either is undefined or
+    the reference's FMR is 0."""
+    base = fmr[group_names.index(reference)] if reference is not None else None
+    return [value / base if value is not None and base else None for value in fmr]
+
+
+def entry(counts, layout, group_names, sims, reference_group=None):
     """One `results` entry of the results file from the counts at one threshold.
 
     counts: dict with target_fpr, method, threshold, converged, tp and fp (per sorted row) and
-    matrix (group x group accepted impostor pairs).
+    matrix (group x group accepted impostor pairs); `reference_group`: the group relative FMR
+    divides by (default: the lowest matched FMR).
     """
     tp, fp = counts["tp"], counts["fp"]
     tpr_id, fpr_id = identity_rates(tp, fp, layout)
     with_genuine = ~np.isnan(tpr_id)
-    fmr, fnmr = group_rates(tp, fp, layout)
+    fmr_probe, fnmr = group_rates(tp, fp, layout)
+    matrix = counts["matrix"]
+    fmr = matched_fmr(matrix, layout)
+    reference = reference_of(fmr, group_names, reference_group)
+    relative = relative_fmr(fmr, group_names, reference)
     groups = {}
     for g, name in enumerate(group_names):
         members = layout.identity_group == g
@@ -63,13 +90,13 @@ def entry(counts, layout, group_names, sims):
         fpr_mean, fpr_std = mean_std(fpr_id[members])
         groups[name] = {
             "tpr_mean": tpr_mean, "tpr_std": tpr_std, "fpr_mean": fpr_mean, "fpr_std": fpr_std,
-            "fmr": fmr[g], "fnmr": fnmr[g],
+            "fmr": fmr[g], "fnmr": fnmr[g], "fmr_probe_group": fmr_probe[g],
+            "fmr_relative": relative[g],
         }
     present = [g for g in range(len(group_names)) if fmr[g] is not None and fnmr[g] is not None]
     tpr_mean, tpr_std = mean_std(tpr_id[with_genuine])
     fpr_mean, fpr_std = mean_std(fpr_id)
     pairs = layout.impostor_per_group_pair
-    matrix = counts["matrix"]
     return {
         "target_fpr": counts["target_fpr"],
         "method": counts["method"],
@@ -81,6 +108,7 @@ def entry(counts, layout, group_names, sims):
             "tpr_mean": tpr_mean, "tpr_std": tpr_std, "fpr_mean": fpr_mean, "fpr_std": fpr_std,
         },
         "groups": groups,
+        "reference_group": reference,
         "fairness": fairness.group_fairness([fmr[g] for g in present], [fnmr[g] for g in present]),
         "n_accepted_genuine": int(tp.sum()),
         "n_accepted_impostor": int(fp.sum()),
@@ -96,6 +124,12 @@ def entry(counts, layout, group_names, sims):
             "inter": _floats(sims["inter"]),
         },
     }
+
+
+def identity_sums(per_row, layout):
+    """Per identity: the sum of a per-row count over its images (ints)."""
+    return np.bincount(layout.identity, weights=per_row, minlength=layout.n_identities).astype(
+        np.int64).tolist()
 
 
 def similarity_by_group(sims, layout, group_names):
@@ -117,14 +151,13 @@ def similarity_by_group(sims, layout, group_names):
 
 
 def roc(topset, genuine, layout, group_names):
-    """Per group (of the probe image): TPR and FPR at up to ROC_POINTS thresholds, log-spaced over
-    the ranks of the kept impostor scores (the low-FPR region the top set covers). Every group is
-    listed; a rate without pairs to count is null."""
+    """Per group (of the probe image): TPR and FPR at thresholds spread over the ranks of the
+    kept impostor scores (the low-FPR region the top set covers). Every group is listed; a rate
+    without pairs to count is null."""
     values, rows_i, rows_j = (part.numpy() for part in topset.pairs())
     if not len(values):
         return {}
-    ranks = np.unique(np.geomspace(1, len(values), ROC_POINTS).astype(np.int64)) - 1
-    thresholds = values[ranks]
+    thresholds = search.thresholds_at_ranks(values)
     group = layout.group
     impostor_sides = (group[rows_i], group[rows_j])
     genuine_sides = (group[layout.genuine_i], group[layout.genuine_j])
@@ -134,20 +167,10 @@ def roc(topset, genuine, layout, group_names):
         accepted = np.concatenate([genuine[side == g] for side in genuine_sides])
         out[name] = {
             "threshold": _floats(thresholds.astype(np.float64)),
-            "fpr": _rates(_count_above(impostor, thresholds), layout.impostor_per_group[g]),
-            "tpr": _rates(_count_above(accepted, thresholds), layout.genuine_per_group[g]),
+            "fpr": search.rates_above(impostor, thresholds, layout.impostor_per_group[g]),
+            "tpr": search.rates_above(accepted, thresholds, layout.genuine_per_group[g]),
         }
     return out
-
-
-def _rates(counts, total):
-    return _floats(counts / total) if total else [None] * len(counts)
-
-
-def _count_above(values, thresholds):
-    """How many of `values` are > each threshold (both float32)."""
-    ordered = np.sort(values)
-    return (len(ordered) - np.searchsorted(ordered, thresholds, side="right")).astype(np.float64)
 
 
 def results_file(layout, embeddings, group_names, entries, sims, roc_points, engine):
@@ -168,6 +191,8 @@ def results_file(layout, embeddings, group_names, entries, sims, roc_points, eng
             "identity": [int(label) for label in layout.labels],
             "group": [int(g) for g in layout.identity_group],
             "n_images": [int(size) for size in layout.sizes],
+            "n_genuine_pairs": (layout.sizes * (layout.sizes - 1)).tolist(),
+            "n_impostor_pairs": (layout.sizes * (layout.n_rows - layout.sizes)).tolist(),
         },
         "roc": roc_points,
         "engine": engine,

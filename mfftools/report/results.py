@@ -239,7 +239,7 @@ def _check_pair(check, data):
         folds = check.get(group, "fold_accuracies", f"groups.{name}.")
         if not isinstance(folds, list) or not folds:
             check.fail(f"groups.{name}.fold_accuracies", "must be a non-empty list")
-    check.number(data, "mean_accuracy", "")
+    check.number(data, "mean_accuracy", "", nullable=True)  # null over verification sets only
     # STD needs two groups and SER a group with errors: either can be null.
     for key in ("std", "ser"):
         check.number(data, key, "", nullable=True)

@@ -99,7 +99,7 @@ def _open_source(key, path, want_folder):
 
 def _check_instance_target(eval_config, source):
     from mfftools.evaluation.identities import ordered_impostor_pairs
-    from mfftools.evaluation.threshold import check_targets
+    from mfftools.evaluation.instance import check_targets
 
     n_impostor = ordered_impostor_pairs(source.identity)
     try:

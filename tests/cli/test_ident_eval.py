@@ -64,8 +64,11 @@ def test_plots_are_the_reports_identification_figures(tmp_path, embeddings_file)
 
 def test_two_files(tmp_path, embeddings_file):
     out = run("--gallery", embeddings_file, "--probes", embeddings_file, "--fpir", "0.5",
-              "--device", "cpu")
+              "--device", "cpu", "--match-by", "label")
     assert out.exit_code == 1 and "no non-mated searches" in out.output
+    out = run("--gallery", embeddings_file, "--probes", embeddings_file, "--fpir", "0.5",
+              "--device", "cpu")
+    assert out.exit_code == 1 and "give --match-by label" in out.output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -75,9 +78,10 @@ def test_two_files(tmp_path, embeddings_file):
     (["--fpir", "1e-9"], "cannot be resolved"),
     (["--gallery", "g.h5", "--probes", "p.h5", "--gallery-images", "2"],
      "--gallery-images applies to one file split into a gallery"),
+    (["--match-by", "name"], "--match-by applies to --gallery G.h5 --probes P.h5"),
 ])
 def test_bad_options(embeddings_file, args, message):
-    if args and args[0] in ("--ranks", "--fpir"):
+    if args and args[0] in ("--ranks", "--fpir", "--match-by"):
         args = [embeddings_file, *args]
     out = run(*args, "--device", "cpu")
     assert out.exit_code != 0

@@ -57,11 +57,16 @@ def test_json_csv_and_plots(tmp_path, embeddings_file):
         assert set(entry["instance"]) == {"tpr_mean", "tpr_std", "fpr_mean", "fpr_std"}
         assert set(entry["groups"]) == set(GROUPS)
         for stats in entry["groups"].values():
-            assert set(stats) == {"tpr_mean", "tpr_std", "fpr_mean", "fpr_std", "fmr", "fnmr"}
+            assert set(stats) == {"tpr_mean", "tpr_std", "fpr_mean", "fpr_std", "fmr", "fnmr",
+                                  "fmr_probe_group", "fmr_relative"}
+        assert entry["reference_group"] in GROUPS
+        assert set(entry["ladder"]) == {"target_fpr", "threshold", "identity_tp", "identity_fp"}
         assert set(entry["fairness"]) == {"fdr", "fpd", "fnd", "garbe", "fmr_max_geomean",
                                           "fnmr_max_geomean"}
         for key in ("threshold", "tpr", "fpr", "converged", "instance", "groups", "fairness"):
             assert entry[key] == want[key]
+    assert set(data["images"]) == {"n", "paths_sha256", "identities_sha256"}
+    assert data["images"]["n"] == data["n_images"]
     for stats in data["similarity"].values():
         assert set(stats) == {"intra_mean", "intra_std", "inter_mean", "inter_std",
                               "intra_mean_multi", "intra_std_multi"}
@@ -184,3 +189,22 @@ def test_one_group_prints_no_fairness_numbers(tmp_path, rng):
     assert out.exit_code == 0, out.output
     assert "fairness: n/a (fewer than two groups with genuine and impostor pairs)" in out.output
     assert "1.0000" not in out.output
+
+
+def test_reference_group_divides_every_matched_fmr(tmp_path, embeddings_file):
+    out = run(embeddings_file, "--fpr", "1e-2", "--device", "cpu", "--reference-group", "Indian",
+              "--json", tmp_path / "r.json")
+    assert out.exit_code == 0, out.output
+    entry = json.loads((tmp_path / "r.json").read_text())["results"][0]
+    assert entry["reference_group"] == "Indian"
+    base = entry["groups"]["Indian"]["fmr"]
+    assert base > 0
+    for stats in entry["groups"].values():
+        assert stats["fmr_relative"] == pytest.approx(stats["fmr"] / base, rel=1e-15)
+    assert "relative to Indian" in out.output
+
+
+def test_an_unknown_reference_group_is_refused(embeddings_file):
+    out = run(embeddings_file, "--fpr", "1e-2", "--device", "cpu", "--reference-group", "Martian")
+    assert out.exit_code == 1
+    assert "--reference-group 'Martian' is not one of the groups (African, Asian" in out.output

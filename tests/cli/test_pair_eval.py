@@ -207,7 +207,7 @@ def test_groups_select_from_a_folder(tmp_path, bin_folder, checkpoint):
                  "--device", "cpu", "--save", tmp_path / "asian.h5")
     assert result.exit_code == 0, result.output
     assert open_embeddings(tmp_path / "asian.h5").group_names == ["Asian"]
-    assert printed(result)[0] == "Pair protocol: Asian, 10 pairs, 10 contiguous folds"
+    assert printed(result)[0] == "Pair protocol: Asian, 10 pairs, 10 contiguous folds, mixfairface grid"
     missing = run(bin_folder, "--model", checkpoint[0], "--groups", ",".join(GROUPS))
     assert missing.exit_code == 1
     assert f"Error: {bin_folder}: no group Caucasian, Indian (it holds African, Asian)" in (
@@ -289,9 +289,9 @@ def test_tar_at_far_is_shown_with_its_far_or_marked_unresolved(tmp_path, rng):
     small, large = written["groups"]["small"], written["groups"]["large"]
     assert not small["tar_at_far_resolvable"] and large["tar_at_far_resolvable"]
     lines = printed(result)
-    assert lines[2].split()[-2:] == ["unresolved*", f"{small['far_at_tar_threshold']:.2g}"]
-    assert lines[3].split()[-2:] == [f"{large['tar_at_far_1e-3']:.4f}",
-                                     f"{large['far_at_tar_threshold']:.2g}"]
+    assert lines[2].split()[-3:-1] == ["unresolved*", f"{small['far_at_tar_threshold']:.2g}"]
+    assert lines[3].split()[-3:-1] == [f"{large['tar_at_far_1e-3']:.4f}",
+                                       f"{large['far_at_tar_threshold']:.2g}"]
     assert lines[-2] == (
         "* unresolved: choosing a threshold at FAR=0.001 needs at least 1,000 impostor pairs "
         "besides the test fold, and there are as few as 90 (FAR steps of 1/90); 'at FAR' is what "
@@ -308,6 +308,40 @@ def test_one_set_reads_as_one(tmp_path, rng):
     result = run(path)
     assert result.exit_code == 0, result.output
     lines = printed(result)
-    assert lines[0] == "Pair protocol: lfw, 60 pairs, 10 contiguous folds"
+    assert lines[0] == "Pair protocol: lfw, 60 pairs, 10 contiguous folds, insightface grid"
     assert lines[2].startswith("lfw ")
     assert not any(line.startswith(("mean", "STD", "SER")) for line in lines)
+
+
+def test_verification_sets_use_insightfaces_grid_and_stand_alone(tmp_path, rng):
+    """lfw and cfp_fp are benchmarks of their own: insightface's grid, one line each, no mean,
+    STD or SER across them; beside two demographic groups, those are over the groups only."""
+    issame = np.tile([True, False], 40)
+    rows = rng.normal(size=(160, 8)).astype(np.float32)
+    rows[1::2][issame] = rows[0::2][issame] + 0.3 * rng.normal(size=(40, 8))
+    sets = write_pairs_file(tmp_path / "sets.h5", rows, issame, np.repeat([0, 1], 40),
+                            ["lfw", "cfp_fp"])
+    result = run(sets, "--json", tmp_path / "sets.json")
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "sets.json").read_text())
+    assert written["grid"] == "insightface" and written["verification_sets"] == ["lfw", "cfp_fp"]
+    assert written["mean_accuracy"] is None and written["std"] is None and written["ser"] is None
+    assert printed(result)[0].startswith("Pair protocol: 2 verification sets, 80 pairs")
+    assert not any(line.startswith(("mean", "STD", "SER")) for line in printed(result))
+    four = np.concatenate([rows, rows])
+    mixed = write_pairs_file(tmp_path / "mixed.h5", four, np.tile(issame, 2),
+                             np.repeat([0, 1, 2, 3], 40), ["lfw", "cfp_fp", "A", "B"])
+    result = run(mixed, "--json", tmp_path / "mixed.json")
+    written = json.loads((tmp_path / "mixed.json").read_text())
+    groups = written["groups"]
+    assert written["grid"] == "mixed"
+    assert [groups[name]["grid"] for name in ("lfw", "cfp_fp", "A", "B")] == [
+        "insightface", "insightface", "mixfairface", "mixfairface"]
+    expected = [100 * groups[name]["accuracy"] for name in ("A", "B")]
+    assert written["mean_accuracy"] == pytest.approx(np.mean(expected), rel=1e-15)
+    assert written["std"] == pytest.approx(np.std(expected, ddof=1), rel=1e-12)
+    assert "mean, STD and SER over the groups only: lfw, cfp_fp are benchmarks" in result.output
+    result = run(mixed, "--grid", "insightface", "--json", tmp_path / "forced.json")
+    forced = json.loads((tmp_path / "forced.json").read_text())
+    assert forced["grid"] == "insightface"
+    assert all(group["grid"] == "insightface" for group in forced["groups"].values())

@@ -125,18 +125,21 @@ def _stats_at(accepted, thr, converged, genuine, impostor, identity, group, n_gr
         fpr_id.append(np.mean(fp[rows] / imp_row[rows]))
         tpr_id.append(np.mean(tp[rows] / gen_row[rows]) if len(rows) > 1 else np.nan)
     tpr_id, fpr_id, id_group = np.array(tpr_id), np.array(fpr_id), np.array(id_group)
-    fmr, fnmr = [], []
+    fmr, fmr_probe, fnmr = [], [], []
     matrix = np.full((n_groups, n_groups), np.nan)
     for a in range(n_groups):
         probe = group == a
         imp_a = int(impostor[probe].sum())
         gen_a = int(genuine[probe].sum())
-        fmr.append(int((accepted & impostor)[probe].sum()) / imp_a if imp_a else None)
+        fmr_probe.append(int((accepted & impostor)[probe].sum()) / imp_a if imp_a else None)
         fnmr.append(1 - int((accepted & genuine)[probe].sum()) / gen_a if gen_a else None)
         for b in range(n_groups):
             pair = probe[:, None] & (group == b)[None, :] & impostor
             if int(pair.sum()):
                 matrix[a, b] = int((pair & accepted).sum()) / int(pair.sum())
+        # Demographically matched: both images in the group.
+        both = probe[:, None] & probe[None, :] & impostor
+        fmr.append(int((both & accepted).sum()) / int(both.sum()) if both.any() else None)
     return {
         "threshold": thr,
         "converged": converged,
@@ -148,6 +151,7 @@ def _stats_at(accepted, thr, converged, genuine, impostor, identity, group, n_gr
         "fpr_id": fpr_id,
         "id_group": id_group,
         "fmr": fmr,
+        "fmr_probe_group": fmr_probe,
         "fnmr": fnmr,
         "matrix": matrix,
     }

@@ -35,7 +35,8 @@ def dense_split(identity, group, images):
     return templates, searches, first_group
 
 
-def dense_identification(emb, identity, group, targets, rank, ranks, images=1, probes=None):
+def dense_identification(emb, identity, group, targets, rank, ranks, images=1, probes=None,
+                         ties_ahead=False):
     feats = canonical_rows(emb)
     if probes is None:
         templates, searches, first_group = dense_split(identity, group, images)
@@ -61,7 +62,8 @@ def dense_identification(emb, identity, group, targets, rank, ranks, images=1, p
     for s in np.flatnonzero(mated):
         own = column[search_identity[s]]
         others = np.delete(scores[s], own)
-        rank_of.append(1 + int((others > scores[s, own]).sum()))
+        ahead = others >= scores[s, own] if ties_ahead else others > scores[s, own]
+        rank_of.append(1 + int(ahead.sum()))
         mated_score.append(scores[s, own])
     rank_of, mated_score = np.array(rank_of), np.array(mated_score)
     best = scores[~mated].max(axis=1)
@@ -139,12 +141,11 @@ def test_matches_dense_reference(tmp_path, rng, device, case):
     assert result["rank"] == 2 and result["ranks"] == list(ranks)
 
 
-def test_same_results_with_faiss_any_tile_and_precision(tmp_path, rng):
-    pytest.importorskip("faiss")
+def test_same_results_with_any_tile_and_precision(tmp_path, rng):
     emb, identity, group = make_data(rng, lattice=True, dim=5)
     texts = set()
     for kw in ({"tile": 13, "precision": "fp32"}, {"tile": 500, "precision": "bf16"},
-               {"tile": 64, "precision": "fp16"}, {"use_faiss": True}):
+               {"tile": 64, "precision": "fp16"}):
         result = run(tmp_path, emb, identity, group, targets=(0.1,), device="cpu", **kw)
         texts.add(json.dumps({k: v for k, v in result.items() if k != "engine"}))
     assert len(texts) == 1
@@ -156,11 +157,78 @@ def test_two_files(tmp_path, rng):
     gallery = write_images_file(tmp_path / "g.h5", emb, identity, group, NAMES)
     probes = write_images_file(tmp_path / "p.h5", probe_emb, probe_identity, probe_group, NAMES)
     result = evaluate_identification(open_embeddings(gallery), open_embeddings(probes),
-                                     targets=(0.1,), device="cpu", progress=False)
+                                     targets=(0.1,), device="cpu", progress=False,
+                                     match_by="label")
     reference = dense_identification(emb, identity, group, (0.1,), 1, (1, 5, 10, 20),
                                      probes=(probe_emb, probe_identity, probe_group))
     assert_matches(result, reference)
-    assert result["gallery_images"] is None
+    assert result["gallery_images"] is None and result["match_by"] == "label"
+
+
+def test_two_files_extracted_apart_are_joined_by_name(tmp_path, rng):
+    """Gallery: 40 people labelled 0..39; probes: 40 people labelled 0..39 in their own file, of
+    whom 20 are in the gallery (by name). By label every search would look mated."""
+    emb, identity, group = make_data(rng, 40, single=0)
+    people = np.array([f"person{k:03d}" for k in range(80)])
+    gallery_ids = np.unique(identity)
+    gallery_names = people[np.searchsorted(gallery_ids, identity)]
+    probe_emb, probe_identity, probe_group = make_data(rng, 40, single=0)
+    probe_people = np.concatenate([people[:20], people[60:80]])  # 20 enrolled, 20 not
+    probe_labels = np.searchsorted(np.unique(probe_identity), probe_identity)  # 0..39 again
+    probe_names = probe_people[probe_labels]
+    gallery = write_images_file(tmp_path / "g.h5", emb, np.searchsorted(gallery_ids, identity),
+                                group, NAMES, identity_names=gallery_names)
+    probes = write_images_file(tmp_path / "p.h5", probe_emb, probe_labels, probe_group, NAMES,
+                               identity_names=probe_names)
+    result = evaluate_identification(open_embeddings(gallery), open_embeddings(probes),
+                                     targets=(0.1,), device="cpu", progress=False)
+    # The reference joins by name: relabel the probes with the gallery's label of each name.
+    label_of = {name: k for k, name in enumerate(people)}
+    reference = dense_identification(
+        emb, np.array([label_of[name] for name in gallery_names]), group, (0.1,), 1,
+        (1, 5, 10, 20),
+        probes=(probe_emb, np.array([label_of[name] for name in probe_names]), probe_group))
+    assert_matches(result, reference)
+    assert result["match_by"] == "name"
+    assert result["n_mated"] == int(np.isin(probe_names, gallery_names).sum()) > 0
+    assert result["n_nonmated"] == int((~np.isin(probe_names, gallery_names)).sum()) > 0
+
+
+def test_files_without_names_are_joined_only_when_asked(tmp_path, rng):
+    emb, identity, group = make_data(rng, 30)
+    gallery = write_images_file(tmp_path / "g.h5", emb, identity, group, NAMES)
+    names = np.array([f"p{label}" for label in identity])
+    probes = write_images_file(tmp_path / "p.h5", emb, identity, group, NAMES,
+                               identity_names=names)
+    with pytest.raises(MfftoolsError, match=re.escape(
+            f"{tmp_path / 'g.h5'} has no identity names (dataset 'identity_name'), so searches "
+            "cannot be matched to templates by name;")) as caught:
+        evaluate_identification(open_embeddings(gallery), open_embeddings(probes),
+                                targets=(0.1,), device="cpu", progress=False)
+    assert "--match-by label" in str(caught.value)
+
+
+def test_a_name_with_two_labels_is_refused(tmp_path, rng):
+    emb, identity, group = make_data(rng, 30, single=0)
+    names = np.array([f"p{label}" for label in identity], dtype=object)
+    names[identity == identity[0]] = "twin"
+    names[identity == identity[-1]] = "twin"
+    gallery = write_images_file(tmp_path / "g.h5", emb, identity, group, NAMES,
+                                identity_names=names)
+    with pytest.raises(MfftoolsError, match="identity name 'twin' has two labels"):
+        evaluate_identification(open_embeddings(gallery), open_embeddings(gallery),
+                                targets=(0.1,), device="cpu", progress=False)
+
+
+def test_pessimistic_rank_ties_put_tied_templates_ahead(tmp_path, rng):
+    emb, identity, group = make_data(rng, lattice=True, dim=3)
+    kw = dict(targets=(0.2,), rank=2, ranks=(1, 2, 5), device="cpu")
+    optimistic = run(tmp_path, emb, identity, group, **kw)
+    pessimistic = run(tmp_path, emb, identity, group, rank_ties="pessimistic", **kw)
+    assert_matches(pessimistic, dense_identification(emb, identity, group, (0.2,), 2, (1, 2, 5),
+                                                     ties_ahead=True))
+    assert pessimistic["cmc"]["all"][0] < optimistic["cmc"]["all"][0]  # the lattice ties often
+    assert (pessimistic["rank_ties"], optimistic["rank_ties"]) == ("pessimistic", "optimistic")
 
 
 def test_a_group_without_non_mated_searches(tmp_path, rng):

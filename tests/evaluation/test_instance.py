@@ -12,19 +12,20 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from dense import dense_instance
+from dense import dense_instance, exact_threshold as dense_exact
 from embedding_files import write_pairs_file
 from instance_data import GROUP_NAMES, evaluate_file, lattice_data, make_data
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation import instance, threshold as search
 from mfftools.evaluation.engine import counts as counts_module
+from mfftools.evaluation.fairness import group_fairness
 from mfftools.evaluation.instance import evaluate_instance
 
 METHODS = ("bisection", "exact")
 
 
-def assert_matches(result, reference, identity):
+def assert_matches(result, reference, identity, full_ladder=True):
     for entry in result["results"]:
         ref = reference[(entry["target_fpr"], entry["method"])]
         assert entry["threshold"] == ref["threshold"], entry["method"]
@@ -56,19 +57,62 @@ def assert_matches(result, reference, identity):
                     assert stats[f"{key}_std"] == pytest.approx(np.std(column[mask]), abs=1e-12)
                 else:
                     assert stats[f"{key}_mean"] is None and stats[f"{key}_std"] is None
-            for key in ("fmr", "fnmr"):
+            for key in ("fmr", "fmr_probe_group", "fnmr"):
                 if ref[key][g] is None:
                     assert stats[key] is None
                 else:
                     assert stats[key] == pytest.approx(ref[key][g], rel=1e-12, abs=1e-15)
         matrix = np.array(entry["group_fmr_matrix"], dtype=float)
         assert_allclose(matrix, ref["matrix"], rtol=1e-12, equal_nan=True)
+        assert_relative_fmr(entry, ref, result["group_names"])
+        assert_ladder(entry, reference["scores"], identity, full_ladder)
     sims = reference["similarity"]
     first = result["results"][0]["per_identity"]
     assert_allclose(first["intra"], sims["intra"], rtol=1e-12, atol=0)
     assert_allclose(first["inter"], sims["inter"], rtol=1e-12, atol=0)
     assert result["n_identities"] == len(np.unique(identity))
     assert result["n_images"] == len(identity)
+
+
+def assert_relative_fmr(entry, ref, names):
+    """The reference group has the lowest matched FMR; every group's FMR is divided by it; the
+    fairness measures compare matched FMRs."""
+    defined = [(value, g) for g, value in enumerate(ref["fmr"]) if value is not None]
+    reference = names[min(defined)[1]]
+    assert entry["reference_group"] == reference
+    base = ref["fmr"][names.index(reference)]
+    for g, name in enumerate(names):
+        if ref["fmr"][g] is None or not base:  # undefined: no pairs, or a reference FMR of 0
+            assert entry["groups"][name]["fmr_relative"] is None
+        else:
+            assert entry["groups"][name]["fmr_relative"] == pytest.approx(ref["fmr"][g] / base,
+                                                                          rel=1e-12)
+    present = [g for g in range(len(names)) if ref["fmr"][g] is not None
+               and ref["fnmr"][g] is not None]
+    expected = group_fairness([ref["fmr"][g] for g in present], [ref["fnmr"][g] for g in present])
+    for key, value in expected.items():
+        assert (entry["fairness"][key] is None if value is None
+                else entry["fairness"][key] == pytest.approx(value, rel=1e-12)), key
+
+
+def assert_ladder(entry, scores, identity, full):
+    """Each ladder level's threshold is the dense exact threshold at that level; each identity's
+    accepted genuine and impostor ordered pairs are counted densely at it. `full`: every level
+    of instance.LADDER is there."""
+    same = identity[:, None] == identity[None, :]
+    impostor, genuine = ~same, same & ~np.eye(len(identity), dtype=bool)
+    ladder = entry["ladder"]
+    labels = np.unique(identity)
+    if full:
+        assert ladder["target_fpr"] == [entry["target_fpr"] * f for f in instance.LADDER]
+    for level, threshold, tp, fp in zip(ladder["target_fpr"], ladder["threshold"],
+                                        ladder["identity_tp"], ladder["identity_fp"]):
+        assert threshold == dense_exact(scores[impostor], int(impostor.sum()), level)
+        accepted = scores > np.float32(threshold)
+        for k, label in enumerate(labels):
+            rows = identity == label
+            assert tp[k] == int((accepted & genuine)[rows].sum())
+            assert fp[k] == int((accepted & impostor)[rows].sum())
 
 
 def without_engine(result):
@@ -190,7 +234,7 @@ def test_small_top_set_falls_back_to_exact_counts(tmp_path, rng, monkeypatch, da
         result = evaluate_file(tmp_path, emb, identity, group, targets=targets,
                                methods=("bisection",), tile=40, device="cpu", precision=precision)
         reference = dense_instance(emb, identity, group, targets, ("bisection",), 3)
-        assert_matches(result, reference, identity)
+        assert_matches(result, reference, identity, full_ladder=False)
     assert passes
 
 
@@ -286,7 +330,7 @@ def test_a_threshold_accepting_nothing_is_said_loudly(tmp_path, rng, caplog):
     assert result["results"][0]["n_accepted_impostor"] == 0
     assert (f"target FPR 0.001 (exact): the threshold 1 accepts no impostor pair, so the reported "
             f"FPR is 0; the smallest target these scores resolve is {2 * tied / n_impostor:.3g} "
-            f"(the {tied} highest-scoring impostor pairs tie)") in caplog.text
+            f"(the {2 * tied} highest-scoring ordered impostor pairs tie)") in caplog.text
 
 
 def test_pairs_layout_is_refused(tmp_path, rng):

@@ -1,5 +1,7 @@
 """The pair protocol against a textbook per-threshold loop (insightface's `calculate_roc`)."""
 import json
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -7,10 +9,11 @@ from numpy.testing import assert_array_equal
 
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation import pair
+from mfftools.evaluation import pair, threshold as search
 from embedding_files import write_images_file, write_pairs_file
 
 GRID = np.arange(0, 10, 0.001)
+INSIGHTFACE_GRID = np.arange(0, 4, 0.01)  # insightface's verification.py
 TAR_GRID = np.arange(0, 4, 0.001)
 
 
@@ -36,16 +39,17 @@ def reference_accuracy(threshold, dist, issame):
     return np.count_nonzero(predict_same == issame) / dist.size
 
 
-def reference_verification(dist, issame, fold=None):
-    """The per-threshold loop over the full grid: fold accuracies and chosen thresholds."""
+def reference_verification(dist, issame, fold=None, grid=GRID):
+    """The per-threshold loop over the full grid (insightface's `calculate_roc` restated): fold
+    accuracies and chosen thresholds."""
     accuracies, thresholds = [], []
     for train, test in reference_folds(len(dist), fold=fold):
-        train_accuracy = np.zeros(len(GRID))
-        for index, threshold in enumerate(GRID):
+        train_accuracy = np.zeros(len(grid))
+        for index, threshold in enumerate(grid):
             train_accuracy[index] = reference_accuracy(threshold, dist[train], issame[train])
         best = np.argmax(train_accuracy)
-        accuracies.append(reference_accuracy(GRID[best], dist[test], issame[test]))
-        thresholds.append(GRID[best])
+        accuracies.append(reference_accuracy(grid[best], dist[test], issame[test]))
+        thresholds.append(grid[best])
     return np.array(accuracies), np.array(thresholds)
 
 
@@ -114,6 +118,52 @@ def test_accuracy_matches_loop_with_ties_on_grid_values(rng, n_pairs):
     expected_accuracies, expected_thresholds = reference_verification(dist, issame)
     assert_array_equal(accuracies, expected_accuracies)
     assert_array_equal(thresholds, expected_thresholds)
+
+
+@pytest.mark.parametrize("data", ["random", "ties"])
+def test_insightface_grid_matches_its_calculate_roc(rng, data):
+    """On insightface's grid, values on grid points and one float step beside them included."""
+    n_pairs = 300
+    if data == "ties":
+        on_grid = INSIGHTFACE_GRID[rng.integers(30, 250, n_pairs)]
+        beside = np.nextafter(on_grid, rng.choice([-np.inf, np.inf], n_pairs))
+        dist = np.where(rng.random(n_pairs) < 0.5, on_grid, beside)
+    else:
+        dist = rng.uniform(0.2, 2.6, n_pairs)
+    issame = dist + rng.normal(0, 0.4, n_pairs) < 1.3
+    accuracies, thresholds = pair.verification_accuracy(dist, issame, pair.GRIDS["insightface"])
+    expected_accuracies, expected_thresholds = reference_verification(dist, issame,
+                                                                      grid=INSIGHTFACE_GRID)
+    assert_array_equal(accuracies, expected_accuracies)
+    assert_array_equal(thresholds, expected_thresholds)
+
+
+def test_the_grid_follows_the_set_name():
+    assert pair.grid_for("lfw") == pair.grid_for("AgeDB_30") == "insightface"
+    assert pair.grid_for("African") == pair.grid_for("Asian-Female") == "mixfairface"
+    assert pair.grid_for("lfw", "mixfairface") == "mixfairface"
+    with pytest.raises(MfftoolsError, match="unknown grid 'coarse'"):
+        pair.grid_for("lfw", "coarse")
+
+
+def test_det_points_are_exact_thresholds_at_the_fmr_levels(rng):
+    issame = rng.random(3000) < 0.5
+    dist = np.where(issame, rng.normal(0.9, 0.3, 3000), rng.normal(1.6, 0.3, 3000))
+    result = pair.verify_group(dist, issame, "G")
+    det, impostor, genuine = result.det, dist[~issame], dist[issame]
+    assert det["threshold"] == sorted(det["threshold"])  # distances: FMR rises with them
+    for threshold, fmr, fnmr in zip(det["threshold"], det["fmr"], det["fnmr"]):
+        assert fmr == np.mean(impostor < threshold)
+        assert fnmr == 1 - np.mean(genuine < threshold)
+    # every level the impostors resolve has a point at its exact threshold: the largest t with
+    # FMR(t) <= level, t one of the impostor distances
+    for level in search.DET_LEVELS:
+        allowed = math.floor(Fraction(level) * len(impostor))
+        if allowed < 1:
+            continue
+        exact = np.sort(impostor)[allowed]
+        assert exact in det["threshold"]
+    assert min(det["fmr"]) >= 1 / len(impostor)
 
 
 def test_first_best_threshold_on_a_plateau():

@@ -1,5 +1,4 @@
 """Identity similarity (centroids, intra, inter) against the dense canonical reference."""
-import pytest
 import torch
 from numpy.testing import assert_allclose
 
@@ -10,15 +9,12 @@ from mfftools.evaluation.engine.scoring import normalise_rows_
 from mfftools.evaluation.identities import build_layout
 
 
-@pytest.mark.parametrize("use_faiss", [False, True])
-def test_intra_and_inter_equal_the_reference(rng, device, use_faiss):
-    if use_faiss:
-        pytest.importorskip("faiss")
+def test_intra_and_inter_equal_the_reference(rng, device):
     emb, identity, group = make_data(rng, 130, 5, 12)
     emb[identity == identity[0]] = emb[identity == identity[0]][0]  # a tight identity
     layout = build_layout(identity, group, 3)
     rows = normalise_rows_(torch.from_numpy(emb[layout.order].copy())).to(device)
-    sims = similarity.identity_similarity(rows, layout, tile=40, use_faiss=use_faiss)
+    sims = similarity.identity_similarity(rows, layout, tile=40)
     reference = dense_similarity(canonical_rows(emb), identity)  # identities by label, as ours
     assert_allclose(sims["intra"], reference["intra"], rtol=1e-12)
     assert_allclose(sims["inter"], reference["inter"], rtol=1e-12)

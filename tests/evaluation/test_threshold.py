@@ -60,5 +60,41 @@ def test_keep_covers_target_plus_tolerance():
 ])
 def test_bad_targets(target, message):
     with pytest.raises(MfftoolsError, match=re.escape(message)):
-        search.check_targets((target,), 1000)
-    search.check_targets((2 / 1000,), 1000)
+        search.check_targets((target,), 1000, step=2)
+    search.check_targets((2 / 1000,), 1000, step=2)
+
+
+def test_a_target_needs_one_negative_above_it_by_default():
+    search.check_targets((1 / 50,), 50, rate="FPIR", negatives="non-mated searches")
+    with pytest.raises(MfftoolsError, match=re.escape(
+            "target FPIR 0.019 cannot be resolved: with 50 non-mated searches the smallest "
+            "non-zero FPIR is 1/50 = 0.02")):
+        search.check_targets((0.019,), 50, rate="FPIR", negatives="non-mated searches")
+
+
+def test_eer_interpolates_between_the_bracketing_thresholds():
+    # FMR rises and FNMR falls as the threshold goes down; they cross between points 1 and 2.
+    fmr = [0.01, 0.05, 0.20, 0.40]
+    fnmr = [0.50, 0.15, 0.05, 0.01]
+    # gap fnmr - fmr: 0.10 at point 1, -0.15 at point 2: the line crosses 0 at 0.4 of the way.
+    expected_fmr = 0.05 + 0.4 * (0.20 - 0.05)
+    expected_fnmr = 0.15 + 0.4 * (0.05 - 0.15)
+    assert search.eer(fmr, fnmr) == pytest.approx((expected_fmr + expected_fnmr) / 2, rel=1e-12)
+    assert search.eer([0.1, 0.2], [0.1, 0.0]) == pytest.approx(0.1)  # equal at a point
+    assert search.eer([0.01, 0.02], [0.5, 0.4]) is None  # never cross on these points
+    assert search.eer([0.3, 0.5], [0.1, 0.0]) is None  # crossed before the first point
+    assert search.eer([None, 0.05, 0.2], [None, 0.15, 0.05]) == pytest.approx(
+        search.eer([0.05, 0.2], [0.15, 0.05]))
+
+
+def test_det_curve_counts_at_exact_thresholds(rng):
+    negatives = rng.standard_normal(2000).astype(np.float32)
+    positives = (rng.standard_normal(500) + 2).astype(np.float32)
+    curve = search.det_curve(positives, negatives, levels=(1e-3, 1e-2, 0.1, 0.5))
+    ordered = np.sort(negatives)[::-1]
+    assert curve["threshold"] == [float(ordered[k]) for k in (2, 20, 200, 1000)]
+    for t, fmr, fnmr in zip(curve["threshold"], curve["fmr"], curve["fnmr"]):
+        assert fmr == np.mean(negatives > np.float32(t))
+        assert fnmr == 1 - np.mean(positives > np.float32(t))
+    assert search.det_curve(positives, negatives[:10], levels=(1e-3, 0.5))["threshold"] == [
+        float(np.sort(negatives[:10])[::-1][5])]  # 1e-3 is not resolved by ten negatives

@@ -8,7 +8,7 @@ from dense import canonical_matrix, canonical_rows
 from mfftools.evaluation.engine.blocks import Scorer
 from mfftools.evaluation.engine.scoring import PRECISIONS, normalise_rows_
 from mfftools.evaluation.engine.tiles import plan_rectangle, plan_triangle
-from mfftools.evaluation.engine.topk import RowTopK, faiss_row_topk
+from mfftools.evaluation.engine.topk import RowTopK
 
 
 def brute_force(scores, k):
@@ -76,19 +76,6 @@ def test_triangle_with_mirror_matches_brute_force(rng, n, k, tile):
     dense = canonical_matrix(canonical_rows(emb), canonical_rows(emb))
     np.fill_diagonal(dense, -np.inf)
     expected_values, expected_cols = brute_force(dense, k)
-    assert_array_equal(values.numpy(), expected_values)
-    assert_array_equal(cols.numpy(), expected_cols)
-
-
-def test_faiss_screening_gives_the_same_neighbours(rng):
-    pytest.importorskip("faiss")
-    emb = coarse(rng, 400)
-    rows = normalise_rows_(torch.from_numpy(emb.copy()))
-    scorer = Scorer(rows, rows, PRECISIONS["fp32"], [])
-    values, cols = faiss_row_topk(rows, rows, 30, scorer, exclude=torch.arange(400))
-    dense = canonical_matrix(canonical_rows(emb), canonical_rows(emb))
-    np.fill_diagonal(dense, -np.inf)
-    expected_values, expected_cols = brute_force(dense, 30)
     assert_array_equal(values.numpy(), expected_values)
     assert_array_equal(cols.numpy(), expected_cols)
 

@@ -61,7 +61,7 @@ def test_identification_settings_fail_before_the_first_step(pattern_data, tmp_pa
     assert message == (
         f"config eval.target_fpir with eval.instance_zip {instance_zip}: target FPIR 0.01 cannot "
         "be resolved: with 6 non-mated searches the smallest non-zero FPIR is 1/6 = 0.167; use a "
-        "larger target or more searches (e.g. --set eval.target_fpir=0.1)"
+        "target of at least that, or more searches (e.g. --set eval.target_fpir=0.1)"
     )
     config.eval.instance_zip = ""  # a config built in Python is checked too
     message = _fails_before_the_first_step(config, tmp_path / "zip", monkeypatch)

@@ -17,11 +17,14 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from mfftools.errors import MfftoolsError
 from mfftools.evaluation.engine.scoring import ScreeningProduct, canonical_scores, round_down
 from mfftools.evaluation.engine.threads import serial
 
 # Tile scores are scanned in runs of RUN values: the run maxima say which runs hold candidates.
 RUN = 128
+# Cells of a pass's first tile compared with their canonical scores (Scorer.guard).
+GUARD_CELLS = 128
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Scorer:
         self.precision = precision
         self.bound = self.product.bound
         self.n_rescored = 0
+        self.guarded = False
 
     @property
     def score_dtype(self):
@@ -66,7 +70,7 @@ class Scorer:
 
     def blocks(self, tiles, mask=None, progress=False):
         """Yield a ScoredBlock per tile: screened, `mask(tile, scores)` applied, the diagonal of a
-        symmetric tile at -inf."""
+        symmetric tile at -inf. The first tile is checked against canonical scores (`guard`)."""
         bar = tqdm(tiles, total=len(tiles), unit="tile", desc="scoring tiles",
                    disable=not progress, leave=False)
         try:
@@ -77,9 +81,44 @@ class Scorer:
                         mask(tile, scores)
                     if tile.symmetric:
                         scores.diagonal().fill_(-math.inf)
+                    if not self.guarded:
+                        self.guard(ScoredBlock(tile, scores))
                 yield ScoredBlock(tile, scores)
         finally:
             bar.close()
+
+    def guard(self, block):
+        """Refuse screening that breaks its bound: on GUARD_CELLS cells of the block, the
+        highest-scoring cell of each of the best rows and cells spread evenly over it, the
+        screened score must lie within E of the canonical one. E is proven for the arithmetic
+        the precision claims, so an error beyond it means the products are something else (a
+        process-wide setting, a library's kernel). A tighter test would refuse honest products:
+        on adversarial rows bf16's own rounding reaches two thirds of E. Products that are not
+        what they claim miss by far more (bf16 inside an fp32 product: about 20 E)."""
+        self.guarded = True
+        scores = block.scores
+        best, best_cols = scores.max(dim=1)
+        rows = torch.nonzero(torch.isfinite(best)).squeeze(1)
+        rows = rows[best[rows].float().topk(min(GUARD_CELLS // 2, len(rows))).indices]
+        spread = torch.arange(GUARD_CELLS // 2, device=scores.device) * (
+            scores.numel() // (GUARD_CELLS // 2))
+        positions = torch.cat([rows * scores.shape[1] + best_cols[rows], spread])
+        screened = scores.view(-1)[positions]
+        finite = torch.isfinite(screened)
+        rows_i, rows_j = block.global_pairs(positions[finite])
+        canonical = canonical_scores(self.left, self.right, rows_i, rows_j)
+        gaps = (screened[finite].double() - canonical.double()).abs()
+        error = float(gaps.max()) if len(gaps) else 0.0
+        if error > self.bound:
+            raise MfftoolsError(
+                f"screening products in {self.precision.name} differ from canonical scores by "
+                f"{error:.3g}, more than their proven bound E = {self.bound:.3g}: something "
+                "changes the arithmetic of matrix products in this process (TF32 or bf16 inside "
+                "float32 products: torch.set_float32_matmul_precision, "
+                "torch.backends.*.fp32_precision or allow_tf32, reduced-precision reductions, "
+                "an MKL/oneDNN environment variable); reset it, or run in a fresh process"
+                + ("" if self.precision.name == "fp32" else ", or use --precision fp32")
+            )
 
     def close(self):
         self.product.close()

@@ -5,8 +5,11 @@ below t - E surely not; only the cells between are rescored.
   * ThresholdCounter: per row and group of the other row, above common thresholds (the fallback
     of a threshold search when a top set cannot list the accepted pairs);
   * RowCounter: per row, above a threshold of its own (e.g. how many templates outscore a
-    search's mated one).
+    search's mated one);
+  * LevelCounter: in all, above each of many thresholds at once (the points of a curve).
 """
+import math
+
 import torch
 
 from mfftools.evaluation.engine.blocks import mask_lower_triangle
@@ -65,7 +68,14 @@ class ThresholdCounter:
 
 class RowCounter:
     """Accumulates counts[i]: the columns j with canonical score > thresholds[i] (masked cells
-    never count). thresholds: one float32 value per left row, a tensor on the scores' device."""
+    never count). thresholds: one float32 value per left row, a tensor on the scores' device.
+
+    A block is read CHUNK_CELLS cells (whole rows) at a time: cells surely above their row's
+    threshold are summed, and only the band within E of it is listed and rescored, so what is
+    held at once stays a few MB even when a row's threshold is low and most cells lie above it.
+    """
+
+    CHUNK_CELLS = 1 << 18
 
     def __init__(self, thresholds, scorer):
         self.thresholds, self.scorer = thresholds, scorer
@@ -76,14 +86,88 @@ class RowCounter:
 
     def add(self, block):
         tile, scores = block.tile, block.scores
-        rows = slice(tile.row_start, tile.row_stop)
+        step = max(1, self.CHUNK_CELLS // max(scores.shape[1], 1))
         with serial(scores.device):
-            # One pass: the cells above t - E are few when t is a high score (a mated one).
-            hits = torch.nonzero(scores > self._low[rows, None])
-            screened = scores[hits[:, 0], hits[:, 1]]
-            rows_i, rows_j = hits[:, 0] + tile.row_start, hits[:, 1] + tile.col_start
-            sure = screened > self._high[rows_i]
-            band = ~sure
-            rescored = self.scorer.rescore(rows_i[band], rows_j[band])
-            above = torch.cat([rows_i[sure], rows_i[band][rescored > self.thresholds[rows_i[band]]]])
-            self.counts.index_add_(0, above, torch.ones_like(above))
+            for first in range(0, scores.shape[0], step):
+                self._add_rows(scores[first : first + step], tile.row_start + first,
+                               tile.col_start)
+
+    def _add_rows(self, scores, row_start, col_start):
+        rows = slice(row_start, row_start + len(scores))
+        sure = scores > self._high[rows, None]
+        self.counts[rows] += sure.sum(1)
+        band = torch.nonzero((scores > self._low[rows, None]) & ~sure)
+        rows_i, rows_j = band[:, 0] + row_start, band[:, 1] + col_start
+        rescored = self.scorer.rescore(rows_i, rows_j)
+        above = rows_i[rescored > self.thresholds[rows_i]]
+        self.counts.index_add_(0, above, torch.ones_like(above))
+
+
+class LevelCounter:
+    """Accumulates, for many thresholds at once (the points of a DET curve), how many pairs have
+    a canonical score > each; each pair once (a symmetric tile's strict upper triangle).
+
+    A cell's screened score s is binned on a fine grid (width w, a power of two <= E/2, over
+    [-1, 1]); a cell whose bin lies more than `reach` bins from every threshold's bin is more
+    than E from every threshold, so its bin alone says how many thresholds it is above (up to
+    one bin of float32 rounding in the binning, which `reach` allows for). The other cells are
+    read one by one: a threshold within E of s decides by the canonical score (rescored), the
+    others by s. The thresholds' bins are a few of 2/w, so few cells are read one by one.
+    Memory: a chunk of CHUNK_CELLS cells at a time and a count per threshold.
+    """
+
+    CHUNK_CELLS = 1 << 20
+
+    def __init__(self, thresholds, scorer):
+        self.scorer = scorer
+        device = scorer.device
+        levels = sorted({float(torch.tensor(t, dtype=torch.float32)) for t in thresholds})
+        self.thresholds = torch.tensor(levels, dtype=torch.float64, device=device)  # ascending
+        bound = scorer.bound
+        self.width = 2.0 ** math.floor(math.log2(bound / 2))
+        self.top = math.floor(2.0 / self.width) + 1  # the highest bin (scores slightly above 1)
+        bins = torch.floor((self.thresholds + 1.0) / self.width).long()  # exact in float64
+        reach = math.ceil(bound / self.width) + 2
+        every = torch.arange(-1, self.top + 1, device=device)  # bin q is stored at q + 1
+        self._above = torch.searchsorted(bins, every, right=False)  # thresholds in lower bins
+        near = (every[:, None] - bins[None, :]).abs() <= reach
+        self._near = near.any(dim=1)
+        dropped = len(levels) + 1
+        self._above[0] = dropped  # bin -1: masked cells (-inf), and scores below -1
+        self._near[0] = False
+        self.counts_by_rank = torch.zeros(dropped + 1, dtype=torch.int64, device=device)
+
+    def add(self, block):
+        tile, scores = block.tile, block.scores
+        with serial(scores.device):
+            if tile.symmetric:  # each unordered pair once: the strict upper triangle
+                mask_lower_triangle(scores)
+            flat = scores.view(-1)
+            for first in range(0, len(flat), self.CHUNK_CELLS):
+                self._add_cells(block, flat[first : first + self.CHUNK_CELLS], first)
+
+    def _add_cells(self, block, cells, offset):
+        stored = (cells.float().add(1.0).mul_(1.0 / self.width).floor_()
+                  .clamp_(-1, self.top).add_(1).long())
+        ranks = self._above[stored]
+        self.counts_by_rank += torch.bincount(ranks, minlength=len(self.counts_by_rank))
+        near = torch.nonzero(self._near[stored]).squeeze(1)
+        if not len(near):
+            return
+        screened = cells[near].double()
+        bound = self.scorer.bound
+        low = torch.searchsorted(self.thresholds, screened - bound, right=False)
+        high = torch.searchsorted(self.thresholds, screened + bound, right=False)
+        exact = low.clone()  # no threshold within E: the screened score decides
+        banded = torch.nonzero(low != high).squeeze(1)
+        if len(banded):
+            rows_i, rows_j = block.global_pairs(near[banded] + offset)
+            canonical = self.scorer.rescore(rows_i, rows_j).double()
+            exact[banded] = torch.searchsorted(self.thresholds, canonical, right=False)
+        self.counts_by_rank.index_add_(0, exact, torch.ones_like(exact))
+        self.counts_by_rank.index_add_(0, ranks[near], -torch.ones_like(exact))
+
+    def counts(self):
+        """Pairs scoring > each threshold, in the order of `thresholds` (ascending)."""
+        kept = self.counts_by_rank[1 : len(self.thresholds) + 1]
+        return torch.flip(torch.cumsum(torch.flip(kept, [0]), 0), [0])

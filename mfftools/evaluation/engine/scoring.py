@@ -13,6 +13,7 @@ Fast products (fp32 GEMM, TF32, bf16, fp16) only screen: `Precision.bound(dim)` 
 E on |screened - canonical| for canonical rows of `dim` dimensions, so a pair whose screened
 score is below cut - E has a canonical score below the cut.
 """
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,12 +208,50 @@ def resolve_precision(name, device, flags=None):
     return PRECISIONS[name]
 
 
+@contextlib.contextmanager
+def exact_products(precision):
+    """Process-wide matmul settings that make the products what `Precision.bound` assumes, for
+    the duration of the block, restoring the caller's afterwards (even on an exception).
+
+    float32 products are IEEE (no TF32, no bf16 inside float32 GEMMs on CPUs with bf16 units),
+    except for the tf32 precision, which asks for TF32 on CUDA; the half formats accumulate
+    without reduced-precision reductions. Newer torch has per-backend `fp32_precision` settings,
+    which `torch.set_float32_matmul_precision` also changes; once they are used, reading the
+    legacy `allow_tf32` raises, so only the new ones are touched where they exist.
+    """
+    matmul = torch.backends.cuda.matmul
+    saved = {"fp16": matmul.allow_fp16_reduced_precision_reduction,
+             "bf16": matmul.allow_bf16_reduced_precision_reduction}
+    new_api = hasattr(matmul, "fp32_precision")
+    if new_api:
+        backends = (matmul, torch.backends.mkldnn.matmul)
+        saved["fp32"] = [backend.fp32_precision for backend in backends]
+        matmul.fp32_precision = "tf32" if precision.name == "tf32" else "ieee"
+        torch.backends.mkldnn.matmul.fp32_precision = "ieee"
+    else:
+        saved["fp32"] = torch.get_float32_matmul_precision(), matmul.allow_tf32
+        torch.set_float32_matmul_precision("highest")
+        matmul.allow_tf32 = precision.name == "tf32"
+    matmul.allow_fp16_reduced_precision_reduction = False
+    matmul.allow_bf16_reduced_precision_reduction = False
+    try:
+        yield
+    finally:
+        matmul.allow_fp16_reduced_precision_reduction = saved["fp16"]
+        matmul.allow_bf16_reduced_precision_reduction = saved["bf16"]
+        if new_api:
+            for backend, value in zip(backends, saved["fp32"]):
+                backend.fp32_precision = value
+        else:
+            torch.set_float32_matmul_precision(saved["fp32"][0])
+            matmul.allow_tf32 = saved["fp32"][1]
+
+
 class ScreeningProduct:
     """Screened products of row blocks in one precision, into a reused output buffer.
 
-    The inputs are cast once (`left`/`right` in the precision's dtype). TF32 is enabled only for
-    the tf32 precision and reduced-precision reductions are disabled for the half formats, so the
-    arithmetic is what `Precision.bound` assumes; the settings are restored on `close`.
+    The inputs are cast once (`left`/`right` in the precision's dtype). Each product runs under
+    `exact_products`, so no process-wide setting changes its arithmetic.
     """
 
     def __init__(self, left, right, precision, max_cells):
@@ -221,29 +260,18 @@ class ScreeningProduct:
         self.left = left.to(precision.dtype)
         self.right = self.left if right is left else right.to(precision.dtype)
         self.buffer = torch.empty(max_cells, dtype=precision.out_dtype, device=left.device)
-        matmul = torch.backends.cuda.matmul
-        self._saved = (matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-                       matmul.allow_fp16_reduced_precision_reduction,
-                       matmul.allow_bf16_reduced_precision_reduction)
-        matmul.allow_tf32 = precision.name == "tf32"
-        torch.backends.cudnn.allow_tf32 = False
-        matmul.allow_fp16_reduced_precision_reduction = False
-        matmul.allow_bf16_reduced_precision_reduction = False
 
     def __call__(self, tile):
         """Screened scores of `tile`: a [rows, cols] view of the buffer."""
         n_rows, n_cols = tile.shape
         out = self.buffer[: n_rows * n_cols].view(n_rows, n_cols)
-        torch.mm(self.left[tile.row_start : tile.row_stop],
-                 self.right[tile.col_start : tile.col_stop].T, out=out)
+        with exact_products(self.precision):
+            torch.mm(self.left[tile.row_start : tile.row_stop],
+                     self.right[tile.col_start : tile.col_stop].T, out=out)
         return out
 
     def close(self):
-        """Restore the settings and free the buffer and the rows' copies."""
-        matmul = torch.backends.cuda.matmul
-        (matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         matmul.allow_fp16_reduced_precision_reduction,
-         matmul.allow_bf16_reduced_precision_reduction) = self._saved
+        """Free the buffer and the rows' copies."""
         self.buffer = self.left = self.right = None
 
 

@@ -61,17 +61,6 @@ class RowTopK:
         floors = round_down_tensor(kth.double() - 2.0 * self.scorer.bound, kth.dtype)
         return floors.clamp(min=torch.finfo(kth.dtype).min)
 
-    def add_lists(self, rows, values, cols):
-        """Add each row's candidate list (values and columns [len(rows), width]) from another
-        screening; each list must hold every column within 2E of the row's k-th value."""
-        top = values.topk(min(self.k, values.shape[1]), dim=1).values
-        self.best[rows] = torch.cat([self.best[rows], top], dim=1).topk(self.k, dim=1).values
-        hit = values >= self.floors(self.best[rows, -1])[:, None]
-        row_index = rows[:, None].expand(-1, values.shape[1])
-        self._chunks.append((row_index[hit].to(self._index_dtype), cols[hit].to(self._index_dtype),
-                             values[hit].to(self.best.dtype)))
-        self._stored += int(hit.sum())
-
     def _prune(self):
         rows, cols, values = (torch.cat(part) for part in zip(*self._chunks))
         keep = values >= self.floors(self.best[rows, -1])
@@ -163,36 +152,3 @@ class _Cells:
             torch.cat([groups[hit] + member * self.size, tail_cols + _GROUP * self.size]),
             torch.cat([cells[hit, member], self.tail[tail_rows, tail_cols]]),
         )
-
-
-def faiss_row_topk(queries, database, k, scorer, exclude=None):
-    """What RowTopK gives over every block, with FAISS IndexFlatIP (an exact float32 search) as
-    the screening product: the same canonical values and columns.
-
-    Each query's list is lengthened (x4) until it holds every column within 2E of its k-th
-    largest value, so the candidates are the same as the blocks would give. `exclude`: per query,
-    a column that is not a candidate (itself, its mated template), or -1.
-    `scorer` must screen in fp32, the precision of FAISS's products.
-    """
-    import faiss  # noqa: PLC0415 (optional dependency)
-
-    accumulator = RowTopK(len(queries), k, scorer)
-    index = faiss.IndexFlatIP(database.shape[1])
-    index.add(database.cpu().numpy())
-    query_rows = queries.cpu().numpy()
-    excluded = None if exclude is None else torch.as_tensor(exclude).cpu()
-    todo = torch.arange(len(queries))
-    width = 2 * k + 1
-    while len(todo):
-        width = min(width, len(database))
-        values, cols = index.search(query_rows[todo.numpy()], width)
-        values, cols = torch.from_numpy(values), torch.from_numpy(cols).long()
-        last = values[:, -1].clone()  # every column left out scores at most this
-        if excluded is not None:
-            values[cols == excluded[todo][:, None]] = -math.inf
-        floors = accumulator.floors(values.topk(k, dim=1).values[:, -1])
-        complete = (last < floors) | (width == len(database))
-        accumulator.add_lists(todo[complete], values[complete], cols[complete])
-        todo = todo[~complete]
-        width *= 4
-    return accumulator.finalize()
