@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mfftools.calibration.calibrators import DEFAULT_BINS
 from mfftools.calibration.kmeans import assign, fit_centroids
 from mfftools.calibration.methods import (
     METHODS,
@@ -156,7 +157,7 @@ def calibrated_distances(calibration, scored):
     return 4.0 * (1.0 - applied.confidence), applied
 
 
-def evaluate_applied(applied, scored, targets=TARGETS, n_bins=None):
+def evaluate_applied(applied, scored, targets=TARGETS, n_bins=DEFAULT_BINS):
     """FairCal's measures (metrics.evaluate) of applied scores over every pair of `scored`."""
     pairs = scored.pairs
     return evaluate(applied, pairs.issame, pairs.image_group, pairs.pair_index,
