@@ -186,14 +186,20 @@ def read_pair_set(embeddings, pair_table=None, columns=None):
     return _distinct_pairs(embeddings)
 
 
-def _read_rows(embeddings):
-    """All rows (float32) and their SHA-256."""
-    rows = np.empty((embeddings.n_rows, embeddings.dim), dtype=np.float32)
+def _read_rows(embeddings, keep=True):
+    """All rows (float32; None unless `keep`) and their SHA-256."""
+    rows = np.empty((embeddings.n_rows, embeddings.dim), dtype=np.float32) if keep else None
     digest = hashlib.sha256()
     for first, block in embeddings.iter_blocks(block_rows=_READ_ROWS):
-        rows[first : first + len(block)] = block
+        if keep:
+            rows[first : first + len(block)] = block
         digest.update(np.ascontiguousarray(block).tobytes())
     return rows, digest.hexdigest()
+
+
+def rows_sha256(embeddings):
+    """The `data_sha256` of an embeddings file (module docstring), read block by block."""
+    return _read_rows(embeddings, keep=False)[1]
 
 
 def _distinct_pairs(embeddings):

@@ -131,3 +131,36 @@ def test_bad_input_is_a_one_line_error(tmp_path, biased):
     assert result.exit_code == 1 and "lower --clusters" in result.output
     assert not (tmp_path / "c.npz").exists()
     assert "Traceback" not in result.output
+
+
+def test_inst_eval_and_ident_eval_take_a_calibration(tmp_path, biased):
+    fitted = run("calibrate", "fit", biased, "--method", "gst", "--out", tmp_path / "cal.npz")
+    assert fitted.exit_code == 0, fitted.output
+    plain = run("inst-eval", biased, "--fpr", "0.01", "--method", "exact", "--json",
+                tmp_path / "plain.json")
+    calibrated = run("inst-eval", biased, "--fpr", "0.01", "--method", "exact", "--calibration",
+                     tmp_path / "cal.npz", "--json", tmp_path / "cal.json")
+    assert plain.exit_code == 0 and calibrated.exit_code == 0, calibrated.output
+    before = json.loads((tmp_path / "plain.json").read_text())
+    after = json.loads((tmp_path / "cal.json").read_text())
+    assert before["model"] == "net" and after["model"] == "net + gst"
+    assert after["calibration"]["file"] == str(tmp_path / "cal.npz")
+    assert after["calibration"]["method"] == "gst"
+    assert 0 <= after["results"][0]["threshold"] <= 1
+    assert "calibrated scores" in calibrated.output
+    ident = run("ident-eval", biased, "--fpir", "0.1", "--calibration", tmp_path / "cal.npz",
+                "--json", tmp_path / "ident.json")
+    assert ident.exit_code == 0, ident.output
+    assert json.loads((tmp_path / "ident.json").read_text())["model"] == "net + gst"
+
+
+def test_protocols_refuse_a_calibration_for_another_model(tmp_path, biased, rng):
+    run("calibrate", "fit", biased, "--method", "baseline", "--out", tmp_path / "cal.npz")
+    from embedding_files import write_images_file
+
+    other = write_images_file(tmp_path / "other.h5", rng.normal(size=(40, 16)).astype(np.float32),
+                              np.arange(40) // 4, np.zeros(40, int), ["A"], model="another")
+    for command in ("inst-eval", "ident-eval"):
+        result = run(command, other, "--calibration", tmp_path / "cal.npz")
+        assert result.exit_code == 1
+        assert "model is 'another', but the calibration was fitted" in result.output
