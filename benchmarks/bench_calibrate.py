@@ -7,6 +7,9 @@
     (0.125% genuine, as IJB-C's 19,557 of 15.66M), D = 512; `calibrate fit --method faircal`
     then `calibrate apply` of the file it wrote. Goal: fit + apply under 5 minutes, peak memory
     under 3 GB.
+  * Calibrated instance protocol: 40,000 images (8 subgroups x 500 identities x 10 images,
+    RFW's scale), D = 512; `inst-eval --fpr 1e-5` with and without `--calibration` of a faircal
+    fit (K = 100) and of an fsn fit on the same file. Goal: at most 1.3x the uncalibrated run.
 The data are `mfftools.data.synthetic_embeddings.biased_pairs` (one group's impostor scores
 sitting higher), written as images-layout files with their pair lists. Every measurement is a
 whole process (Python's start, imports and the reading of the file included), each in its own
@@ -33,6 +36,8 @@ BFW = {"groups": 8, "identities_per_group": 250, "images_per_identity": 10,
        "pairs_per_group": 115_400, "genuine_fraction": 0.3}
 IJBC = {"groups": 12, "identities_per_group": 300, "images_per_identity": 130,
         "pairs_per_group": 1_305_000, "genuine_fraction": 0.00125}
+INSTANCE = {"groups": 8, "identities_per_group": 500, "images_per_identity": 10,
+            "pairs_per_group": 20_000, "genuine_fraction": 0.3}
 
 
 def synthesize(path, sizes, scale, dim, seed=0):
@@ -64,6 +69,25 @@ def measure(command):
     return timed_process([sys.executable, __file__, "--one", *map(str, command)])
 
 
+def _instance(folder, args):
+    """inst-eval at RFW's scale, plain and calibrated (faircal, fsn)."""
+    path = folder / "instance.h5"
+    n_images, n_pairs = synthesize(path, INSTANCE, args.scale, args.dim)
+    plain = measure(["inst-eval", path, "--fpr", "1e-5", "--json", folder / "plain.json"])
+    rows = [("inst-eval, uncalibrated", n_images, n_pairs, plain, None)]
+    for method in ("faircal", "fsn"):
+        measure(["calibrate", "fit", path, "--method", method, "--clusters", args.clusters,
+                 "--out", folder / f"{method}.npz"])
+        found = measure(["inst-eval", path, "--fpr", "1e-5", "--calibration",
+                         folder / f"{method}.npz", "--json", folder / f"{method}.json"])
+        if "seconds" in found and "seconds" in plain:
+            found["ratio"] = found["seconds"] / plain["seconds"]
+            rescored = json.loads((folder / f"{method}.json").read_text())["engine"]
+            found["rescored"] = rescored["n_rescored_pairs"]
+        rows.append((f"inst-eval --calibration ({method})", n_images, n_pairs, found, None))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawTextHelpFormatter)
@@ -71,7 +95,7 @@ def main():
                         help="fraction of the identities and pairs (1: full size)")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--clusters", type=int, default=100)
-    parser.add_argument("--only", choices=["bfw", "ijbc"], help="run one of the two")
+    parser.add_argument("--only", choices=["bfw", "ijbc", "inst"], help="run one part")
     parser.add_argument("--one", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -103,6 +127,8 @@ def main():
                 total = {"seconds": fit["seconds"] + applied["seconds"],
                          "rss_mb": max(fit["rss_mb"], applied["rss_mb"])}
                 rows.append(("IJB-C-sized faircal fit + apply", n_images, n_pairs, total, 300))
+        if args.only in (None, "inst"):
+            rows += _instance(folder, args)
     print(f"D = {args.dim}, K = {args.clusters}, scale {args.scale:g}")
     print("| what | images | pairs | seconds | peak MB | goal (s) |")
     print("|---|---|---|---|---|---|")
@@ -111,6 +137,9 @@ def main():
             print(f"| {what} | {n_images:,} | {n_pairs:,} | failed: {found['error']} | | |")
             continue
         goal_text = "" if goal is None else f"{goal}"
+        if "ratio" in found:
+            goal_text = (f"{found['ratio']:.2f}x the uncalibrated run (goal 1.3x), "
+                         f"{found['rescored']:,} pairs rescored")
         print(f"| {what} | {n_images:,} | {n_pairs:,} | {found['seconds']:.1f} | "
               f"{found['rss_mb']:,.0f} | {goal_text} |")
 

@@ -81,7 +81,8 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
         report.sections += _identification_sections(identification_results, figures)
         first_searches = entries_at(identification_results,
                                     operating_points(identification_results)[0])
-    report.sections += calibration_sections(calibration_results)
+    report.sections += calibration_sections(calibration_results, instance_results, bootstrap,
+                                            seed)
     report.summary = summarise(pair_results, first_pairs, first_intervals, first_searches)
     report.notes = list(dict.fromkeys(figures.notes))
     html_path = write_text(out_dir / "report.html", render_html(report))

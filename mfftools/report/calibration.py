@@ -1,12 +1,29 @@
-"""The report's calibration section: `mfftools calibrate` results (cross-val or apply), every
-method side by side, before (baseline) and after.
+"""The report's calibration sections: `mfftools calibrate` results (cross-val or apply), every
+method side by side, before (baseline) and after; and the instance protocol before and after a
+calibration, with the significance of each change.
 
-Per results file: one table of accuracy, the spread of the groups' FPRs at the global threshold
-and the mean calibration error per method; one table of each group's FPR at the first target per
-method. The results file's keys are checked on load (`check_calibration`).
+Per calibrate results file: one table of accuracy, the spread of the groups' FPRs at the global
+threshold and the mean calibration error per method; one table of each group's FPR at the first
+target per method. The results file's keys are checked on load (`check_calibration`).
+
+Instance results of the same images with and without `--calibration` (a calibrated result names
+its model "MODEL + METHOD") are compared at each operating point they share: the spread of the
+per-identity TPR and FPR (their standard deviation over identities) and the gap between the
+highest and lowest group mean, before and after, each change tested by a paired permutation
+test over identities (`paired_test`).
 """
+import numpy as np
+
 from mfftools.report.document import Section
+from mfftools.report.results import per_identity_rates, point_of
 from mfftools.report.tables import MISSING, Table, fmt_rate, fmt_ratio
+
+# The paired test's random stream, apart from the bootstrap's and the group test's.
+STREAM = 3
+_CHUNK = 100
+# A resample that rebuilds the observed pairing reaches the observed change whatever the order
+# of its sums: changes within this relative margin count as equal.
+_RELATIVE_TIE = 1e-12
 
 SPREAD_STATS = ("aad", "mad", "std")
 CALIBRATION_MEASURES = ("ks", "ece", "brier")
@@ -41,9 +58,119 @@ def check_calibration(check, data):
                 check.number(group, measure, f"{where}groups.{name}.", nullable=True)
 
 
-def calibration_sections(results):
-    """One section per calibration results file (ResultFile)."""
-    return [_section(result) for result in results]
+def calibration_sections(results, instance_results=(), n_resamples=1000, seed=0):
+    """One section per calibration results file (ResultFile), then the instance protocol before
+    and after calibration where `instance_results` hold both (`n_resamples` of the paired test;
+    0: no tests)."""
+    sections = [_section(result) for result in results]
+    pairs = calibrated_pairs(instance_results)
+    if pairs:
+        sections.append(_before_after_section(pairs, n_resamples, seed))
+    return sections
+
+
+def calibrated_pairs(results):
+    """(plain, calibrated) instance results of the same images: a calibrated result (with a
+    `calibration` entry) and the uncalibrated result whose model its name extends."""
+    plain = [result for result in results if "calibration" not in result.data]
+    pairs = []
+    for result in results:
+        if "calibration" not in result.data:
+            continue
+        for base in plain:
+            same_images = result.data.get("images") == base.data.get("images")
+            if same_images and result.model.startswith(f"{base.model} + "):
+                pairs.append((base, result))
+                break
+    return pairs
+
+
+SPREAD_STATISTICS = {"std": "std over identities", "gap": "highest - lowest group mean"}
+
+
+def statistic(values, groups, kind):
+    """The spread of per-identity rates [resamples, identities]: their std (ddof 0) over
+    identities, or the gap between the highest and the lowest group mean (`groups` one group
+    index per identity)."""
+    values = np.atleast_2d(values)
+    if kind == "std":
+        return values.std(axis=1)
+    present, labels = np.unique(groups, return_inverse=True)
+    sums = np.stack([values[:, labels == k].sum(axis=1) for k in range(len(present))], axis=1)
+    means = sums / np.bincount(labels, minlength=len(present))
+    return means.max(axis=1) - means.min(axis=1)
+
+
+def paired_test(before, after, groups, kind, n_resamples=1000, seed=0):
+    """(change, p-value) of a spread statistic (`statistic`) from `before` to `after`, per
+    identity paired: under the null that calibration changes nothing, the two values of each
+    identity are exchangeable, so each resample swaps them for a random half of the identities;
+    p = (1 + resamples whose |change| is at least the observed one) / (1 + resamples), two-sided.
+    Identities undefined on either side (NaN: no genuine pair) are left out. None, None with
+    fewer than two identities (or groups, for the gap)."""
+    before, after = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    defined = ~np.isnan(before) & ~np.isnan(after)
+    before, after, groups = before[defined], after[defined], np.asarray(groups)[defined]
+    if len(before) < 2 or (kind == "gap" and len(np.unique(groups)) < 2):
+        return None, None
+    observed = float(statistic(after, groups, kind)[0] - statistic(before, groups, kind)[0])
+    rng = np.random.default_rng((seed, STREAM))
+    reached = 0
+    for start in range(0, n_resamples, _CHUNK):
+        count = min(_CHUNK, n_resamples - start)
+        swap = rng.random((count, len(before))) < 0.5
+        first = np.where(swap, after, before)
+        second = np.where(swap, before, after)
+        changes = statistic(second, groups, kind) - statistic(first, groups, kind)
+        reached += int(np.count_nonzero(
+            np.abs(changes) >= abs(observed) * (1 - _RELATIVE_TIE)))
+    return observed, (1 + reached) / (1 + n_resamples)
+
+
+def _before_after_section(pairs, n_resamples, seed):
+    section = Section("Instance protocol before and after calibration")
+    table = Table(
+        title="Per-identity spread before and after calibration, with its paired test",
+        row_header="model, operating point, rate",
+        blocks=["spread"], columns=["statistic", "before", "after", "change", "p (paired)"],
+        note="Each change is tested by a paired permutation test over identities (the two "
+             "values of an identity swapped at random, two-sided); p below 0.05 says the "
+             "calibration changed the spread by more than the identities' sampling noise. '-': "
+             "no test (--bootstrap 0, or too few identities or groups).",
+    )
+    for base, calibrated in pairs:
+        entries = {point_of(entry): entry for entry in base.data["results"]}
+        for entry in calibrated.data["results"]:
+            point = point_of(entry)
+            if point not in entries:
+                continue
+            before = per_identity_rates(base, entries[point])
+            after = per_identity_rates(calibrated, entry)
+            if before is None or after is None:
+                continue
+            for rate in ("tpr", "fpr"):
+                for kind, words in SPREAD_STATISTICS.items():
+                    change, p_value = (None, None)
+                    if n_resamples:
+                        change, p_value = paired_test(before[rate], after[rate],
+                                                      before["group"], kind, n_resamples, seed)
+                    values = [_spread_of(columns[rate], columns["group"], kind)
+                              for columns in (before, after)]
+                    label = (f"{calibrated.model}, FPR {point[0]:.0e} ({point[1]}), "
+                             f"{rate.upper()}")
+                    table.add_row(label, [words, fmt_rate(values[0]), fmt_rate(values[1]),
+                                          MISSING if change is None else f"{change:+.4g}",
+                                          MISSING if p_value is None else f"{p_value:.3g}"])
+    section.items.append(table)
+    return section
+
+
+def _spread_of(values, groups, kind):
+    values = np.asarray(values, dtype=np.float64)
+    defined = ~np.isnan(values)
+    if defined.sum() < 2:
+        return None
+    return float(statistic(values[defined], np.asarray(groups)[defined], kind)[0])
 
 
 def _section(result):

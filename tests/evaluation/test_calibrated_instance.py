@@ -12,10 +12,11 @@ from dense import paper_bisection
 from dense import _stats_at
 from embedding_files import write_images_file
 from instance_data import GROUP_NAMES, lattice_data, make_data
-from mfftools.calibration.kmeans import assign
-from mfftools.calibration.methods import PairKeys, Settings, apply_method
+from mfftools.calibration.kmeans import assign, fit_centroids
+from mfftools.calibration.methods import PairKeys, Settings, apply_method, fit_method
 from mfftools.calibration.pipeline import fit_calibration
 from mfftools.calibration.protocols import group_keys
+from mfftools.calibration.store import Calibration
 from mfftools.data.synthetic_embeddings import biased_pairs, write_biased_pairs
 from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
@@ -26,11 +27,11 @@ from test_instance import assert_matches, without_engine
 METHODS = ("bisection", "exact")
 
 
-def _calibration(tmp_path, method, dim, calibrator="beta", seed=0):
+def _calibration(tmp_path, method, dim, calibrator="beta", seed=0, noise=1.2):
     """A calibration of `method` fitted on pairs of other embeddings of the same (unnamed) model
-    and groups."""
+    and groups (`noise` 0.1: separable pairs, a near-vertical calibration map)."""
     pairs = biased_pairs(group_names=GROUP_NAMES, identities_per_group=20, images_per_identity=4,
-                         pairs_per_group=500, dim=dim, bias=0.2, seed=seed)
+                         pairs_per_group=500, dim=dim, bias=0.2, seed=seed, noise=noise)
     path = write_biased_pairs(tmp_path / f"cal_{method}.h5", pairs)
     return fit_calibration(read_pair_set(open_embeddings(path)), method,
                            Settings(clusters=4, calibrator=calibrator, fit_fpr=0.01))
@@ -104,6 +105,36 @@ def test_ties_single_images_and_float16(tmp_path, rng, method):
                                    tile=48, precision="bf16", device="cpu", progress=False,
                                    calibration=calibration)
         assert_matches(result, reference, identity)
+
+
+def _steep_calibration(rng, method, emb):
+    """A calibration fitted on separable pairs (every genuine score above every impostor
+    score): its beta maps jump from 0 to 1 within a few thousandths of raw score."""
+    n = 2000
+    key_a, key_b = rng.integers(0, 4, n), rng.integers(0, 4, n)
+    issame = rng.random(n) < 0.3
+    scores = np.where(issame, rng.uniform(0.45, 0.9, n), rng.uniform(-0.5, 0.44, n))
+    fitted = fit_method(method, PairKeys(scores, key_a, key_b, issame), 4 if method == "faircal"
+                        else 0, Settings(clusters=4))
+    centroids = fit_centroids(canonical_rows(emb), 4) if method == "faircal" else None
+    return Calibration(fitted=fitted, settings=Settings(clusters=4), group_names=GROUP_NAMES,
+                       dim=emb.shape[1], data_sha256="", origin={}, centroids=centroids,
+                       cluster_of_image=None)
+
+
+@pytest.mark.parametrize("method", ["baseline", "faircal"])
+def test_a_near_vertical_calibration_map(tmp_path, rng, method):
+    """Screening through the map's preimages stays exact when its slope is in the hundreds."""
+    emb, identity, group = make_data(rng, 60, 5, 16)
+    calibration = _steep_calibration(rng, method, emb)
+    a, b, _ = calibration.fitted.bank.params[0]
+    assert a + b > 100
+    path = write_images_file(tmp_path / "e.h5", emb, identity, group, GROUP_NAMES)
+    reference = dense_calibrated(emb, identity, group, (0.01, 0.05), calibration)
+    result = evaluate_instance(open_embeddings(path), targets=(0.01, 0.05), methods=METHODS,
+                               tile=50, precision="bf16", device="cpu", progress=False,
+                               calibration=calibration)
+    assert_matches(result, reference, identity)
 
 
 def test_a_binning_calibration_and_det_are_refused(tmp_path, rng):
