@@ -72,7 +72,8 @@ def measure(command):
 def _instance(folder, args):
     """inst-eval at RFW's scale, plain and calibrated (faircal, fsn)."""
     path = folder / "instance.h5"
-    n_images, n_pairs = synthesize(path, INSTANCE, args.scale, args.dim)
+    n_images, _ = synthesize(path, INSTANCE, args.scale, args.dim)
+    n_pairs = n_images * (n_images - 1) // 2  # the instance protocol compares them all
     plain = measure(["inst-eval", path, "--fpr", "1e-5", "--json", folder / "plain.json"])
     rows = [("inst-eval, uncalibrated", n_images, n_pairs, plain, None)]
     for method in ("faircal", "fsn"):

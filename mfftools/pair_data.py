@@ -47,9 +47,20 @@ class PairSet:
     source: str
     normalised: bool = False
 
+    def __post_init__(self):
+        self.dim = int(self.rows.shape[1])
+        self.n_images = int(len(self.rows))
+
+    def release_rows(self):
+        """Let the rows go (the largest array: IJB-C's are 0.96 GB) once scores and keys are
+        taken from them; `dim` and `n_images` stay."""
+        self.rows = None
+
     def normalise_in_place(self):
         """Replace `rows` by their canonical rows (no copy: IJB-C's 469k x 512 rows are 0.96 GB);
         returns them as a torch tensor sharing that memory."""
+        if self.rows is None:
+            raise ValueError("the rows were released (release_rows): read the pairs again")
         if not self.normalised:
             canonical = canonical_rows(self.rows, copy=False)
             self.normalised = True
@@ -97,7 +108,7 @@ def evaluate_pair_set(pair_set, groups=None, distances=None, grid=None):
     results = evaluate_pair_distances(dist, pair_set.issame, pair_set.pair_group,
                                       pair_set.group_names, fold=pair_set.fold, groups=groups,
                                       where=pair_set.source, grid=grid)
-    results["dim"] = int(pair_set.rows.shape[1])
+    results["dim"] = pair_set.dim
     results["source"] = pair_set.source
     return results
 

@@ -39,6 +39,7 @@ BETA_C = 1e11
 _EPS = np.finfo(np.float64).eps
 _NEWTON_ITERATIONS = 100
 _WARM_START_PAIRS = 50_000
+_CHUNK = 1 << 18  # pairs of the likelihood computed at a time
 _LOGIT_TOLERANCE = 1e-12
 # A predicted decrease below this fraction of the objective is beyond what float64 resolves.
 _RESOLVED = 1e-12
@@ -56,11 +57,39 @@ def beta_features(scores, lo, hi):
     return np.stack([np.log(x), -np.log1p(-x)], axis=1)
 
 
-def _loss_and_probability(z, y):
-    """(sum of -log p(y | z), sigmoid(z)) for logits z, stably, from one exponential."""
-    e = np.exp(-np.abs(z))
-    loss = float(np.sum(np.log1p(e) + np.maximum(z, 0.0) - y * z))
-    return loss, np.where(z >= 0, 1.0, e) / (1.0 + e)
+class _Likelihood:
+    """The penalised negative log-likelihood of p = sigmoid(w0 + features . w), its gradient and
+    Hessian, computed a chunk of pairs at a time (memory: the features, and one chunk)."""
+
+    def __init__(self, features, labels, c):
+        self.features = features
+        self.y = labels
+        self.penalty = np.full(features.shape[1] + 1, 1.0 / c)
+        self.penalty[0] = 0.0
+        # max |logit change| of a step is at most |s0| + sum_k |s_k| max |feature k|
+        self.reach = np.concatenate([[1.0], np.abs(features).max(axis=0, initial=0.0)])
+
+    def __call__(self, w):
+        """(objective, gradient, Hessian) at weights w."""
+        loss = 0.0
+        gradient = np.zeros(len(w))
+        hessian = np.zeros((len(w), len(w)))
+        for first in range(0, len(self.y), _CHUNK):
+            design = np.column_stack([np.ones(min(_CHUNK, len(self.y) - first)),
+                                      self.features[first : first + _CHUNK]])
+            y = self.y[first : first + _CHUNK]
+            z = design @ w
+            e = np.exp(-np.abs(z))
+            loss += float(np.sum(np.log1p(e) + np.maximum(z, 0.0) - y * z))
+            p = np.where(z >= 0, 1.0, e) / (1.0 + e)
+            gradient += design.T @ (p - y)
+            hessian += (design * (p * (1.0 - p))[:, None]).T @ design
+        return (loss + 0.5 * float(np.sum(self.penalty * w * w)), gradient + self.penalty * w,
+                hessian + np.diag(self.penalty))
+
+    def move(self, step):
+        """A bound on the largest change of a logit by `step`."""
+        return float(np.abs(step) @ self.reach)
 
 
 def logistic_fit(features, labels, c=BETA_C, start=None):
@@ -76,12 +105,10 @@ def logistic_fit(features, labels, c=BETA_C, start=None):
     50,000 pairs, from the fit of every k-th pair (k making about 50,000, C scaled by 1/k); else
     from the intercept alone. Near the minimum Newton's method converges quadratically, so only a
     few steps run over all pairs."""
-    features = np.asarray(features, dtype=np.float64)
+    features = np.asarray(features, dtype=np.float64).reshape(len(labels), -1)
     y = np.asarray(labels, dtype=np.float64)
-    design = np.column_stack([np.ones(len(y)), features])
-    penalty = np.full(design.shape[1], 1.0 / c)
-    penalty[0] = 0.0
-    weights = np.zeros(design.shape[1])
+    likelihood = _Likelihood(features, y, c)
+    weights = np.zeros(features.shape[1] + 1)
     mean = y.mean()
     weights[0] = math.log(mean / (1.0 - mean)) if 0.0 < mean < 1.0 else 0.0
     stride = -(-len(y) // _WARM_START_PAIRS)
@@ -91,28 +118,22 @@ def logistic_fit(features, labels, c=BETA_C, start=None):
         intercept, coefficients = logistic_fit(features[::stride], y[::stride], c / stride)
         weights = np.concatenate([[intercept], coefficients])
 
-    def objective(w):
-        loss, p = _loss_and_probability(design @ w, y)
-        return loss + 0.5 * float(np.sum(penalty * w * w)), p
-
-    current, p = objective(weights)
+    current, gradient, hessian = likelihood(weights)
     previous_move = math.inf
     for _ in range(_NEWTON_ITERATIONS):
-        gradient = design.T @ (p - y) + penalty * weights
-        hessian = (design * (p * (1.0 - p))[:, None]).T @ design + np.diag(penalty)
         try:
             step = np.linalg.solve(hessian, gradient)
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
-        move = float(np.abs(design @ step).max())
+        move = likelihood.move(step)
         if move <= _LOGIT_TOLERANCE:
             break  # at the minimum, to within the tolerance on every logit
         if 0.5 * float(gradient @ step) > _RESOLVED * max(abs(current), 1.0):
             scale = 1.0  # far from the minimum: halve the step until the objective falls
             while scale > 1e-10:
                 candidate = weights - scale * step
-                value, candidate_p = objective(candidate)
-                if value <= current:
+                found = likelihood(candidate)
+                if found[0] <= current:
                     break
                 scale /= 2.0
             else:
@@ -124,8 +145,9 @@ def logistic_fit(features, labels, c=BETA_C, start=None):
                 break
             previous_move = move
             candidate = weights - step
-            value, candidate_p = objective(candidate)
-        weights, p, current = candidate, candidate_p, value
+            found = likelihood(candidate)
+        weights = candidate
+        current, gradient, hessian = found
     return float(weights[0]), weights[1:]
 
 

@@ -149,20 +149,17 @@ def _slot(keys, n_keys):
 
 
 def _pairs_by_key(pairs, n_keys):
-    """For each key, the indices of the pairs with at least one image of that key (a pair
-    whose two images share it counted once)."""
-    extra = np.flatnonzero(pairs.key_b != pairs.key_a)
-    keys = np.concatenate([pairs.key_a, pairs.key_b[extra]])
-    index = np.concatenate([np.arange(len(pairs.scores)), extra])
-    order = np.argsort(keys, kind="stable")
-    bounds = np.searchsorted(keys[order], np.arange(n_keys + 1))
-    return [np.sort(index[order[bounds[k] : bounds[k + 1]]]) for k in range(n_keys)]
+    """For each key, in turn, the indices of the pairs with at least one image of that key (a
+    pair whose two images share it counted once). One key's at a time: memory stays one mask
+    and one list, whatever the number of pairs (IJB-C's 15.66M)."""
+    for key in range(n_keys):
+        yield np.flatnonzero((pairs.key_a == key) | (pairs.key_b == key))
 
 
 def _same_group_pairs(pairs, n_keys):
-    """For each group, the indices of the pairs with both images in it."""
-    same = (pairs.key_a == pairs.key_b) & (pairs.key_a >= 0)
-    return [np.flatnonzero(same & (pairs.key_a == g)) for g in range(n_keys)]
+    """For each group, in turn, the indices of the pairs with both images in it."""
+    for group in range(n_keys):
+        yield np.flatnonzero((pairs.key_a == group) & (pairs.key_b == group))
 
 
 def _global_fit(kind, pairs, settings, scores=None, score_range=SCORE_RANGE, cache=None,
@@ -227,11 +224,11 @@ def _fit_per_key(method, kind, pairs, n_keys, settings, members_of, cache):
     return Fitted(method, kind, n_keys, bank, {"member": member, "weight": weight}, fallback)
 
 
-def _shifts(pairs, members_of, target):
+def _shifts(pairs, members_of, n_keys, target):
     """d_k = thr(impostors of key k's pairs) - thr(all impostors); 0 (a fallback) without any."""
     global_threshold = threshold_at(pairs.scores[~pairs.issame], target)
-    shift = np.zeros(len(members_of) + 1, dtype=np.float64)
-    fallback = np.ones(len(members_of) + 1, dtype=bool)
+    shift = np.zeros(n_keys + 1, dtype=np.float64)
+    fallback = np.ones(n_keys + 1, dtype=bool)
     for key, chosen in enumerate(members_of):
         local = threshold_at(pairs.scores[chosen][~pairs.issame[chosen]], target)
         if local is not None:
@@ -254,12 +251,13 @@ def _fit_shifted(method, kind, pairs, n_keys, settings, shift, fallback, near,
 
 
 def _fit_fsn(method, kind, pairs, n_keys, settings, near):
-    shift, fallback, _ = _shifts(pairs, _pairs_by_key(pairs, n_keys), settings.fit_fpr)
+    shift, fallback, _ = _shifts(pairs, _pairs_by_key(pairs, n_keys), n_keys, settings.fit_fpr)
     return _fit_shifted(method, kind, pairs, n_keys, settings, shift, fallback, near)
 
 
 def _fit_gst(method, kind, pairs, n_keys, settings, near):
-    shift, fallback, _ = _shifts(pairs, _same_group_pairs(pairs, n_keys), settings.fit_fpr)
+    shift, fallback, _ = _shifts(pairs, _same_group_pairs(pairs, n_keys), n_keys,
+                                 settings.fit_fpr)
     cross = bool(np.any(pairs.key_a != pairs.key_b))
     return _fit_shifted(method, kind, pairs, n_keys, settings, shift, fallback, near,
                         extra_range=[0.0] if cross else [])

@@ -15,6 +15,7 @@ from mfftools.calibration.calibrators import DEFAULT_BINS
 from mfftools.calibration.kmeans import assign, fit_centroids
 from mfftools.calibration.methods import (
     METHODS,
+    Applied,
     PairKeys,
     Settings,
     apply_method,
@@ -34,7 +35,8 @@ DEFAULT_FOLDS = 10
 
 @dataclass
 class ScoredPairs:
-    """A PairSet with its canonical rows (torch float32) and canonical scores (float64 [P])."""
+    """A PairSet with its canonical rows (torch float32; None once released) and canonical
+    scores (float32 [P])."""
 
     pairs: object
     rows: object
@@ -45,8 +47,12 @@ class ScoredPairs:
         """Score a PairSet; `in_place`: normalise its rows in place (it no longer gives the pair
         protocol's distances then) instead of a normalised copy."""
         rows = pair_set.normalise_in_place() if in_place else canonical_rows(pair_set.rows)
-        scores = pair_scores(rows, pair_set.pair_index).astype(np.float64)
-        return cls(pair_set, rows, scores)
+        return cls(pair_set, rows, pair_scores(rows, pair_set.pair_index))
+
+    def release_rows(self):
+        """Let the rows go once every key is taken from them (see PairSet.release_rows)."""
+        self.rows = None
+        self.pairs.release_rows()
 
     def clusters(self, images, settings):
         """(centroids, cluster of every image) of k-means on the canonical rows `images`."""
@@ -87,8 +93,8 @@ def _n_keys(method, scored, settings):
 
 
 def fit_calibration(pair_set, method, settings=Settings(), embeddings=None):
-    """Fit `method` on every pair of `pair_set` (its rows are normalised in place); returns a
-    Calibration (store.Calibration).
+    """Fit `method` on every pair of `pair_set` (its rows are normalised in place, then let go:
+    the pair set holds no rows after it); returns a Calibration (store.Calibration).
 
     `embeddings` (the opened file) gives the model attributes the calibration records.
     """
@@ -102,6 +108,7 @@ def fit_calibration(pair_set, method, settings=Settings(), embeddings=None):
         image_keys = cluster_of_image
     elif key_kind(method) == "group":
         image_keys = pair_set.image_group
+    scored.release_rows()
     fitted = fit_method(method, scored.keys(image_keys), _n_keys(method, scored, settings),
                         settings)
     if fitted.n_fallbacks:
@@ -115,7 +122,7 @@ def fit_calibration(pair_set, method, settings=Settings(), embeddings=None):
         origin[name] = None if value is None else (
             value.decode() if isinstance(value, bytes) else str(value))
     return Calibration(fitted=fitted, settings=settings, group_names=list(pair_set.group_names),
-                       dim=pair_set.rows.shape[1], data_sha256=pair_set.data_sha256,
+                       dim=pair_set.dim, data_sha256=pair_set.data_sha256,
                        origin=origin, centroids=centroids, cluster_of_image=cluster_of_image)
 
 
@@ -127,7 +134,7 @@ def image_keys_for(calibration, scored):
     if kind == "cluster":
         pairs = scored.pairs
         same = (pairs.data_sha256 == calibration.data_sha256
-                and len(calibration.cluster_of_image) == len(pairs.rows))
+                and len(calibration.cluster_of_image) == pairs.n_images)
         if same:
             return np.asarray(calibration.cluster_of_image, dtype=np.int64)
         return assign(scored.rows.numpy(), calibration.centroids)
@@ -143,10 +150,23 @@ def image_keys_for(calibration, scored):
     return None
 
 
-def apply_calibration(calibration, scored):
-    """The calibration's output (methods.Applied) for every pair of `scored` (ScoredPairs)."""
-    keys = scored.keys(image_keys_for(calibration, scored), labelled=False)
-    return apply_method(calibration.fitted, keys)
+def apply_calibration(calibration, scored, release_rows=False, chunk=1 << 20):
+    """The calibration's output (methods.Applied) for every pair of `scored` (ScoredPairs), a
+    `chunk` of pairs at a time (memory: the pairs' outputs, and one chunk's work);
+    `release_rows`: let the rows go once the images' keys are taken."""
+    image_keys = image_keys_for(calibration, scored)
+    if release_rows:
+        scored.release_rows()
+    outputs = []
+    for first in range(0, scored.pairs.n_pairs, chunk):
+        chosen = slice(first, first + chunk)
+        outputs.append(apply_method(calibration.fitted,
+                                    scored.keys(image_keys, chosen, labelled=False)))
+    if not outputs:
+        empty = np.empty(0)
+        return Applied(empty, empty, np.empty(0, dtype=bool))
+    return Applied(*(np.concatenate([getattr(out, name) for out in outputs])
+                     for name in ("confidence", "decision", "fallback")))
 
 
 def calibrated_distances(calibration, scored):
@@ -230,7 +250,7 @@ def cross_validate(pair_set, methods, settings=Settings(), n_folds=None, targets
         "group_names": list(pair_set.group_names),
         "targets": [target_key(target) for target in targets],
         "n_pairs": int(pair_set.n_pairs),
-        "n_images": int(len(pair_set.rows)),
+        "n_images": pair_set.n_images,
         "settings": {"calibrator": settings.calibrator, "clusters": settings.clusters,
                      "bins": settings.bins, "fit_fpr": settings.fit_fpr, "seed": settings.seed},
         "methods": {method: {**average(per_method[method]), "fallbacks": fallbacks[method]}

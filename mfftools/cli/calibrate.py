@@ -99,7 +99,7 @@ def fit(embeddings_file, pair_table, columns, method, calibrator, clusters, bins
     save(calibration, out_path)
     fallbacks = calibration.fitted.n_fallbacks
     click.echo(f"{method} ({calibration.fitted.calibrator}) fitted on {pair_set.n_pairs} pairs "
-               f"of {len(pair_set.rows)} images; {fallbacks} fallback"
+               f"of {pair_set.n_images} images; {fallbacks} fallback"
                f"{'' if fallbacks == 1 else 's'} to the global fit")
     click.echo(f"calibration written to {out_path}")
 
@@ -123,14 +123,14 @@ def apply(calibration_file, embeddings_file, pair_table, columns, targets, out_p
     embeddings, pair_set = _read_pairs(embeddings_file, pair_table, columns)
     calibration.check_embeddings(embeddings)
     scored = ScoredPairs.of(pair_set, in_place=True)
-    applied = apply_calibration(calibration, scored)
+    applied = apply_calibration(calibration, scored, release_rows=True)
     measures = evaluate_applied(applied, scored, targets, calibration.settings.bins)
     measures["fallbacks"] = {"fitted": calibration.fitted.n_fallbacks,
                              "test_pairs": int(applied.fallback.sum())}
     result = {"protocol": "calibration", "folds": 1, "fold_assignment": "none",
               "group_names": list(pair_set.group_names),
               "targets": list(measures["tpr_at_fpr"]), "n_pairs": int(pair_set.n_pairs),
-              "n_images": int(len(pair_set.rows)), "calibration_file": str(calibration_file),
+              "n_images": pair_set.n_images, "calibration_file": str(calibration_file),
               "methods": {calibration.method: measures}, "source": pair_set.source}
     click.echo(format_table(result))
     if out_path is not None:

@@ -49,9 +49,10 @@ def test_kmeans_is_seeded_and_assigns_the_nearest_centroid(rng):
 
 
 def _keys(scored, image_keys, chosen):
+    """(scores in float64, labels, key of each image) of the pairs `chosen`."""
     index = scored.pairs.pair_index[chosen]
-    return (scored.scores[chosen], scored.pairs.issame[chosen], image_keys[index[:, 0]],
-            image_keys[index[:, 1]])
+    return (scored.scores[chosen].astype(np.float64), scored.pairs.issame[chosen],
+            image_keys[index[:, 0]], image_keys[index[:, 1]])
 
 
 def test_fit_records_every_image_cluster_and_apply_equals_the_reference(tmp_path, biased):
@@ -124,7 +125,7 @@ def test_cross_validation_with_fixed_clusters_equals_the_reference(biased, monke
                     expected["fpr_spread"][key][stat], rel=1e-9, abs=1e-15), (method, stat)
         for measure in ("ks", "ece", "brier"):
             assert entry["calibration"][measure]["mean"] == pytest.approx(
-                expected["calibration"][measure]["mean"], rel=1e-9)
+                expected["calibration"][measure]["mean"], rel=1e-9), (method, measure)
 
 
 def test_the_planted_bias_is_reduced_by_faircal_fsn_and_gst(tmp_path):
@@ -147,8 +148,8 @@ def test_the_planted_bias_is_reduced_by_faircal_fsn_and_gst(tmp_path):
 
 
 def test_a_calibration_file_holds_plain_arrays_only(tmp_path, biased):
-    pair_set = read_pair_set(open_embeddings(biased))
     for method in ("baseline", "fsn", "gst", "group-norm"):
+        pair_set = read_pair_set(open_embeddings(biased))  # a fit lets its rows go
         calibration = pipeline.fit_calibration(pair_set, method, Settings(clusters=4,
                                                                           calibrator="isotonic"))
         save(calibration, tmp_path / f"{method}.npz")
