@@ -265,7 +265,7 @@ def _read_pair_list(handle, embeddings):
             f"{path}: dataset 'pair_index' pair {pair} is {index[pair].tolist()}, outside the "
             f"{n_rows} rows"
         )
-    embeddings.pair_index = index.astype(np.int64)
+    embeddings.pair_index = np.asarray(index, dtype=np.int64)  # no copy of IJB-C's 15.66M pairs
     embeddings.pair_issame = _read_column(handle, "pair_issame", len(index), path).astype(bool)
     if "pair_fold" in handle:
         embeddings.pair_fold = _read_fold(handle, "pair_fold", len(index), path)

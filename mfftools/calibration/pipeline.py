@@ -73,6 +73,13 @@ class ScoredPairs:
         return PairKeys(scores, image_keys[index[:, 0]], image_keys[index[:, 1]], issame)
 
 
+def _images_of(pair_set, chosen):
+    """The distinct images (ascending) of the pairs `chosen`, without sorting the pair list."""
+    used = np.zeros(pair_set.n_images, dtype=bool)
+    used[pair_set.pair_index[chosen].ravel()] = True
+    return np.flatnonzero(used)
+
+
 def _check_methods(methods):
     unknown = [method for method in methods if method not in METHODS]
     if unknown:
@@ -103,7 +110,7 @@ def fit_calibration(pair_set, method, settings=Settings(), embeddings=None):
     centroids = cluster_of_image = None
     image_keys = None
     if key_kind(method) == "cluster":
-        images = np.unique(pair_set.pair_index)
+        images = _images_of(pair_set, slice(None))
         centroids, cluster_of_image = scored.clusters(images, settings)
         image_keys = cluster_of_image
     elif key_kind(method) == "group":
@@ -226,7 +233,7 @@ def cross_validate(pair_set, methods, settings=Settings(), n_folds=None, targets
             image_keys = None
             if key_kind(method) == "cluster":
                 if clusters is None:
-                    images = np.unique(pair_set.pair_index[calibration])
+                    images = _images_of(pair_set, calibration)
                     _, clusters = scored.clusters(images, settings)
                 image_keys = clusters
             elif key_kind(method) == "group":
