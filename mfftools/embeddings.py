@@ -38,6 +38,10 @@ OPTIONAL_ROW_COLUMNS = {
 }
 PAIR_COLUMNS = ("issame", "pair_group")
 OPTIONAL_PAIR_COLUMNS = ("fold",)
+# An images-layout file may carry its own pair list (each image stored once): row indices of
+# the two images of each pair, whether they are the same person, and optionally the pair's fold.
+PAIR_LIST_COLUMNS = ("pair_index", "pair_issame")
+OPTIONAL_PAIR_LIST_COLUMNS = ("pair_fold",)
 _COLUMN_DTYPES = {
     "identity": np.int64,
     "group": np.int64,
@@ -50,6 +54,9 @@ _COLUMN_DTYPES = {
     "template": np.int64,
     "media": np.int64,
     "detector_score": np.float32,
+    "pair_index": np.int64,
+    "pair_issame": np.bool_,
+    "pair_fold": np.int64,
 }
 _CHUNK_ROWS = 1024
 # Stored row types; every reader gets float32 rows (float64 rows are rounded to float32 as they
@@ -84,8 +91,10 @@ class Embeddings:
 
     `identity`/`group` (images layout) and `issame`/`pair_group` (pairs layout) are numpy arrays;
     the others are None. Optional: `image_paths` and `identity_names` (images layout), `fold`
-    (pairs layout: each pair's fold index, when the source assigns folds), and `template`,
-    `media` (int64) and `detector_score` (float32) of IJB-style images (images layout).
+    (pairs layout: each pair's fold index, when the source assigns folds), `template`, `media`
+    (int64) and `detector_score` (float32) of IJB-style images (images layout), and an
+    images-layout file's own pair list: `pair_index` [P, 2] (row indices), `pair_issame` [P] and
+    `pair_fold` [P].
     """
 
     path: Path
@@ -105,6 +114,14 @@ class Embeddings:
     template: np.ndarray = None
     media: np.ndarray = None
     detector_score: np.ndarray = None
+    pair_index: np.ndarray = None
+    pair_issame: np.ndarray = None
+    pair_fold: np.ndarray = None
+
+    @property
+    def has_pairs(self):
+        """Whether the file holds pairs: the pairs layout, or an images layout with a pair list."""
+        return self.layout == "pairs" or self.pair_index is not None
 
     @property
     def model_name(self):
@@ -283,6 +300,32 @@ def _read_images_labels(handle, embeddings):
             row = int(np.flatnonzero(~np.isfinite(score))[0])
             raise MfftoolsError(f"{path}: dataset 'detector_score' row {row} is not finite")
         embeddings.detector_score = score
+    if "pair_index" in handle:
+        _read_pair_list(handle, embeddings)
+    elif any(name in handle for name in ("pair_issame", "pair_fold")):
+        raise MfftoolsError(f"{path}: datasets 'pair_issame'/'pair_fold' need 'pair_index'")
+
+
+def _read_pair_list(handle, embeddings):
+    """An images-layout file's own pair list: row indices in range, one label per pair."""
+    path, n_rows = embeddings.path, embeddings.n_rows
+    index = handle["pair_index"][()]
+    if index.ndim != 2 or index.shape[1] != 2 or not np.issubdtype(index.dtype, np.integer):
+        raise MfftoolsError(
+            f"{path}: dataset 'pair_index' must be [P, 2] integer row indices, found shape "
+            f"{index.shape} {index.dtype}"
+        )
+    outside = (index < 0) | (index >= n_rows)
+    if outside.any():
+        pair = int(np.flatnonzero(outside.any(axis=1))[0])
+        raise MfftoolsError(
+            f"{path}: dataset 'pair_index' pair {pair} is {index[pair].tolist()}, outside the "
+            f"{n_rows} rows"
+        )
+    embeddings.pair_index = np.asarray(index, dtype=np.int64)  # no copy of IJB-C's 15.66M pairs
+    embeddings.pair_issame = _read_column(handle, "pair_issame", len(index), path).astype(bool)
+    if "pair_fold" in handle:
+        embeddings.pair_fold = _read_fold(handle, "pair_fold", len(index), path)
 
 
 def _read_optional_strings(handle, name, length, path):
@@ -305,13 +348,17 @@ def _read_pairs_labels(handle, embeddings):
     embeddings.issame = issame.astype(bool)
     embeddings.pair_group = pair_group.astype(np.int64)
     if "fold" in handle:
-        fold = _read_column(handle, "fold", n_rows // 2, path)
-        if not np.issubdtype(fold.dtype, np.integer) or (fold < 0).any():
-            raise MfftoolsError(
-                f"{path}: dataset 'fold' must hold fold indices 0, 1, ..., found {fold.dtype} "
-                f"values from {fold.min()}"
-            )
-        embeddings.fold = fold.astype(np.int64)
+        embeddings.fold = _read_fold(handle, "fold", n_rows // 2, path)
+
+
+def _read_fold(handle, name, length, path):
+    fold = _read_column(handle, name, length, path)
+    if not np.issubdtype(fold.dtype, np.integer) or (fold < 0).any():
+        raise MfftoolsError(
+            f"{path}: dataset {name!r} must hold fold indices 0, 1, ..., found {fold.dtype} "
+            f"values from {fold.min()}"
+        )
+    return fold.astype(np.int64)
 
 
 class EmbeddingsWriter:
@@ -339,9 +386,11 @@ class EmbeddingsWriter:
 
     @classmethod
     def create(cls, path, *, layout, dim, group_names, dtype="float32", pairs=None, attrs=None,
-               optional_columns=()):
+               optional_columns=(), pair_list=None):
         """Start a new file for `path` (replacing any partial one). `pairs` = dict(issame=...,
-        pair_group=..., optionally fold=...) for the pairs layout.
+        pair_group=..., optionally fold=...) for the pairs layout; `pair_list` =
+        dict(pair_index=..., pair_issame=..., optionally pair_fold=...) for an images-layout
+        file that carries its own pairs.
 
         `attrs` are extra root attributes (model, checkpoint, checkpoint_sha256, flip, source, ...).
         `optional_columns`: per-row columns of OPTIONAL_ROW_COLUMNS the file has (`append` then
@@ -354,6 +403,8 @@ class EmbeddingsWriter:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if (layout == "pairs") != (pairs is not None):
             raise ValueError("`pairs` columns are given exactly for the pairs layout")
+        if layout == "pairs" and pair_list is not None:
+            raise ValueError("a pair list belongs to the images layout")
         path = Path(path)
         lock = contextlib.ExitStack()
         lock.enter_context(output_lock(path))
@@ -385,6 +436,8 @@ class EmbeddingsWriter:
         writer = cls(handle, layout, path, lock)
         if pairs is not None:
             writer.set_pairs(pairs)
+        if pair_list is not None:
+            writer.set_pairs(pair_list, pair_list=True)
         handle.flush()
         return writer
 
@@ -426,12 +479,15 @@ class EmbeddingsWriter:
         """The file's root attributes (an h5py AttributeManager: read and set)."""
         return self._handle.attrs
 
-    def set_pairs(self, pairs):
-        """Write (or replace) the per-pair columns: issame, pair_group, optionally fold."""
-        for name in PAIR_COLUMNS + OPTIONAL_PAIR_COLUMNS:
+    def set_pairs(self, pairs, pair_list=False):
+        """Write (or replace) the per-pair columns: issame, pair_group, optionally fold; or, with
+        `pair_list`, an images-layout file's pair_index, pair_issame, optionally pair_fold."""
+        required, optional = ((PAIR_LIST_COLUMNS, OPTIONAL_PAIR_LIST_COLUMNS) if pair_list
+                              else (PAIR_COLUMNS, OPTIONAL_PAIR_COLUMNS))
+        for name in required + optional:
             if name in self._handle:
                 del self._handle[name]
-            if name in PAIR_COLUMNS or pairs.get(name) is not None:
+            if name in required or pairs.get(name) is not None:
                 self._handle.create_dataset(name, data=np.asarray(pairs[name], _COLUMN_DTYPES[name]))
 
     @property

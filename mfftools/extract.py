@@ -12,8 +12,8 @@ Bad images: without `skip_bad_images` the first undecodable image is an error na
 it, a first pass decodes every image to find the bad ones, which are then left out, logged, and
 listed in the file (`n_skipped_images`, `skipped_images`; each image once, however many rows
 show it). In the pairs layout a bad image drops every pair it is in (both rows, and the pair's
-`issame`/`pair_group`/`fold` entries), so pairs never shift; the file also records
-`n_dropped_pairs`.
+`issame`/`pair_group`/`fold` entries), so pairs never shift; a pair list (the images layout with
+its pairs) drops the pairs that use a bad image; the file also records `n_dropped_pairs`.
 
 The model may be a checkpoint, a TorchScript archive or an ONNX model
 (`mfftools.models.embedders`); the images are decoded to its input by a `Preprocessing`.
@@ -125,14 +125,16 @@ def find_bad_images(source, preprocessing, batch_size=128, workers=2, progress=T
 
 
 def _rows_to_extract(source, bad_rows):
-    """Source rows kept after skipping bad images, and the kept pair indices (pairs layout)."""
+    """Source rows kept after skipping bad images, and the kept pair indices (pairs layout, or
+    a pair list)."""
     n_rows = len(source)
     if source.layout == "pairs":
         bad_pairs = np.unique(np.asarray(bad_rows, dtype=np.int64) // 2)
         kept_pairs = np.setdiff1d(np.arange(n_rows // 2), bad_pairs)
         rows = np.stack([2 * kept_pairs, 2 * kept_pairs + 1], axis=1).reshape(-1)
         return rows, kept_pairs
-    return np.setdiff1d(np.arange(n_rows), np.asarray(bad_rows, dtype=np.int64)), None
+    rows = np.setdiff1d(np.arange(n_rows), np.asarray(bad_rows, dtype=np.int64))
+    return rows, (source.kept_pairs(rows) if source.pair_index is not None else None)
 
 
 def _prepare_model(model_path, model, arch, output, device, amp):
@@ -219,17 +221,20 @@ def _extract_locked(source, out_path, embedder, attrs, preprocessing, batch_size
         source, preprocessing, attrs, skip_bad_images, batch_size, workers, progress
     )
     pairs = source.pair_columns(kept_pairs) if source.layout == "pairs" else None
+    pair_list = (source.pair_list_columns(rows, kept_pairs)
+                 if source.pair_index is not None else None)
     writer, complete = open_to_resume(out_path, attrs, rows) if resume else (None, False)
     if complete:
         return ExtractionReport(out_path, len(rows), len(rows), already_complete=True)
     rows_before = writer.rows_written if writer else 0
     if writer is not None:
-        record_skipping(writer, attrs, pairs)
+        record_skipping(writer, attrs, pairs, pair_list)
 
     def create(dim):
         return EmbeddingsWriter.create(
             out_path, layout=source.layout, dim=dim, group_names=source.group_names,
             pairs=pairs, attrs=attrs, optional_columns=source.optional_columns,
+            pair_list=pair_list,
         )
 
     _run(embedder, source, rows, writer, create, preprocessing, batch_size, workers, flip,
@@ -263,6 +268,9 @@ def _rows_and_skipped(source, preprocessing, attrs, skip_bad_images, batch_size,
         logger.warning("%d bad images skipped", len(messages))
     if source.layout == "pairs":
         attrs["n_dropped_pairs"] = len(source) // 2 - len(kept_pairs)
+    elif source.pair_index is not None:
+        attrs["n_dropped_pairs"] = len(source.pair_index) - len(kept_pairs)
+        attrs["identity_from"] = source.identity_from
     attrs["n_rows_expected"] = len(rows)
     if len(rows) == 0:
         raise MfftoolsError(f"{source.description}: no images left to extract")

@@ -192,9 +192,9 @@ def _check_skipping(found, expected, path):
         )
 
 
-def record_skipping(writer, attrs, pairs=None):
-    """Bring a resumed file's record of skipped images (and its pairs, which lose the dropped
-    ones) up to this run's."""
+def record_skipping(writer, attrs, pairs=None, pair_list=None):
+    """Bring a resumed file's record of skipped images (and its pairs or pair list, which lose
+    the dropped ones) up to this run's."""
     for key in SKIP_ATTRS:
         if key in attrs:
             writer.attrs[key] = attrs[key]
@@ -202,3 +202,5 @@ def record_skipping(writer, attrs, pairs=None):
             del writer.attrs[key]
     if pairs is not None:
         writer.set_pairs(pairs)
+    if pair_list is not None:
+        writer.set_pairs(pair_list, pair_list=True)

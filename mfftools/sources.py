@@ -4,9 +4,10 @@
                                 tree ROOT/<group>/<identity>/<image>; RFW as shipped (every
                                 image); an IJB-B/IJB-C folder (its templates' images)
     pairs layout (pair-eval)    a folder of .bin files (<Group>_test.bin, lfw.bin, ...); one or
-                                more .bin files (each a set named by its stem); a pair list
-                                (.csv/.tsv with `path1`, `path2`, `issame`); RFW as shipped (its
-                                pair lists)
+                                more .bin files (each a set named by its stem); RFW as shipped
+                                (its pair lists)
+    images layout with pairs    a pair list (.csv/.tsv with `path1`, `path2`, `issame`): each of
+    (pair-eval, calibrate)      its images once, and the pairs as row indices
 
 The kind is told from the path: a folder holding .bin files is a pair folder, one with data/ and
 txts/ is RFW as shipped, one with meta/*_face_tid_mid.txt is IJB, any other folder a folder tree;
@@ -33,7 +34,8 @@ class ExtractionSource:
     """Images to embed (`images`: an EncodedImages) with the labels of the rows they become.
 
     The images layout needs `identity` and `group` (and may name identities: `identity_names`,
-    one per image); the pairs layout needs `issame` and `pair_group` (rows 2k, 2k+1 form pair
+    one per image) and may carry a pair list (`pair_index` [P, 2] source rows, `pair_issame`,
+    `pair_fold`); the pairs layout needs `issame` and `pair_group` (rows 2k, 2k+1 form pair
     k) and may assign folds (`fold`, one index per pair). `columns` holds more per-image
     columns of the file (`template`, `media`, `detector_score`: one value per source row),
     `attrs` root attributes that describe the source (`aligned`, `alignment_template`).
@@ -52,6 +54,10 @@ class ExtractionSource:
     columns: dict = None
     attrs: dict = None
     options: "SourceOptions" = None
+    pair_index: np.ndarray = None
+    pair_issame: np.ndarray = None
+    pair_fold: np.ndarray = None
+    identity_from: str = None
 
     def __len__(self):
         return len(self.images)
@@ -65,9 +71,25 @@ class ExtractionSource:
             group_names=list(labelled.group_names),
             description=description,
             identity=labelled.identity,
-            identity_names=list(labelled.identity_names),
+            identity_names=(None if labelled.identity_names is None
+                            else list(labelled.identity_names)),
             group=labelled.group,
         )
+
+    @classmethod
+    def of_pair_images(cls, found, description):
+        """From a pair list's PairImages: its images, each once, and its pairs over them."""
+        source = cls.of_images(found.images, description)
+        source.pair_index = found.pair_index
+        source.pair_issame = found.issame
+        source.pair_fold = found.fold
+        source.identity_from = found.identity_from
+        return source
+
+    @property
+    def has_pairs(self):
+        """Whether the file it makes holds pairs (pairs layout, or images with a pair list)."""
+        return self.layout == "pairs" or self.pair_index is not None
 
     @classmethod
     def of_pairs(cls, pairs, description):
@@ -103,6 +125,21 @@ class ExtractionSource:
         for name, values in (self.columns or {}).items():
             columns[name] = values[rows]
         return columns
+
+    def kept_pairs(self, rows):
+        """The pairs of a pair list whose two images are among the source rows `rows`."""
+        kept = np.zeros(len(self), dtype=bool)
+        kept[rows] = True
+        return np.flatnonzero(kept[self.pair_index].all(axis=1))
+
+    def pair_list_columns(self, rows, pairs):
+        """The file's pair list for the kept pair indices `pairs`, over the rows written (the
+        source rows `rows`, ascending)."""
+        return {
+            "pair_index": np.searchsorted(rows, self.pair_index[pairs]),
+            "pair_issame": self.pair_issame[pairs],
+            "pair_fold": None if self.pair_fold is None else self.pair_fold[pairs],
+        }
 
     def pair_columns(self, pairs):
         """The file's per-pair columns for the kept pair indices `pairs`."""
@@ -242,9 +279,11 @@ def _open_table(path, options, description):
     if table.has("path1") and table.has("path2"):
         from mfftools.data.pair_list import read_pair_list
 
+        from mfftools.data.pair_list import images_of_pairs
+
         pairs = read_pair_list(table, options.image_root, groups=options.groups,
                                group_by=options.group_by, attributes=options.read_attributes())
-        return ExtractionSource.of_pairs(pairs, description)
+        return ExtractionSource.of_pair_images(images_of_pairs(pairs, path), description)
     if table.has("path"):
         from mfftools.data.manifest import read_manifest
 

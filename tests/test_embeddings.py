@@ -295,3 +295,54 @@ def test_identity_names_and_folds_round_trip(tmp_path, rng):
         EmbeddingsWriter.create(tmp_path / "x.h5", layout="pairs", dim=4, group_names=GROUPS,
                                 pairs={"issame": [True], "pair_group": [0]},
                                 optional_columns=("identity_name",))
+
+
+PAIR_LIST = {"pair_index": [[0, 1], [2, 5], [4, 3]], "pair_issame": [True, False, True],
+             "pair_fold": [0, 1, 1]}
+
+
+def _with_pair_list(path, emb, pair_list=PAIR_LIST):
+    identity, group = _labels(len(emb))
+    with EmbeddingsWriter.create(path, layout="images", dim=emb.shape[1], group_names=GROUPS,
+                                 pair_list=pair_list) as writer:
+        writer.append(emb, identity=identity, group=group,
+                      path=[f"p{k}" for k in range(len(emb))])
+    return path
+
+
+def test_an_images_file_carries_its_own_pair_list(tmp_path, rng):
+    emb = rng.normal(size=(6, 4)).astype(np.float32)
+    identity, group = _labels(6)
+    pair_list = PAIR_LIST
+    loaded = open_embeddings(_with_pair_list(tmp_path / "i.h5", emb), layout="images")
+    assert loaded.has_pairs and loaded.pair_index.dtype == np.int64
+    np.testing.assert_array_equal(loaded.pair_index, pair_list["pair_index"])
+    np.testing.assert_array_equal(loaded.pair_issame, pair_list["pair_issame"])
+    np.testing.assert_array_equal(loaded.pair_fold, pair_list["pair_fold"])
+    without = open_embeddings(write_images_file(tmp_path / "n.h5", emb, identity, group, GROUPS))
+    assert not without.has_pairs and without.pair_index is None and without.pair_fold is None
+    with pytest.raises(ValueError, match="a pair list belongs to the images layout"):
+        EmbeddingsWriter.create(tmp_path / "x.h5", layout="pairs", dim=4, group_names=GROUPS,
+                                pairs={"issame": [True], "pair_group": [0]},
+                                pair_list=pair_list)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f["pair_index"].__setitem__((1, 1), 6),
+     r"dataset 'pair_index' pair 1 is \[2, 6\], outside the 6 rows"),
+    (lambda f: f["pair_index"].__setitem__((2, 0), -1),
+     r"dataset 'pair_index' pair 2 is \[-1, 3\], outside the 6 rows"),
+    (lambda f: f.__delitem__("pair_issame"), "dataset 'pair_issame' is missing"),
+    (lambda f: f["pair_fold"].__setitem__(0, -2), "dataset 'pair_fold' must hold fold indices"),
+    (lambda f: (f.__delitem__("pair_issame"), f.create_dataset("pair_issame", data=[True])),
+     r"dataset 'pair_issame' has shape \(1,\), expected \(3,\)"),
+    (lambda f: (f.__delitem__("pair_index"), f.create_dataset("pair_index", data=[0, 1, 2])),
+     r"'pair_index' must be \[P, 2\] integer row indices, found shape \(3,\)"),
+    (lambda f: f.__delitem__("pair_index"), "datasets 'pair_issame'/'pair_fold' need 'pair_index'"),
+])
+def test_a_bad_pair_list_is_refused_with_the_pair_named(tmp_path, rng, edit, message):
+    _with_pair_list(tmp_path / "i.h5", rng.normal(size=(6, 4)).astype(np.float32))
+    with h5py.File(tmp_path / "i.h5", "r+") as handle:
+        edit(handle)
+    with pytest.raises(MfftoolsError, match=message):
+        open_embeddings(tmp_path / "i.h5")

@@ -412,16 +412,31 @@ def test_a_complete_file_made_with_other_options_names_them_plainly(tmp_path, ti
                                 "to replace it")
 
 
-def test_a_bad_image_drops_its_pair_and_its_fold_entry(tmp_path, tiny_model):
+def test_a_bad_image_drops_the_pairs_that_use_it(tmp_path, tiny_model):
     pairs = write_pair_list_with_a_bad_image(
         tmp_path, "path1,path2,issame,fold\n0.png,1.png,1,a\n2.png,bad.png,0,b\n"
                   "2.png,3.png,0,b\n0.png,3.png,1,c\n")
     out = extract(pairs, out_path=tmp_path / "p.h5", model=tiny_model, batch_size=4, workers=0,
                   device="cpu", skip_bad_images=True, progress=False)
-    emb = open_embeddings(out, layout="pairs")
-    np.testing.assert_array_equal(emb.issame, [True, False, True])
-    np.testing.assert_array_equal(emb.fold, [0, 1, 2])
+    emb = open_embeddings(out, layout="images")
+    # each image once, in order of first appearance; the pairs over the rows written
+    assert list(emb.image_paths) == ["0.png", "1.png", "2.png", "3.png"]
+    np.testing.assert_array_equal(emb.pair_index, [[0, 1], [2, 3], [0, 3]])
+    np.testing.assert_array_equal(emb.pair_issame, [True, False, True])
+    np.testing.assert_array_equal(emb.pair_fold, [0, 1, 2])
+    # identities: the images the genuine pairs connect (0-1, 0-3), and 2.png alone
+    np.testing.assert_array_equal(emb.identity, [0, 0, 1, 0])
+    assert emb.attrs["identity_from"] == "genuine pairs"
     assert list(emb.attrs["skipped_images"]) == ["bad.png"] and emb.attrs["n_dropped_pairs"] == 1
+    rows = emb.read()
+    for row, name in enumerate(["0.png", "1.png", "2.png", "3.png"]):  # each image's own row
+        other = "1.png" if name == "0.png" else "0.png"
+        single = tmp_path / f"single_{row}.csv"
+        single.write_text(f"path1,path2,issame\n{name},{other},0\n")
+        alone = extract(single, out_path=tmp_path / f"s{row}.h5", model=tiny_model, batch_size=4,
+                        workers=0, device="cpu", progress=False)
+        np.testing.assert_allclose(open_embeddings(alone).read()[0], rows[row], rtol=1e-5,
+                                   atol=1e-6)
 
 
 def _original_read_image(data):

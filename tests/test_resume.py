@@ -174,7 +174,7 @@ def test_a_pair_table_counts_each_bad_image_once_and_its_pairs_apart(tmp_path, t
                   "2.png,3.png,1\n3.png,bad.png,0\n")
     out = extract(pairs, out_path=tmp_path / "p.h5", model=tiny_model, skip_bad_images=True,
                   **OPTIONS)
-    attrs = open_embeddings(out, layout="pairs").attrs
+    attrs = open_embeddings(out, layout="images").attrs
     assert attrs["n_skipped_images"] == 1 and list(attrs["skipped_images"]) == ["bad.png"]
     assert attrs["n_dropped_pairs"] == 3
 

@@ -1,6 +1,8 @@
 """`mfftools demo`: synthetic data -> trained model -> embeddings -> evaluations -> report."""
 import click
 
+from mfftools.cli.calibrate import format_table
+
 
 @click.command("demo")
 @click.option("--out", "out_dir", default="demo_out", show_default=True,
@@ -40,6 +42,9 @@ def command(out_dir, quick, device):
         f"{_rate(result.identification['cmc']['all'][0])}"
     )
     click.echo(f"hardest group: {result.hardest_group()}")
+    click.echo(f"\ncalibration, before (baseline) and after, on synthetic embeddings whose "
+               f"{result.calibration['group_names'][0]} impostors sit higher:")
+    click.echo(format_table(result.calibration))
     total = sum(result.seconds.values())
     click.echo(f"done in {total:.0f} s")
 

@@ -47,10 +47,11 @@ def command(source, model_path, arch, output_name, input_size, input_mean, input
     (.csv/.tsv with path, identity, group), a folder tree ROOT/<group>/<identity>/<image>, RFW
     as shipped (every image), or an IJB-B/IJB-C folder (for template-eval). For pair-eval (rows
     are pairs of images, `pairs` layout): a .bin pair file, a folder of them (<Group>_test.bin,
-    lfw.bin, ...), a pair list (.csv/.tsv with path1, path2, issame, and optionally group and
-    fold), or RFW as shipped with --pairs. RFW and IJB images are aligned by their landmark
-    lists, a manifest's by its x1..y5 columns. Embeddings are f(x) + f(mirrored x) unless
-    --no-flip.
+    lfw.bin, ...), or RFW as shipped with --pairs. For pair-eval and calibrate, a pair list
+    (.csv/.tsv with path1, path2, issame, and optionally group, fold, identity1, identity2)
+    gives the `images` layout with the list's pairs: each image is embedded once. RFW and IJB
+    images are aligned by their landmark lists, a manifest's by its x1..y5 columns. Embeddings
+    are f(x) + f(mirrored x) unless --no-flip.
     """
     from dataclasses import replace
 
@@ -87,8 +88,9 @@ def command(source, model_path, arch, output_name, input_size, input_mean, input
         sys.exit(INTERRUPTED_EXIT_CODE)
     written = open_embeddings(report.path)
     attrs = written.attrs
+    pairs = "" if written.pair_index is None else f", {len(written.pair_index)} pairs"
     content = (
-        f"{written.n_rows} embeddings of dim {written.dim} ({written.layout} layout, "
+        f"{written.n_rows} embeddings of dim {written.dim} ({written.layout} layout{pairs}, "
         f"groups {', '.join(written.group_names)})"
     )
     if report.already_complete:

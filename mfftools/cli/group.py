@@ -30,11 +30,21 @@ def main(ctx):
 
 
 def _register():
-    from mfftools.cli import (demo, extract, ident_eval, inst_eval, pair_eval, report, synth,
-                              template_eval, train)
+    from mfftools.cli import (
+        calibrate,
+        demo,
+        extract,
+        ident_eval,
+        inst_eval,
+        pair_eval,
+        report,
+        synth,
+        template_eval,
+        train,
+    )
 
-    for module in (synth, extract, inst_eval, pair_eval, ident_eval, template_eval, train, report,
-                   demo):
+    for module in (synth, extract, inst_eval, pair_eval, ident_eval, template_eval, calibrate,
+                   train, report, demo):
         main.add_command(module.command)
 
 

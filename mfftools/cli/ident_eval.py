@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 
 from mfftools.cli.engine_options import (
-    allow_degenerate_option, degenerate_note, engine_options, name_model, run_on_ranks)
+    allow_degenerate_option,
+    calibration_option,
+    degenerate_note,
+    engine_options,
+    load_calibration,
+    name_model,
+    record_calibration,
+    run_on_ranks,
+)
 from mfftools.errors import MfftoolsError
 
 
@@ -53,9 +61,10 @@ def _ranks(value):
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the group tables and the ROC/DET points as CSV files into this folder.")
 @allow_degenerate_option
+@calibration_option
 def command(embeddings_file, gallery, probes, match_by, gallery_images, targets, rank, ranks,
             rank_ties, tile, device, precision, name, json_path, plots_dir, csv_dir,
-            allow_degenerate):
+            allow_degenerate, calibration_file):
     """Open-set identification (1:N), NIST FRVT style: FNIR and FPIR per group at one global
     threshold for each target FPIR, the CMC per group and the false-positive matrix.
 
@@ -81,17 +90,23 @@ def command(embeddings_file, gallery, probes, match_by, gallery_images, targets,
     def evaluate(device, info):
         first = open_embeddings(gallery or embeddings_file, layout="images")
         second = open_embeddings(probes, layout="images") if probes is not None else None
+        calibration = load_calibration(calibration_file, first, second)
         return first, evaluate_identification(
             first, second, gallery_images=gallery_images or 1, targets=targets, rank=rank,
             ranks=ranks, tile=tile, device=device, precision=precision, progress=True,
             dist_info=info, match_by=match_by, rank_ties=rank_ties,
-            allow_degenerate=allow_degenerate)
+            allow_degenerate=allow_degenerate, calibration=calibration)
 
     (first, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:
         return
     result["source"] = str(embeddings_file) if embeddings_file else {
         "gallery": str(gallery), "probes": str(probes)}
+    record_calibration(result, calibration_file)
+    if calibration_file is not None:
+        entry = result["calibration"]
+        click.echo(f"calibrated scores ({calibration_file}: {entry['method']}, "
+                   f"{entry['calibrator']}): every threshold is a confidence in [0, 1]")
     name_model(result, name, first)
     click.echo(format_summary(result))
     if json_path is not None:

@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 
 from mfftools.cli.engine_options import (
-    allow_degenerate_option, degenerate_note, engine_options, name_model, run_on_ranks)
+    allow_degenerate_option,
+    calibration_option,
+    degenerate_note,
+    engine_options,
+    load_calibration,
+    name_model,
+    record_calibration,
+    run_on_ranks,
+)
 
 
 @click.command("inst-eval")
@@ -34,8 +42,10 @@ from mfftools.cli.engine_options import (
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the group tables and the ROC/DET points as CSV files into this folder.")
 @allow_degenerate_option
+@calibration_option
 def command(embeddings_file, tile, device, precision, name, targets, method, det,
-            reference_group, json_path, csv_path, plots_dir, csv_dir, allow_degenerate):
+            reference_group, json_path, csv_path, plots_dir, csv_dir, allow_degenerate,
+            calibration_file):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
     from mfftools.embeddings import open_embeddings
@@ -47,15 +57,22 @@ def command(embeddings_file, tile, device, precision, name, targets, method, det
 
     def evaluate(device, info):
         embeddings = open_embeddings(embeddings_file, layout="images")
+        calibration = load_calibration(calibration_file, embeddings)
         return embeddings, evaluate_instance(
             embeddings, targets=targets, methods=methods, tile=tile, device=device,
             precision=precision, progress=True, dist_info=info,
-            reference_group=reference_group, det=det, allow_degenerate=allow_degenerate)
+            reference_group=reference_group, det=det, allow_degenerate=allow_degenerate,
+            calibration=calibration)
 
     (embeddings, result), info = run_on_ranks(device, evaluate)
     if not info.is_main:
         return
     result["source"] = str(embeddings_file)
+    record_calibration(result, calibration_file)
+    if calibration_file is not None:
+        entry = result["calibration"]
+        click.echo(f"calibrated scores ({calibration_file}: {entry['method']}, "
+                   f"{entry['calibrator']}): every threshold is a confidence in [0, 1]")
     name_model(result, name, embeddings)
     click.echo(format_summary(result))
     if json_path is not None:

@@ -26,7 +26,7 @@ EMBEDDINGS_SUFFIXES = (".h5", ".hdf5")
 @model_options(required=False)
 @source_options(group_by=True)
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
-              help="Keep the extracted pairs-layout embeddings file here (default: temporary).")
+              help="Keep the extracted embeddings file here (default: temporary).")
 @click.option("--groups", callback=name_list, metavar="NAME,...",
               help="Evaluate only these groups or sets, e.g. African,Asian (default: all); an "
               "error names any the sources do not hold.")
@@ -46,21 +46,28 @@ EMBEDDINGS_SUFFIXES = (".h5", ".hdf5")
               help="Evaluate a file that lost pairs at extraction (--skip-bad-images) on 10 "
               "contiguous folds of the remaining pairs, which are not the benchmark's folds.")
 @allow_degenerate_option
+@click.option("--calibration", "calibration_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Evaluate calibrated scores: a calibration file of `mfftools calibrate fit` "
+              "for this model (a confidence p is read as the cosine score 2p - 1).")
 def command(sources, model_path, arch, output_name, input_size, input_mean, input_std, bgr,
             batch_size, workers, device, no_flip, amp, image_root, columns, attributes,
             group_by, save, groups, grid, json_path, name, plots_dir, csv_dir,
-            allow_dropped_pairs, allow_degenerate):
+            allow_dropped_pairs, allow_degenerate, calibration_file):
     """Pair-protocol accuracy per group, mean, STD, SER and TAR@FAR=1e-3.
 
-    SOURCES is one pairs-layout embeddings file, or images to extract with --model first: .bin
-    pair files (each a set named by its file name: lfw.bin, cfp_fp.bin, ...), folders of them
-    (RFW's <Group>_test.bin are its groups), or one pair list (.csv/.tsv). A pair list with a
-    fold column is evaluated on its own folds.
+    SOURCES is one embeddings file holding pairs (the pairs layout, or the images layout with
+    its pair list), or images to extract with --model first: .bin pair files (each a set named
+    by its file name: lfw.bin, cfp_fp.bin, ...), folders of them (RFW's <Group>_test.bin are its
+    groups), or one pair list (.csv/.tsv). A pair list with a fold column is evaluated on its
+    own folds.
     """
     import h5py
 
     from mfftools.files import write_results
 
+    evaluation = dict(grid=grid, calibration_file=calibration_file,
+                      allow_dropped_pairs=allow_dropped_pairs, allow_degenerate=allow_degenerate)
     embeddings_files = [path for path in sources if path.is_file() and (
         path.suffix.lower() in EMBEDDINGS_SUFFIXES or h5py.is_hdf5(path))]
     if embeddings_files:
@@ -68,9 +75,8 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
             ("--model", model_path), ("--save", save), ("--image-root", image_root),
             ("--columns", columns), ("--attributes", attributes),
             ("--group-by", group_by)) if value is not None]
-        allowed = dict(allow_dropped_pairs=allow_dropped_pairs, allow_degenerate=allow_degenerate)
-        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups, grid,
-                                             allowed)
+        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups,
+                                             evaluation)
     else:
         extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
                           device=device, flip=not no_flip, amp=amp,
@@ -78,7 +84,7 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
         settings = source_settings(image_root, columns, group_by=group_by, groups=groups,
                                    attributes=attributes)
         results, embeddings = _extract_and_evaluate(sources, model_path, settings, extraction,
-                                                    save, grid, allow_degenerate)
+                                                    save, evaluation)
     name_model(results, name, embeddings)
     click.echo(format_table(results))
     if json_path is not None:
@@ -95,11 +101,11 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
             click.echo(f"figure written to {path}")
 
 
-def _evaluate_file(sources, path, given, groups, grid, allowed):
-    """(results, embeddings) of a pairs-layout embeddings file given alone, without the options
-    that concern extraction (`given`)."""
+def _evaluate_file(sources, path, given, groups, evaluation):
+    """(results, embeddings) of an embeddings file given alone, without the options that
+    concern extraction (`given`); `evaluation`: evaluate_embeddings' options."""
     from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.pair import evaluate_pairs
+    from mfftools.pair_data import evaluate_embeddings
 
     if len(sources) > 1:
         raise MfftoolsError(
@@ -111,35 +117,33 @@ def _evaluate_file(sources, path, given, groups, grid, allowed):
             f"{'applies' if len(given) == 1 else 'apply'} only to images to extract "
             "(.bin files, folders of them, a pair list)"
         )
-    embeddings = open_embeddings(path, layout="pairs")
-    return evaluate_pairs(embeddings, groups=groups, grid=grid, **allowed), embeddings
+    embeddings = open_embeddings(path)
+    return evaluate_embeddings(embeddings, groups, **evaluation), embeddings
 
 
-def _extract_and_evaluate(sources, model_path, settings, extraction, save, grid,
-                          allow_degenerate):
+def _extract_and_evaluate(sources, model_path, settings, extraction, save, evaluation):
     """(results, embeddings) of images extracted with the model into `save` or a temporary
     file."""
     from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.pair import evaluate_pairs
     from mfftools.extract import extract
+    from mfftools.pair_data import evaluate_embeddings
     from mfftools.sources import open_pair_sources
 
     if model_path is None:
         raise MfftoolsError(
             f"{', '.join(map(str, sources))}: give --model to extract the embeddings of "
-            "these images, or pass a pairs-layout embeddings file instead"
+            "these images, or pass an embeddings file holding pairs instead"
         )
     source = open_pair_sources(sources, settings)
-    if source.layout != "pairs":
+    if not source.has_pairs:
         raise MfftoolsError(
             f"{sources[0]} is a manifest of images (the instance protocol's input: use "
             "extract and inst-eval); pair-eval needs pairs: .bin files, folders of them, or "
             "a pair list"
         )
     with _extraction_target(save) as out_path:
-        embeddings = open_embeddings(extract(source, model_path, out_path, **extraction),
-                                     layout="pairs")
-        results = evaluate_pairs(embeddings, grid=grid, allow_degenerate=allow_degenerate)
+        embeddings = open_embeddings(extract(source, model_path, out_path, **extraction))
+        results = evaluate_embeddings(embeddings, **evaluation)
     results["source"] = ", ".join(map(str, sources))
     return results, embeddings
 

@@ -36,8 +36,8 @@ def _model_files(ctx, param, values):
               help="Seed of the bootstrap and the permutation tests.")
 @click.option("--title", default="mfftools report", show_default=True, help="Report title.")
 def command(results, out_dir, names, bootstrap, permutations, alpha, seed, title):
-    """Report RESULTS (inst-eval, pair-eval and ident-eval JSONs, one or several models) into
-    --out.
+    """Report RESULTS (inst-eval, pair-eval, ident-eval, template-eval and calibrate JSONs, one
+    or several models) into --out.
 
     The model of each file is the one --name gives it, else its "model" field, else the file
     name without extension; files of one model share a column block.

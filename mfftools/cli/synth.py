@@ -89,11 +89,16 @@ from mfftools.data.synthetic_sizes import DEFAULTS, RFW_SCALE
     f" [{DEFAULTS['ijbc_templates_per_subject']}].",
 )
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
-def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
+@click.option("--bias", type=float,
+              help="Also write biased_pairs.h5: embeddings (no images, no model) of the eight "
+              "subgroups with their pairs in 5 folds, the first subgroup's identities BIAS "
+              "closer (cosine), so its impostor scores sit higher (for calibrate; e.g. 0.2).")
+def command(out_dir, seed, rfw_scale, jpeg_quality, bias, **sizes):
     """Write a synthetic RFW instance zip, RFW .bin pair files and a training zip to OUT_DIR,
     a folder tree of eight subgroups (ethnicity x gender) with its manifest (faces.csv) and
     a BFW-style pair table (bfw_pairs.csv), and look-alikes of RFW as shipped (RFW/test) and of
-    IJB-C (IJBC), with loose crops to align by their landmarks.
+    IJB-C (IJBC), with loose crops to align by their landmarks; with --bias, biased embeddings
+    and their pairs.
 
     Explicit size options override the defaults and --rfw-scale.
     """
@@ -101,7 +106,8 @@ def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
 
     chosen = dict(DEFAULTS, **(RFW_SCALE if rfw_scale else {}))
     chosen.update({name: value for name, value in sizes.items() if value is not None})
-    summary = synthesize(out_dir, seed=seed, jpeg_quality=jpeg_quality, progress=True, **chosen)
+    summary = synthesize(out_dir, seed=seed, jpeg_quality=jpeg_quality, progress=True,
+                         bias=bias, **chosen)
     groups = summary.group_names
     click.echo(
         f"{summary.instance_zip}: {sum(summary.instance_images.values())} images of "
@@ -143,4 +149,7 @@ def command(out_dir, seed, rfw_scale, jpeg_quality, **sizes):
         f"{shipped.ijbc_subjects} subjects; {shipped.ijbc_pairs} template pairs "
         f"({shipped.ijbc_genuine} genuine), galleries G1 and G2, probes, metadata"
     )
+    if summary.biased_pairs is not None:
+        click.echo(f"{summary.biased_pairs}: biased embeddings of the 8 subgroups, "
+                   f"{summary.faces_group_names[0]} {bias:g} closer, with their pairs in 5 folds")
     click.echo(f"done in {summary.seconds:.1f} s (seed {seed})")

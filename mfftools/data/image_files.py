@@ -41,7 +41,8 @@ class ImageFiles(EncodedImages):
 
 @dataclass
 class LabelledImages:
-    """Images with an identity and a group each: labels 0, 1, ... and the source's names."""
+    """Images with an identity and a group each: labels 0, 1, ... and the source's names (None
+    when the source names no identities)."""
 
     images: EncodedImages
     identity: np.ndarray
@@ -53,13 +54,14 @@ class LabelledImages:
 @dataclass
 class LabelledPairs:
     """Pairs of images: rows 2k and 2k+1 of `images` form pair k; `fold` is None when the source
-    assigns no folds."""
+    assigns no folds, `identity_names` (one per row) when it names no identities."""
 
     images: EncodedImages
     issame: np.ndarray
     pair_group: np.ndarray
     group_names: list
     fold: np.ndarray = None
+    identity_names: list = None
 
 
 def index_labels(values):

@@ -1,6 +1,6 @@
 """A list of image pairs, CSV or TSV (PROTOCOLS 1.5), for the pair protocol.
 
-    path1,path2,issame[,group][,fold][,any other columns]
+    path1,path2,issame[,group][,fold][,identity1,identity2][,any other columns]
 
 `issame` is 1/0 or true/false; paths are relative to the list's folder unless `image_root` is
 given. Without `group` the list is one group named after the file. With `group_by` each image has
@@ -12,22 +12,35 @@ cuts each group into 10 contiguous folds as for .bin files. Fold labels can be a
 numbered 0, 1, ... in order of first appearance. `columns` maps other column names, as in BFW's
 pair table (`path1=p1,path2=p2,issame=label,group=a1`). Pairs keep the list's order; groups are
 sorted by name. The whole list is checked before any image is read.
+
+`images_of_pairs` turns the pairs into the images they use, each once (the images layout with its
+own pair list, so an image in many pairs is embedded once): images in order of first appearance,
+one per file. An image's group is that of its pairs (an image in pairs of two groups is an error);
+its identity is given by the optional `identity1`/`identity2` columns (BFW's `id1`, `id2`), or,
+without them, is the set of images its genuine pairs connect.
 """
 
 import logging
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from mfftools.data.groups import select_groups
-from mfftools.data.image_files import ImageFiles, ImageResolver, LabelledPairs, index_labels
+from mfftools.data.image_files import (
+    ImageFiles,
+    ImageResolver,
+    LabelledImages,
+    LabelledPairs,
+    index_labels,
+)
 from mfftools.data.table import Problems, Table
 from mfftools.errors import MfftoolsError
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("path1", "path2", "issame", "group", "fold", "identity1", "identity2")
-_ISSAME = {"1": True, "true": True, "0": False, "false": False}
+ISSAME_VALUES = {"1": True, "true": True, "0": False, "false": False}
 
 
 class _Pair(NamedTuple):
@@ -36,6 +49,7 @@ class _Pair(NamedTuple):
     issame: bool
     group: str
     fold: str
+    identities: list
 
 
 def read_pair_list(path, image_root=None, columns=None, groups=None, group_by=None,
@@ -59,7 +73,7 @@ def read_pair_list(path, image_root=None, columns=None, groups=None, group_by=No
                 problems.add(f"{table.where(line, positions[name])}: empty path")
             elif files[-1] is None:
                 problems.add(f"{table.where(line, positions[name])}: {resolve.missing(text)}")
-        issame = _ISSAME.get(values[positions["issame"]].lower())
+        issame = ISSAME_VALUES.get(values[positions["issame"]].lower())
         if issame is None:
             problems.add(
                 f"{table.where(line, positions['issame'])}: {values[positions['issame']]!r} is "
@@ -79,9 +93,14 @@ def read_pair_list(path, image_root=None, columns=None, groups=None, group_by=No
         if fold == "":
             problems.add(f"{table.where(line, positions['fold'])}: empty fold")
         names = [values[positions["path1"]], values[positions["path2"]]]
-        pairs.append(_Pair(files, names, issame, group, fold))
+        identities = [values[positions[name]] if name in positions else None
+                      for name in ("identity1", "identity2")]
+        pairs.append(_Pair(files, names, issame, group, fold, identities))
     if not table.records:
         problems.add(f"{table.path}: no rows after the header")
+    if table.has("identity1") != table.has("identity2"):
+        problems.add(f"{table.path}, line 1: identities need both columns identity1 and "
+                     "identity2 (map them with --columns identity1=id1,identity2=id2)")
     problems.raise_any()
     fold_index = {label: index for index, label in enumerate(dict.fromkeys(p.fold for p in pairs))}
     across = sum(pair.group is None for pair in pairs)
@@ -105,6 +124,10 @@ def read_pair_list(path, image_root=None, columns=None, groups=None, group_by=No
         fold=(
             np.array([fold_index[pair.fold] for pair in pairs], dtype=np.int64)
             if "fold" in positions else None
+        ),
+        identity_names=(
+            [identity for pair in pairs for identity in pair.identities]
+            if "identity1" in positions else None
         ),
     )
 
@@ -131,3 +154,73 @@ def _image_groups(table, group_by, attributes):
     return [tuple("" if any(not values[pair[k]] for pair in at)
                   else "-".join(values[pair[k]] for pair in at) for k in (0, 1))
             for values in records]
+
+
+@dataclass
+class PairImages:
+    """The images of a pair list, each once (LabelledImages), and the pairs over them:
+    pair_index [P, 2] (image indices), issame [P], fold [P] or None; `identity_from` says where
+    the identities come from ("pair list" or "genuine pairs")."""
+
+    images: LabelledImages
+    pair_index: np.ndarray
+    issame: np.ndarray
+    fold: np.ndarray
+    identity_from: str
+
+
+def images_of_pairs(pairs, where):
+    """The PairImages of LabelledPairs read from a pair list (see the module docstring); `where`
+    names the list in errors."""
+    files, names = pairs.images.files, pairs.images.names
+    image_of_file = {}
+    for file in files:
+        image_of_file.setdefault(file, len(image_of_file))
+    image_of_row = np.array([image_of_file[file] for file in files], dtype=np.int64)
+    _, first_row = np.unique(image_of_row, return_index=True)
+    row_group = np.repeat(pairs.pair_group, 2)
+    group = row_group[first_row]
+    clash = np.flatnonzero(group[image_of_row] != row_group)
+    if len(clash):
+        row = int(clash[0])
+        raise MfftoolsError(
+            f"{where}: image {names[row]!r} is in pairs of groups "
+            f"{pairs.group_names[group[image_of_row[row]]]!r} and "
+            f"{pairs.group_names[row_group[row]]!r}; extracted image by image, an image needs "
+            "one group"
+        )
+    pair_index = image_of_row.reshape(-1, 2)
+    if pairs.identity_names is not None:
+        identity_names = [pairs.identity_names[row] for row in first_row]
+        _, identity = index_labels(identity_names)
+        identity_from = "pair list"
+    else:
+        identity_names = None
+        identity = _connected(len(first_row), pair_index[pairs.issame])
+        identity_from = "genuine pairs"
+    images = LabelledImages(
+        images=ImageFiles([files[row] for row in first_row], [names[row] for row in first_row]),
+        identity=identity, identity_names=identity_names, group=group,
+        group_names=list(pairs.group_names),
+    )
+    logger.info("%s: %d pairs over %d distinct images", where, len(pairs.issame), len(first_row))
+    return PairImages(images, pair_index, pairs.issame, pairs.fold, identity_from)
+
+
+def _connected(n_images, edges):
+    """Component labels 0, 1, ... (in order of first image) of the graph with these edges."""
+    parent = list(range(n_images))
+
+    def root(node):
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for first, second in edges.tolist():
+        a, b = root(first), root(second)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    roots = np.array([root(node) for node in range(n_images)], dtype=np.int64)
+    _, labels = np.unique(roots, return_inverse=True)
+    return labels.reshape(-1).astype(np.int64)

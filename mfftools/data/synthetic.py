@@ -10,6 +10,9 @@
     OUT_DIR/IJBC/                      an IJB-C look-alike: loose crops, landmarks, templates,
                                        1:1 and 1:N protocol files, subject metadata
                                        (`mfftools.data.synthetic_shipped`)
+    OUT_DIR/biased_pairs.h5            with `bias`: embeddings of the eight subgroups, drawn with
+                                       one subgroup's impostor scores higher, and their pairs
+                                       (mfftools.data.synthetic_embeddings)
 
 Faces come from `mfftools.data.faces`; everything is a function of the seed. The pair files use
 the instance identities (new images of them), the training zip its own, disjoint identities.
@@ -42,12 +45,13 @@ from mfftools.data.faces import (
 )
 from mfftools.data.images import encode_image
 from mfftools.data.pair_bin import BIN_SUFFIX
+from mfftools.data.synthetic_embeddings import SUBGROUPS, biased_pairs, write_biased_pairs
 from mfftools.data.synthetic_shipped import write_shipped
-from mfftools.data.synthetic_sizes import DEFAULTS
+from mfftools.data.synthetic_sizes import BIASED, DEFAULTS
 from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
 from mfftools.data.table import write_table
 from mfftools.errors import MfftoolsError
-from mfftools.files import atomic_output, write_bytes, write_text
+from mfftools.files import atomic_output, write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ TRAINING_ZIP = "TrainingData.zip"
 FACES_FOLDER = "faces"
 FACES_MANIFEST = "faces.csv"
 BFW_PAIRS = "bfw_pairs.csv"
+BIASED_PAIRS = "biased_pairs.h5"
 N_FOLDS = 10
 BFW_FOLDS = 5
 # BFW's pair table: fold, the two images, label, identities, subgroups (a), genders, ethnicities.
@@ -89,6 +94,7 @@ class SynthSummary:
     faces_identities: dict = field(default_factory=dict)
     faces_pairs: dict = field(default_factory=dict)
     shipped: object = None  # a synthetic_shipped.ShippedSummary
+    biased_pairs: Path = None
     seconds: float = 0.0
 
 
@@ -113,6 +119,7 @@ def synthesize(
     jpeg_quality=95,
     batch_size=32,
     progress=False,
+    bias=None,
 ):
     """Write the synthetic data sets into `out_dir` and return a SynthSummary.
 
@@ -120,6 +127,8 @@ def synthesize(
     `max_images_per_identity` (many single-image identities, as in RFW). The folder tree has
     `faces_identities_per_group` identities of `faces_images_per_identity` images in each of
     its eight subgroups, and the pair table `faces_pairs_per_group` pairs per subgroup.
+    With `bias` (0 <= bias < 0.95), also `biased_pairs.h5`: embeddings of the eight subgroups
+    whose first subgroup's identities are `bias` closer (cosine), with their pairs in 5 folds.
     """
     _check_sizes(
         identities_per_group,
@@ -131,6 +140,7 @@ def synthesize(
     )
     _check_faces_sizes(faces_identities_per_group, faces_images_per_identity,
                        faces_pairs_per_group)
+    _check_bias(bias)
     started = time.perf_counter()
     out_dir = Path(out_dir)
     (out_dir / BIN_FOLDER).mkdir(parents=True, exist_ok=True)
@@ -171,9 +181,24 @@ def synthesize(
         )
     finally:
         painter.close()
+    if bias is not None:
+        summary.biased_pairs = _write_biased_pairs(out_dir / BIASED_PAIRS, seed, bias)
     summary.seconds = time.perf_counter() - started
     logger.info("synthetic data written to %s in %.1f s", out_dir, summary.seconds)
     return summary
+
+
+def _check_bias(bias):
+    if bias is not None and not 0.0 <= bias < 1.0 - BIASED["base"]:
+        raise MfftoolsError(f"--bias must be in [0, {1.0 - BIASED['base']:g}), not {bias:g}")
+
+
+def _write_biased_pairs(path, seed, bias):
+    pairs = biased_pairs(group_names=SUBGROUPS, bias=bias, seed=seed, **BIASED)
+    with atomic_output(path) as temporary:
+        write_biased_pairs(temporary, pairs, model="synthetic",
+                           source=f"mfftools synth --bias {bias:g} --seed {seed}")
+    return path
 
 
 def _check_sizes(identities, mean_images, max_images, pairs, train_identities, train_images):

@@ -24,3 +24,11 @@ RFW_SCALE = {
     "max_images_per_identity": 30,
     "pairs_per_group": 6000,
 }
+# `synth --bias`: embeddings (no images) of the eight subgroups, 2,880 images and 24,000 pairs.
+BIASED = {
+    "identities_per_group": 60,
+    "images_per_identity": 6,
+    "pairs_per_group": 3000,
+    "dim": 128,
+    "base": 0.05,
+}

@@ -53,6 +53,8 @@ class Gallery:
                      order
     search_group     [S] group index of the search image
     mated            [n_mated] index of each mated search's template
+    search_rows      [S] the file row of each search (of the probe file, with two files)
+    search_keys, template_keys   [S] and [T] calibration keys (None without a calibration)
     """
 
     templates: torch.Tensor
@@ -61,6 +63,18 @@ class Gallery:
     searches: torch.Tensor
     search_group: np.ndarray
     mated: np.ndarray
+    search_rows: np.ndarray = None
+    search_keys: np.ndarray = None
+    template_keys: np.ndarray = None
+
+    def score_map(self, calibration, first, stop):
+        """The score map of searches [first, stop) against the templates (None without a
+        calibration)."""
+        if calibration is None:
+            return None
+        from mfftools.calibration.protocols import score_map
+
+        return score_map(calibration, self.search_keys[first:stop], self.template_keys)
 
     @property
     def n_mated(self):
@@ -206,6 +220,7 @@ def build_gallery(embeddings, probes=None, gallery_images=1, device="cpu", match
         searches=search_rows[torch.from_numpy(order).to(search_rows.device)],
         search_group=search_group[order],
         mated=template_of[mated_rows],
+        search_rows=order,
     )
 
 
@@ -214,13 +229,17 @@ def _share(count, info):
     return (count * info.rank // info.world_size, count * (info.rank + 1) // info.world_size)
 
 
-def _mated_searches(gallery, rows):
-    """The mated searches in `rows`, their templates, and their canonical scores with them."""
+def _mated_searches(gallery, rows, score_map=None):
+    """The mated searches in `rows`, their templates, and their scores with them (canonical,
+    mapped by `score_map` when there is one)."""
     first, stop = rows
     searches = gallery.searches[first:stop]
     mated = torch.from_numpy(gallery.mated[first:stop]).to(searches.device)
     local = torch.arange(stop - first, device=searches.device)
-    return searches, mated, canonical_scores(searches, gallery.templates, local, mated)
+    scores = canonical_scores(searches, gallery.templates, local, mated)
+    if score_map is not None and len(scores):
+        scores = score_map(scores, local, mated)
+    return searches, mated, scores
 
 
 def _nonmated_searches(gallery, rows):
@@ -229,13 +248,15 @@ def _nonmated_searches(gallery, rows):
     return gallery.searches[gallery.n_mated + first : gallery.n_mated + stop]
 
 
-def _mated_pass(gallery, screening, rows, tile, progress, ties_ahead):
+def _mated_pass(gallery, screening, rows, tile, progress, ties_ahead, calibration=None):
     """Per mated search in `rows`: its template's canonical score, how many other templates
-    score strictly above it (at or above it with `ties_ahead`), and the pairs rescored."""
-    searches, mated, scores = _mated_searches(gallery, rows)
+    score strictly above it (at or above it with `ties_ahead`), and the pairs rescored. With a
+    calibration, every score is the calibrated one."""
+    score_map = gallery.score_map(calibration, *rows)
+    searches, mated, scores = _mated_searches(gallery, rows, score_map)
     local = torch.arange(len(searches), device=searches.device)
     tiles = plan_rectangle(len(searches), len(gallery.templates), tile)
-    scorer = Scorer(searches, gallery.templates, screening, tiles)
+    scorer = Scorer(searches, gallery.templates, screening, tiles, score_map)
     # Canonical scores are float32: s >= t exactly when s > the float32 just below t.
     below = torch.nextafter(scores, torch.full_like(scores, -math.inf)) if ties_ahead else scores
     counter = RowCounter(below, scorer)
@@ -254,12 +275,14 @@ def _mated_pass(gallery, screening, rows, tile, progress, ties_ahead):
     return scores, counter.counts, scorer.n_rescored
 
 
-def _best_pass(gallery, screening, rows, tile, progress):
+def _best_pass(gallery, screening, rows, tile, progress, calibration=None):
     """Per non-mated search in `rows` (counted after the mated ones): its best template's
-    canonical score and index, and the pairs rescored."""
+    canonical (or calibrated) score and index, and the pairs rescored."""
     searches = _nonmated_searches(gallery, rows)
     tiles = plan_rectangle(len(searches), len(gallery.templates), tile)
-    scorer = Scorer(searches, gallery.templates, screening, tiles)
+    first, stop = rows
+    score_map = gallery.score_map(calibration, gallery.n_mated + first, gallery.n_mated + stop)
+    scorer = Scorer(searches, gallery.templates, screening, tiles, score_map)
     best = RowTopK(len(searches), 1, scorer)
     try:
         for block in scorer.blocks(tiles, progress=progress):
@@ -276,15 +299,18 @@ def _gather(tensor, info):
     return torch.cat(distributed.all_gather_rows(tensor))
 
 
-def search_gallery(gallery, max_rank, tile, precision, info, progress, ties_ahead=False):
+def search_gallery(gallery, max_rank, tile, precision, info, progress, ties_ahead=False,
+                   calibration=None):
     """Per-search numbers, gathered over ranks: (mated scores, other templates above each mated
     one (at or above it with `ties_ahead`), best scores and best templates of the non-mated
-    searches) as numpy arrays, and the pairs rescored (summed over ranks)."""
+    searches) as numpy arrays, and the pairs rescored (summed over ranks). With a
+    `calibration` (the gallery's keys set), every score is the calibrated one."""
     rows_mated = _share(gallery.n_mated, info)
     rows_nonmated = _share(gallery.n_nonmated, info)
     mated_scores, counts, rescored_mated = _mated_pass(gallery, precision, rows_mated, tile,
-                                                       progress, ties_ahead)
-    best, best_index, rescored_best = _best_pass(gallery, precision, rows_nonmated, tile, progress)
+                                                       progress, ties_ahead, calibration)
+    best, best_index, rescored_best = _best_pass(gallery, precision, rows_nonmated, tile, progress,
+                                                 calibration)
     parts, rescored = [mated_scores, counts, best, best_index], rescored_mated + rescored_best
     if info.distributed:
         rescored = distributed.sum_over_ranks(rescored)
@@ -388,6 +414,7 @@ def evaluate_identification(
     match_by=None,
     rank_ties="optimistic",
     allow_degenerate=False,
+    calibration=None,
 ):
     """Open-set identification on an images-layout `Embeddings` split by the rule, or with
     `probes` on a gallery file and a probe file: the results-file dict (one entry per target).
@@ -396,7 +423,9 @@ def evaluate_identification(
     or integer `label` (`resolve_match`). `rank_ties`: `optimistic` gives the mate the best
     rank among templates tying with it (rank = 1 + templates scoring strictly higher),
     `pessimistic` the worst (1 + the others scoring at least as high). Degenerate embeddings
-    are refused unless `allow_degenerate` (see `sanity`).
+    are refused unless `allow_degenerate` (see `sanity`). `calibration`: a fitted calibration
+    (mfftools.calibration.store.Calibration) whose calibrated scores replace the canonical
+    ones: a search's best template and a mate's rank are then by calibrated score.
     """
     for source in (embeddings, probes):
         if source is not None and source.layout != "images":
@@ -427,8 +456,11 @@ def evaluate_identification(
     if gallery.n_nonmated == 0:
         raise MfftoolsError("no non-mated searches: every search's identity is enrolled, so no "
                             "threshold at a target FPIR can be set")
+    if calibration is not None:
+        _set_keys(gallery, calibration, embeddings if probes is None else probes,
+                  embeddings.group_names)
     searched = identify(gallery, list(embeddings.group_names), targets, rank, ranks, tile,
-                        screening, info, progress, rank_ties)
+                        screening, info, progress, rank_ties, calibration)
     return {
         "protocol": "identification",
         **{key: searched[key] for key in ("group_names", "n_templates", "n_mated", "n_nonmated",
@@ -440,18 +472,22 @@ def evaluate_identification(
         "engine": searched["engine"],
         **skipped_counts(embeddings, probes),
         "degenerate": degenerate,
+        **({"calibration": searched["calibration"]} if "calibration" in searched else {}),
     }
 
 
 def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=8192,
-             screening=PRECISIONS["fp32"], info=None, progress=False, rank_ties="optimistic"):
+             screening=PRECISIONS["fp32"], info=None, progress=False, rank_ties="optimistic",
+             calibration=None):
     """Search a built Gallery (templates and searches may be any canonical rows: images, or
     IJB templates): thresholds at the target FPIRs, FNIR and FPIR overall and per group, the
-    false-positive matrix, CMC and DET, as the results file's keys."""
+    false-positive matrix, CMC and DET, as the results file's keys. With a `calibration` (the
+    gallery's keys set by `_set_keys`), every score is the calibrated one."""
     info = info or DistInfo()
     check_targets(targets, gallery.n_nonmated)
     numbers, rescored = search_gallery(gallery, max(max(ranks), rank), tile, screening, info,
-                                       progress, ties_ahead=rank_ties == "pessimistic")
+                                       progress, ties_ahead=rank_ties == "pessimistic",
+                                       calibration=calibration)
     mated_scores, counts, best, best_index = numbers
     ranks_of_mated = counts + 1
     numbers = (mated_scores, ranks_of_mated, best, best_index)
@@ -462,7 +498,7 @@ def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=81
     ]
     logger.info("%d templates, %d mated and %d non-mated searches", len(gallery.templates),
                 gallery.n_mated, gallery.n_nonmated)
-    return {
+    result = {
         "group_names": group_names,
         "n_templates": len(gallery.templates),
         "n_mated": gallery.n_mated,
@@ -478,3 +514,18 @@ def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=81
         "engine": {"precision": screening.name, "n_rescored_pairs": rescored, "tile": tile,
                    "device": gallery.templates.device.type, "world_size": info.world_size},
     }
+    if calibration is not None:
+        from mfftools.calibration.protocols import describe
+
+        result["calibration"] = describe(calibration, gallery.search_keys)
+    return result
+
+
+def _set_keys(gallery, calibration, search_file, group_names):
+    """The calibration keys of the gallery's searches (rows of `search_file`) and templates."""
+    from mfftools.calibration.protocols import row_keys, template_keys
+
+    gallery.search_keys = row_keys(calibration, search_file, gallery.searches,
+                                   gallery.search_rows)
+    gallery.template_keys = template_keys(calibration, gallery.templates,
+                                          gallery.template_group, group_names)

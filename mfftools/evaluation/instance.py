@@ -77,7 +77,8 @@ def load_rows(embeddings, order, device):
 
 
 class _Pass:
-    """One pass's genuine scores and top set, with the counts every threshold needs."""
+    """One pass's genuine scores and top set, with the counts every threshold needs. Under a
+    score map (a calibration) every score, genuine or impostor, is the mapped one."""
 
     def __init__(self, rows, layout, tiles, scorer, info, progress):
         self.rows, self.layout, self.tiles, self.scorer = rows, layout, tiles, scorer
@@ -89,6 +90,8 @@ class _Pass:
             self.genuine_dots = pair_dots(rows, rows, self.genuine_i.to(rows.device),
                                           self.genuine_j.to(rows.device)).cpu()
         self.genuine = self.genuine_dots.float().clamp_(-1.0, 1.0)  # canonical scores
+        if scorer.score_map is not None and len(self.genuine):
+            self.genuine = scorer.score_map(self.genuine, self.genuine_i, self.genuine_j)
         self._exact_counts = {}
 
     def run(self, keep):
@@ -199,6 +202,7 @@ def evaluate_instance(
     reference_group=None,
     det=False,
     allow_degenerate=False,
+    calibration=None,
 ):
     """The instance protocol on an images-layout `Embeddings`: the results-file dict.
 
@@ -208,7 +212,11 @@ def evaluate_instance(
     rank scores its share of the tiles and every rank returns the same dict. `reference_group`:
     the group that relative FMR divides by (default: the one with the lowest matched FMR).
     `det`: add each group's DET curve and EER (`det.matched_det`: one more pass per group, over
-    its own pairs). Degenerate embeddings are refused unless `allow_degenerate` (see `sanity`).
+    its own pairs).
+    `calibration`: a fitted calibration (mfftools.calibration.store.Calibration) whose calibrated
+    scores replace the canonical ones in every count, threshold and rate (tile by tile, exactly:
+    see mfftools.calibration.score_map); score distributions, which describe the raw scores, are
+    then left out. Degenerate embeddings are refused unless `allow_degenerate` (see `sanity`).
     """
     targets = tuple(dict.fromkeys(float(target) for target in targets))
     methods = tuple(dict.fromkeys(methods))
@@ -226,11 +234,20 @@ def evaluate_instance(
     screening = resolve_precision(precision, device)
     progress = progress and info.is_main and sys.stderr.isatty()
 
+    if det and calibration is not None:
+        raise MfftoolsError("--det is not available with --calibration: DET curves are of the "
+                            "raw scores; run inst-eval --det without the calibration")
     rows = load_rows(embeddings, layout.order, device)
     degenerate = sanity.check_rows(rows, embeddings.identity[layout.order], str(embeddings.path),
                                    allow_degenerate)
     my_tiles = split_tiles(tiles, info.world_size, info.rank)
-    scorer = Scorer(rows, rows, screening, my_tiles)
+    score_map, keys = None, None
+    if calibration is not None:
+        from mfftools.calibration import protocols
+
+        keys = protocols.row_keys(calibration, embeddings, rows, layout.order)
+        score_map = protocols.score_map(calibration, keys, keys)
+    scorer = Scorer(rows, rows, screening, my_tiles, score_map)
     try:
         one_pass = _Pass(rows, layout, my_tiles, scorer, info, progress)
         # The top set reaches the top of every entry's ladder.
@@ -254,7 +271,10 @@ def evaluate_instance(
     finally:
         scorer.close()
     sims = identity_similarity(rows, layout, tile)
-    distributions = score_distributions(rows, layout, one_pass.genuine_dots.numpy(), group_names)
+    distributions = None
+    if calibration is None:
+        distributions = score_distributions(rows, layout, one_pass.genuine_dots.numpy(),
+                                            group_names)
     engine = {"precision": screening.name, "screening_bound": scorer.bound,
               "n_rescored_pairs": n_rescored, "tile": tile, "device": device.type,
               "world_size": info.world_size}
@@ -267,7 +287,12 @@ def evaluate_instance(
         sims, statistics.roc(one_pass.topset, one_pass.genuine.numpy(), layout, group_names),
         engine,
     )
-    result["score_distributions"] = distributions
+    if distributions is not None:
+        result["score_distributions"] = distributions
+    else:
+        from mfftools.calibration import protocols
+
+        result["calibration"] = protocols.describe(calibration, keys)
     result["images"] = images_fingerprint(embeddings)
     if det:
         result["det"], result["eer"] = matched_det(rows, layout, one_pass.genuine.numpy(),

@@ -46,7 +46,8 @@ def check_folds(embeddings, allow_dropped_pairs):
     """Refuse the pair protocol's contiguous folds on a file that lost pairs: they no longer are
     the benchmark's folds (every later pair has moved), unless the user accepts it."""
     dropped = _count(embeddings, "n_dropped_pairs")
-    if not dropped or embeddings.fold is not None or allow_dropped_pairs:
+    folds = embeddings.fold if embeddings.layout == "pairs" else embeddings.pair_fold
+    if not dropped or folds is not None or allow_dropped_pairs:
         return
     raise MfftoolsError(
         f"{embeddings.path}: {dropped} pairs were dropped at extraction (bad images), so the 10 "

@@ -9,6 +9,7 @@ from mfftools.evaluation.sanity import describe as describe_degenerate
 from mfftools.evaluation.skipped import describe as describe_skipped
 from mfftools.files import write_text
 from mfftools.report.bootstrap import bootstrap_instance
+from mfftools.report.calibration import calibration_sections
 from mfftools.report.claims import (
     ALPHA,
     adjusted_p_values,
@@ -70,8 +71,9 @@ PERMUTATIONS = 4999
 
 def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools report",
                  names=(), permutations=PERMUTATIONS, alpha=ALPHA):
-    """Build the report of `result_paths` (instance, pair and identification JSONs, any mix)
-    into `out_dir`: report.html, report.md, claims.json and the figures.
+    """Build the report of `result_paths` (instance, pair, identification, template and
+    calibration JSONs, any mix) into `out_dir`: report.html, report.md, claims.json and the
+    figures.
 
     `bootstrap` is the number of resamples for the confidence intervals (0: none),
     `permutations` the number of shuffles of each permutation test (0: no significance
@@ -104,6 +106,7 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
     pair_results = [r for r in results if r.protocol == "pair"]
     instance_results = [r for r in results if r.protocol == "instance"]
     identification_results = [r for r in results if r.protocol == "identification"]
+    calibration_results = [r for r in results if r.protocol == "calibration"]
     if pair_results:
         report.sections.append(_pair_section(pair_results, figures))
     analysis = _Analysis(bootstrap, permutations, seed, alpha)
@@ -119,6 +122,8 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
     template_results = [r for r in results if r.protocol == "template"]
     if template_results:
         report.sections += template_sections(template_results)
+    report.sections += calibration_sections(calibration_results, instance_results, bootstrap,
+                                            seed)
     first_claims = [claim for claim in analysis.claims
                     if first_pairs and claim.point == point_of(first_pairs[0][1])]
     report.summary = summarise(pair_results, first_pairs, first_claims, first_searches, alpha)

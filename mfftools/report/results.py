@@ -1,5 +1,5 @@
-"""Result JSONs (instance, pair, identification and template protocols) read back, validated, and
-named by model.
+"""Result JSONs (instance, pair, identification and template protocols, calibration) read back,
+validated, and named by model.
 
 The required keys are those of the results file specification; anything more (per-identity rows,
 ROC points, the group x group FMR matrix, score distributions, DET points) is optional and read
@@ -27,7 +27,7 @@ PAIR_GROUP_KEYS = ("accuracy", "fold_accuracies", "tar_at_far_1e-3")
 IDENT_RATES = ("fnir", "fpir")
 IDENT_COUNTS = ("n_mated", "n_nonmated")
 IDENT_FAIRNESS_KEYS = ("fnir_max_geomean", "fpir_max_geomean")
-PROTOCOLS = ("instance", "pair", "identification", "template")
+PROTOCOLS = ("instance", "pair", "identification", "template", "calibration")
 DISTRIBUTION_STATS = ("mean", "std", "n")
 
 
@@ -111,13 +111,14 @@ def load_result(path, model=None):
     protocol = data.get("protocol")
     if protocol not in PROTOCOLS:
         raise MfftoolsError(
-            f"{path}: key 'protocol' must be \"instance\", \"pair\", \"identification\" or "
-            f"\"template\", not {protocol!r}"
+            f"{path}: key 'protocol' must be one of "
+            f"{', '.join(repr(name) for name in PROTOCOLS)}, not {protocol!r}"
         )
     from mfftools.report.template import check_template
 
     check = {"instance": _check_instance, "pair": _check_pair,
-             "identification": _check_identification, "template": check_template}[protocol]
+             "identification": _check_identification, "template": check_template,
+             "calibration": _check_calibration}[protocol]
     check(_Checker(path), data)
     if model is None:
         model = data.get("model")
@@ -281,6 +282,12 @@ def _check_identification(check, data):
                 or not all(map(_is_number_or_null, rates))):
             check.fail(f"cmc.{name}", f"must be a list of {len(ranks)} rates, one per rank of "
                        "'ranks'")
+
+
+def _check_calibration(check, data):
+    from mfftools.report.calibration import check_calibration
+
+    check_calibration(check, data)
 
 
 def _is_number_or_null(value):

@@ -25,17 +25,18 @@ def test_quick_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--out", str(out), "--quick", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    for stage in range(1, 8):
-        assert f"[{stage}/7]" in result.output
+    for stage in range(1, 9):
+        assert f"[{stage}/8]" in result.output
     assert f"report: {out / 'report' / 'report.html'}" in result.output
     for name in ("data/ValInstData.zip", "data/TrainingData.zip", "embeddings/instance.h5",
                  "embeddings/pairs.h5", "report/report.md", "train/config.yaml"):
         assert (out / name).is_file(), name
 
     files = load_results([out / "results" / name
-                          for name in ("instance.json", "identification.json", "pair.json")])
-    assert [f.model for f in files] == ["demo_tiny"] * 3
-    instance, identification, pair = (f.data for f in files)
+                          for name in ("instance.json", "identification.json", "pair.json",
+                                       "calibration.json")])
+    assert [f.model for f in files] == ["demo_tiny"] * 3 + ["synthetic, bias 0.2"]
+    instance, identification, pair, calibration = (f.data for f in files)
     assert instance["n_images"] == len(open_embeddings(out / "embeddings" / "instance.h5").identity)
     assert len(pair["group_names"]) == 4
     # 1:N on the instance embeddings, at a target the non-mated searches resolve: half of each
@@ -70,6 +71,21 @@ def test_quick_demo_end_to_end(tmp_path):
     hardest = min(pair["groups"], key=lambda name: pair["groups"][name]["accuracy"])
     assert f"hardest group: {hardest}" in result.output
     assert f"pair: mean {pair['mean_accuracy']:.2f}" in result.output
+
+    # the before/after table: printed as in the results file, and in the report; the planted
+    # bias shrinks with each mitigation at both targets
+    methods = calibration["methods"]
+    for method, entry in methods.items():
+        line = next(line for line in result.output.splitlines()
+                    if line.startswith(f"{method} "))
+        assert line.split()[1] == f"{entry['auroc']:.4f}"
+        assert line.split()[3] == f"{entry['fpr_spread']['0.001']['aad']:.5f}"
+    for method in ("faircal", "fsn", "gst"):
+        for target in ("0.001", "0.01"):
+            assert (methods[method]["fpr_spread"][target]["aad"]
+                    < methods["baseline"]["fpr_spread"][target]["aad"])
+    assert "Calibration and fairness mitigation: synthetic, bias 0.2" in html
+
 
     # Determinism on one machine: every stage, repeated, gives what the demo wrote. (What a model
     # learns, e.g. which group comes out hardest, may change from one CPU to another.)

@@ -79,12 +79,22 @@ def test_folder_tree_and_group_by_give_the_eight_subgroups(tmp_path, data, model
 
 def test_bfw_pair_table_is_evaluated_on_its_folds(tmp_path, data, models):
     out = tmp_path / "pairs.h5"
-    extracted = run("extract", data / "bfw_pairs.csv", "--columns", BFW_COLUMNS, "--model",
-                    models["onnx"], "--out", out, *FAST)
+    extracted = run("extract", data / "bfw_pairs.csv", "--columns",
+                    BFW_COLUMNS + ",identity1=id1,identity2=id2", "--model", models["onnx"],
+                    "--out", out, *FAST)
     assert extracted.exit_code == 0, extracted.output
-    written = open_embeddings(out, layout="pairs")
+    written = open_embeddings(out, layout="images")  # each image once, with the table's pairs
     assert written.group_names == SUBGROUPS
-    np.testing.assert_array_equal(written.fold, np.tile(np.repeat(np.arange(5), 4), 8))
+    np.testing.assert_array_equal(written.pair_fold, np.tile(np.repeat(np.arange(5), 4), 8))
+    table = [line.split(",") for line in (data / "bfw_pairs.csv").read_text().splitlines()[1:]]
+    assert sorted(written.image_paths) == sorted({path for row in table for path in row[1:3]})
+    named = [[written.image_paths[k] for k in pair] for pair in written.pair_index]
+    assert named == [row[1:3] for row in table]
+    np.testing.assert_array_equal(written.pair_issame, [row[3] == "1" for row in table])
+    identity_of = {path: person for row in table for path, person in zip(row[1:3], row[4:6])}
+    assert list(written.identity_names) == [identity_of[path] for path in written.image_paths]
+    assert f"{written.n_rows} embeddings of dim" in extracted.output
+    assert f"images layout, {len(table)} pairs" in extracted.output
     evaluated = run("pair-eval", out, "--json", tmp_path / "r.json")
     assert evaluated.exit_code == 0, evaluated.output
     lines = evaluated.output.splitlines()

@@ -72,12 +72,12 @@ def test_embeddings_file_table_json_and_plots(tmp_path, pairs_file):
         assert (tmp_path / "figs" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_images_layout_is_refused(tmp_path, rng):
+def test_images_layout_without_a_pair_list_is_refused(tmp_path, rng):
     path = write_images_file(tmp_path / "images.h5", rng.normal(size=(4, 4)).astype(np.float32),
                              np.array([0, 0, 1, 1]), np.zeros(4, np.int64), ["A"])
     result = run(path)
     assert result.exit_code == 1
-    assert "needs a 'pairs'-layout embeddings file" in result.output
+    assert "an images-layout file without a pair list" in result.output
     assert "Traceback" not in result.output
 
 

@@ -46,3 +46,34 @@ def test_bad_size_is_a_clean_error(tmp_path):
     assert result.exit_code == 1
     assert "Error: pairs per group must be a positive multiple of 20" in result.output
     assert "Traceback" not in result.output
+
+
+def test_bias_writes_embeddings_whose_first_subgroup_impostors_sit_higher(tmp_path):
+    import numpy as np
+
+    from mfftools.embeddings import open_embeddings
+    from mfftools.pair_data import canonical_rows, pair_scores, read_pair_set
+
+    result = CliRunner().invoke(main, ["synth", str(tmp_path / "out"), *TINY, "--bias", "0.2"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "out" / "biased_pairs.h5"
+    assert (f"{path}: biased embeddings of the 8 subgroups, African-Female 0.2 closer, with "
+            "their pairs in 5 folds") in result.output
+    pairs = read_pair_set(open_embeddings(path))
+    assert pairs.n_pairs == 24000 and len(pairs.rows) == 2880
+    np.testing.assert_array_equal(np.unique(pairs.fold), np.arange(5))
+    scores = pair_scores(canonical_rows(pairs.rows), pairs.pair_index)
+    impostor = ~pairs.issame
+    means = [scores[impostor & (pairs.pair_group == g)].mean() for g in range(8)]
+    # r = 0.25 against 0.05: about 0.2 / (1 + 1.2^2) = 0.08 higher; sampling noise (which
+    # identities are paired) spreads the groups' means over about 0.02
+    assert means[0] - max(means[1:]) > 0.05
+    unbiased = CliRunner().invoke(main, ["synth", str(tmp_path / "zero"), *TINY, "--bias", "0"])
+    pairs = read_pair_set(open_embeddings(tmp_path / "zero" / "biased_pairs.h5"))
+    scores = pair_scores(canonical_rows(pairs.rows), pairs.pair_index)
+    means = [scores[~pairs.issame & (pairs.pair_group == g)].mean() for g in range(8)]
+    assert unbiased.exit_code == 0 and max(means) - min(means) < 0.03
+    assert means[0] - max(means[1:]) < 0.02
+    bad = CliRunner().invoke(main, ["synth", str(tmp_path / "bad"), *TINY, "--bias", "0.99"])
+    assert bad.exit_code == 1 and "--bias must be in [0, 0.95), not 0.99" in bad.output
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())

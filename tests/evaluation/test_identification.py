@@ -36,7 +36,9 @@ def dense_split(identity, group, images):
 
 
 def dense_identification(emb, identity, group, targets, rank, ranks, images=1, probes=None,
-                         ties_ahead=False):
+                         ties_ahead=False, score_map=None):
+    """`score_map(scores, search_feats, search_group, template_feats, template_group)`: maps the
+    search x template matrix of canonical scores (a calibration), when given."""
     feats = canonical_rows(emb)
     if probes is None:
         templates, searches, first_group = dense_split(identity, group, images)
@@ -55,6 +57,8 @@ def dense_identification(emb, identity, group, targets, rank, ranks, images=1, p
                         for label in labels])
     scores = canonical_matrix(search_feats, centres)
     template_group = np.array([first_group[label] for label in labels])
+    if score_map is not None:
+        scores = score_map(scores, search_feats, search_group, centres, template_group)
     column = {label: k for k, label in enumerate(labels)}
     mated = np.array([label in column for label in search_identity])
     n_mated, n_nonmated = int(mated.sum()), int((~mated).sum())

@@ -132,8 +132,8 @@ def test_identification_results_are_named_like_the_others(tmp_path, rng):
     assert [(f.protocol, f.model) for f in files] == [
         ("identification", "r34 (ident)"), ("instance", "r34"), ("identification", "r34 (again)")]
     bad = write_json(tmp_path / "other.json", dict(data, protocol="verification"))
-    with pytest.raises(MfftoolsError, match="key 'protocol' must be \"instance\", \"pair\", "
-                       "\"identification\" or \"template\", not 'verification'"):
+    with pytest.raises(MfftoolsError, match="key 'protocol' must be one of 'instance', 'pair', "
+                       "'identification', 'template', 'calibration', not 'verification'"):
         load_result(bad)
 
 

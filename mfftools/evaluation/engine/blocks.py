@@ -7,6 +7,12 @@ counts.ThresholdCounter, counts.RowCounter, topk.RowTopK) read the screened bloc
 cells that can matter by the bound E, and ask `Scorer.rescore` for their canonical scores. An
 accumulator may change the block it reads (e.g. mask a triangle): one accumulator a pass.
 
+A Scorer may carry a score map (a calibration, mfftools.calibration.score_map): the score of a
+pair is then the map of its canonical score and of its two rows' keys, non-decreasing in the
+score. Accumulators never compute `cut - E` or `t + E` themselves: they ask the Scorer
+(`screen_floor`, `screen_ceiling`, `lower_bound` and their per-row and per-pair forms), which
+without a map gives exactly those, and with one the raw-score bounds the map proves.
+
 Memory: the rows (and their copy in the screening dtype), one tile of screened scores and what
 the accumulators keep; never rows x columns.
 """
@@ -18,7 +24,14 @@ import torch
 from tqdm import tqdm
 
 from mfftools.errors import MfftoolsError
-from mfftools.evaluation.engine.scoring import ScreeningProduct, canonical_scores, round_down
+from mfftools.evaluation.engine.scoring import (
+    ScreeningProduct,
+    canonical_scores,
+    round_down,
+    round_down_tensor,
+    round_up,
+    round_up_tensor,
+)
 from mfftools.evaluation.engine.threads import for_work
 
 # Tile scores are scanned in runs of RUN values: the run maxima say which runs hold candidates.
@@ -44,8 +57,9 @@ class ScoredBlock:
 class Scorer:
     """Canonical left and right rows, their screening product, and canonical rescoring."""
 
-    def __init__(self, left, right, precision, tiles):
+    def __init__(self, left, right, precision, tiles, score_map=None):
         self.left, self.right = left, right
+        self.score_map = score_map
         self.device = left.device
         max_cells = max((tile.shape[0] * tile.shape[1] for tile in tiles), default=1)
         self.product = ScreeningProduct(left, right, precision, max_cells)
@@ -60,13 +74,66 @@ class Scorer:
         return self.precision.out_dtype
 
     def screen_floor(self, cut):
-        """The screened value below which a pair's canonical score is surely below `cut`."""
-        return round_down(cut - self.bound, self.score_dtype)
+        """The screened value below which a pair's score is surely below `cut` (never below the
+        lowest finite value, so that masked cells, at -inf, are never candidates)."""
+        floor = round_down(self._raw_floors(cut)[0] - self.bound, self.score_dtype)
+        return max(floor, torch.finfo(self.score_dtype).min)
+
+    def screen_floors(self, cuts, rows):
+        """Per left row: the screened value below which a pair of that row scores surely below
+        its cut (`cuts`, a float tensor, one per row of `rows`), in the score dtype, never below
+        its lowest finite value."""
+        raw = torch.as_tensor(self._raw_floors(cuts.double().cpu().numpy(), rows),
+                              dtype=torch.float64, device=cuts.device)
+        floors = round_down_tensor(raw - self.bound, self.score_dtype)
+        return floors.clamp(min=torch.finfo(self.score_dtype).min)
+
+    def screen_ceiling(self, threshold):
+        """The screened value above which a pair's score is surely above `threshold`."""
+        raw = threshold if self.score_map is None else float(
+            self.score_map.ceilings(threshold)[0])
+        return round_up(raw + self.bound, self.score_dtype)
+
+    def screen_ceilings(self, thresholds, rows):
+        """Per left row: the screened value above which a pair of that row scores surely above
+        its threshold (a tensor, one per row of `rows`)."""
+        raw = thresholds.double()
+        if self.score_map is not None:
+            raw = torch.as_tensor(self.score_map.ceilings(raw.cpu().numpy(), rows),
+                                  dtype=torch.float64, device=thresholds.device)
+        return round_up_tensor(raw + self.bound, self.score_dtype)
+
+    def lower_bound(self, screened):
+        """A lower bound (Python float) of the score of any pair screened at `screened` or more."""
+        if self.score_map is None:
+            return screened - self.bound
+        return float(self.score_map.lowers(screened - self.bound)[0])
+
+    def lower_bounds(self, screened, rows_i=None, rows_j=None, rows=None):
+        """Lower bounds (float64 tensor) of the scores of cells screened at `screened`: of the
+        pairs (rows_i, rows_j), or of any pair of each left row of `rows`."""
+        low = screened.double() - self.bound
+        if self.score_map is None:
+            return low
+        if rows_i is not None:
+            found = self.score_map.pair_lowers(low.cpu().numpy(), rows_i, rows_j)
+        else:
+            found = self.score_map.lowers(low.cpu().numpy(), rows)
+        return torch.as_tensor(found, dtype=torch.float64, device=screened.device)
+
+    def _raw_floors(self, cuts, rows=None):
+        if self.score_map is None:
+            return torch.as_tensor(cuts, dtype=torch.float64).reshape(-1).numpy()
+        return self.score_map.floors(cuts, rows)
 
     def rescore(self, rows_i, rows_j):
-        """Canonical scores of the pairs (left[i], right[j]); counted in `n_rescored`."""
+        """Scores of the pairs (left[i], right[j]): canonical, and mapped when the Scorer has a
+        score map; counted in `n_rescored`."""
         self.n_rescored += len(rows_i)
-        return canonical_scores(self.left, self.right, rows_i, rows_j)
+        scores = canonical_scores(self.left, self.right, rows_i, rows_j)
+        if self.score_map is not None and len(scores):
+            scores = self.score_map(scores, rows_i, rows_j)
+        return scores
 
     def blocks(self, tiles, mask=None, progress=False):
         """Yield a ScoredBlock per tile: screened, `mask(tile, scores)` applied, the diagonal of a

@@ -13,8 +13,6 @@ import math
 import torch
 
 from mfftools.evaluation.engine.blocks import mask_lower_triangle
-from mfftools.evaluation.engine.scoring import (
-    round_down, round_down_tensor, round_up, round_up_tensor)
 from mfftools.evaluation.engine.threads import for_work
 from mfftools.evaluation.engine.topset import to_dtype
 
@@ -48,14 +46,13 @@ class ThresholdCounter:
 
     def _add_threshold(self, k, threshold, block, row_group, col_group):
         tile, scores = block.tile, block.scores
-        dtype = scores.dtype
-        sure = scores > round_up(threshold + self.scorer.bound, dtype)
+        sure = scores > self.scorer.screen_ceiling(threshold)
         for g in range(self.n_groups):
             self.counts[k, tile.row_start : tile.row_stop, g] += (sure & (col_group == g)).sum(1)
             self.counts[k, tile.col_start : tile.col_stop, g] += (
                 sure & (row_group == g)[:, None]
             ).sum(0)
-        low = round_down(threshold - self.scorer.bound, dtype)
+        low = self.scorer.screen_floor(threshold)
         band = torch.nonzero(((scores > low) & ~sure).view(-1)).squeeze(1)
         rows_i, rows_j = block.global_pairs(band)
         accepted = self.scorer.rescore(rows_i, rows_j) > threshold
@@ -79,9 +76,9 @@ class RowCounter:
 
     def __init__(self, thresholds, scorer):
         self.thresholds, self.scorer = thresholds, scorer
-        wide = thresholds.double()
-        self._high = round_up_tensor(wide + scorer.bound, scorer.score_dtype)
-        self._low = round_down_tensor(wide - scorer.bound, scorer.score_dtype)
+        rows = torch.arange(len(thresholds))
+        self._high = scorer.screen_ceilings(thresholds, rows)
+        self._low = scorer.screen_floors(thresholds, rows)
         self.counts = torch.zeros(len(thresholds), dtype=torch.int64, device=thresholds.device)
 
     def add(self, block):
@@ -119,6 +116,8 @@ class LevelCounter:
     CHUNK_CELLS = 1 << 20
 
     def __init__(self, thresholds, scorer):
+        if scorer.score_map is not None:
+            raise ValueError("LevelCounter bins raw scores: it takes no score map")
         self.scorer = scorer
         device = scorer.device
         levels = sorted({float(torch.tensor(t, dtype=torch.float32)) for t in thresholds})

@@ -13,7 +13,6 @@ import math
 import torch
 
 from mfftools.evaluation.engine.threads import for_work
-from mfftools.evaluation.engine.scoring import round_down_tensor
 
 _GROUP = 8  # cells per group in the grouped top-k
 
@@ -46,7 +45,8 @@ class RowTopK:
         rows = slice(row_start, row_start + cells.n_rows)
         top = cells.top()
         self.best[rows] = torch.cat([self.best[rows], top], dim=1).topk(self.k, dim=1).values
-        local_rows, local_cols, values = cells.at_least(self.floors(self.best[rows, -1]))
+        local_rows, local_cols, values = cells.at_least(
+            self.floors(self.best[rows, -1], torch.arange(rows.start, rows.stop)))
         self._chunks.append(((local_rows + row_start).to(self._index_dtype),
                              (local_cols + col_start).to(self._index_dtype), values))
         self._stored += len(values)
@@ -54,16 +54,19 @@ class RowTopK:
             self._prune()
             self._prune_at = max(self._prune_at, 2 * self._stored)
 
-    def floors(self, kth):
-        """Per row: the largest screened value below which no cell can reach the k best, i.e.
-        kth - 2E rounded down to the score dtype (the lowest finite value while the row has
-        seen fewer than k cells, so that -inf cells are never candidates)."""
-        floors = round_down_tensor(kth.double() - 2.0 * self.scorer.bound, kth.dtype)
-        return floors.clamp(min=torch.finfo(kth.dtype).min)
+    def floors(self, kth, rows):
+        """Per row of `rows`: the largest screened value below which no cell can reach the k
+        best, i.e. kth - 2E rounded down to the score dtype (the lowest finite value while the
+        row has seen fewer than k cells, so that -inf cells are never candidates). Under a score
+        map, the floor of the lower bound of the row's k-th score."""
+        lowest = torch.finfo(kth.dtype).min
+        floors = self.scorer.screen_floors(
+            self.scorer.lower_bounds(kth.clamp(min=lowest), rows=rows), rows)
+        return torch.where(torch.isfinite(kth), floors, torch.full_like(floors, lowest))
 
     def _prune(self):
         rows, cols, values = (torch.cat(part) for part in zip(*self._chunks))
-        keep = values >= self.floors(self.best[rows, -1])
+        keep = values >= self.floors(self.best[rows, -1], rows.long())
         self._chunks = [(rows[keep], cols[keep], values[keep])]
         self._stored = int(keep.sum())
 

@@ -232,7 +232,7 @@ class PairCollector:
     """Feeds the screened blocks of a pass into a PairTopSet with canonical scores.
 
     A cell can enter the set only if its canonical score reaches the cut, so only cells whose
-    screened score is >= cut - E are rescored. Whenever a block offers more than `keep` such
+    screened score is >= cut - E (the Scorer's `screen_floor`) are rescored. Whenever a block offers more than `keep` such
     cells (always while the set fills), the cut is first raised to v - E, v the `keep`-th largest
     screened value among distinct cells of the block (first over run maxima, then over the
     candidates): at least `keep` pairs score >= v - E canonically.
@@ -252,7 +252,8 @@ class PairCollector:
             if self.topset.filling:
                 kth = runs.kth_largest(self.topset.keep)
                 if kth is not None:
-                    self.topset.raise_cut(round_down(kth - self.scorer.bound, torch.float32))
+                    self.topset.raise_cut(round_down(self.scorer.lower_bound(kth),
+                                                     torch.float32))
             if self.topset.filling:  # every cell but the masked ones (-inf)
                 floor = torch.finfo(scores.dtype).min
             else:
@@ -267,15 +268,15 @@ class PairCollector:
                 # The held pairs' scores and the candidates' screened values - E are lower
                 # bounds of distinct pairs' canonical scores: their keep-th largest is a cut
                 # already proven, before anything is rescored.
-                self.topset.raise_cut(self._proven_cut(screened))
+                self.topset.raise_cut(self._proven_cut(screened, rows_i, rows_j))
                 near = screened >= self.scorer.screen_floor(self.topset.cut)
                 rows_i, rows_j = rows_i[near], rows_j[near]
             values = self.scorer.rescore(rows_i, rows_j)
             self.topset.add(values, rows_i, rows_j)
 
-    def _proven_cut(self, screened):
+    def _proven_cut(self, screened, rows_i, rows_j):
         """The keep-th largest lower bound of the held pairs and of `screened` candidates."""
         bounds = torch.cat([self.topset.held_values().double(),
-                            screened.double() - self.scorer.bound])
+                            self.scorer.lower_bounds(screened, rows_i, rows_j)])
         kth = torch.kthvalue(bounds.cpu(), len(bounds) - self.topset.keep + 1).values
         return round_down(float(kth), torch.float32)

@@ -1,0 +1,222 @@
+"""`mfftools calibrate fit | apply | cross-val`: score calibration and fairness mitigation
+(FairCal, FSN, GST, Oracle, per-group score normalisation) on the pairs of an embeddings file."""
+from pathlib import Path
+
+import click
+
+from mfftools.cli.logs import verbosity_options
+
+# The names of mfftools.calibration.methods.METHODS and calibrators.KINDS, without numpy for
+# --help.
+METHODS = ("baseline", "beta", "isotonic", "binning", "faircal", "fsn", "gst", "oracle",
+           "group-norm")
+CALIBRATORS = ("beta", "isotonic", "binning")
+DEFAULT_TARGETS = (1e-3, 1e-2)
+
+
+def _pairs_arguments(command):
+    """EMBEDDINGS and an optional pair list naming its images, with --columns."""
+    for decorator in reversed((
+        click.argument("embeddings_file", type=click.Path(exists=True, dir_okay=False,
+                                                          path_type=Path)),
+        click.argument("pair_table", required=False,
+                       type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+        click.option("--columns", metavar="NAME=COLUMN,...",
+                     help="Map the pair list's columns to path1, path2, issame, fold (e.g. "
+                     "path1=p1,path2=p2,issame=label)."),
+    )):
+        command = decorator(command)
+    return command
+
+
+def _fit_options(command):
+    """How methods are fitted."""
+    for decorator in reversed((
+        click.option("--calibrator", default="beta", show_default=True,
+                     type=click.Choice(CALIBRATORS),
+                     help="The calibration map of every method (beta: Kull et al.'s)."),
+        click.option("--clusters", default=100, show_default=True, type=click.IntRange(min=1),
+                     help="k-means clusters of faircal and fsn."),
+        click.option("--bins", default=25, show_default=True, type=click.IntRange(min=1),
+                     help="Equal-mass bins of the binning calibrator and of ECE (FairCal: 25 "
+                     "on BFW, 10 on RFW)."),
+        click.option("--fit-fpr", default=1e-3, show_default=True,
+                     type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="Target FPR of the thresholds fsn and gst fit."),
+        click.option("--seed", default=0, show_default=True, type=int,
+                     help="Seed of the k-means."),
+    )):
+        command = decorator(command)
+    return command
+
+
+def _settings(calibrator, clusters, bins, fit_fpr, seed):
+    from mfftools.calibration.methods import Settings
+
+    return Settings(calibrator=calibrator, clusters=clusters, bins=bins, fit_fpr=fit_fpr,
+                    seed=seed)
+
+
+def _read_pairs(embeddings_file, pair_table, columns):
+    from mfftools.data.table import parse_column_map
+    from mfftools.embeddings import open_embeddings
+    from mfftools.pair_data import read_pair_set
+
+    embeddings = open_embeddings(embeddings_file)
+    if columns is not None and pair_table is None:
+        raise click.UsageError("--columns maps the columns of a pair list: give one")
+    return embeddings, read_pair_set(embeddings, pair_table, parse_column_map(columns))
+
+
+_targets = click.option("--fpr", "targets", multiple=True, type=float, default=DEFAULT_TARGETS,
+                        show_default=True,
+                        help="Target FPR of the measures; repeat for several.")
+
+
+@click.group("calibrate")
+def command():
+    """Calibrate comparison scores and mitigate group bias after the fact: fit a method on
+    labelled pairs, apply it, or cross-validate methods over folds (docs/calibrate.md)."""
+
+
+@command.command("fit", params=verbosity_options())
+@_pairs_arguments
+@click.option("--method", required=True, type=click.Choice(METHODS))
+@_fit_options
+@click.option("--out", "out_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The calibration file to write (.npz).")
+def fit(embeddings_file, pair_table, columns, method, calibrator, clusters, bins, fit_fpr, seed,
+        out_path):
+    """Fit METHOD on every pair of EMBEDDINGS_FILE (a pairs-layout file, an images-layout file
+    with its pair list, or one with PAIR_TABLE naming its images) and write it to --out."""
+    from mfftools.calibration.pipeline import fit_calibration
+    from mfftools.calibration.store import save
+
+    embeddings, pair_set = _read_pairs(embeddings_file, pair_table, columns)
+    settings = _settings(calibrator, clusters, bins, fit_fpr, seed)
+    calibration = fit_calibration(pair_set, method, settings, embeddings=embeddings)
+    save(calibration, out_path)
+    fallbacks = calibration.fitted.n_fallbacks
+    click.echo(f"{method} ({calibration.fitted.calibrator}) fitted on {pair_set.n_pairs} pairs "
+               f"of {pair_set.n_images} images; {fallbacks} fallback"
+               f"{'' if fallbacks == 1 else 's'} to the global fit")
+    click.echo(f"calibration written to {out_path}")
+
+
+@command.command("apply", params=verbosity_options())
+@click.argument("calibration_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_pairs_arguments
+@_targets
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every pair's raw score, confidence and decision score here (.npz).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the measures of the calibrated pairs here (JSON).")
+def apply(calibration_file, embeddings_file, pair_table, columns, targets, out_path, json_path):
+    """Apply CALIBRATION_FILE to the pairs of EMBEDDINGS_FILE (of the model it was fitted for)
+    and print the measures of the calibrated scores."""
+    from mfftools.calibration.pipeline import ScoredPairs, apply_calibration, evaluate_applied
+    from mfftools.calibration.store import load
+    from mfftools.files import write_results
+
+    calibration = load(calibration_file)
+    embeddings, pair_set = _read_pairs(embeddings_file, pair_table, columns)
+    calibration.check_embeddings(embeddings)
+    scored = ScoredPairs.of(pair_set, in_place=True)
+    applied = apply_calibration(calibration, scored, release_rows=True)
+    measures = evaluate_applied(applied, scored, targets, calibration.settings.bins)
+    measures["fallbacks"] = {"fitted": calibration.fitted.n_fallbacks,
+                             "test_pairs": int(applied.fallback.sum())}
+    result = {"protocol": "calibration", "folds": 1, "fold_assignment": "none",
+              "group_names": list(pair_set.group_names),
+              "targets": list(measures["tpr_at_fpr"]), "n_pairs": int(pair_set.n_pairs),
+              "n_images": pair_set.n_images, "calibration_file": str(calibration_file),
+              "methods": {calibration.method: measures}, "source": pair_set.source}
+    click.echo(format_table(result))
+    if out_path is not None:
+        _write_scores(out_path, scored, applied)
+        click.echo(f"scores written to {out_path}")
+    if json_path is not None:
+        click.echo(f"results written to {write_results(result, json_path)}")
+
+
+def _write_scores(path, scored, applied):
+    import numpy as np
+
+    from mfftools.files import atomic_output
+
+    with atomic_output(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, pair_index=scored.pairs.pair_index, issame=scored.pairs.issame,
+                 score=scored.scores, confidence=applied.confidence, decision=applied.decision,
+                 fallback=applied.fallback)
+
+
+@command.command("cross-val", params=verbosity_options())
+@_pairs_arguments
+@click.option("--method", "methods", required=True, multiple=True, type=click.Choice(METHODS),
+              help="A method to compare; repeat for several (baseline: before mitigation).")
+@_fit_options
+@click.option("--folds", type=click.IntRange(min=2),
+              help="Contiguous folds per group for a file without its own folds [10, as RFW].")
+@_targets
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results (JSON) here.")
+def cross_val(embeddings_file, pair_table, columns, methods, calibrator, clusters, bins, fit_fpr,
+              seed, folds, targets, json_path):
+    """Test each fold with every method fitted on the other folds, as FairCal does, and print
+    accuracy, false-positive-rate spread and calibration per method, averaged over folds."""
+    from mfftools.calibration.pipeline import cross_validate
+    from mfftools.files import write_results
+
+    _, pair_set = _read_pairs(embeddings_file, pair_table, columns)
+    settings = _settings(calibrator, clusters, bins, fit_fpr, seed)
+
+    def announce(number, total):
+        click.echo(f"fold {number}/{total}", err=True)
+
+    result = cross_validate(pair_set, methods, settings, n_folds=folds, targets=targets,
+                            on_fold=announce)
+    click.echo(format_table(result))
+    if json_path is not None:
+        click.echo(f"results written to {write_results(result, json_path)}")
+
+
+def format_table(result):
+    """One row per method: AUROC, TPR and the groups' FPR spread (AAD, MAD) at each target,
+    and the mean KS, ECE and Brier over groups; then the fallbacks."""
+    targets = result["targets"]
+    header = ["method", "AUROC"]
+    for target in targets:
+        header += [f"TPR@{target}", f"FPR AAD@{target}", f"FPR MAD@{target}"]
+    header += ["KS", "ECE", "Brier"]
+    rows = []
+    for method, entry in result["methods"].items():
+        row = [method, _number(entry["auroc"])]
+        for target in targets:
+            found = entry["fpr_spread"][target]
+            row += [_number(entry["tpr_at_fpr"][target]), _number(found["aad"], 5),
+                    _number(found["mad"], 5)]
+        row += [_number(entry["calibration"][measure]["mean"])
+                for measure in ("ks", "ece", "brier")]
+        rows.append(row)
+    widths = [max(len(str(line[column])) for line in [header] + rows)
+              for column in range(len(header))]
+    folds = result["folds"]
+    lines = [f"Calibration: {result['n_pairs']} pairs, {len(result['group_names'])} groups, "
+             + ("all pairs" if folds == 1 else f"{folds} folds ({result['fold_assignment']}), "
+                "each value the mean over test folds")]
+    for line in [header] + rows:
+        lines.append("  ".join(text.ljust(width) if column == 0 else text.rjust(width)
+                               for column, (text, width) in enumerate(zip(line, widths))))
+    fallbacks = [f"{method} {entry['fallbacks']['fitted']} fitted, "
+                 f"{entry['fallbacks']['test_pairs']} test pairs"
+                 for method, entry in result["methods"].items()
+                 if entry["fallbacks"]["fitted"] or entry["fallbacks"]["test_pairs"]]
+    if fallbacks:
+        lines.append("fallbacks to the global fit: " + "; ".join(fallbacks))
+    return "\n".join(lines)
+
+
+def _number(value, digits=4):
+    return "-" if value is None else f"{value:.{digits}f}"
+
