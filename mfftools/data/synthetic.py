@@ -47,7 +47,7 @@ from mfftools.data.synthetic_sizes import DEFAULTS
 from mfftools.data.training_zip import IMAGE_MEMBER, INDEX_MEMBER
 from mfftools.data.table import write_table
 from mfftools.errors import MfftoolsError
-from mfftools.files import atomic_output, write_bytes, write_text
+from mfftools.files import atomic_output, write_bytes
 
 logger = logging.getLogger(__name__)
 
