@@ -202,7 +202,8 @@ class Validation:
         if self.pair_source is not None:
             from mfftools.evaluation.pair import evaluate_pairs
 
-            result = evaluate_pairs(open_embeddings(out_dir / PAIR_FILE, layout="pairs"))
+            result = evaluate_pairs(open_embeddings(out_dir / PAIR_FILE, layout="pairs"),
+                                    allow_degenerate=True)
             write_results(result, out_dir / f"epoch_{epoch:04d}_pair.json")
             metrics.update(_metrics(result, self.pair_fields))
         instance, identification = shared
@@ -234,13 +235,14 @@ def shared_results(eval_config, out_dir, device, info):
     from mfftools.evaluation.instance import evaluate_instance
 
     embeddings = open_embeddings(Path(out_dir) / INSTANCE_FILE, layout="images")
+    # A model may pass through degenerate embeddings while it learns: warned, not fatal.
     instance = evaluate_instance(embeddings, targets=(eval_config.target_fpr,), device=device.type,
-                                 progress=False, dist_info=info)
+                                 progress=False, dist_info=info, allow_degenerate=True)
     identification = None
     if eval_config.identification:
         identification = evaluate_identification(
             embeddings, targets=(eval_config.target_fpir,), ranks=_IDENT_RANKS,
-            device=device.type, progress=False, dist_info=info)
+            device=device.type, progress=False, dist_info=info, allow_degenerate=True)
     return instance, identification
 
 

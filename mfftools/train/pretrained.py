@@ -18,13 +18,8 @@ logger = logging.getLogger(__name__)
 
 _HEAD_PREFIX = "product."
 _LISTED = 5
-# The input (mean, std on [0, 1] pixels, per channel) each format's networks were trained on;
-# an mfftools checkpoint records its own (one without the record was trained on insightface's).
-_FORMAT_INPUT = {
-    "insightface": ((0.5,) * 3, (0.5,) * 3),
-    "mixfairface": ((0.0,) * 3, (1.0,) * 3),
-    "lightning": ((0.0,) * 3, (1.0,) * 3),
-}
+# The input (mean, std on [0, 1] pixels) of a network whose file records none: insightface's.
+_DEFAULT_INPUT = ((0.5,) * 3, (0.5,) * 3)
 
 
 def load_pretrained(network, model_config, preprocessing):
@@ -50,7 +45,7 @@ def load_pretrained(network, model_config, preprocessing):
                if not key.startswith(_HEAD_PREFIX)}
     _check_fit(target, weights, where)
     target.load_state_dict(weights, strict=False)
-    _warn_on_other_input(info, path, preprocessing, where)
+    _warn_on_other_input(info, preprocessing, where)
     logger.info("initialised the %s from %s (%s, %s checkpoint)", "trunk" if into_trunk else "network",
                 path, info.name, info.checkpoint_format)
     return {"path": str(path.resolve()), "sha256": info.sha256,
@@ -81,20 +76,16 @@ def _listed(items):
     return ", ".join(items[:_LISTED]) + more
 
 
-def _trained_input(info, path):
-    """(mean, std) of the input the file's network was trained on."""
-    if info.checkpoint_format != "mfftools":
-        return _FORMAT_INPUT[info.checkpoint_format]
-    from mfftools.models.loading import load_weights
-
-    record = load_weights(path).get("preprocessing")
-    if record is None:
-        return _FORMAT_INPUT["insightface"]
-    return tuple(record["input_mean"]), tuple(record["input_std"])
+def _trained_input(info):
+    """(mean, std) of the input the file's network was trained on, as the checkpoint loader
+    reads it (the paper's [0, 1] for its checkpoints, what an mfftools checkpoint records)."""
+    if info.input_mean is None:
+        return _DEFAULT_INPUT
+    return info.input_mean, info.input_std
 
 
-def _warn_on_other_input(info, path, preprocessing, where):
-    mean, std = _trained_input(info, path)
+def _warn_on_other_input(info, preprocessing, where):
+    mean, std = _trained_input(info)
     if (tuple(map(float, mean)), tuple(map(float, std))) != (preprocessing.mean, preprocessing.std):
         logger.warning(
             "%s was trained on input (x - %s) / %s, this run feeds (x - %s) / %s "

@@ -39,7 +39,7 @@ def test_rfw_lines_put_a_label_before_the_coordinates(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    (f"a.jpg 1 2 3\n", "line 1: 4 fields; expected a path and 10 coordinates"),
+    ("a.jpg 1 2 3\n", "line 1: 4 fields; expected a path and 10 coordinates"),
     (f"a.jpg {COORDINATES} x\n", "line 1: 'x' is not a number"),
     (f"a.jpg {COORDINATES.replace('3.0', 'nan')}\n", "line 1: the numbers must be finite"),
     (f"a.jpg {COORDINATES}\nb.jpg {COORDINATES}\na.jpg {COORDINATES}\n",
