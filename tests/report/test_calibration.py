@@ -86,7 +86,6 @@ def test_the_paired_test_keeps_its_error_rate_and_finds_real_changes():
 
 
 def test_instance_results_before_and_after_are_compared(tmp_path):
-    from embedding_files import write_images_file
     from mfftools.calibration.pipeline import fit_calibration
     from mfftools.evaluation.instance import evaluate_instance
 
