@@ -75,11 +75,11 @@ def test_quick_demo_end_to_end(tmp_path):
     # the before/after table: printed as in the results file, and in the report; the planted
     # bias shrinks with each mitigation at both targets
     methods = calibration["methods"]
-    for method, entry in methods.items():
+    for method, measures in methods.items():
         line = next(line for line in result.output.splitlines()
                     if line.startswith(f"{method} "))
-        assert line.split()[1] == f"{entry['auroc']:.4f}"
-        assert line.split()[3] == f"{entry['fpr_spread']['0.001']['aad']:.5f}"
+        assert line.split()[1] == f"{measures['auroc']:.4f}"
+        assert line.split()[3] == f"{measures['fpr_spread']['0.001']['aad']:.5f}"
     for method in ("faircal", "fsn", "gst"):
         for target in ("0.001", "0.01"):
             assert (methods[method]["fpr_spread"][target]["aad"]
