@@ -90,9 +90,10 @@ def test_quick_demo_end_to_end(tmp_path):
     # Determinism on one machine: every stage, repeated, gives what the demo wrote. (What a model
     # learns, e.g. which group comes out hardest, may change from one CPU to another.)
     embeddings = open_embeddings(out / "embeddings" / "instance.h5")
-    for kind, evaluate, target in (("instance", evaluate_instance, entry["target_fpr"]),
-                                   ("identification", evaluate_identification, searches["target_fpir"])):
-        again = evaluate(embeddings, targets=(target,), device="cpu", progress=False)
+    for kind, evaluate, options in (
+            ("instance", evaluate_instance, dict(targets=(entry["target_fpr"],), det=True)),
+            ("identification", evaluate_identification, dict(targets=(searches["target_fpir"],)))):
+        again = evaluate(embeddings, device="cpu", progress=False, **options)
         again["model"] = "demo_tiny"
         written = write_results(again, tmp_path / f"{kind}.json").read_text()
         assert written == (out / "results" / f"{kind}.json").read_text()
