@@ -32,6 +32,7 @@ from mfftools.fingerprint import images_fingerprint
 from mfftools.evaluation.identities import build_layout
 from mfftools.evaluation.similarity import identity_similarity
 from mfftools.evaluation.skipped import skipped_counts
+from mfftools.evaluation.top_impostors import top_impostors
 
 logger = logging.getLogger(__name__)
 
@@ -270,6 +271,8 @@ def evaluate_instance(
             n_rescored = distributed.sum_over_ranks(n_rescored)
     finally:
         scorer.close()
+    top_pairs = top_impostors(one_pass.topset, rows, layout, embeddings, group_names, screening,
+                              tile, info, progress, _score_map_of(calibration, keys))
     sims = identity_similarity(rows, layout, tile)
     distributions = None
     if calibration is None:
@@ -294,11 +297,21 @@ def evaluate_instance(
 
         result["calibration"] = protocols.describe(calibration, keys)
     result["images"] = images_fingerprint(embeddings)
+    result["top_impostors"] = top_pairs
     if det:
         result["det"], result["eer"] = matched_det(rows, layout, one_pass.genuine.numpy(),
                                                    group_names, tile, info, progress)
     result.update(skipped_counts(embeddings), degenerate=degenerate)
     return result
+
+
+def _score_map_of(calibration, keys):
+    """The score map of any subset of sorted positions (None without a calibration)."""
+    if calibration is None:
+        return lambda members: None
+    from mfftools.calibration import protocols
+
+    return lambda members: protocols.score_map(calibration, keys[members], keys[members])
 
 
 def _ladder(one_pass, target, n_impostor):

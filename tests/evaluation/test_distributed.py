@@ -11,6 +11,7 @@ import pytest
 
 from embedding_files import write_images_file
 from mfftools.embeddings import open_embeddings
+from mfftools.evaluation import top_impostors
 from mfftools.evaluation.identification import evaluate_identification
 from mfftools.evaluation.instance import evaluate_instance
 from mfftools.files import compact
@@ -61,7 +62,9 @@ def launch(argv, world_size=2, timeout=120):
     return outputs
 
 
-def make_file(path, rng, n_identities, lattice=False, dtype=np.float32):
+def make_file(path, rng, n_identities, lattice=False, dtype=np.float32, low_group=False):
+    """Random identities in three groups; `low_group`: the last group's impostor pairs score
+    below the others', so the top set holds none and its top impostors need a pass."""
     sizes = rng.integers(1, 6, size=n_identities)
     identity = np.repeat(rng.permutation(n_identities) * 5, sizes)
     group = np.repeat(np.arange(n_identities) % 3, sizes)
@@ -70,7 +73,10 @@ def make_file(path, rng, n_identities, lattice=False, dtype=np.float32):
         emb[~emb.any(axis=1)] = 1.0
     else:
         emb = (np.repeat(rng.standard_normal((n_identities, 16)), sizes, axis=0)
-               + rng.standard_normal((len(identity), 16))).astype(dtype)
+               + rng.standard_normal((len(identity), 16)))
+        if low_group:  # the others share a direction, the last group's rows do not
+            emb[group != 2, 0] += 10.0
+        emb = emb.astype(dtype)
     return write_images_file(path, emb, identity, group, GROUPS)
 
 
@@ -111,7 +117,7 @@ def single_process(path, tile, precision="fp32"):
     return json.loads(json.dumps(result))
 
 
-def test_two_gloo_ranks_equal_one_process(tmp_path, rng):
+def test_two_gloo_ranks_equal_one_process(tmp_path, rng, monkeypatch):
     """Bit for bit, whatever the split, the tile and the screening precision (bf16 on the ranks
     against fp32 in one process)."""
     cases = [
@@ -119,17 +125,24 @@ def test_two_gloo_ranks_equal_one_process(tmp_path, rng):
         (make_file(tmp_path / "small.h5", rng, 40), 8192),    # one tile: a rank scores nothing
         (make_file(tmp_path / "ties.h5", rng, 60, lattice=True), 23),  # ties at the cut-off
         (make_file(tmp_path / "half.h5", rng, 50, dtype=np.float16), 29),  # a float16 file
+        # a group's top impostors found by a pass of its own, merged over the ranks
+        (make_file(tmp_path / "low.h5", rng, 60, low_group=True), 21),
     ]
     jobs = [(str(path), tile, "bf16", str(tmp_path / f"{path.stem}.json")) for path, tile in cases]
     outputs = launch(["-c", RANK_SCRIPT, json.dumps(jobs)])
     for code, out, err in outputs:
         assert code == 0, err
+    passes = []
+    real = top_impostors._Scopes.passed
+    monkeypatch.setattr(top_impostors._Scopes, "passed",
+                        lambda self, *args: passes.append(args) or real(self, *args))
     for (path, tile), (*_, out) in zip(cases, jobs):
         expected = single_process(path, 64, "fp32")
         ranks = [json.loads(Path(name).read_text()) for name in (out, out + ".rank1")]
         for result in ranks:
             assert result["engine"]["world_size"] == 2
             assert_same_results(result, expected)
+    assert passes  # the low group's
 
 
 def test_cli_under_two_ranks(tmp_path, rng):
@@ -182,6 +195,7 @@ IDENT_SCRIPT = """
 import json, sys
 from mfftools import dist
 from mfftools.embeddings import open_embeddings
+from mfftools.evaluation import top_impostors
 from mfftools.evaluation.identification import evaluate_identification
 info = dist.init("cpu")
 path, out = sys.argv[1:]

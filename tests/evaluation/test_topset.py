@@ -5,11 +5,11 @@ import torch
 from numpy.testing import assert_array_equal
 
 from dense import canonical_matrix, canonical_rows
-from instance_data import make_data
+from instance_data import lattice_data, make_data
 from mfftools.evaluation.engine.blocks import Scorer
 from mfftools.evaluation.engine.scoring import PRECISIONS, normalise_rows_
 from mfftools.evaluation.engine.tiles import plan_triangle
-from mfftools.evaluation.engine.topset import PairCollector, PairTopSet
+from mfftools.evaluation.engine.topset import PairCollector, PairTopSet, RankedPairs
 from mfftools.evaluation.identities import build_layout
 
 
@@ -104,3 +104,34 @@ def test_values_below_the_cut_are_dropped_and_ties_counted():
     topset.finalize()
     assert topset.cut == pytest.approx(0.85) and topset.ties == 1
     assert topset.pairs()[0].tolist() == pytest.approx([0.9])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_ranked_pairs_order_ties_by_their_keys(rng, precision):
+    """The best pairs by score, then the smaller key, then the larger, on scores that tie in
+    hundreds; the same from split tiles whose best pairs are ranked again (a merge over ranks)."""
+    emb, identity, group = lattice_data(rng, n=180)
+    layout = build_layout(identity, group, 3)
+    rows = normalise_rows_(torch.from_numpy(emb[layout.order].copy()))
+    keys = rng.permutation(len(rows)) + 1000  # any distinct integers
+    scores = canonical_matrix(canonical_rows(emb)[layout.order], canonical_rows(emb)[layout.order])
+    i, j = np.triu_indices(len(rows), 1)
+    impostor = layout.identity[i] != layout.identity[j]
+    i, j = i[impostor], j[impostor]
+    low, high = np.minimum(keys[i], keys[j]), np.maximum(keys[i], keys[j])
+    values = scores[i, j]
+    best = np.lexsort((high, low, -values.astype(np.float64)))[:25]
+    tiles = plan_triangle(len(rows), 29)
+
+    def ranked(part):
+        return collect(rows, layout, part, 25, precision,
+                       lambda keep: RankedPairs(keep, keys)).pairs()
+
+    merged = RankedPairs(25, keys)
+    for part in (tiles[0::3], tiles[1::3], tiles[2::3]):
+        merged.add(*ranked(part))
+    for found in (ranked(tiles), merged.pairs()):
+        found_values, found_i, found_j = (part.numpy() for part in found)
+        assert_array_equal(found_values, values[best])
+        assert_array_equal(keys[found_i], low[best])
+        assert_array_equal(keys[found_j], high[best])

@@ -1,12 +1,12 @@
 """Merging what each torch.distributed rank accumulated over its share of the tiles, exactly.
 
-Counts are summed; top sets are gathered and united (`PairTopSet.union`), so every rank ends with
-the same set a single process would have. Scores are canonical, so nothing depends on the split.
+Counts are summed; top sets are gathered and united (`PairTopSet.union`; the pairs of ranked sets
+are gathered and ranked again), so every rank ends with the same set a single process would have. Scores are canonical, so nothing depends on the split.
 """
 import torch
 import torch.distributed as torch_dist
 
-from mfftools.evaluation.engine.topset import PairTopSet
+from mfftools.evaluation.engine.topset import PairTopSet, RankedPairs
 
 
 def _device():
@@ -56,3 +56,10 @@ def merge_topsets(topset):
         for m, v, i, j in zip(metas, values, rows_i, rows_j)
     ]
     return PairTopSet.union(topset.keep, states, device=topset.device)
+
+
+def merge_ranked(ranked):
+    """One RankedPairs of every rank's best pairs (the same on every rank)."""
+    merged = RankedPairs(ranked.keep, ranked.keys, device=ranked.device)
+    merged.add(*(torch.cat(all_gather_rows(part)) for part in ranked.pairs()))
+    return merged

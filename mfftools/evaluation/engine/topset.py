@@ -280,3 +280,95 @@ class PairCollector:
                             self.scorer.lower_bounds(screened, rows_i, rows_j)])
         kth = torch.kthvalue(bounds.cpu(), len(bounds) - self.topset.keep + 1).values
         return round_down(float(kth), torch.float32)
+
+
+class RankedPairs:
+    """The `keep` best pairs in one complete order: score descending, then the pair's smaller
+    key, then its larger (`keys`: one integer per row, e.g. its row in the file), so that tied
+    scores have one answer whatever order the pairs come in. A PairCollector fills it as it
+    fills a PairTopSet, with one difference: a pair scoring exactly the cut is held, since a
+    smaller key may still place it among the best.
+
+    Invariant: every pair seen and not held is behind at least `keep` pairs seen in the order
+    (it scores below the cut, or a prune put `keep` pairs ahead of it), so the best `keep` are
+    held; pruning, whenever more than 2 x `keep` are held, keeps the first `keep`.
+    """
+
+    def __init__(self, keep, keys, device="cpu"):
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        self.keep = int(keep)
+        self.device = torch.device(device)
+        self.keys = torch.as_tensor(keys, dtype=torch.int64).to(self.device)
+        self.cut = KEEP_ALL
+        self._values = torch.empty(0, dtype=torch.float32, device=self.device)
+        self._rows_i = torch.empty(0, dtype=torch.int64, device=self.device)
+        self._rows_j = torch.empty(0, dtype=torch.int64, device=self.device)
+        self._pending = []
+
+    def __len__(self):
+        return len(self._values) + sum(len(part[0]) for part in self._pending)
+
+    @property
+    def filling(self):
+        return self.cut == KEEP_ALL
+
+    def add(self, values, rows_i, rows_j):
+        """Add pairs with their scores; those below the cut are dropped."""
+        values, rows_i, rows_j = (part.to(self.device) for part in (
+            values.float(), rows_i.long(), rows_j.long()))
+        if not self.filling:
+            kept = values >= self.cut
+            values, rows_i, rows_j = values[kept], rows_i[kept], rows_j[kept]
+        if len(values):
+            self._pending.append((values, rows_i, rows_j))
+        if len(self) > 2 * self.keep:
+            self.prune()
+
+    def raise_cut(self, new_cut):
+        """Drop the pairs scoring below `new_cut`, which at least `keep` pairs seen (or about to
+        be added) reach; a lower value, or one at or below -1, changes nothing."""
+        if new_cut <= self.cut or new_cut <= -1.0:
+            return
+        self._consolidate()
+        kept = self._values >= new_cut
+        self._values, self._rows_i, self._rows_j = (
+            self._values[kept], self._rows_i[kept], self._rows_j[kept])
+        self.cut = new_cut
+
+    def held_values(self):
+        self._consolidate()
+        return self._values
+
+    def prune(self):
+        """Keep the first `keep` pairs in the order; the cut rises to the last one's score."""
+        self._sort()
+        if len(self._values) > self.keep:
+            self._values, self._rows_i, self._rows_j = (
+                self._values[: self.keep], self._rows_i[: self.keep], self._rows_j[: self.keep])
+            self.cut = max(self.cut, float(self._values[-1]))
+
+    def pairs(self):
+        """(values, rows_i, rows_j) of the best `keep` pairs seen (all of them when fewer), in
+        the order, on the CPU; rows_i is the row of the smaller key."""
+        self.prune()
+        return self._values.cpu(), self._rows_i.cpu(), self._rows_j.cpu()
+
+    def _consolidate(self):
+        if self._pending:
+            parts = [(self._values, self._rows_i, self._rows_j)] + self._pending
+            self._values, self._rows_i, self._rows_j = (
+                torch.cat([part[k] for part in parts]) for k in range(3))
+            self._pending = []
+
+    def _sort(self):
+        self._consolidate()
+        key_i, key_j = self.keys[self._rows_i], self.keys[self._rows_j]
+        swap = key_j < key_i
+        self._rows_i, self._rows_j = (torch.where(swap, self._rows_j, self._rows_i),
+                                      torch.where(swap, self._rows_i, self._rows_j))
+        order = torch.argsort(self.keys[self._rows_j], stable=True)
+        order = order[torch.argsort(self.keys[self._rows_i][order], stable=True)]
+        order = order[torch.argsort(self._values[order], descending=True, stable=True)]
+        self._values, self._rows_i, self._rows_j = (
+            self._values[order], self._rows_i[order], self._rows_j[order])
