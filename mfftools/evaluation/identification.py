@@ -40,6 +40,8 @@ from mfftools.fingerprint import images_fingerprint
 logger = logging.getLogger(__name__)
 
 DEFAULT_RANKS = (1, 5, 10, 20)
+# Non-mated searches recorded with their best template, overall and in each group.
+TOP_NONMATED = 10
 RANK_TIES = ("optimistic", "pessimistic")
 
 
@@ -459,8 +461,11 @@ def evaluate_identification(
     if calibration is not None:
         _set_keys(gallery, calibration, embeddings if probes is None else probes,
                   embeddings.group_names)
+    search_file = embeddings if probes is None else probes
     searched = identify(gallery, list(embeddings.group_names), targets, rank, ranks, tile,
-                        screening, info, progress, rank_ties, calibration)
+                        screening, info, progress, rank_ties, calibration,
+                        _SearchDescriber(gallery, search_file, embeddings,
+                                         gallery_images if probes is None else None))
     return {
         "protocol": "identification",
         **{key: searched[key] for key in ("group_names", "n_templates", "n_mated", "n_nonmated",
@@ -473,16 +478,56 @@ def evaluate_identification(
         **skipped_counts(embeddings, probes),
         "degenerate": degenerate,
         **({"calibration": searched["calibration"]} if "calibration" in searched else {}),
+        "top_nonmated": searched["top_nonmated"],
     }
+
+
+class _SearchDescriber:
+    """A non-mated search and the template it hit, as the results file lists them: file rows
+    (of the probe file and the gallery file with two files), labels, names, paths, groups."""
+
+    def __init__(self, gallery, search_file, gallery_file, template_images):
+        self.gallery, self.search_file, self.gallery_file = gallery, search_file, gallery_file
+        self.template_images = template_images  # None: every image of the identity
+        self.group_names = list(gallery_file.group_names)
+
+    def __call__(self, k, template, score):
+        row = int(self.gallery.search_rows[self.gallery.n_mated + k])
+        label = self.gallery.template_label[template]
+        rows = np.flatnonzero(self.gallery_file.identity == label)[: self.template_images]
+        return {
+            "row": row,
+            "score": score,
+            **_image_labels(self.search_file, row),
+            "group": self.group_names[int(self.gallery.search_group[self.gallery.n_mated + k])],
+            "template": {
+                "rows": [int(r) for r in rows],
+                "identity": int(label),
+                "identity_name": _image_labels(self.gallery_file, int(rows[0]))["identity_name"],
+                "path": (None if self.gallery_file.image_paths is None
+                         else [str(self.gallery_file.image_paths[r]) for r in rows]),
+                "group": self.group_names[int(self.gallery.template_group[template])],
+            },
+        }
+
+
+def _image_labels(embeddings, row):
+    """A row's identity label, identity name and path (None where the file has none)."""
+    names, paths = embeddings.identity_names, embeddings.image_paths
+    return {"identity": int(embeddings.identity[row]),
+            "identity_name": None if names is None else str(names[row]),
+            "path": None if paths is None else str(paths[row])}
 
 
 def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=8192,
              screening=PRECISIONS["fp32"], info=None, progress=False, rank_ties="optimistic",
-             calibration=None):
+             calibration=None, describe_search=None):
     """Search a built Gallery (templates and searches may be any canonical rows: images, or
     IJB templates): thresholds at the target FPIRs, FNIR and FPIR overall and per group, the
     false-positive matrix, CMC and DET, as the results file's keys. With a `calibration` (the
-    gallery's keys set by `_set_keys`), every score is the calibrated one."""
+    gallery's keys set by `_set_keys`), every score is the calibrated one. With
+    `describe_search(k, template, score)` (k counts the non-mated searches from 0), also
+    `top_nonmated`, the best-scoring non-mated searches."""
     info = info or DistInfo()
     check_targets(targets, gallery.n_nonmated)
     numbers, rescored = search_gallery(gallery, max(max(ranks), rank), tile, screening, info,
@@ -518,7 +563,26 @@ def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=81
         from mfftools.calibration.protocols import describe
 
         result["calibration"] = describe(calibration, gallery.search_keys)
+    if describe_search is not None:
+        result["top_nonmated"] = top_nonmated(best, best_index, gallery, group_names,
+                                              describe_search)
     return result
+
+
+def top_nonmated(best, best_index, gallery, group_names, describe_search, count=TOP_NONMATED):
+    """{"count", "all": [...], "groups": {name: [...]}}: the `count` non-mated searches with the
+    highest best scores, overall and per group of the search, each as `describe_search(k,
+    template, score)` gives it; ties go to the search counted first (the lower file row)."""
+    order = np.lexsort((np.arange(len(best)), -best.astype(np.float64)))
+    nonmated_group = gallery.search_group[gallery.n_mated :][order]
+
+    def listed(picked):
+        return [describe_search(int(k), int(best_index[k]), float(best[k]))
+                for k in picked[:count]]
+
+    return {"count": count, "all": listed(order),
+            "groups": {name: listed(order[nonmated_group == g])
+                       for g, name in enumerate(group_names)}}
 
 
 def _set_keys(gallery, calibration, search_file, group_names):

@@ -44,6 +44,7 @@ def dense_identification(emb, identity, group, targets, rank, ranks, images=1, p
         templates, searches, first_group = dense_split(identity, group, images)
         search_feats, search_identity, search_group = feats[searches], identity[searches], \
             group[searches]
+        search_rows = np.asarray(searches)
     else:
         first_group = {}
         for row, label in enumerate(identity):
@@ -52,6 +53,7 @@ def dense_identification(emb, identity, group, targets, rank, ranks, images=1, p
         templates = {label: list(np.flatnonzero(identity == label)) for label in labels}
         p_emb, search_identity, search_group = probes
         search_feats = canonical_rows(p_emb)
+        search_rows = np.arange(len(p_emb))
     labels = list(templates)
     centres = np.stack([canonical_means(feats, np.isin(np.arange(len(feats)), templates[label]))
                         for label in labels])
@@ -97,8 +99,16 @@ def dense_identification(emb, identity, group, targets, rank, ranks, images=1, p
     for g, name in enumerate(NAMES):
         sel = rank_of[search_group[mated] == g]
         cmc[name] = [float((sel <= k).mean()) for k in ranks] if len(sel) else [None] * len(ranks)
+    # the best-scoring non-mated searches: score descending, then the search's file row
+    nonmated_rows, nonmated_group = search_rows[~mated], search_group[~mated]
+    order = np.lexsort((nonmated_rows, -best.astype(np.float64)))
+    top = [(int(nonmated_rows[k]), float(best[k]), labels[best_template[k]],
+            [int(row) for row in templates[labels[best_template[k]]]]) for k in order]
+    top_nonmated = {"all": top[:10], "groups": {
+        name: [entry for entry, k in zip(top, order) if nonmated_group[k] == g][:10]
+        for g, name in enumerate(NAMES)}}
     return {"n_templates": len(labels), "n_mated": n_mated, "n_nonmated": n_nonmated,
-            "results": results, "cmc": cmc}
+            "results": results, "cmc": cmc, "top_nonmated": top_nonmated}
 
 
 def make_data(rng, n_identities=90, dim=16, max_images=5, lattice=False, single=0.2):
@@ -122,9 +132,20 @@ def run(tmp_path, emb, identity, group, **kw):
     return evaluate_identification(open_embeddings(path), progress=False, **kw)
 
 
+def listed_searches(searches):
+    return [(entry["row"], entry["score"], entry["template"]["identity"],
+             entry["template"]["rows"]) for entry in searches]
+
+
 def assert_matches(result, reference):
     for key in ("n_templates", "n_mated", "n_nonmated", "cmc"):
         assert result[key] == reference[key], key
+    top, expected = result["top_nonmated"], reference["top_nonmated"]
+    assert top["count"] == 10
+    assert listed_searches(top["all"]) == expected["all"]
+    for name in NAMES:
+        assert listed_searches(top["groups"][name]) == expected["groups"][name]
+        assert all(entry["group"] == name for entry in top["groups"][name])
     for ours, theirs in zip(result["results"], reference["results"], strict=True):
         for key in ("target_fpir", "threshold", "fnir", "fpir", "groups",
                     "false_positive_matrix"):
@@ -196,6 +217,15 @@ def test_two_files_extracted_apart_are_joined_by_name(tmp_path, rng):
     assert result["match_by"] == "name"
     assert result["n_mated"] == int(np.isin(probe_names, gallery_names).sum()) > 0
     assert result["n_nonmated"] == int((~np.isin(probe_names, gallery_names)).sum()) > 0
+    # each listed search names its probe image, and the template it hit its gallery images
+    for entry in result["top_nonmated"]["all"]:
+        row, template = entry["row"], entry["template"]
+        assert entry["path"] == f"img_{row}.jpg"
+        assert entry["identity_name"] == probe_names[row] not in gallery_names
+        assert entry["group"] == NAMES[probe_group[row]]
+        assert template["path"] == [f"img_{r}.jpg" for r in template["rows"]]
+        assert {gallery_names[r] for r in template["rows"]} == {template["identity_name"]}
+        assert template["group"] == NAMES[group[template["rows"][0]]]
 
 
 def test_files_without_names_are_joined_only_when_asked(tmp_path, rng):
