@@ -198,6 +198,7 @@ def _evaluate_instance(path, device, progress):
     result = evaluate_instance(embeddings, targets=(target,), methods=("bisection",),
                                device=device, progress=progress, det=True)
     result["model"] = MODEL_NAME
+    result["source"] = str(Path(path).absolute())  # the report's gallery finds the faces by it
     return result
 
 
@@ -208,6 +209,7 @@ def _evaluate_identification(path, device, progress):
     result = evaluate_identification(embeddings, targets=(target,), device=device,
                                      progress=progress)
     result["model"] = MODEL_NAME
+    result["source"] = str(Path(path).absolute())
     return result
 
 

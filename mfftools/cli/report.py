@@ -35,7 +35,10 @@ def _model_files(ctx, param, values):
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the bootstrap and the permutation tests.")
 @click.option("--title", default="mfftools report", show_default=True, help="Report title.")
-def command(results, out_dir, names, bootstrap, permutations, alpha, seed, title):
+@click.option("--no-images", is_flag=True,
+              help="Leave the faces out of the galleries (privacy): each image is named by its "
+              "path in its source instead of shown.")
+def command(results, out_dir, names, bootstrap, permutations, alpha, seed, title, no_images):
     """Report RESULTS (inst-eval, pair-eval, ident-eval, template-eval and calibrate JSONs, one
     or several models) into --out.
 
@@ -45,7 +48,7 @@ def command(results, out_dir, names, bootstrap, permutations, alpha, seed, title
     from mfftools.report.build import PERMUTATIONS, write_report
 
     files = write_report(results, out_dir, bootstrap=bootstrap, seed=seed, title=title,
-                         names=names, alpha=alpha,
+                         names=names, alpha=alpha, images=not no_images,
                          permutations=PERMUTATIONS if permutations is None else permutations)
     click.echo(f"report: {files.html}")
     click.echo(f"markdown: {files.markdown} ({len(files.figures)} figures)")

@@ -19,6 +19,7 @@ from mfftools.report.claims import (
 )
 from mfftools.report.document import Report, Section, Statements
 from mfftools.report.figures import Figure, FigureWriter
+from mfftools.report.gallery import gallery_sections
 from mfftools.report.html import render_html
 from mfftools.report.markdown import render_markdown
 from mfftools.report.results import (
@@ -70,7 +71,7 @@ PERMUTATIONS = 4999
 
 
 def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools report",
-                 names=(), permutations=PERMUTATIONS, alpha=ALPHA):
+                 names=(), permutations=PERMUTATIONS, alpha=ALPHA, images=True):
     """Build the report of `result_paths` (instance, pair, identification, template and
     calibration JSONs, any mix) into `out_dir`: report.html, report.md, claims.json and the
     figures.
@@ -78,7 +79,9 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
     `bootstrap` is the number of resamples for the confidence intervals (0: none),
     `permutations` the number of shuffles of each permutation test (0: no significance
     statements), `alpha` the error rate each statement keeps; `seed` makes both reproducible.
-    `names` names models explicitly, as (model, [path, ...]).
+    `names` names models explicitly, as (model, [path, ...]). `images`: show thumbnails of the
+    faces behind the numbers in the galleries (read from the embeddings' sources); without them
+    the galleries name each image by its path.
     """
     if bootstrap < 0:
         raise MfftoolsError(f"--bootstrap must be 0 or more, not {bootstrap}")
@@ -124,10 +127,12 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
         report.sections += template_sections(template_results)
     report.sections += calibration_sections(calibration_results, instance_results, bootstrap,
                                             seed)
+    galleries, gallery_notes = gallery_sections(instance_results, identification_results, images)
+    report.sections += galleries
     first_claims = [claim for claim in analysis.claims
                     if first_pairs and claim.point == point_of(first_pairs[0][1])]
     report.summary = summarise(pair_results, first_pairs, first_claims, first_searches, alpha)
-    report.notes = list(dict.fromkeys(figures.notes + analysis.notes))
+    report.notes = list(dict.fromkeys(figures.notes + analysis.notes + gallery_notes))
     claims_path = write_claims(out_dir / "claims.json", analysis.claims)
     html_path = write_text(out_dir / "report.html", render_html(report))
     md_path = write_text(out_dir / "report.md", render_markdown(report))

@@ -16,9 +16,36 @@ class Statements:
 
 
 @dataclass
+class Thumbnail:
+    """One image of a gallery: where it is (its path in its source) and its JPEG, None when it
+    is left out or could not be read."""
+
+    where: str
+    jpeg: bytes = None
+
+
+@dataclass
+class Card:
+    """Images shown together: panels side by side (each a label over its thumbnails; one
+    identity's images, or the two images of a pair), and a caption under them."""
+
+    panels: list  # (label, [Thumbnail, ...])
+    caption: str
+
+
+@dataclass
+class Gallery:
+    """Cards under a heading (the faces behind a number)."""
+
+    title: str
+    cards: list
+    note: str = ""
+
+
+@dataclass
 class Section:
     title: str
-    items: list = field(default_factory=list)  # Table, Figure or Statements, in reading order
+    items: list = field(default_factory=list)  # Table, Figure, Statements or Gallery, in order
 
 
 @dataclass

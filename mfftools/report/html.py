@@ -1,8 +1,9 @@
-"""A report as one self-contained HTML page: inline CSS, figures embedded as base64 PNGs."""
+"""A report as one self-contained HTML page: inline CSS, figures embedded as base64 PNGs and
+gallery thumbnails as base64 JPEGs."""
 import base64
 from html import escape
 
-from mfftools.report.document import NOTES_TITLE, Statements, anchor
+from mfftools.report.document import NOTES_TITLE, Gallery, Statements, anchor
 from mfftools.report.figures import Figure
 from mfftools.report.tables import Table
 
@@ -21,6 +22,12 @@ p.summary { background: #f4f4fa; padding: 0.6em 0.8em; border-left: 3px solid #9
 div.warning { background: #fdecea; color: #8a1c1c; padding: 0.6em 0.8em;
   border-left: 4px solid #c62828; font-weight: bold; margin: 0.5em 0; }
 div.wide { overflow-x: auto; } ul.statements li { margin: 0.3em 0; }
+div.gallery { display: flex; flex-wrap: wrap; gap: 8px; margin: 0.5em 0 1.5em 0; }
+div.card { border: 1px solid #ddd; padding: 4px; font-size: 0.8em; }
+div.panel { display: inline-block; vertical-align: top; margin-right: 6px; max-width: 400px; }
+div.panel img { width: 96px; margin-right: 2px; }
+span.where { display: inline-block; width: 96px; margin-right: 2px; font-size: 0.8em; color: #777;
+  word-break: break-all; border: 1px dashed #bbb; vertical-align: top; }
 """
 
 
@@ -59,6 +66,8 @@ def render_html(report):
                 parts.append(_figure(item))
             elif isinstance(item, Statements):
                 parts.append(_statements(item))
+            elif isinstance(item, Gallery):
+                parts.append(_gallery(item))
             else:
                 raise TypeError(f"cannot render {type(item).__name__}")
     if report.notes:
@@ -110,3 +119,26 @@ def _figure(figure):
         f"<figure><img alt=\"{escape(figure.title)}\" src=\"data:image/png;base64,{data}\">"
         f"<figcaption><b>{escape(figure.title)}.</b> {escape(figure.caption)}</figcaption></figure>"
     )
+
+
+def _gallery(gallery):
+    parts = [f"<p><b>{escape(gallery.title)}</b></p>", "<div class=\"gallery\">"]
+    for card in gallery.cards:
+        parts.append("<div class=\"card\">")
+        for label, thumbnails in card.panels:
+            parts.append(f"<div class=\"panel\">{escape(label)}<br>"
+                         + "".join(map(_thumbnail, thumbnails)) + "</div>")
+        parts.append(f"<div>{escape(card.caption)}</div></div>")
+    parts.append("</div>")
+    if gallery.note:
+        parts.append(f"<p class=\"note\">{escape(gallery.note)}</p>")
+    return "\n".join(parts)
+
+
+def _thumbnail(thumbnail):
+    """The image, or where it is when it is left out."""
+    if thumbnail.jpeg is None:
+        return f"<span class=\"where\">{escape(thumbnail.where)}</span>"
+    data = base64.b64encode(thumbnail.jpeg).decode("ascii")
+    where = escape(thumbnail.where)
+    return f"<img alt=\"{where}\" title=\"{where}\" src=\"data:image/jpeg;base64,{data}\">"

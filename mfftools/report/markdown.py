@@ -1,5 +1,6 @@
-"""A report as Markdown: pipe tables, figures linked as PNG files next to the document."""
-from mfftools.report.document import NOTES_TITLE, Statements, anchor
+"""A report as Markdown: pipe tables, figures linked as PNG files next to the document; galleries
+as lists of their images' paths (the thumbnails are in the HTML page)."""
+from mfftools.report.document import NOTES_TITLE, Gallery, Statements, anchor
 from mfftools.report.figures import Figure
 from mfftools.report.tables import Table
 
@@ -28,6 +29,8 @@ def render_markdown(report):
                 lines += [f"- {sentence}" for sentence in item.sentences]
                 if item.note:
                     lines += ["", item.note]
+            elif isinstance(item, Gallery):
+                lines += _gallery(item)
             else:
                 raise TypeError(f"cannot render {type(item).__name__}")
     if report.notes:
@@ -46,6 +49,18 @@ def _table(table):
     lines += [_row([label] + cells) for label, cells in table.rows]
     if table.note:
         lines += ["", table.note]
+    return lines
+
+
+def _gallery(gallery):
+    lines = [f"**{gallery.title}** (thumbnails in report.html)", ""]
+    for card in gallery.cards:
+        panels = "; ".join(
+            f"{label}: " + ", ".join(f"`{thumbnail.where}`" for thumbnail in thumbnails)
+            if thumbnails else label for label, thumbnails in card.panels)
+        lines.append(f"- {card.caption}. {panels}")
+    if gallery.note:
+        lines += ["", gallery.note]
     return lines
 
 

@@ -53,7 +53,17 @@ def test_quick_demo_end_to_end(tmp_path):
     # pair: accuracy, ROC, DET; instance: 7 (with DET); identification: false positives, CMC,
     # FNIR vs FPIR
     assert html.count("data:image/png;base64,") == 13
-    assert "Left out, and why" not in html  # every figure drawn, every interval computed
+    # the faces behind the numbers: thumbnails (JPEG) of the lowest-TPR identities, the top
+    # impostor pairs and the top non-mated searches, every one read from the demo's images
+    assert "Faces behind the numbers: demo_tiny, instance protocol" in html
+    assert "Faces behind the numbers: demo_tiny, 1:N" in html
+    best = instance["top_impostors"]["all"][0]
+    assert f'<img alt="{best["path"][0]}"' in html and f'<img alt="{best["path"][1]}"' in html
+    search = identification["top_nonmated"]["all"][0]
+    assert f'<img alt="{search["path"]}"' in html
+    assert html.count("data:image/jpeg;base64,") >= 2 * len(instance["top_impostors"]["all"])
+    assert "Left out, and why" not in html  # every figure drawn, every interval computed,
+    # every face found
     assert json.loads((out / "report" / "claims.json").read_text())
     assert (f"<caption>1:N identification at FPIR {searches['target_fpir']:.0e}</caption>"
             in html)
@@ -95,6 +105,7 @@ def test_quick_demo_end_to_end(tmp_path):
             ("identification", evaluate_identification, dict(targets=(searches["target_fpir"],)))):
         again = evaluate(embeddings, device="cpu", progress=False, **options)
         again["model"] = "demo_tiny"
+        again["source"] = str((out / "embeddings" / "instance.h5").absolute())
         written = write_results(again, tmp_path / f"{kind}.json").read_text()
         assert written == (out / "results" / f"{kind}.json").read_text()
     checkpoint = newest_checkpoint(out / "train" / "checkpoints")

@@ -130,7 +130,11 @@ def test_pair_only_and_instance_only(tmp_path, result_files):
         "Pair protocol: verification per group, 10-fold (contiguous folds)"]
     instance = write_report(result_files[:1], tmp_path / "inst", bootstrap=10, permutations=19)
     assert all(s.title.startswith("Instance") for s in instance.report.sections)
-    assert instance.report.notes == [] and instance.report.warnings == []
+    assert instance.report.warnings == []
+    # a result that names no embeddings file has no gallery of faces, and the notes say so
+    assert instance.report.notes == [
+        "Gallery of model-a (instance): left out: the result does not record its embeddings "
+        "file ('source')."]
 
 
 NAMES = ["African", "Asian", "Caucasian", "Indian"]
@@ -147,6 +151,7 @@ def _instance_file(tmp_path, rng):
                                methods=("bisection", "exact"), device="cpu", progress=False,
                                det=True)
     result["model"] = "mixfair-r18"
+    result["source"] = str(path)  # as inst-eval records it
     return write_results(result, tmp_path / "inst.json")
 
 
@@ -172,6 +177,7 @@ def _identification_file(tmp_path):
     result = evaluate_identification(open_embeddings(tmp_path / "inst.h5"), targets=(0.05, 0.1),
                                      ranks=(1, 5), device="cpu", progress=False)
     result["model"] = "mixfair-r18"
+    result["source"] = str(tmp_path / "inst.h5")
     return write_results(result, tmp_path / "ident.json")
 
 
@@ -179,17 +185,24 @@ def test_report_of_evaluation_outputs(tmp_path, rng):
     paths = [_instance_file(tmp_path, rng), _pair_file(tmp_path, rng)]
     paths.append(_identification_file(tmp_path))
     files = write_report(paths, tmp_path / "report", bootstrap=100, seed=0, permutations=99)
-    # every extra the evaluations write is used: no figure, interval or EER left out
-    assert files.report.notes == []
+    # every extra the evaluations write is used: no figure, interval or EER left out; the faces
+    # are named by their paths, as the embeddings file records no source to read them from
+    no_source = (f"no thumbnails: {tmp_path / 'inst.h5'}: the file records no source (attribute "
+                 "'source'), so its images cannot be found.")
+    assert files.report.notes == [f"Gallery of mixfair-r18 ({protocol}): {no_source}"
+                                  for protocol in ("instance", "identification")]
+    assert '<span class="where">img_' in files.html.read_text()
     # pair: accuracy, ROC, DET; per operating point: 3; similarity, ROC, DET, score
     # distributions; per target FPIR: the false-positive matrix; CMC, DET
     assert len(files.figures) == 3 + 3 * 2 + 4 + 2 + 2
     # the intervals choose the threshold again from the evaluation's FPR ladder
     assert "chosen again in each resample" in files.markdown.read_text()
-    assert [section.title for section in files.report.sections][-3:] == [
+    assert [section.title for section in files.report.sections][-5:] == [
         "Open-set identification (1:N) at target FPIR 5e-02",
         "Open-set identification (1:N) at target FPIR 1e-01",
         "Open-set identification (1:N): CMC and FNIR vs FPIR",
+        "Faces behind the numbers: mixfair-r18, instance protocol",
+        "Faces behind the numbers: mixfair-r18, 1:N",
     ]
 
     instance, pair, identification = (f.data for f in load_results(paths))

@@ -1,5 +1,6 @@
 """The HTML page: every cell escaped, and the whole report rendered by a real browser (headless
 Chromium): images load, tables hold the JSON."""
+import base64
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mfftools.report.build import write_report
-from mfftools.report.document import Report, Section, Statements
+from mfftools.report.document import Card, Gallery, Report, Section, Statements, Thumbnail
 from mfftools.report.html import render_html
 from mfftools.report.tables import Table, fmt_rate
 from result_builders import instance_result, pair_result, write_json
@@ -38,6 +39,20 @@ def test_every_cell_escaped_under_its_block():
     assert ('<tr><td class="label">G1</td><td>95.43</td><td>0.6123</td><td>2.8437</td>'
             '<td>-</td>') in html
     assert "<li>a note</li>" in html
+
+
+def test_gallery_embeds_jpegs_and_names_the_images_it_leaves_out():
+    jpeg = b"\xff\xd8\xff\xe0 a JPEG's first bytes"
+    card = Card([("a <b>", [Thumbnail("x/1.jpg", jpeg)]), ("c & d", [Thumbnail("x/<2>.jpg")])],
+                "score 0.9")
+    report = Report(title="T", sources=[], sections=[Section("S", [Gallery("G", [card], "n")])])
+    html = render_html(report)
+    data = base64.b64encode(jpeg).decode()
+    assert (f'<img alt="x/1.jpg" title="x/1.jpg" src="data:image/jpeg;base64,{data}">'
+            in html)
+    assert '<span class="where">x/&lt;2&gt;.jpg</span>' in html
+    assert "a &lt;b&gt;<br>" in html and "c &amp; d<br>" in html and "<div>score 0.9</div>" in html
+    assert html.count("data:image/jpeg") == 1
 
 
 def test_summary_then_contents_linking_to_every_heading():

@@ -1,5 +1,5 @@
 """The Markdown document: one header cell per model and column, pipes escaped."""
-from mfftools.report.document import Report, Section, Statements
+from mfftools.report.document import Card, Gallery, Report, Section, Statements, Thumbnail
 from mfftools.report.markdown import render_markdown
 from mfftools.report.tables import Table
 
@@ -41,3 +41,13 @@ def test_warnings_first_and_statements_as_a_list():
     start = lines.index("**Significance at FPR 1e-03, exact**")
     assert lines[start + 1:start + 5] == ["", "- m: the groups differ (p = 0.01).", "",
                                           "How they are made."]
+
+
+def test_gallery_as_a_list_of_paths_without_image_data():
+    card = Card([("a", [Thumbnail("x/1.jpg", b"\xff\xd8 JPEG")]), ("b", [Thumbnail("x/2.jpg")])],
+                "score 0.9")
+    report = Report(title="T", sources=[], sections=[Section("S", [Gallery("G", [card], "n")])])
+    lines = render_markdown(report).splitlines()
+    start = lines.index("**G** (thumbnails in report.html)")
+    assert lines[start:start + 5] == ["**G** (thumbnails in report.html)", "",
+                                      "- score 0.9. a: `x/1.jpg`; b: `x/2.jpg`", "", "n"]
