@@ -6,12 +6,14 @@ import pytest
 from dense import canonical_matrix, canonical_rows
 from instance_data import GROUP_NAMES, evaluate_file, lattice_data, make_data
 from mfftools.evaluation import threshold as search, top_impostors as module
+from test_calibrated_instance import _calibration, dense_calibrated
 
 
-def dense_top_impostors(emb, identity, group, group_names, count):
-    """Every impostor pair (a < b) ranked by score descending, then a, then b; the first
-    `count` overall and with both images in each group."""
-    scores = canonical_matrix(canonical_rows(emb), canonical_rows(emb))
+def dense_top_impostors(emb, identity, group, group_names, count, scores=None):
+    """Every impostor pair (a < b) ranked by score (canonical, or `scores`) descending, then a,
+    then b; the first `count` overall and with both images in each group."""
+    if scores is None:
+        scores = canonical_matrix(canonical_rows(emb), canonical_rows(emb))
     a, b = np.triu_indices(len(emb), 1)
     impostor = identity[a] != identity[b]
     a, b = a[impostor], b[impostor]
@@ -28,9 +30,10 @@ def dense_top_impostors(emb, identity, group, group_names, count):
     return listed(np.ones(len(a), dtype=bool)), groups
 
 
-def assert_top_matches(result, emb, identity, group, group_names=GROUP_NAMES, count=10):
+def assert_top_matches(result, emb, identity, group, group_names=GROUP_NAMES, count=10,
+                       scores=None):
     top = result["top_impostors"]
-    overall, groups = dense_top_impostors(emb, identity, group, group_names, count)
+    overall, groups = dense_top_impostors(emb, identity, group, group_names, count, scores)
     assert top["count"] == count
     assert [(pair["rows"], pair["score"]) for pair in top["all"]] == overall
     assert set(top["groups"]) == set(group_names)
@@ -99,3 +102,16 @@ def test_single_images_lone_group_empty_group_and_float16(tmp_path, rng):
     assert_top_matches(result, emb16.astype(np.float32), identity, group, names)
     assert result["top_impostors"]["groups"]["C"] == []
     assert result["top_impostors"]["groups"]["D"] == []
+
+
+@pytest.mark.parametrize("method", ["faircal", "gst"])
+def test_calibrated_scores_rank_the_pairs(tmp_path, rng, monkeypatch, method):
+    """Under a calibration the pairs are ranked by their calibrated scores (ties galore with an
+    isotonic map), in the groups' own passes too."""
+    monkeypatch.setattr(search, "keep_for_targets", lambda targets, n: 6)
+    emb, identity, group = lattice_data(rng)
+    calibration = _calibration(tmp_path, method, 3, calibrator="isotonic")
+    scores = dense_calibrated(emb, identity, group, (), calibration)["scores"]
+    result = evaluate_file(tmp_path, emb, identity, group, targets=(0.05,), tile=48,
+                           precision="bf16", device="cpu", calibration=calibration)
+    assert_top_matches(result, emb, identity, group, scores=scores)
