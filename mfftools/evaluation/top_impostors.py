@@ -37,7 +37,11 @@ class _Scopes:
         self.score_map_of = score_map_of
 
     def ranked(self, count, values, rows_i, rows_j):
-        """The best `count` of these pairs (sorted positions) in the order, as file rows."""
+        """The best `count` of these pairs (sorted positions; by descending score, as the top
+        set lists them) in the order, as file rows."""
+        if len(values) > count:  # only the pairs tied with the count-th can still move
+            tied = values >= values[count - 1]
+            values, rows_i, rows_j = values[tied], rows_i[tied], rows_j[tied]
         ranked = RankedPairs(count, self.layout.order)
         ranked.add(values, rows_i, rows_j)
         values, rows_i, rows_j = ranked.pairs()
