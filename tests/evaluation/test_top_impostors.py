@@ -50,18 +50,18 @@ def assert_top_matches(result, emb, identity, group, group_names=GROUP_NAMES, co
 @pytest.mark.parametrize("data, tile, precision", [
     ("random", 37, "fp32"), ("random", 1000, "bf16"), ("lattice", 50, "fp32"),
     ("lattice", 64, "bf16")])
-def test_matches_dense_reference(tmp_path, rng, data, tile, precision):
+def test_matches_dense_reference(tmp_path, rng, device, data, tile, precision):
     if data == "lattice":  # few distinct scores: ties everywhere, broken by the rows
         emb, identity, group = lattice_data(rng, n=200)
     else:
         emb, identity, group = make_data(rng, 80, 5, 12)
     result = evaluate_file(tmp_path, emb, identity, group, targets=(1e-2,), tile=tile,
-                           device="cpu", precision=precision)
+                           device=device, precision=precision)
     assert_top_matches(result, emb, identity, group)
 
 
 @pytest.mark.parametrize("data", ["random", "lattice"])
-def test_small_top_set_passes_over_the_groups(tmp_path, rng, monkeypatch, data):
+def test_small_top_set_passes_over_the_groups(tmp_path, rng, monkeypatch, device, data):
     """A top set far too small for the groups: each group gets a pass, exactly; ties at its cut
     are listed by rows, not counted."""
     monkeypatch.setattr(search, "keep_for_targets", lambda targets, n: 6)
@@ -76,7 +76,7 @@ def test_small_top_set_passes_over_the_groups(tmp_path, rng, monkeypatch, data):
         emb, identity, group = make_data(rng, 60, 5, 8)
     for precision in ("fp32", "bf16"):
         result = evaluate_file(tmp_path, emb, identity, group, targets=(1e-2,), tile=40,
-                               device="cpu", precision=precision)
+                               device=device, precision=precision)
         assert_top_matches(result, emb, identity, group)
     assert passes and len(emb) in passes  # the overall list too: 6 kept pairs are not 10
 
