@@ -14,6 +14,7 @@ from PIL import Image
 
 from extraction_sources import load_tiny_model_module
 from mfftools.cli import main
+from mfftools.data.images import Preprocessing
 from mfftools.data.source_images import THUMBNAIL
 from mfftools.data.synthetic import synthesize
 from mfftools.embeddings import open_embeddings
@@ -215,6 +216,18 @@ def test_rfw_as_shipped_shows_the_aligned_faces(data, tmp_path):
     shown = thumbnails(html)
     assert shown and all(image.size == (THUMBNAIL, THUMBNAIL) for _, image in shown)
     assert "Gallery of" not in html
+    # each face as the model saw it: aligned by its landmarks, not the loose image resized
+    source = open_source(summary.shipped.rfw_folder)
+    index = {source.images.image_name(k): k for k in range(len(source))}
+    as_seen = Preprocessing(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    for path, image in shown[:4]:
+        thumbnail = np.asarray(image.convert("RGB"), dtype=np.float64)
+        aligned = source.images.decode(index[path], as_seen).permute(1, 2, 0).numpy()
+        loose = Image.open(io.BytesIO(source.images.encoded(index[path]))).convert("RGB")
+        gaps = [np.abs(np.asarray(face.resize(image.size, Image.Resampling.LANCZOS), np.float64)
+                       - thumbnail).mean()
+                for face in (Image.fromarray(np.uint8(np.rint(aligned * 255))), loose)]
+        assert gaps[0] < 10 and 2 * gaps[0] < gaps[1], gaps  # JPEG's loss, not another face
 
 
 def test_two_files_show_searches_from_the_probes_and_templates_from_the_gallery(data, tmp_path):
