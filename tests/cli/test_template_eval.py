@@ -129,6 +129,15 @@ def test_a_calibration_scores_every_pair_and_search(ijb_with_lists, method):
     for gallery in after["identification"]["galleries"].values():
         assert all(0 <= entry["threshold"] <= 1 for entry in gallery["results"])
         assert "calibration" not in gallery
+    from mfftools.report.build import write_report
+
+    report = write_report([folder / "plain.json", folder / "cal.json"], folder / "report",
+                          bootstrap=19, permutations=0).report
+    (section,) = [section for section in report.sections
+                  if section.title == "1:N protocol before and after calibration"]
+    assert [label for label, _ in section.items[-1].rows] == [
+        f"net + {method}, gallery {name}, FPIR 0.25, {rate}" for name in ("G1", "G2")
+        for rate in ("FNIR", "FPIR")]
 
 
 def test_a_calibration_that_cannot_apply_is_refused(ijb_with_lists, rng):
