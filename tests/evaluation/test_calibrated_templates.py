@@ -3,7 +3,6 @@ scores are every pair's canonical score mapped by the calibration with its two t
 1:1 (every reading, curve and per-group measure) and 1:N (thresholds, TPIR, CMC, per group)."""
 import numpy as np
 import pytest
-import torch
 
 from mfftools.calibration.kmeans import assign
 from mfftools.calibration.methods import PairKeys, Settings, apply_method
