@@ -3,7 +3,12 @@ from pathlib import Path
 
 import click
 
-from mfftools.cli.engine_options import name_model
+from mfftools.cli.engine_options import (
+    calibration_option,
+    load_calibration,
+    name_model,
+    record_calibration,
+)
 from mfftools.cli.ident_eval import _ranks
 from mfftools.cli.options import name_list
 
@@ -41,8 +46,9 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--name", help="The model's name in the results file and reports.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
+@calibration_option
 def command(embeddings_file, pairs, galleries, probes, metadata, group_by, norm, detector_score,
-            far_targets, fpir_targets, ranks, skip_missing, name, json_path):
+            far_targets, fpir_targets, ranks, skip_missing, name, json_path, calibration_file):
     """IJB-B / IJB-C: 1:1 verification of template pairs (TAR@FAR read as insightface does and
     at the exact threshold, ROC, AUC) and 1:N identification per gallery (TPIR at FPIR, CMC),
     per demographic group with --metadata.
@@ -60,7 +66,12 @@ def command(embeddings_file, pairs, galleries, probes, metadata, group_by, norm,
         embeddings, pairs=pairs, galleries=galleries, probes=probes, metadata=metadata,
         group_by=tuple(group_by), settings=TemplateSettings(norm, detector_score),
         far_targets=far_targets, fpir_targets=fpir_targets, ranks=_ranks(ranks),
-        skip_missing=skip_missing)
+        skip_missing=skip_missing, calibration=load_calibration(calibration_file, embeddings))
+    record_calibration(result, calibration_file)
+    if calibration_file is not None:
+        entry = result["calibration"]
+        click.echo(f"calibrated scores ({calibration_file}: {entry['method']}, "
+                   f"{entry['calibrator']}): every threshold is a confidence in [0, 1]")
     name_model(result, name, embeddings)
     click.echo(format_summary(result))
     if json_path is not None:

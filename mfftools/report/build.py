@@ -125,8 +125,9 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
     template_results = [r for r in results if r.protocol == "template"]
     if template_results:
         report.sections += template_sections(template_results)
-    report.sections += calibration_sections(calibration_results, instance_results, bootstrap,
-                                            seed)
+    report.sections += calibration_sections(
+        calibration_results, instance_results, bootstrap, seed,
+        identification_results=identification_results, template_results=template_results)
     galleries, gallery_notes = gallery_sections(instance_results, identification_results, images)
     report.sections += galleries
     first_claims = [claim for claim in analysis.claims
