@@ -95,9 +95,9 @@ def _lowest_tpr(result, entry, found):
 
 def _identity_card(label, columns, k, found):
     embeddings = found.file(None)
-    rows = [] if embeddings is None else np.flatnonzero(embeddings.identity == label)
+    rows = np.flatnonzero(embeddings.identity == label)
     name = f"identity {label}"
-    if embeddings is not None and embeddings.identity_names is not None and len(rows):
+    if embeddings.identity_names is not None and len(rows):
         name = f"{embeddings.identity_names[rows[0]]} (identity {label})"
     n_images = int(columns["n_images"][k]) if "n_images" in columns else len(rows)
     shown = f", the first {IDENTITY_IMAGES} shown" if len(rows) > IDENTITY_IMAGES else ""
@@ -191,7 +191,10 @@ def _is_score(value):
 def _is_pair(record):
     return (isinstance(record, dict) and _is_score(record.get("score"))
             and isinstance(record.get("rows"), list) and len(record["rows"]) == 2
-            and all(map(_is_row, record["rows"])))
+            and all(map(_is_row, record["rows"]))
+            and all(record.get(key) is None or (isinstance(record[key], list)
+                                                and len(record[key]) == 2)
+                    for key in ("identity", "identity_name", "path", "group")))
 
 
 def _is_search(record):
@@ -232,13 +235,11 @@ class _ResultImages:
         """The Thumbnail of a row of the role's file: named by its path (the file's, else
         `where`), its JPEG when images are wanted and can be read."""
         embeddings = self.file(role)
-        if embeddings is not None and row < embeddings.n_rows:
-            if embeddings.image_paths is not None:
-                where = str(embeddings.image_paths[row])
-        else:
-            embeddings = None
+        inside = row < embeddings.n_rows  # the results' rows, unless edited by hand
+        if inside and embeddings.image_paths is not None:
+            where = str(embeddings.image_paths[row])
         where = where or f"row {row}"
-        if not self.wanted or embeddings is None:
+        if not (self.wanted and inside):
             return Thumbnail(where)
         if (role, row) not in self._thumbnails:
             self._thumbnails[role, row] = self._read(role, row)
