@@ -27,8 +27,8 @@ from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.files import write_results
 from mfftools.extract import extract
 from mfftools.pair_data import read_pair_set
-from mfftools.report.build import write_report
-from mfftools.report.summary import hardest_pair_group
+from mfftools.reporting.build import write_report
+from mfftools.reporting.summary import hardest_pair_group
 from mfftools.train.checkpoint import newest_checkpoint
 from mfftools.train.config import load_config
 from mfftools.train.trainer import CHECKPOINT_DIR, train

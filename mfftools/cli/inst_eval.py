@@ -80,12 +80,12 @@ def command(embeddings_file, tile, device, precision, name, targets, method, det
     if csv_path is not None:
         click.echo(f"per-identity table written to {write_per_identity_csv(result, csv_path)}")
     if csv_dir is not None:
-        from mfftools.report.csv_tables import write_csv_tables
+        from mfftools.reporting.csv_tables import write_csv_tables
 
         for path in write_csv_tables(result, csv_dir):
             click.echo(f"table written to {path}")
     if plots_dir is not None:
-        from mfftools.report.build import write_figures
+        from mfftools.reporting.build import write_figures
 
         for path in write_figures(result, plots_dir, embeddings_file):
             click.echo(f"figure written to {path}")

@@ -90,12 +90,12 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
     if json_path is not None:
         click.echo(f"results written to {write_results(results, json_path)}")
     if csv_dir is not None:
-        from mfftools.report.csv_tables import write_csv_tables
+        from mfftools.reporting.csv_tables import write_csv_tables
 
         for path in write_csv_tables(results, csv_dir):
             click.echo(f"table written to {path}")
     if plots_dir is not None:
-        from mfftools.report.build import write_figures
+        from mfftools.reporting.build import write_figures
 
         for path in write_figures(results, plots_dir, sources[0]):
             click.echo(f"figure written to {path}")

@@ -10,8 +10,8 @@ from mfftools.errors import MfftoolsError
 from mfftools.evaluation.engine.scoring import normalise_rows_
 from mfftools.evaluation.template_verification import evaluate_verification
 from mfftools.evaluation.templates import Templates
-from mfftools.report.build import write_report
-from mfftools.report.results import load_result
+from mfftools.reporting.build import write_report
+from mfftools.reporting.results import load_result
 
 
 def template_result(rng):

@@ -9,9 +9,9 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from numpy.testing import assert_allclose
 
-from mfftools.report import drawing
-from mfftools.report.bootstrap import bootstrap_instance
-from mfftools.report.results import (
+from mfftools.reporting import drawing
+from mfftools.reporting.bootstrap import bootstrap_instance
+from mfftools.reporting.results import (
     ResultFile,
     det_curves,
     fmr_matrix,

@@ -14,9 +14,9 @@ test over identities (`paired_test`).
 """
 import numpy as np
 
-from mfftools.report.document import Section
-from mfftools.report.results import per_identity_rates, point_of
-from mfftools.report.tables import MISSING, Table, fmt_rate, fmt_ratio
+from mfftools.reporting.document import Section
+from mfftools.reporting.results import per_identity_rates, point_of
+from mfftools.reporting.tables import MISSING, Table, fmt_rate, fmt_ratio
 
 # The paired test's random stream, apart from the bootstrap's and the group test's.
 STREAM = 3

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mfftools.report.results import images_of
+from mfftools.reporting.results import images_of
 
 SAME, DIFFERENT, UNKNOWN = "same", "different", "unknown"
 # What each protocol's `images` records, in the order the report names them.

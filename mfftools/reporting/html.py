@@ -2,9 +2,9 @@
 import base64
 from html import escape
 
-from mfftools.report.document import NOTES_TITLE, Statements, anchor
-from mfftools.report.figures import Figure
-from mfftools.report.tables import Table
+from mfftools.reporting.document import NOTES_TITLE, Statements, anchor
+from mfftools.reporting.figures import Figure
+from mfftools.reporting.tables import Table
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }

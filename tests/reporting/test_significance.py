@@ -6,8 +6,8 @@ from itertools import permutations
 import numpy as np
 import pytest
 
-from mfftools.report import significance
-from mfftools.report.significance import group_tests, holm, paired_test
+from mfftools.reporting import significance
+from mfftools.reporting.significance import group_tests, holm, paired_test
 
 
 def _columns(rng, n_per_group=30, tpr_shift=(0.0, 0.0, -0.3), fpr_scale=(1.0, 1.0, 1.0)):

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mfftools.files import atomic_output
-from mfftools.report import drawing
-from mfftools.report.results import (
+from mfftools.reporting import drawing
+from mfftools.reporting.results import (
     det_curves,
     entry_label,
     fmr_matrix,

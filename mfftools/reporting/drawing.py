@@ -13,7 +13,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
-from mfftools.report.results import as_floats, similarity_keys, union_group_names
+from mfftools.reporting.results import as_floats, similarity_keys, union_group_names
 
 PANEL_WIDTH = 4.6
 PANEL_HEIGHT = 3.6

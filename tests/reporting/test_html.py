@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mfftools.report.build import write_report
-from mfftools.report.document import Report, Section, Statements
-from mfftools.report.html import render_html
-from mfftools.report.tables import Table, fmt_rate
+from mfftools.reporting.build import write_report
+from mfftools.reporting.document import Report, Section, Statements
+from mfftools.reporting.html import render_html
+from mfftools.reporting.tables import Table, fmt_rate
 from result_builders import instance_result, pair_result, write_json
 
 CHROMIUM = next(

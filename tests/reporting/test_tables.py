@@ -3,9 +3,9 @@ import copy
 
 import pytest
 
-from mfftools.report.bootstrap import CONDITIONAL_FIXED, CONDITIONAL_RECHOSEN, Interval
-from mfftools.report.results import ResultFile
-from mfftools.report.tables import (
+from mfftools.reporting.bootstrap import CONDITIONAL_FIXED, CONDITIONAL_RECHOSEN, Interval
+from mfftools.reporting.results import ResultFile
+from mfftools.reporting.tables import (
     Table,
     cmc_table,
     entries_at,

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from embedding_files import write_images_file, write_pairs_file
 from mfftools.cli import main
-from mfftools.report.csv_tables import write_csv_tables
+from mfftools.reporting.csv_tables import write_csv_tables
 from result_builders import identification_result, instance_result, pair_result
 
 NAMES = ["African", "Asian", "Caucasian", "Indian"]

@@ -1,7 +1,7 @@
 """The Markdown document: one header cell per model and column, pipes escaped."""
-from mfftools.report.document import Report, Section, Statements
-from mfftools.report.markdown import render_markdown
-from mfftools.report.tables import Table
+from mfftools.reporting.document import Report, Section, Statements
+from mfftools.reporting.markdown import render_markdown
+from mfftools.reporting.tables import Table
 
 
 def test_header_names_model_and_column_and_pipes_are_escaped():

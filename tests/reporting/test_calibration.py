@@ -11,8 +11,8 @@ from mfftools.embeddings import open_embeddings
 from mfftools.errors import MfftoolsError
 from mfftools.files import write_results
 from mfftools.pair_data import read_pair_set
-from mfftools.report.build import write_report
-from mfftools.report.results import load_result
+from mfftools.reporting.build import write_report
+from mfftools.reporting.results import load_result
 
 GROUPS = ["A", "B", "C"]
 
@@ -58,7 +58,7 @@ def test_a_calibration_file_missing_a_key_is_refused(tmp_path, calibration_json)
 
 
 def test_the_paired_test_keeps_its_error_rate_and_finds_real_changes():
-    from mfftools.report.calibration import paired_test
+    from mfftools.reporting.calibration import paired_test
 
     rng = np.random.default_rng(5)
     groups = np.repeat(np.arange(4), 25)
@@ -99,8 +99,8 @@ def test_instance_results_before_and_after_are_compared(tmp_path):
                                    device="cpu", progress=False, calibration=applied)
         result["model"] = "net" if applied is None else "net + gst"
         files.append(write_results(result, tmp_path / f"{label}.json"))
-    from mfftools.report.calibration import calibration_sections
-    from mfftools.report.results import load_results
+    from mfftools.reporting.calibration import calibration_sections
+    from mfftools.reporting.results import load_results
 
     (section,) = calibration_sections([], load_results(files), n_resamples=50)
     assert section.title == "Instance protocol before and after calibration"

@@ -5,9 +5,9 @@ of the first operating point, taken word for word from their claim objects.
 The hardest group of the pair protocol is defined here once (`hardest_pair_group`): the demo
 prints the same phrase.
 """
-from mfftools.report.claims import GROUP_VERSUS_REST, GROUPS_DIFFER, MODELS
-from mfftools.report.results import entry_label
-from mfftools.report.tables import fmt_rate
+from mfftools.reporting.claims import GROUP_VERSUS_REST, GROUPS_DIFFER, MODELS
+from mfftools.reporting.results import entry_label
+from mfftools.reporting.tables import fmt_rate
 
 # Tied names listed before "and N more".
 SHOWN_TIES = 2

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mfftools.report.claims import (
+from mfftools.reporting.claims import (
     GROUP_VERSUS_REST,
     GROUPS_DIFFER,
     KEYS,
@@ -16,9 +16,9 @@ from mfftools.report.claims import (
     model_claims,
     write_claims,
 )
-from mfftools.report.results import per_identity_rates
-from mfftools.report.significance import GroupTests, PermutationTest, group_tests
-from mfftools.report.tables import entries_at
+from mfftools.reporting.results import per_identity_rates
+from mfftools.reporting.significance import GroupTests, PermutationTest, group_tests
+from mfftools.reporting.tables import entries_at
 from significance_data import identities, model_pair, rates, result
 
 ALPHA = 0.05
@@ -157,8 +157,8 @@ def test_claims_file_holds_exactly_the_keys(tmp_path):
 def test_default_shuffles_leave_room_for_a_hundred_groups():
     """With m hypotheses and B shuffles the smallest Holm-adjusted p is m / (1 + B): 100 groups
     x 2 rates can still reach alpha with the report's default number of shuffles."""
-    from mfftools.report.build import PERMUTATIONS
-    from mfftools.report.significance import holm
+    from mfftools.reporting.build import PERMUTATIONS
+    from mfftools.reporting.significance import holm
 
     smallest = 1 / (1 + PERMUTATIONS)
     assert max(holm([smallest] * 200)) == pytest.approx(200 * smallest)

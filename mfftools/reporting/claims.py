@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from itertools import combinations
 
 from mfftools.files import write_text
-from mfftools.report.results import entry_label, per_identity_rates, point_of
-from mfftools.report.same_images import SAME, compare_images, paired_identities
-from mfftools.report.significance import holm, paired_test
-from mfftools.report.tables import fmt_p, fmt_rate
+from mfftools.reporting.results import entry_label, per_identity_rates, point_of
+from mfftools.reporting.same_images import SAME, compare_images, paired_identities
+from mfftools.reporting.significance import holm, paired_test
+from mfftools.reporting.tables import fmt_p, fmt_rate
 
 ALPHA = 0.05
 # The keys of each object of claims.json, in order.

@@ -2,8 +2,8 @@
 tables. 1:1: TAR at each target FAR, insightface's reading beside the exact one, and the AUC;
 per group: FNMR and matched FMR at the global threshold, TAR within the group, EER. 1:N: TPIR
 per gallery and their mean, and the CMC."""
-from mfftools.report.document import Section
-from mfftools.report.tables import MISSING, Table, fmt_rate, fmt_threshold
+from mfftools.reporting.document import Section
+from mfftools.reporting.tables import MISSING, Table, fmt_rate, fmt_threshold
 
 
 def check_template(check, data):

@@ -1,8 +1,8 @@
 """The figure files and their captions."""
 import numpy as np
 
-from mfftools.report.figures import FigureWriter
-from mfftools.report.results import ResultFile
+from mfftools.reporting.figures import FigureWriter
+from mfftools.reporting.results import ResultFile
 from result_builders import identification_result, instance_result, pair_result
 
 

@@ -6,7 +6,7 @@ measure that compares groups, over fewer than two groups, as "n/a" (whatever the
 """
 from dataclasses import dataclass, field
 
-from mfftools.report.results import (
+from mfftools.reporting.results import (
     INSTANCE_STATS,
     compared_groups,
     entry_label,

@@ -2,9 +2,9 @@
 ties, and the significance statements taken word for word from their claims."""
 import copy
 
-from mfftools.report.claims import GROUP_VERSUS_REST, GROUPS_DIFFER, MODELS, Claim
-from mfftools.report.results import ResultFile
-from mfftools.report.summary import hardest_pair_group, name_ties, summarise
+from mfftools.reporting.claims import GROUP_VERSUS_REST, GROUPS_DIFFER, MODELS, Claim
+from mfftools.reporting.results import ResultFile
+from mfftools.reporting.summary import hardest_pair_group, name_ties, summarise
 
 PAIR = {
     "protocol": "pair", "group_names": ["G1", "G2", "G3"],

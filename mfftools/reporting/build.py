@@ -8,20 +8,20 @@ from mfftools.errors import MfftoolsError
 from mfftools.evaluation.sanity import describe as describe_degenerate
 from mfftools.evaluation.skipped import describe as describe_skipped
 from mfftools.files import write_text
-from mfftools.report.bootstrap import bootstrap_instance
-from mfftools.report.calibration import calibration_sections
-from mfftools.report.claims import (
+from mfftools.reporting.bootstrap import bootstrap_instance
+from mfftools.reporting.calibration import calibration_sections
+from mfftools.reporting.claims import (
     ALPHA,
     adjusted_p_values,
     group_claims,
     model_claims,
     write_claims,
 )
-from mfftools.report.document import Report, Section, Statements
-from mfftools.report.figures import Figure, FigureWriter
-from mfftools.report.html import render_html
-from mfftools.report.markdown import render_markdown
-from mfftools.report.results import (
+from mfftools.reporting.document import Report, Section, Statements
+from mfftools.reporting.figures import Figure, FigureWriter
+from mfftools.reporting.html import render_html
+from mfftools.reporting.markdown import render_markdown
+from mfftools.reporting.results import (
     ResultFile,
     entry_label,
     images_of,
@@ -31,11 +31,11 @@ from mfftools.report.results import (
     point_of,
     score_distributions,
 )
-from mfftools.report.same_images import SAME, check_same_images
-from mfftools.report.significance import group_tests
-from mfftools.report.summary import summarise
-from mfftools.report.template import template_sections
-from mfftools.report.tables import (
+from mfftools.reporting.same_images import SAME, check_same_images
+from mfftools.reporting.significance import group_tests
+from mfftools.reporting.summary import summarise
+from mfftools.reporting.template import template_sections
+from mfftools.reporting.tables import (
     Table,
     cmc_table,
     entries_at,

@@ -3,7 +3,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from mfftools.errors import MfftoolsError
-from mfftools.report.results import (
+from mfftools.reporting.results import (
     det_curves,
     equal_error_rates,
     fmr_matrix,

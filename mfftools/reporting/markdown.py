@@ -1,7 +1,7 @@
 """A report as Markdown: pipe tables, figures linked as PNG files next to the document."""
-from mfftools.report.document import NOTES_TITLE, Statements, anchor
-from mfftools.report.figures import Figure
-from mfftools.report.tables import Table
+from mfftools.reporting.document import NOTES_TITLE, Statements, anchor
+from mfftools.reporting.figures import Figure
+from mfftools.reporting.tables import Table
 
 
 def render_markdown(report):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from mfftools.report import bootstrap
-from mfftools.report.bootstrap import Ladder, bootstrap_instance
+from mfftools.reporting import bootstrap
+from mfftools.reporting.bootstrap import Ladder, bootstrap_instance
 
 NAMES = ["A", "B", "C"]
 STATS = ("tpr_mean", "tpr_std", "fpr_mean", "fpr_std")

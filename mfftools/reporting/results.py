@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mfftools.errors import MfftoolsError
-from mfftools.report.bootstrap import Ladder
+from mfftools.reporting.bootstrap import Ladder
 
 INSTANCE_STATS = ("tpr_mean", "tpr_std", "fpr_mean", "fpr_std")
 GROUP_STATS = INSTANCE_STATS + ("fmr", "fnmr")
@@ -114,7 +114,7 @@ def load_result(path, model=None):
             f"{path}: key 'protocol' must be one of "
             f"{', '.join(repr(name) for name in PROTOCOLS)}, not {protocol!r}"
         )
-    from mfftools.report.template import check_template
+    from mfftools.reporting.template import check_template
 
     check = {"instance": _check_instance, "pair": _check_pair,
              "identification": _check_identification, "template": check_template,
@@ -285,7 +285,7 @@ def _check_identification(check, data):
 
 
 def _check_calibration(check, data):
-    from mfftools.report.calibration import check_calibration
+    from mfftools.reporting.calibration import check_calibration
 
     check_calibration(check, data)
 

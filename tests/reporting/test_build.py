@@ -13,10 +13,10 @@ from mfftools.evaluation.identification import evaluate_identification
 from mfftools.evaluation.instance import evaluate_instance
 from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.files import write_results
-from mfftools.report.build import write_figures, write_report
-from mfftools.report.claims import KEYS
-from mfftools.report.results import load_results
-from mfftools.report.tables import fmt_rate
+from mfftools.reporting.build import write_figures, write_report
+from mfftools.reporting.claims import KEYS
+from mfftools.reporting.results import load_results
+from mfftools.reporting.tables import fmt_rate
 from result_builders import identification_result, instance_result, pair_result, write_json
 
 

@@ -2,7 +2,7 @@
 verdict on the same data, other data, and files that do not say."""
 import copy
 
-from mfftools.report.same_images import (
+from mfftools.reporting.same_images import (
     DIFFERENT,
     SAME,
     UNKNOWN,
