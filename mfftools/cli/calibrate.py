@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from mfftools.cli.logs import verbosity_options
+from mfftools.evaluation.text import calibration_table
 
 # The names of mfftools.calibration.methods.METHODS and calibrators.KINDS, without numpy for
 # --help.
@@ -132,7 +133,7 @@ def apply(calibration_file, embeddings_file, pair_table, columns, targets, out_p
               "targets": list(measures["tpr_at_fpr"]), "n_pairs": int(pair_set.n_pairs),
               "n_images": pair_set.n_images, "calibration_file": str(calibration_file),
               "methods": {calibration.method: measures}, "source": pair_set.source}
-    click.echo(format_table(result))
+    click.echo(calibration_table(result))
     if out_path is not None:
         _write_scores(out_path, scored, applied)
         click.echo(f"scores written to {out_path}")
@@ -176,47 +177,6 @@ def cross_val(embeddings_file, pair_table, columns, methods, calibrator, cluster
 
     result = cross_validate(pair_set, methods, settings, n_folds=folds, targets=targets,
                             on_fold=announce)
-    click.echo(format_table(result))
+    click.echo(calibration_table(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")
-
-
-def format_table(result):
-    """One row per method: AUROC, TPR and the groups' FPR spread (AAD, MAD) at each target,
-    and the mean KS, ECE and Brier over groups; then the fallbacks."""
-    targets = result["targets"]
-    header = ["method", "AUROC"]
-    for target in targets:
-        header += [f"TPR@{target}", f"FPR AAD@{target}", f"FPR MAD@{target}"]
-    header += ["KS", "ECE", "Brier"]
-    rows = []
-    for method, entry in result["methods"].items():
-        row = [method, _number(entry["auroc"])]
-        for target in targets:
-            found = entry["fpr_spread"][target]
-            row += [_number(entry["tpr_at_fpr"][target]), _number(found["aad"], 5),
-                    _number(found["mad"], 5)]
-        row += [_number(entry["calibration"][measure]["mean"])
-                for measure in ("ks", "ece", "brier")]
-        rows.append(row)
-    widths = [max(len(str(line[column])) for line in [header] + rows)
-              for column in range(len(header))]
-    folds = result["folds"]
-    lines = [f"Calibration: {result['n_pairs']} pairs, {len(result['group_names'])} groups, "
-             + ("all pairs" if folds == 1 else f"{folds} folds ({result['fold_assignment']}), "
-                "each value the mean over test folds")]
-    for line in [header] + rows:
-        lines.append("  ".join(text.ljust(width) if column == 0 else text.rjust(width)
-                               for column, (text, width) in enumerate(zip(line, widths))))
-    fallbacks = [f"{method} {entry['fallbacks']['fitted']} fitted, "
-                 f"{entry['fallbacks']['test_pairs']} test pairs"
-                 for method, entry in result["methods"].items()
-                 if entry["fallbacks"]["fitted"] or entry["fallbacks"]["test_pairs"]]
-    if fallbacks:
-        lines.append("fallbacks to the global fit: " + "; ".join(fallbacks))
-    return "\n".join(lines)
-
-
-def _number(value, digits=4):
-    return "-" if value is None else f"{value:.{digits}f}"
-

@@ -40,13 +40,6 @@ def allow_degenerate_option(command):
     )(command)
 
 
-def degenerate_note(result):
-    """`not shown: degenerate embeddings (...)` for results computed on degenerate embeddings,
-    else None: a fairness measure of such embeddings must not read as parity."""
-    findings = result.get("degenerate")
-    return f"not shown: degenerate embeddings ({'; '.join(findings)})" if findings else None
-
-
 def run_on_ranks(requested_device, evaluate):
     """`evaluate(device, dist_info)` in this torchrun job (or as the only process).
 

@@ -10,7 +10,6 @@ import click
 from mfftools.cli.engine_options import (
     allow_degenerate_option,
     calibration_option,
-    degenerate_note,
     engine_options,
     load_calibration,
     name_model,
@@ -18,6 +17,7 @@ from mfftools.cli.engine_options import (
     run_on_ranks,
 )
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation.text import identification_summary
 
 
 def _ranks(value):
@@ -108,7 +108,7 @@ def command(embeddings_file, gallery, probes, match_by, gallery_images, targets,
         click.echo(f"calibrated scores ({calibration_file}: {entry['method']}, "
                    f"{entry['calibrator']}): every threshold is a confidence in [0, 1]")
     name_model(result, name, first)
-    click.echo(format_summary(result))
+    click.echo(identification_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")
     if csv_dir is not None:
@@ -121,47 +121,3 @@ def command(embeddings_file, gallery, probes, match_by, gallery_images, targets,
 
         for path in write_figures(result, plots_dir, embeddings_file or probes):
             click.echo(f"figure written to {path}")
-
-
-_TIES = {"optimistic": "behind it", "pessimistic": "ahead of it"}
-
-
-def _rate(value, width):
-    return f"{'-':>{width}}" if value is None else f"{value:>{width}.4f}"
-
-
-def format_summary(result):
-    """The results as readable text: per target, FNIR and FPIR per group; then the CMC."""
-    names = result["group_names"]
-    width = max(8, *(len(name) for name in names))
-    matched = "" if result.get("match_by") is None else f" (matched by {result['match_by']})"
-    lines = [
-        f"{result['n_templates']} templates, {result['n_mated']} mated{matched} and "
-        f"{result['n_nonmated']} non-mated searches; FNIR at rank {result['rank']} "
-        f"(ties with the mate {_TIES[result.get('rank_ties', 'optimistic')]})",
-    ]
-    for entry in result["results"]:
-        lines += [
-            "",
-            f"target FPIR {entry['target_fpir']:g}: threshold {entry['threshold']:.6f}, "
-            f"FNIR {_rate(entry['fnir'], 0)}, FPIR {_rate(entry['fpir'], 0)}",
-            f"{'group':<{width}} {'mated':>7} {'non-mated':>10} {'FNIR':>8} {'FPIR':>8}",
-        ]
-        for name in names:
-            stats = entry["groups"][name]
-            lines.append(f"{name:<{width}} {stats['n_mated']:>7} {stats['n_nonmated']:>10} "
-                         f"{_rate(stats['fnir'], 8)} {_rate(stats['fpir'], 8)}")
-        fair = entry["fairness"]
-        if degenerate_note(result):
-            lines.append(f"max/geomean: {degenerate_note(result)}")
-            continue
-        lines.append(
-            "max/geomean: FNIR " + ("-" if fair["fnir_max_geomean"] is None
-                                    else f"{fair['fnir_max_geomean']:.3f}")
-            + ", FPIR " + ("-" if fair["fpir_max_geomean"] is None
-                           else f"{fair['fpir_max_geomean']:.3f}")
-        )
-    lines += ["", f"{'CMC':<{width}} " + " ".join(f"{'rank ' + str(k):>8}" for k in result["ranks"])]
-    for name in ["all"] + names:
-        lines.append(f"{name:<{width}} " + " ".join(_rate(v, 8) for v in result["cmc"][name]))
-    return "\n".join(lines)
