@@ -68,16 +68,6 @@ def run_on_ranks(requested_device, evaluate):
             dist.shutdown()
 
 
-def name_model(result, name, embeddings):
-    """The results' `model`: `name`, else the embeddings' model name (with " + METHOD" when the
-    scores were calibrated: a calibrated run is reported beside the plain one), else none."""
-    model = name or embeddings.model_name
-    if model is not None and name is None and "calibration" in result:
-        model = f"{model} + {result['calibration']['method']}"
-    if model is not None:
-        result["model"] = model
-
-
 def calibration_option(command):
     """--calibration CAL.npz: evaluate calibrated scores."""
     return click.option(
@@ -86,22 +76,3 @@ def calibration_option(command):
         help="Evaluate calibrated scores: a calibration file of `mfftools calibrate fit` for "
         "this model (beta or isotonic calibrator); every threshold, count and rate is then of "
         "the calibrated confidence, exactly, tile by tile.")(command)
-
-
-def load_calibration(path, *embeddings):
-    """The calibration file at `path` (None without one), checked against each opened file."""
-    if path is None:
-        return None
-    from mfftools.calibration.store import load
-
-    calibration = load(path)
-    for file in embeddings:
-        if file is not None:
-            calibration.check_embeddings(file)
-    return calibration
-
-
-def record_calibration(result, path):
-    """Name the calibration file in the results' `calibration` entry."""
-    if path is not None:
-        result["calibration"]["file"] = str(path)

@@ -3,6 +3,7 @@
 Under torchrun every rank reads the files and scores its share of the searches; rank 0 prints and
 writes the files.
 """
+import sys
 from pathlib import Path
 
 import click
@@ -11,9 +12,6 @@ from mfftools.cli.engine_options import (
     allow_degenerate_option,
     calibration_option,
     engine_options,
-    load_calibration,
-    name_model,
-    record_calibration,
     run_on_ranks,
 )
 from mfftools.errors import MfftoolsError
@@ -71,43 +69,30 @@ def command(embeddings_file, gallery, probes, match_by, gallery_images, targets,
     EMBEDDINGS_FILE is split into a gallery and searches (see docs/ident-eval.md); or give
     --gallery G.h5 --probes P.h5.
     """
-    from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.identification import evaluate_identification
+    from mfftools.api.evaluations import identification_results
     from mfftools.files import write_results
 
     if (embeddings_file is None) == (gallery is None):
         raise MfftoolsError("give one embeddings file to split, or --gallery G.h5 --probes P.h5")
     if (gallery is None) != (probes is None):
         raise MfftoolsError("--gallery and --probes go together")
-    if gallery is None and match_by is not None:
-        raise MfftoolsError("--match-by applies to --gallery G.h5 --probes P.h5; one file split "
-                            "into a gallery has one set of labels")
-    if gallery is not None and gallery_images is not None:
-        raise MfftoolsError("--gallery-images applies to one file split into a gallery; with "
-                            "--gallery every image of an identity joins its template")
     ranks = _ranks(ranks)
 
     def evaluate(device, info):
-        first = open_embeddings(gallery or embeddings_file, layout="images")
-        second = open_embeddings(probes, layout="images") if probes is not None else None
-        calibration = load_calibration(calibration_file, first, second)
-        return first, evaluate_identification(
-            first, second, gallery_images=gallery_images or 1, targets=targets, rank=rank,
-            ranks=ranks, tile=tile, device=device, precision=precision, progress=True,
-            dist_info=info, match_by=match_by, rank_ties=rank_ties,
-            allow_degenerate=allow_degenerate, calibration=calibration)
+        return identification_results(
+            gallery or embeddings_file, probes, gallery_images=gallery_images, fpir=targets,
+            rank=rank, ranks=ranks, rank_ties=rank_ties, match_by=match_by,
+            calibration=calibration_file, allow_degenerate=allow_degenerate, tile=tile,
+            device=device, precision=precision, name=name, progress=sys.stderr.isatty(),
+            dist_info=info)
 
-    (first, result), info = run_on_ranks(device, evaluate)
+    result, info = run_on_ranks(device, evaluate)
     if not info.is_main:
         return
-    result["source"] = str(embeddings_file) if embeddings_file else {
-        "gallery": str(gallery), "probes": str(probes)}
-    record_calibration(result, calibration_file)
     if calibration_file is not None:
         entry = result["calibration"]
         click.echo(f"calibrated scores ({calibration_file}: {entry['method']}, "
                    f"{entry['calibrator']}): every threshold is a confidence in [0, 1]")
-    name_model(result, name, first)
     click.echo(identification_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")

@@ -3,6 +3,7 @@
 Under torchrun (`torchrun --nproc_per_node N -m mfftools inst-eval ...`) every rank reads the file
 and scores its share of the tiles; rank 0 prints and writes the files.
 """
+import sys
 from pathlib import Path
 
 import click
@@ -11,9 +12,6 @@ from mfftools.cli.engine_options import (
     allow_degenerate_option,
     calibration_option,
     engine_options,
-    load_calibration,
-    name_model,
-    record_calibration,
     run_on_ranks,
 )
 from mfftools.evaluation.text import instance_summary
@@ -48,32 +46,24 @@ def command(embeddings_file, tile, device, precision, name, targets, method, det
             calibration_file):
     """Instance-level TPR/FPR at one global threshold, per identity and per group, with fairness
     measures and identity similarity, in one streaming pass."""
-    from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.instance import evaluate_instance
+    from mfftools.api.evaluations import instance_results
     from mfftools.evaluation.instance_files import write_per_identity_csv
     from mfftools.files import write_results
 
-    methods = ("bisection", "exact") if method == "both" else (method,)
-
     def evaluate(device, info):
-        embeddings = open_embeddings(embeddings_file, layout="images")
-        calibration = load_calibration(calibration_file, embeddings)
-        return embeddings, evaluate_instance(
-            embeddings, targets=targets, methods=methods, tile=tile, device=device,
-            precision=precision, progress=True, dist_info=info,
-            reference_group=reference_group, det=det, allow_degenerate=allow_degenerate,
-            calibration=calibration)
+        return instance_results(
+            embeddings_file, fpr=targets, method=method, det=det,
+            reference_group=reference_group, calibration=calibration_file,
+            allow_degenerate=allow_degenerate, tile=tile, device=device, precision=precision,
+            name=name, progress=sys.stderr.isatty(), dist_info=info)
 
-    (embeddings, result), info = run_on_ranks(device, evaluate)
+    result, info = run_on_ranks(device, evaluate)
     if not info.is_main:
         return
-    result["source"] = str(embeddings_file)
-    record_calibration(result, calibration_file)
     if calibration_file is not None:
         entry = result["calibration"]
         click.echo(f"calibrated scores ({calibration_file}: {entry['method']}, "
                    f"{entry['calibrator']}): every threshold is a confidence in [0, 1]")
-    name_model(result, name, embeddings)
     click.echo(instance_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")

@@ -12,7 +12,7 @@ from mfftools.cli.options import (
     source_options,
     source_settings,
 )
-from mfftools.cli.engine_options import allow_degenerate_option, name_model
+from mfftools.cli.engine_options import allow_degenerate_option
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation.text import pair_table
 
@@ -66,7 +66,7 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
 
     from mfftools.files import write_results
 
-    evaluation = dict(grid=grid, calibration_file=calibration_file,
+    evaluation = dict(grid=grid, calibration=calibration_file, name=name,
                       allow_dropped_pairs=allow_dropped_pairs, allow_degenerate=allow_degenerate)
     embeddings_files = [path for path in sources if path.is_file() and (
         path.suffix.lower() in EMBEDDINGS_SUFFIXES or h5py.is_hdf5(path))]
@@ -75,17 +75,15 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
             ("--model", model_path), ("--save", save), ("--image-root", image_root),
             ("--columns", columns), ("--attributes", attributes),
             ("--group-by", group_by)) if value is not None]
-        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups,
-                                             evaluation)
+        results = _evaluate_file(sources, embeddings_files[0], given, groups, evaluation)
     else:
         extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
                           device=device, flip=not no_flip, amp=amp,
                           preprocessing=preprocessing(input_size, input_mean, input_std, bgr))
         settings = source_settings(image_root, columns, group_by=group_by, groups=groups,
                                    attributes=attributes)
-        results, embeddings = _extract_and_evaluate(sources, model_path, settings, extraction,
-                                                    save, evaluation)
-    name_model(results, name, embeddings)
+        results = _extract_and_evaluate(sources, model_path, settings, extraction, save,
+                                        evaluation)
     click.echo(pair_table(results))
     if json_path is not None:
         click.echo(f"results written to {write_results(results, json_path)}")
@@ -102,10 +100,9 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
 
 
 def _evaluate_file(sources, path, given, groups, evaluation):
-    """(results, embeddings) of an embeddings file given alone, without the options that
-    concern extraction (`given`); `evaluation`: evaluate_embeddings' options."""
-    from mfftools.embeddings import open_embeddings
-    from mfftools.pair_data import evaluate_embeddings
+    """The results of an embeddings file given alone, without the options that concern
+    extraction (`given`); `evaluation`: pair_results' options."""
+    from mfftools.api.evaluations import pair_results
 
     if len(sources) > 1:
         raise MfftoolsError(
@@ -117,16 +114,13 @@ def _evaluate_file(sources, path, given, groups, evaluation):
             f"{'applies' if len(given) == 1 else 'apply'} only to images to extract "
             "(.bin files, folders of them, a pair list)"
         )
-    embeddings = open_embeddings(path)
-    return evaluate_embeddings(embeddings, groups, **evaluation), embeddings
+    return pair_results(path, only_groups=groups, **evaluation)
 
 
 def _extract_and_evaluate(sources, model_path, settings, extraction, save, evaluation):
-    """(results, embeddings) of images extracted with the model into `save` or a temporary
-    file."""
-    from mfftools.embeddings import open_embeddings
+    """The results of images extracted with the model into `save` or a temporary file."""
+    from mfftools.api.evaluations import pair_results
     from mfftools.extract import extract
-    from mfftools.pair_data import evaluate_embeddings
     from mfftools.sources import open_pair_sources
 
     if model_path is None:
@@ -142,10 +136,10 @@ def _extract_and_evaluate(sources, model_path, settings, extraction, save, evalu
             "a pair list"
         )
     with _extraction_target(save) as out_path:
-        embeddings = open_embeddings(extract(source, model_path, out_path, **extraction))
-        results = evaluate_embeddings(embeddings, **evaluation)
+        results = pair_results(extract(source, model_path, out_path, **extraction),
+                               **evaluation)
     results["source"] = ", ".join(map(str, sources))
-    return results, embeddings
+    return results
 
 
 @contextmanager

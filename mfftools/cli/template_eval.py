@@ -3,7 +3,6 @@ from pathlib import Path
 
 import click
 
-from mfftools.cli.engine_options import name_model
 from mfftools.cli.ident_eval import _ranks
 from mfftools.cli.options import name_list
 from mfftools.evaluation.text import template_summary
@@ -51,18 +50,13 @@ def command(embeddings_file, pairs, galleries, probes, metadata, group_by, norm,
     EMBEDDINGS_FILE: the images of an IJB folder (`mfftools extract IJBC/ --ijb`), with their
     template, media and detector score.
     """
-    from mfftools.embeddings import open_embeddings
-    from mfftools.evaluation.template_eval import evaluate_templates
-    from mfftools.evaluation.templates import TemplateSettings
+    from mfftools.api.evaluations import template_results
     from mfftools.files import write_results
 
-    embeddings = open_embeddings(embeddings_file, layout="images")
-    result = evaluate_templates(
-        embeddings, pairs=pairs, galleries=galleries, probes=probes, metadata=metadata,
-        group_by=tuple(group_by), settings=TemplateSettings(norm, detector_score),
-        far_targets=far_targets, fpir_targets=fpir_targets, ranks=_ranks(ranks),
-        skip_missing=skip_missing)
-    name_model(result, name, embeddings)
+    result = template_results(
+        embeddings_file, pairs=pairs, galleries=galleries, probes=probes, metadata=metadata,
+        group_by=group_by, norm=norm, detector_score=detector_score, far=far_targets,
+        fpir=fpir_targets, ranks=_ranks(ranks), skip_missing=skip_missing, name=name)
     click.echo(template_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")

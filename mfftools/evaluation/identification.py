@@ -16,7 +16,6 @@ false-positive matrix all come from those per-search numbers.
 """
 import logging
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -409,7 +408,7 @@ def evaluate_identification(
     tile=8192,
     device="auto",
     precision="auto",
-    progress=True,
+    progress=False,
     dist_info=None,
     match_by=None,
     rank_ties="optimistic",
@@ -447,7 +446,7 @@ def evaluate_identification(
     info = dist_info or DistInfo()
     device = resolve_device(device, info.local_rank)
     screening = resolve_precision(precision, device)
-    progress = progress and info.is_main and sys.stderr.isatty()
+    progress = progress and info.is_main
     gallery = build_gallery(embeddings, probes, gallery_images, device, match_by)
     if gallery.n_mated == 0:
         raise MfftoolsError("no mated searches: no search's identity has a template in the "

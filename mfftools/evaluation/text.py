@@ -278,3 +278,10 @@ def calibration_table(result):
     if fallbacks:
         lines.append("fallbacks to the global fit: " + "; ".join(fallbacks))
     return "\n".join(lines)
+
+
+def fit_summary(method, calibrator, n_pairs, n_images, n_fallbacks):
+    """What `calibrate fit` says of a fitted method (`n_images` None: not known)."""
+    images = "" if n_images is None else f" of {n_images} images"
+    return (f"{method} ({calibrator}) fitted on {n_pairs} pairs{images}; {n_fallbacks} fallback"
+            f"{'' if n_fallbacks == 1 else 's'} to the global fit")

@@ -48,14 +48,17 @@ class ResultFile:
 def load_results(paths, names=()):
     """Read and validate result JSONs; give each a model name unique within its protocol.
 
-    `names` is a sequence of (model, [path, ...]) naming files explicitly (`report --name`); a
-    file not named there takes the JSON's "model" field when it is a non-empty string, else its
-    file stem. Two files of the same protocol with the same name get their file stems appended.
+    `paths` may hold ResultFile objects too (results already in memory, see `result_file`),
+    taken as they are. `names` is a sequence of (model, [path, ...]) naming files explicitly
+    (`report --name`); a file not named there takes the JSON's "model" field when it is a
+    non-empty string, else its file stem. Two files of the same protocol with the same name get
+    their file stems appended.
     """
     if not paths:
         raise MfftoolsError("no result files given")
-    chosen = _chosen_names(paths, names)
-    files = [load_result(path, chosen.get(_key(path))) for path in paths]
+    chosen = _chosen_names([path for path in paths if not isinstance(path, ResultFile)], names)
+    files = [path if isinstance(path, ResultFile) else load_result(path, chosen.get(_key(path)))
+             for path in paths]
     for protocol in PROTOCOLS:
         same = [f for f in files if f.protocol == protocol]
         names = [f.model for f in same]
@@ -106,6 +109,14 @@ def load_result(path, model=None):
         raise MfftoolsError(f"{path}: no such result file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MfftoolsError(f"{path}: not a readable JSON file ({error})") from None
+    return result_file(data, path, model)
+
+
+def result_file(data, path, model=None):
+    """The ResultFile of a results dict, every key the specification requires checked (errors
+    name `path`, the file or what stands for it). Its model is `model` when given, else the
+    dict's "model" field when it is a non-empty string, else the stem of `path`."""
+    path = Path(path)
     if not isinstance(data, dict):
         raise MfftoolsError(f"{path}: expected a JSON object at the top level")
     protocol = data.get("protocol")
