@@ -70,7 +70,8 @@ def test_hardest_group_is_the_reports(tmp_path):
     path.write_text(json.dumps(pair))
     report = write_report([path], tmp_path / "report", bootstrap=0)
     result = DemoResult(out_dir=tmp_path, report_html=None, report_markdown=None,
-                        result_files=[path], pair=pair, instance={}, identification={})
+                        result_files=[path], pair=pair, instance={}, identification={},
+                        calibration={})
     assert result.hardest_group() == ("B and C (tied, pair accuracy 80.00%, 10.00 points below "
                                       "A)")
     assert f"demo_tiny, pair protocol: hardest group: {result.hardest_group()}." in \

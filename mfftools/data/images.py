@@ -175,27 +175,13 @@ def decode_image(data, name):
     return DEFAULT_PREPROCESSING.decode(data, name)
 
 
-def decode_or_skip(data, name, skip_bad_images):
-    """decode_image, or None (with a warning naming the image) when skipping bad images."""
-    try:
-        return decode_image(data, name)
-    except MfftoolsError as error:
-        if not skip_bad_images:
-            raise
-        logger.warning("skipping bad image: %s", error)
-        return None
-
-
-class EncodedImages(torch.utils.data.Dataset):
+class EncodedImages:
     """Images kept encoded (zip members, the bytes of a .bin, files on disk), decoded on demand.
 
     Subclasses give `__len__`, `encoded(k)` (the bytes of image k), `image_name(k)` (its name
     within the source, as files and lists record it) and `describe(k)` (where it is, for
-    messages). Item k -> (image [3, 112, 112], k), or (None, k) for an undecodable image when
-    `skip_bad_images`; extraction decodes `encoded(k)` with the model's own Preprocessing.
+    messages); extraction decodes `encoded(k)` with the model's own Preprocessing (`decode`).
     """
-
-    skip_bad_images = False
 
     def encoded(self, index):
         raise NotImplementedError
@@ -209,26 +195,6 @@ class EncodedImages(torch.utils.data.Dataset):
     def decode(self, index, preprocessing):
         """Image `index` as the model's input, by a `Preprocessing`."""
         return preprocessing.decode(self.encoded(index), self.describe(index))
-
-    def __getitem__(self, index):
-        image = decode_or_skip(self.encoded(index), self.describe(index), self.skip_bad_images)
-        return image, index
-
-
-def collate_skipping_bad(batch):
-    """DataLoader collate for `(image_or_None, index)` items.
-
-    Returns `(images [B, 3, 112, 112], indices [B], skipped_indices [S])`: the decodable images
-    stacked with their source indices, and the indices of the images that were skipped.
-    """
-    kept = [(image, index) for image, index in batch if image is not None]
-    skipped = torch.tensor([index for image, index in batch if image is None], dtype=torch.int64)
-    if kept:
-        images = torch.stack([image for image, _ in kept])
-    else:
-        images = torch.empty((0, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.float32)
-    indices = torch.tensor([index for _, index in kept], dtype=torch.int64)
-    return images, indices, skipped
 
 
 def encode_image(pixels, fmt="JPEG", quality=95):

@@ -169,7 +169,7 @@ class PairBinSets(EncodedImages):
     `files` (the files, in group order).
     """
 
-    def __init__(self, named_files, skip_bad_images=False):
+    def __init__(self, named_files):
         names = [name for name, _ in named_files]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
@@ -179,7 +179,6 @@ class PairBinSets(EncodedImages):
             )
         self.group_names = names
         self.files = [Path(path) for _, path in named_files]
-        self.skip_bad_images = skip_bad_images
         self.bins, issame, pair_group, self._sources = [], [], [], []
         for group_index, file in enumerate(self.files):
             bins, group_issame = load_pair_bin(file)
@@ -213,7 +212,7 @@ class PairBinFolder(PairBinSets):
     """Every `.bin` file of a folder, one group each (`<Group>_test.bin` is the group Group,
     `lfw.bin` the set lfw), sorted by name; `groups` selects some of them by name."""
 
-    def __init__(self, folder, groups=None, skip_bad_images=False):
+    def __init__(self, folder, groups=None):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             problem = "not a folder" if self.folder.exists() else "no such folder"
@@ -222,5 +221,4 @@ class PairBinFolder(PairBinSets):
             )
         named = bin_files(self.folder)
         chosen = select_groups([name for name, _ in named], groups, self.folder)
-        super().__init__([(name, file) for name, file in named if name in chosen],
-                         skip_bad_images=skip_bad_images)
+        super().__init__([(name, file) for name, file in named if name in chosen])

@@ -23,8 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 class RfwInstanceZip(EncodedImages):
-    """Item k -> (image [3, 112, 112] or None, k); None only for an undecodable image when
-    `skip_bad_images` is set.
+    """The images of an RFW instance zip, kept encoded (EncodedImages).
 
     Attributes: `identity`, `group` (int64 [N]), `group_names` (sorted), `paths` (member names),
     `identity_names` (the person id of each image), `people_in_two_groups` (how many person ids
@@ -32,10 +31,9 @@ class RfwInstanceZip(EncodedImages):
     listed but without any image).
     """
 
-    def __init__(self, path, in_memory=False, skip_bad_images=False):
+    def __init__(self, path, in_memory=False):
         self.archive = LazyZip(path, in_memory=in_memory)
         self.path = self.archive.path
-        self.skip_bad_images = skip_bad_images
         people = self._read_people()
         self.group_names = sorted(people)
         images = _images_by_person(self.archive.names)

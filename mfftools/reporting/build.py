@@ -257,10 +257,17 @@ class _Analysis:
 
     def run(self, pairs):
         """({model: bootstrap intervals}, {model: adjusted p-values}, [Claim]) at one operating
-        point; a note for each model without per-identity rows."""
+        point; a note for each model without per-identity rows. Results of degenerate
+        embeddings get neither intervals nor statements (a note names them)."""
         intervals, significance, claims = {}, {}, []
         if not (self.n_bootstrap or self.n_permutations):
             return intervals, significance, claims
+        degenerate = [result.model for result, _ in pairs if describe_degenerate(result.data)]
+        if degenerate:
+            self.notes.append(f"No confidence intervals or significance for "
+                              f"{', '.join(dict.fromkeys(degenerate))}: degenerate embeddings.")
+        pairs = [(result, entry) for result, entry in pairs
+                 if not describe_degenerate(result.data)]
         for result, entry in pairs:
             columns = per_identity_rates(result, entry)
             if columns is None:

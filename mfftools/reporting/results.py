@@ -380,30 +380,20 @@ def union_group_names(results):
 def per_identity(result, entry):
     """Per-identity columns at one operating point as numpy arrays, or None when absent.
 
-    Looks in the results entry first, then at the top level; accepts a list of row objects or an
-    object of columns. Returns {"group": int64 group index, "tpr": float (NaN where the identity
-    has no genuine pair), "fpr", and "intra"/"inter" when given, and "n_images" when the result's
-    `identities` gives it}.
+    Reads the entry's `per_identity` columns as the evaluations write them (group indices).
+    Returns {"group": int64 group index, "tpr": float (NaN where the identity has no genuine
+    pair), "fpr", and "intra"/"inter" when given, and "n_images" when the result's `identities`
+    gives it}.
     """
-    table = entry.get("per_identity", result.data.get("per_identity"))
+    table = entry.get("per_identity")
     if table is None:
         return None
-    if isinstance(table, list):
-        keys = set().union(*(row.keys() for row in table if isinstance(row, dict)))
-        table = {key: [row.get(key) for row in table] for key in keys}
     if not isinstance(table, dict) or "group" not in table:
         raise MfftoolsError(f"{result.path}: 'per_identity' has no 'group' column")
     names = result.group_names
-    groups = []
-    for value in table["group"]:
-        if isinstance(value, str):
-            if value not in names:
-                raise MfftoolsError(
-                    f"{result.path}: 'per_identity' names group {value!r}, not in group_names"
-                )
-            groups.append(names.index(value))
-        else:
-            groups.append(int(value))
+    groups = table["group"]
+    if not all(_is_count(value) for value in groups):
+        raise MfftoolsError(f"{result.path}: 'per_identity' group must be group indices")
     columns = {"group": np.asarray(groups, dtype=np.int64)}
     if len(columns["group"]) and not (0 <= columns["group"].min() <= columns["group"].max() < len(names)):
         raise MfftoolsError(f"{result.path}: 'per_identity' has a group index out of range")
@@ -435,13 +425,13 @@ def per_identity_rates(result, entry):
     return columns
 
 
-def roc_curves(result, entry=None):
+def roc_curves(result):
     """Per-group ROC points {group: (fpr array, tpr array)}, or None when the result has none.
 
-    Accepts {"<group>": {"fpr": [...], "tpr": [...]}} (or "far"/"tar", the pair protocol's
-    names) or {"<group>": [[fpr, tpr], ...]}.
+    Reads {"<group>": {"fpr": [...], "tpr": [...]}} (or "far"/"tar", the pair protocol's
+    names).
     """
-    roc = (entry or {}).get("roc", result.data.get("roc"))
+    roc = result.data.get("roc")
     if not isinstance(roc, dict):
         return None
     curves = {}
@@ -451,9 +441,6 @@ def roc_curves(result, entry=None):
             fpr, tpr = as_floats(points["fpr"]), as_floats(points["tpr"])
         elif isinstance(points, dict) and "far" in points and "tar" in points:
             fpr, tpr = as_floats(points["far"]), as_floats(points["tar"])
-        elif isinstance(points, list) and points:
-            array = as_floats(points)
-            fpr, tpr = array[:, 0], array[:, 1]
         else:
             continue
         if len(fpr) != len(tpr):
@@ -470,8 +457,6 @@ def fmr_matrix(result, entry):
     matrix = entry.get("group_fmr_matrix")
     if matrix is None:
         return None
-    if isinstance(matrix, dict):
-        matrix = matrix.get("fmr", matrix.get("matrix"))
     array = as_floats(matrix) if len(matrix) else np.zeros((0, 0))
     size = len(result.group_names)
     if array.shape != (size, size):

@@ -5,6 +5,7 @@ of the first operating point, taken word for word from their claim objects.
 The hardest group of the pair protocol is defined here once (`hardest_pair_group`): the demo
 prints the same phrase.
 """
+from mfftools.evaluation.sanity import describe as describe_degenerate
 from mfftools.reporting.claims import GROUP_VERSUS_REST, GROUPS_DIFFER, MODELS
 from mfftools.reporting.results import entry_label
 from mfftools.reporting.tables import fmt_rate
@@ -60,12 +61,15 @@ def summarise(pair_results, instance_pairs, claims=(), identification_pairs=(), 
     significant).
 
     `instance_pairs` and `identification_pairs` are `entries_at(...)` of those points (either may
-    be empty).
+    be empty). A result of degenerate embeddings gets a sentence saying so, and no group named.
     """
-    by_model = [(result.model, _pair_sentence(result)) for result in pair_results]
-    by_model += [(result.model, _instance_sentence(result, entry))
+    by_model = [(result.model, _sound(result, "pair protocol") or _pair_sentence(result))
+                for result in pair_results]
+    by_model += [(result.model, _sound(result, f"instance protocol at {entry_label(entry)}")
+                  or _instance_sentence(result, entry))
                  for result, entry in instance_pairs]
-    by_model += [(result.model, _identification_sentence(result, entry))
+    by_model += [(result.model, _sound(result, f"1:N identification at {entry_label(entry)}")
+                  or _identification_sentence(result, entry))
                  for result, entry in identification_pairs]
     by_model += [(claim.model, claim.statement) for claim in claims
                  if claim.family == GROUPS_DIFFER
@@ -80,6 +84,14 @@ def summarise(pair_results, instance_pairs, claims=(), identification_pairs=(), 
             f"α = {alpha if alpha is not None else claims[0].alpha:g}; every statement made is "
             "in claims.json.")
     return " ".join(sentences)
+
+
+def _sound(result, what):
+    """None for sound embeddings; for degenerate ones, the sentence that says no group is named."""
+    finding = describe_degenerate(result.data)
+    if not finding:
+        return None
+    return f"{result.model}, {what}: {finding}; no group comparison is drawn from them."
 
 
 def _pair_sentence(result):

@@ -89,12 +89,22 @@ def test_a_pair_list_grouped_by_each_images_columns(tmp_path):
                      "0.png,1.png,1,Asian,Asian,Male,Male\n"
                      "2.png,3.png,0,Asian,African,Male,Male\n"     # two groups: left out
                      "4.png,5.png,0,African,African,Female,Female\n"
-                     "0.png,5.png,0,Asian,Asian,Male,Male\n")
-    source = open_source(pairs, SourceOptions(
-        columns={"path1": "p1", "path2": "p2", "issame": "label"}, group_by=("e", "g")))
+                     "1.png,0.png,0,Asian,Asian,Male,Male\n")
+    options = SourceOptions(columns={"path1": "p1", "path2": "p2", "issame": "label"},
+                            group_by=("e", "g"))
+    source = open_source(pairs, options)
     assert source.group_names == ["African-Female", "Asian-Male"]
-    np.testing.assert_array_equal(source.pair_group, [1, 0, 1])
-    np.testing.assert_array_equal(source.issame, [True, False, False])
+    # each image once (2.png and 3.png only in the left-out pair), its group that of its pairs
+    assert [source.images.image_name(k) for k in range(len(source))] == [
+        "0.png", "1.png", "4.png", "5.png"]
+    np.testing.assert_array_equal(source.group, [1, 1, 0, 0])
+    np.testing.assert_array_equal(source.pair_index, [[0, 1], [2, 3], [1, 0]])
+    np.testing.assert_array_equal(source.pair_issame, [True, False, False])
+    # an image whose columns put it in two groups cannot be embedded once for both
+    pairs.write_text("p1,p2,label,e1,e2,g1,g2\n0.png,1.png,1,Asian,Asian,Male,Male\n"
+                     "0.png,5.png,0,African,African,Male,Male\n")
+    with pytest.raises(MfftoolsError, match="image '0.png' is in pairs of groups"):
+        open_source(pairs, options)
 
 
 def test_a_pair_list_grouped_by_attributes(tmp_path):
@@ -108,11 +118,11 @@ def test_a_pair_list_grouped_by_attributes(tmp_path):
                                               attributes=attributes,
                                               group_by=("ethnicity", "gender")))
     assert source.group_names == ["Asian-Female", "Asian-Male"]
-    np.testing.assert_array_equal(source.pair_group, [0, 1])
+    np.testing.assert_array_equal(source.group[source.pair_index[:, 0]], [0, 1])
     by_ethnicity = open_source(pairs, SourceOptions(
         columns={"identity1": "id1", "identity2": "id2"}, attributes=attributes,
         group_by=("ethnicity",)))
-    assert by_ethnicity.group_names == ["Asian"] and len(by_ethnicity.issame) == 3
+    assert by_ethnicity.group_names == ["Asian"] and len(by_ethnicity.pair_issame) == 3
     with pytest.raises(MfftoolsError, match="needs each image's identity: columns identity1 and "
                                             "identity2"):
         open_source(pairs, SourceOptions(attributes=attributes, group_by=("gender",)))

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from mfftools.data.images import (
-    Preprocessing, collate_skipping_bad, decode_image, decode_or_skip, encode_image)
+    Preprocessing, decode_image, encode_image)
 from mfftools.errors import MfftoolsError
 from data_builders import encoded_image
 
@@ -43,22 +43,6 @@ def test_decode_converts_grey_and_resizes_bicubic():
 def test_undecodable_image_is_named(data):
     with pytest.raises(MfftoolsError, match="cannot decode image some/member.jpg"):
         decode_image(data, "some/member.jpg")
-
-
-def test_decode_or_skip_returns_none_only_when_asked(caplog):
-    assert decode_or_skip(b"junk", "bad.jpg", skip_bad_images=True) is None
-    assert "bad.jpg" in caplog.text
-    with pytest.raises(MfftoolsError, match="bad.jpg"):
-        decode_or_skip(b"junk", "bad.jpg", skip_bad_images=False)
-
-
-def test_collate_skipping_bad_separates_skipped_rows():
-    image = torch.zeros(3, 112, 112)
-    images, indices, skipped = collate_skipping_bad([(image, 4), (None, 5), (image + 1, 6)])
-    assert images.shape == (2, 3, 112, 112) and images[1].max() == 1
-    assert indices.tolist() == [4, 6] and skipped.tolist() == [5]
-    images, indices, skipped = collate_skipping_bad([(None, 0)])
-    assert images.shape == (0, 3, 112, 112) and indices.tolist() == [] and skipped.tolist() == [0]
 
 
 def test_encode_jpeg_round_trips_closely():

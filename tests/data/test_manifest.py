@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from data_builders import encoded_image
+from mfftools.data.images import DEFAULT_PREPROCESSING
 from mfftools.data.manifest import read_manifest
 from mfftools.data.table import parse_column_map
 from mfftools.errors import MfftoolsError
@@ -27,7 +28,7 @@ def test_rows_keep_their_order_and_labels_follow_names(tmp_path):
     assert read.identity_names == ["bob", "ann", "ann"]
     assert read.images.image_name(0) == "img/b1.png"
     assert read.images.encoded(1) == (tmp_path / "img/a1.png").read_bytes()
-    assert read.images[2][0].shape == (3, 112, 112)
+    assert read.images.decode(2, DEFAULT_PREPROCESSING).shape == (3, 112, 112)
 
 
 def test_tsv_group_by_two_columns_and_an_image_root(tmp_path):

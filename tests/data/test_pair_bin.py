@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from data_builders import encoded_image
+from mfftools.data.images import DEFAULT_PREPROCESSING
 from mfftools.data.images import decode_image
 from mfftools.data.pair_bin import PairBinFolder, PairBinSets, bin_set_name, load_pair_bin
 from mfftools.errors import MfftoolsError
+from mfftools.extract import _loader
 
 
 def write_bin(path, content, protocol=pickle.HIGHEST_PROTOCOL):
@@ -103,11 +105,10 @@ def test_folder_concatenates_groups_sorted_by_name(tmp_path):
     assert dataset.n_rows == len(dataset) == 10
     np.testing.assert_array_equal(dataset.pair_group, [0, 0, 0, 1, 1])
     np.testing.assert_array_equal(dataset.issame, contents["African"][1] + contents["Indian"][1])
-    image, index = dataset[7]
-    assert index == 7
-    torch.testing.assert_close(image, decode_image(contents["Indian"][0][1], "x"))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2)
-    assert torch.cat([indices for _, indices in loader]).tolist() == list(range(10))
+    torch.testing.assert_close(dataset.decode(7, DEFAULT_PREPROCESSING),
+                               decode_image(contents["Indian"][0][1], "x"))
+    loader = _loader(dataset, np.arange(10), DEFAULT_PREPROCESSING, batch_size=4, workers=2)
+    assert np.concatenate([rows for _, rows, _ in loader]).tolist() == list(range(10))
 
 
 def test_folder_groups_select_and_a_missing_one_is_named(tmp_path):
@@ -154,5 +155,4 @@ def test_folder_errors_and_bad_images(tmp_path):
     bins[2] = b"not an image"
     write_bin(tmp_path / "bad" / "X_test.bin", (bins, issame))
     with pytest.raises(MfftoolsError, match=r"X_test.bin image 2"):
-        PairBinFolder(tmp_path / "bad")[2]
-    assert PairBinFolder(tmp_path / "bad", skip_bad_images=True)[2] == (None, 2)
+        PairBinFolder(tmp_path / "bad").decode(2, DEFAULT_PREPROCESSING)

@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from data_builders import rfw_members, write_zip
-from mfftools.data.images import collate_skipping_bad
+from mfftools.data.images import DEFAULT_PREPROCESSING
 from mfftools.data.rfw import RfwInstanceZip
 from mfftools.errors import MfftoolsError
+from mfftools.extract import _loader
 
 
 def test_exact_id_matching_sorted_groups_and_quirks(tmp_path, caplog):
@@ -36,8 +37,7 @@ def test_exact_id_matching_sorted_groups_and_quirks(tmp_path, caplog):
     assert dataset.people_without_images == ["Indian/m.0z"]
     assert "1 people listed in two groups" in caplog.text
     assert "4 images of people not in any people list" in caplog.text
-    image, index = dataset[6]
-    assert image.shape == (3, 112, 112) and index == 6
+    assert dataset.decode(6, DEFAULT_PREPROCESSING).shape == (3, 112, 112)
 
 
 def test_dataloader_with_two_workers_in_memory(tmp_path):
@@ -46,22 +46,18 @@ def test_dataloader_with_two_workers_in_memory(tmp_path):
     dataset = RfwInstanceZip(
         write_zip(tmp_path / "val.zip", rfw_members(people, images)), in_memory=True
     )
-    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2)
-    images_seen, indices = zip(*loader)
-    assert torch.cat(indices).tolist() == list(range(13))
-    torch.testing.assert_close(torch.cat(images_seen)[9], dataset[9][0])
+    loader = _loader(dataset, np.arange(13), DEFAULT_PREPROCESSING, batch_size=4, workers=2)
+    images_seen, rows, _ = zip(*loader)
+    assert np.concatenate(rows).tolist() == list(range(13))
+    torch.testing.assert_close(torch.cat(images_seen)[9], dataset.decode(9, DEFAULT_PREPROCESSING))
 
 
-def test_bad_image_raises_or_is_skipped(tmp_path):
+def test_a_bad_image_is_an_error_naming_it(tmp_path):
     members = rfw_members({"A": ["p", "q"]}, {("A", "p"): 2, ("A", "q"): 1})
     members["data/data/A/p/p_0002.jpg"] = b"broken"
     path = write_zip(tmp_path / "val.zip", members)
     with pytest.raises(MfftoolsError, match=r"val.zip:data/data/A/p/p_0002.jpg"):
-        RfwInstanceZip(path)[1]
-    dataset = RfwInstanceZip(path, skip_bad_images=True)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=3, collate_fn=collate_skipping_bad)
-    images, indices, skipped = next(iter(loader))
-    assert images.shape[0] == 2 and indices.tolist() == [0, 2] and skipped.tolist() == [1]
+        RfwInstanceZip(path).decode(1, DEFAULT_PREPROCESSING)
 
 
 def test_wrong_layouts(tmp_path):

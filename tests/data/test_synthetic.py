@@ -13,6 +13,7 @@ from mfftools.data.faces import (
     take,
 )
 from mfftools.data.folder_tree import read_folder_tree
+from mfftools.data.images import DEFAULT_PREPROCESSING
 from mfftools.data.manifest import read_manifest
 from mfftools.data.pair_bin import PairBinFolder
 from mfftools.data.pair_list import read_pair_list
@@ -20,6 +21,7 @@ from mfftools.data.rfw import RfwInstanceZip
 from mfftools.data.synthetic import synthesize
 from mfftools.data.training_zip import TrainingZip
 from mfftools.errors import MfftoolsError
+from mfftools.extract import _loader
 
 BFW = {"path1": "p1", "path2": "p2", "issame": "label", "group": "a1"}
 SMALL = dict(
@@ -70,8 +72,7 @@ def test_instance_zip_reads_back_with_ground_truth(synth_dir):
         if folder[1] == "m.0a0"
     }
     assert len(shared) == 2
-    image, index = dataset[len(dataset) - 1]
-    assert image.shape == (3, 112, 112) and index == len(dataset) - 1
+    assert dataset.decode(len(dataset) - 1, DEFAULT_PREPROCESSING).shape == (3, 112, 112)
 
 
 def test_people_lists_count_images(synth_dir):
@@ -98,7 +99,7 @@ def test_pair_bins_have_ten_balanced_folds(synth_dir):
         folds = issame.reshape(10, -1)
         np.testing.assert_array_equal(folds.sum(axis=1), 1)
         np.testing.assert_array_equal(folds[:, 0], True)
-    assert dataset[5][0].shape == (3, 112, 112)
+    assert dataset.decode(5, DEFAULT_PREPROCESSING).shape == (3, 112, 112)
 
 
 def test_folder_tree_manifest_and_pair_table_read_back(synth_dir):
@@ -143,10 +144,10 @@ def test_training_zip_reads_back(synth_dir):
     assert dataset.names[0] == "African/t.0a0/t.0a0_0001.jpg"
     # Training identities are not the instance identities.
     assert not any(name.split("/")[1].startswith("m.") for name in dataset.names)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=2)
-    images, indices = zip(*loader)
+    loader = _loader(dataset, np.arange(24), DEFAULT_PREPROCESSING, batch_size=8, workers=2)
+    images, rows, _ = zip(*loader)
     assert torch.cat(images).shape == (24, 3, 112, 112)
-    assert torch.cat(indices).tolist() == list(range(24))
+    assert np.concatenate(rows).tolist() == list(range(24))
 
 
 def test_same_seed_same_bytes_other_seed_differs(synth_dir, tmp_path):

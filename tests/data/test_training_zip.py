@@ -3,8 +3,10 @@ import pytest
 import torch
 
 from data_builders import encoded_image, write_zip
+from mfftools.data.images import DEFAULT_PREPROCESSING
 from mfftools.data.training_zip import TrainingZip
 from mfftools.errors import MfftoolsError
+from mfftools.extract import _loader
 
 
 def training_members(lines, n_images=None):
@@ -33,22 +35,21 @@ def test_reads_labels_groups_and_images(tmp_path, in_memory):
     assert dataset.labels.dtype == np.int64 and dataset.groups.dtype == np.int64
     assert dataset.names[2] == "Asian/m.02/0001.jpg"
     assert dataset.group_names == ["African", "Asian"]
-    image, index = dataset[2]
-    assert image.shape == (3, 112, 112) and index == 2
+    assert dataset.decode(2, DEFAULT_PREPROCESSING).shape == (3, 112, 112)
     assert dataset.image_name(2) == "Asian/m.02/0001.jpg"
     assert dataset.describe(2) == f"{path}:data/img/0000002.jpg"
-    assert not torch.equal(dataset[0][0], dataset[1][0])
+    assert not torch.equal(dataset.decode(0, DEFAULT_PREPROCESSING), dataset.decode(1, DEFAULT_PREPROCESSING))
 
 
 def test_dataloader_with_two_workers(tmp_path):
     lines = [f"G{k % 2}/p{k // 3}/x.jpg {k % 2} {k // 3} 1" for k in range(12)]
     dataset = TrainingZip(write_zip(tmp_path / "train.zip", training_members(lines)))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=5, num_workers=2)
-    indices = torch.cat([batch[1] for batch in loader])
-    assert dataset.labels[indices.numpy()].tolist() == [k // 3 for k in range(12)]
+    loader = _loader(dataset, np.arange(12), DEFAULT_PREPROCESSING, batch_size=5, workers=2)
+    rows = np.concatenate([batch[1] for batch in loader])
+    assert dataset.labels[rows].tolist() == [k // 3 for k in range(12)]
     # The same images as read in the main process.
     first = next(iter(loader))[0]
-    torch.testing.assert_close(first[3], dataset[3][0])
+    torch.testing.assert_close(first[3], dataset.decode(3, DEFAULT_PREPROCESSING))
 
 
 @pytest.mark.parametrize(
@@ -94,9 +95,9 @@ def test_undecodable_image_names_member(tmp_path):
     members = training_members(LINES)
     members["data/img/0000001.jpg"] = b"garbage"
     dataset = TrainingZip(write_zip(tmp_path / "train.zip", members))
-    dataset[0]
+    dataset.decode(0, DEFAULT_PREPROCESSING)
     with pytest.raises(MfftoolsError, match=r"train.zip:data/img/0000001.jpg"):
-        dataset[1]
+        dataset.decode(1, DEFAULT_PREPROCESSING)
 
 
 def test_pickled_reader_reopens_its_zip(tmp_path):
@@ -104,8 +105,8 @@ def test_pickled_reader_reopens_its_zip(tmp_path):
     import pickle
 
     dataset = TrainingZip(write_zip(tmp_path / "train.zip", training_members(LINES)))
-    expected = dataset[3][0]
+    expected = dataset.decode(3, DEFAULT_PREPROCESSING)
     assert dataset.archive._handle is not None
     copy = pickle.loads(pickle.dumps(dataset))
     assert copy.archive._handle is None
-    torch.testing.assert_close(copy[3][0], expected)
+    torch.testing.assert_close(copy.decode(3, DEFAULT_PREPROCESSING), expected)

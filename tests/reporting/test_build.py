@@ -124,6 +124,21 @@ def test_significance_of_a_strong_group_effect(tmp_path, result_files):
     assert "\u2020" in files.markdown.read_text() and "\u2020" in files.html.read_text()
 
 
+def test_degenerate_embeddings_get_no_statement_and_no_interval(tmp_path, result_files):
+    # the same strong group effect, from embeddings the evaluation found degenerate
+    data = json.loads(result_files[0].read_text())
+    data["degenerate"] = ["near-identical rows (median impostor score 0.9999996)"]
+    path = tmp_path / "degenerate.json"
+    path.write_text(json.dumps(data))
+    files = write_report([path], tmp_path / "out", bootstrap=50, seed=0, permutations=99)
+    assert json.loads(files.claims.read_text()) == []
+    summary = files.report.summary
+    assert "degenerate embeddings (near-identical rows" in summary
+    assert "no group comparison is drawn" in summary and "Indian" not in summary
+    assert any("No confidence intervals or significance" in note and "degenerate" in note
+               for note in files.report.notes)
+
+
 def test_pair_only_and_instance_only(tmp_path, result_files):
     pair = write_report(result_files[1:2], tmp_path / "pair", bootstrap=0)
     assert [s.title for s in pair.report.sections] == [

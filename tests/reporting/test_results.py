@@ -175,7 +175,7 @@ def test_unreadable_files(tmp_path):
         load_results([])
 
 
-def test_per_identity_rows_or_columns_names_or_indices(tmp_path, rng):
+def test_per_identity_columns_are_read_and_checked(tmp_path, rng):
     data = instance_result(rng, n_per_group=5)
     columns = data["results"][0]["per_identity"]
     result = load_result(write_json(tmp_path / "columns.json", data))
@@ -186,31 +186,16 @@ def test_per_identity_rows_or_columns_names_or_indices(tmp_path, rng):
     assert np.isnan(from_columns["tpr"][0])  # identity 0 had no genuine pair
     assert_array_equal(from_columns["inter"], columns["inter"])
 
-    # the same table as top-level rows naming their group, without similarity columns
-    del data["results"][0]["per_identity"]
-    data["per_identity"] = [
-        {"identity": i, "group": data["group_names"][g], "tpr": t, "fpr": f}
-        for i, g, t, f in zip(columns["identity"], columns["group"], columns["tpr"], columns["fpr"])
-    ]
-    result = load_result(write_json(tmp_path / "rows.json", data))
-    from_rows = per_identity(result, result.data["results"][0])
-    assert_array_equal(from_rows["tpr"], from_columns["tpr"])
-    assert_array_equal(from_rows["group"], from_columns["group"])
-    assert "intra" not in from_rows
-
-    data["per_identity"][3]["group"] = 9
-    result = load_result(write_json(tmp_path / "range.json", data))
-    with pytest.raises(MfftoolsError, match="out of range"):
-        per_identity(result, result.data["results"][0])
-    data["per_identity"][3]["group"] = "Martian"
-    result = load_result(write_json(tmp_path / "name.json", data))
-    with pytest.raises(MfftoolsError, match="'Martian'"):
-        per_identity(result, result.data["results"][0])
-    data["per_identity"] = {"group": [0, 1], "tpr": [0.5]}
+    entry = data["results"][0]
+    for group, message in ((9, "out of range"), ("Martian", "must be group indices")):
+        entry["per_identity"] = dict(columns, group=[group] + columns["group"][1:])
+        result = load_result(write_json(tmp_path / "bad.json", data))
+        with pytest.raises(MfftoolsError, match=message):
+            per_identity(result, result.data["results"][0])
+    entry["per_identity"] = {"group": [0, 1], "tpr": [0.5]}
     result = load_result(write_json(tmp_path / "short.json", data))
     with pytest.raises(MfftoolsError, match="column 'tpr' has 1 rows, 'group' has 2"):
         per_identity(result, result.data["results"][0])
-
 
 
 def test_image_counts_of_the_identities_join_the_per_identity_columns(tmp_path, rng):
@@ -240,11 +225,6 @@ def test_roc_formats(tmp_path, rng):
     assert_array_equal(curves["Asian"][0], pair.data["roc"]["Asian"]["far"])
     assert_array_equal(curves["Asian"][1], pair.data["roc"]["Asian"]["tar"])
     data = instance_result(rng)
-    data["roc"] = {"African": [[0.0, 0.1], [0.5, 0.9], [1.0, 1.0]]}
-    instance = load_result(write_json(tmp_path / "inst.json", data))
-    fpr, tpr = roc_curves(instance)["African"]
-    assert_array_equal(fpr, [0, 0.5, 1])
-    assert_array_equal(tpr, [0.1, 0.9, 1])
     # undefined points (null) are dropped; a group without any defined point has no curve
     data["roc"] = {"Asian": {"threshold": [0.9, 0.5, 0.1], "fpr": [None, 0.01, 0.2],
                              "tpr": [0.3, 0.6, None]},
