@@ -32,7 +32,11 @@ _HOMES = {
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
-__all__ = ["MfftoolsError", *_HOME_OF]
+__all__ = [
+    "instance", "pairs", "identification", "template", "calibrate", "cross_validate", "load",
+    "save", "report", "InstanceResult", "PairResult", "IdentificationResult", "TemplateResult",
+    "CalibrationResult", "Calibration", "ReportFiles", "Embeddings", "MfftoolsError",
+]
 
 if TYPE_CHECKING:  # what a type checker or an editor sees; imported lazily at run time
     from mfftools.api.calibration import Calibration, calibrate, cross_validate

@@ -200,9 +200,9 @@ def template(embeddings, templates=None, media=None, detector_scores=None, *,
                                             ("detector_scores", detector_scores))
                  if value is not None]
         if given:
-            raise MfftoolsError(f"{arrays.file_name(embeddings)}: an IJB embeddings file holds its own "
-                                f"templates, media and detector scores; {', '.join(given)} go "
-                                "with arrays")
+            raise MfftoolsError(f"{arrays.file_name(embeddings)}: an IJB embeddings file "
+                                "holds its own templates, media and detector scores; "
+                                f"{', '.join(given)} go with arrays")
         source = arrays.images(embeddings)
     if arrays.is_path(galleries):
         galleries = (galleries,)
