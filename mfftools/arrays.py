@@ -232,8 +232,8 @@ def images(source, identities=None, groups=None, group_names=None, name="embeddi
         if is_path(source):
             return open_embeddings(source, layout="images")
         if source.layout != "images":
-            raise MfftoolsError(f"{source.path}: this needs an 'images'-layout embeddings "
-                                f"file, this one has layout {source.layout!r}")
+            raise MfftoolsError(f"{source.path}: this command needs a 'images'-layout "
+                                f"embeddings file, this one has layout {source.layout!r}")
         return source
     if identities is None:
         raise MfftoolsError(f"{name}: give the identity of each row (identities=...) with an "
@@ -262,6 +262,11 @@ def pairs(first, second=None, issame=None, groups=None, group_names=None, folds=
 def file_of(embeddings):
     """The file an opened Embeddings was read from, or None for arrays."""
     return None if isinstance(embeddings, (ArrayEmbeddings, ArrayPairs)) else embeddings.path
+
+
+def opened(source):
+    """An embeddings file's path opened (its labels read once); anything else as it is."""
+    return open_embeddings(source) if is_path(source) else source
 
 
 def file_name(source):

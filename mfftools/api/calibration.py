@@ -12,15 +12,22 @@ from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
 from mfftools import arrays
-from mfftools.api.inputs import rates, without_array_source
+from mfftools.api.inputs import (
+    EmbeddingsLike,
+    Labels,
+    PathLike,
+    Rates,
+    rates,
+    without_array_source,
+)
 from mfftools.api.results import CalibrationResult
 from mfftools.calibration import pipeline, store
-from mfftools.calibration.methods import DEFAULT_CLUSTERS, DEFAULT_FIT_FPR, Settings
 from mfftools.calibration.calibrators import DEFAULT_BINS
+from mfftools.calibration.methods import DEFAULT_CLUSTERS, DEFAULT_FIT_FPR, Settings
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation import text
 
-PathLike = Union[str, Path]
+PairsLike = Optional[EmbeddingsLike]
 
 
 @dataclass(eq=False, repr=False)
@@ -50,10 +57,11 @@ class Calibration:
         self.file = Path(path)
         return self.file
 
-    def apply(self, embeddings_a, embeddings_b=None, issame=None, groups=None, *,
-              group_names: Optional[Sequence[str]] = None, folds=None,
+    def apply(self, embeddings_a: EmbeddingsLike, embeddings_b: PairsLike = None,
+              issame: Labels = None, groups: Labels = None, *,
+              group_names: Optional[Sequence[str]] = None, folds: Labels = None,
               pair_list: Optional[PathLike] = None, columns: Union[str, dict, None] = None,
-              fpr: Union[float, Sequence[float]] = pipeline.TARGETS) -> CalibrationResult:
+              fpr: Rates = pipeline.TARGETS) -> CalibrationResult:
         """The measures of these pairs' calibrated scores (`calibrate apply --json`)."""
         embeddings, pair_set = read_pairs(embeddings_a, embeddings_b, issame, groups,
                                           group_names, folds, pair_list, columns)
@@ -67,8 +75,9 @@ class Calibration:
                                 self.fitted.fitted.n_fallbacks)
 
 
-def calibrate(embeddings_a, embeddings_b=None, issame=None, groups=None, *, method: str,
-              group_names: Optional[Sequence[str]] = None, folds=None,
+def calibrate(embeddings_a: EmbeddingsLike, embeddings_b: PairsLike = None,
+              issame: Labels = None, groups: Labels = None, *, method: str,
+              group_names: Optional[Sequence[str]] = None, folds: Labels = None,
               pair_list: Optional[PathLike] = None, columns: Union[str, dict, None] = None,
               calibrator: str = "beta", clusters: int = DEFAULT_CLUSTERS,
               bins: int = DEFAULT_BINS, fit_fpr: float = DEFAULT_FIT_FPR,
@@ -84,12 +93,12 @@ def calibrate(embeddings_a, embeddings_b=None, issame=None, groups=None, *, meth
     return Calibration(fitted, n_images)
 
 
-def cross_validate(embeddings_a, embeddings_b=None, issame=None, groups=None, *,
+def cross_validate(embeddings_a: EmbeddingsLike, embeddings_b: PairsLike = None,
+                   issame: Labels = None, groups: Labels = None, *,
                    methods: Union[str, Sequence[str]],
-                   group_names: Optional[Sequence[str]] = None, folds=None,
+                   group_names: Optional[Sequence[str]] = None, folds: Labels = None,
                    pair_list: Optional[PathLike] = None, columns: Union[str, dict, None] = None,
-                   n_folds: Optional[int] = None,
-                   fpr: Union[float, Sequence[float]] = pipeline.TARGETS,
+                   n_folds: Optional[int] = None, fpr: Rates = pipeline.TARGETS,
                    calibrator: str = "beta", clusters: int = DEFAULT_CLUSTERS,
                    bins: int = DEFAULT_BINS, fit_fpr: float = DEFAULT_FIT_FPR, seed: int = 0,
                    progress: bool = False) -> CalibrationResult:

@@ -9,14 +9,24 @@ printed, and no process-wide setting is left changed.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from mfftools import arrays
-from mfftools.api.calibration import resolve_calibration
-from mfftools.api.inputs import device_for, name_model, rates, source_of, without_array_source
+from mfftools.api.calibration import Calibration, resolve_calibration
+from mfftools.api.inputs import (
+    Device,
+    EmbeddingsLike,
+    Labels,
+    PathLike,
+    Rates,
+    device_for,
+    name_model,
+    rates,
+    source_of,
+    without_array_source,
+)
 from mfftools.api.results import (
     IdentificationResult,
     InstanceResult,
@@ -28,15 +38,14 @@ from mfftools.evaluation.identification import DEFAULT_RANKS
 from mfftools.evaluation.template_identification import FPIR_TARGETS
 from mfftools.evaluation.template_verification import TARGETS as FAR_TARGETS
 
-PathLike = Union[str, Path]
-Rates = Union[float, Sequence[float]]
+CalibrationLike = Optional[Union[Calibration, PathLike]]
 
 
-def instance(embeddings, identities=None, groups=None, *,
+def instance(embeddings: EmbeddingsLike, identities: Labels = None, groups: Labels = None, *,
              group_names: Optional[Sequence[str]] = None, fpr: Rates = 1e-5,
              method: str = "bisection", det: bool = False,
-             reference_group: Optional[str] = None, calibration=None,
-             allow_degenerate: bool = False, tile: int = 8192, device="auto",
+             reference_group: Optional[str] = None, calibration: CalibrationLike = None,
+             allow_degenerate: bool = False, tile: int = 8192, device: Device = "auto",
              precision: str = "auto", name: Optional[str] = None,
              progress: bool = False) -> InstanceResult:
     """The instance protocol (`mfftools inst-eval`) on `embeddings`: an array [N, D] (numpy, or
@@ -77,10 +86,11 @@ def instance_results(embeddings, *, fpr=1e-5, method="bisection", det=False,
     return _recorded(result, name, (embeddings,), calibration_file)
 
 
-def pairs(embeddings_a, embeddings_b=None, issame=None, groups=None, *,
-          group_names: Optional[Sequence[str]] = None, folds=None,
+def pairs(embeddings_a: EmbeddingsLike, embeddings_b: Optional[EmbeddingsLike] = None,
+          issame: Labels = None, groups: Labels = None, *,
+          group_names: Optional[Sequence[str]] = None, folds: Labels = None,
           only_groups: Optional[Sequence[str]] = None, grid: Optional[str] = None,
-          calibration=None, allow_dropped_pairs: bool = False,
+          calibration: CalibrationLike = None, allow_dropped_pairs: bool = False,
           allow_degenerate: bool = False, name: Optional[str] = None) -> PairResult:
     """The pair protocol (`mfftools pair-eval`): two arrays [P, D] whose row k is pair k, with
     `issame` [P] and each pair's group (names or indices), or an embeddings file holding pairs.
@@ -110,13 +120,14 @@ def pair_results(embeddings, *, only_groups=None, grid=None, calibration=None,
     return without_array_source(result, embeddings)
 
 
-def identification(embeddings, identities=None, groups=None, *,
-                   group_names: Optional[Sequence[str]] = None, probes=None,
-                   probe_identities=None, probe_groups=None,
-                   gallery_images: Optional[int] = None, fpir: Rates = 1e-2, rank: int = 1,
-                   ranks: Sequence[int] = DEFAULT_RANKS, rank_ties: str = "optimistic",
-                   match_by: Optional[str] = None, calibration=None,
-                   allow_degenerate: bool = False, tile: int = 8192, device="auto",
+def identification(embeddings: EmbeddingsLike, identities: Labels = None,
+                   groups: Labels = None, *, group_names: Optional[Sequence[str]] = None,
+                   probes: Optional[EmbeddingsLike] = None, probe_identities: Labels = None,
+                   probe_groups: Labels = None, gallery_images: Optional[int] = None,
+                   fpir: Rates = 1e-2, rank: int = 1, ranks: Sequence[int] = DEFAULT_RANKS,
+                   rank_ties: str = "optimistic", match_by: Optional[str] = None,
+                   calibration: CalibrationLike = None, allow_degenerate: bool = False,
+                   tile: int = 8192, device: Device = "auto",
                    precision: str = "auto", name: Optional[str] = None,
                    progress: bool = False) -> IdentificationResult:
     """Open-set identification, 1:N (`mfftools ident-eval`): `embeddings` split into a gallery
@@ -124,23 +135,19 @@ def identification(embeddings, identities=None, groups=None, *,
     (every identity a template) and the searches, each an array with its identities and
     groups or an images-layout embeddings file. Searches find their template by identity name
     (an array's names are its labels as text) unless `match_by="label"`."""
-    gallery = embeddings if arrays.is_array(embeddings) else arrays.images(embeddings)
-    searches = probes if probes is None or arrays.is_array(probes) else arrays.images(probes)
     if probes is None and (probe_identities is not None or probe_groups is not None):
         raise MfftoolsError("probe_identities and probe_groups go with probes")
-    if probes is not None and group_names is None:  # arrays name their groups as the other
-        group_names = next((source.group_names for source in (gallery, searches)
-                            if not arrays.is_array(source)), None) or \
+    embeddings, probes = arrays.opened(embeddings), arrays.opened(probes)
+    names = group_names
+    if probes is not None and names is None:  # arrays name their groups as the other input
+        names = next((source.group_names for source in (embeddings, probes)
+                      if not arrays.is_array(source)), None) or \
             arrays.shared_group_names(groups, probe_groups)
-    if arrays.is_array(gallery):
-        gallery = arrays.images(gallery, identities, groups, group_names)
-    else:
-        arrays.images(gallery, identities, groups)  # refuses labels given with a file
-    if searches is not None and arrays.is_array(searches):
-        searches = arrays.images(searches, probe_identities, probe_groups, group_names,
-                                 name="probes")
-    elif searches is not None:
-        arrays.images(searches, probe_identities, probe_groups)
+    gallery = arrays.images(embeddings, identities, groups,
+                            names if arrays.is_array(embeddings) else group_names)
+    searches = None if probes is None else arrays.images(
+        probes, probe_identities, probe_groups,
+        names if arrays.is_array(probes) else group_names, name="probes")
     return IdentificationResult(identification_results(
         gallery, searches, gallery_images=gallery_images, fpir=fpir, rank=rank, ranks=ranks,
         rank_ties=rank_ties, match_by=match_by, calibration=calibration,
@@ -176,7 +183,8 @@ def identification_results(embeddings, probes=None, *, gallery_images=None, fpir
     return _recorded(result, name, (first, second), calibration_file)
 
 
-def template(embeddings, templates=None, media=None, detector_scores=None, *,
+def template(embeddings: EmbeddingsLike, templates: Labels = None, media: Labels = None,
+             detector_scores: Labels = None, *,
              pairs: Optional[PathLike] = None,
              galleries: Union[PathLike, Sequence[PathLike]] = (),
              probes: Optional[PathLike] = None, metadata: Optional[PathLike] = None,

@@ -8,13 +8,13 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 
 from mfftools import arrays
+from mfftools.api.inputs import EmbeddingsLike, Labels, PathLike
 from mfftools.api.results import Result
 from mfftools.embeddings import Embeddings, EmbeddingsWriter, open_embeddings, partial_path
 from mfftools.errors import MfftoolsError
 from mfftools.reporting.build import PERMUTATIONS, ReportFiles, write_report
 from mfftools.reporting.claims import ALPHA
 
-PathLike = Union[str, Path]
 _BLOCK_ROWS = 65536
 
 
@@ -25,7 +25,8 @@ def load(path: PathLike) -> Embeddings:
     return open_embeddings(path)
 
 
-def save(path: PathLike, embeddings, identities, groups=None, *,
+def save(path: PathLike, embeddings: EmbeddingsLike, identities: Labels,
+         groups: Labels = None, *,
          group_names: Optional[Sequence[str]] = None,
          image_paths: Optional[Sequence[str]] = None,
          model: Optional[str] = None) -> Path:

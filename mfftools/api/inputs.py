@@ -1,10 +1,22 @@
-"""What the Python API's entry points share in reading their arguments."""
+"""What the Python API's entry points share in reading their arguments, and their types."""
 import numbers
+import os
+from typing import Optional, Sequence, Union
 
+import numpy as np
 import torch
 
 from mfftools import arrays
+from mfftools.embeddings import Embeddings
 from mfftools.errors import MfftoolsError
+
+PathLike = Union[str, os.PathLike]
+# Rows [N, D]: an array, a tensor on any device, an embeddings file's path or opened file.
+EmbeddingsLike = Union[np.ndarray, torch.Tensor, PathLike, Embeddings]
+# One value per row (or per pair): identities, groups, issame, folds, ...
+Labels = Optional[Union[np.ndarray, torch.Tensor, Sequence]]
+Rates = Union[float, Sequence[float]]
+Device = Union[str, torch.device]
 
 
 def rates(values, name="a target rate"):

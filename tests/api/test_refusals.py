@@ -38,6 +38,10 @@ def test_the_commands_messages_for_the_same_bad_input(tmp_path, images_file, pai
          lambda: mfftools.instance(tmp_path / "missing.h5"), "embeddings file not found")
     same(["inst-eval", pairs_file], lambda: mfftools.instance(pairs_file),
          "needs a 'images'-layout embeddings file")
+    same(["ident-eval", pairs_file], lambda: mfftools.identification(pairs_file),
+         "needs a 'images'-layout embeddings file")
+    same(["ident-eval", pairs_file], lambda: mfftools.identification(mfftools.load(pairs_file)),
+         "needs a 'images'-layout embeddings file")
     same(["ident-eval", images_file, "--fpir", "1e-9"],
          lambda: mfftools.identification(images_file, fpir=1e-9), "FPIR")
     same(["ident-eval", images_file, "--match-by", "name"],
