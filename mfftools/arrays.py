@@ -236,8 +236,8 @@ def images(source, identities=None, groups=None, group_names=None, name="embeddi
                                 f"embeddings file, this one has layout {source.layout!r}")
         return source
     if identities is None:
-        raise MfftoolsError(f"{name}: give the identity of each row (identities=...) with an "
-                            "array of embeddings")
+        raise MfftoolsError(f"{name}: an array of embeddings needs each row's identity "
+                            "(identities, or probe_identities for probes)")
     return ArrayEmbeddings(source, identities, groups, group_names, name=name, **columns)
 
 

@@ -92,7 +92,7 @@ def test_instance_refuses_bad_arrays(faces):
     names = np.array(GROUPS)[group]
     refused(lambda: mfftools.instance(rows, identity, names, group_names=["African", "Asian"]),
             "groups 'Caucasian' is not in group_names")
-    refused(lambda: mfftools.instance(rows), "give the identity of each row")
+    refused(lambda: mfftools.instance(rows), "an array of embeddings needs each row's identity")
 
 
 def test_a_file_holds_its_own_labels(images_file, faces):
