@@ -9,7 +9,10 @@ memory is its own:
     weighted by its detector score over its media's frames, summed per template by sorted runs,
     normalised), reads the pair list (numpy's text parser, no checks) and takes the pair dot
     products in float32, a chunk at a time;
-  * template-eval 1:1 (`--pairs`) and 1:N (`--gallery G1 --gallery G2 --probes P`).
+  * template-eval 1:1 (`--pairs`) and 1:N (`--gallery G1 --gallery G2 --probes P`);
+  * the same with `--calibration` of a faircal fit (K = 100 clusters, beta calibrators, fitted on
+    a small synthetic pair set of the same dimension): every pair and search scored by its
+    calibrated confidence (each template keyed by its nearest centroid).
 
     python benchmarks/bench_template_eval.py                  # IJB-C's size
     python benchmarks/bench_template_eval.py --scale 0.05     # a quick check
@@ -84,10 +87,22 @@ def synthesize(folder, size, dim, seed=0):
         (folder / name).write_text("TEMPLATE_ID,SUBJECT_ID,FILENAME\n" + rows)
 
 
+def fit_calibration(folder, dim, clusters=100):
+    """A faircal calibration (cal.npz) fitted on a small synthetic pair set of dimension `dim`."""
+    from mfftools.cli import main
+    from mfftools.data.synthetic_embeddings import biased_pairs, write_biased_pairs
+
+    pairs = biased_pairs(group_names=[f"group{k}" for k in range(8)], identities_per_group=60,
+                         images_per_identity=4, pairs_per_group=3000, dim=dim, seed=1)
+    write_biased_pairs(folder / "calibration_pairs.h5", pairs)
+    main(["-q", "calibrate", "fit", str(folder / "calibration_pairs.h5"), "--method", "faircal",
+          "--clusters", str(clusters), "--out", str(folder / "cal.npz")], standalone_mode=False)
+
+
 def _files(folder):
-    """The files `synthesize` wrote into `folder`."""
+    """The files `synthesize` and `fit_calibration` wrote into `folder`."""
     return (folder / "ijbc.h5", folder / "pairs.txt",
-            [folder / name for name in LISTS])
+            [folder / name for name in LISTS], folder / "cal.npz")
 
 
 def numpy_floor(path, pairs):
@@ -122,14 +137,16 @@ def numpy_floor(path, pairs):
 
 
 def run_one(args):
-    mode, path, pairs, *lists = args.one
+    mode, path, pairs, *lists, calibration = args.one
     if mode == "floor":
         numpy_floor(Path(path), Path(pairs))
     else:
         from mfftools.cli import main
 
-        what = (["--pairs", pairs] if mode == "one-to-one" else
+        what = (["--pairs", pairs] if mode.startswith("one-to-one") else
                 ["--gallery", lists[0], "--gallery", lists[1], "--probes", lists[2]])
+        if mode.endswith("calibrated"):
+            what += ["--calibration", calibration]
         main(["-q", "template-eval", path, *what, "--json", args.out], standalone_mode=False)
     print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
@@ -139,14 +156,15 @@ def main():
                                      formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="Fraction of IJB-C's size.")
     parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=7, help=argparse.SUPPRESS)
     parser.add_argument("--make", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         return run_one(args)
     if args.make:
-        return synthesize(Path(args.make), sizes(args.scale), args.dim)
+        synthesize(Path(args.make), sizes(args.scale), args.dim)
+        return fit_calibration(Path(args.make), args.dim)
     size = sizes(args.scale)
     print(f"template-eval benchmark: {size['images']:,} images, {size['templates']:,} templates, "
           f"{size['pairs']:,} pairs ({size['genuine']:,} genuine), 1:N G1 {size['g1']:,} + "
@@ -157,12 +175,14 @@ def main():
         # Written by a process of its own, so that this one stays small: a child's peak memory
         # starts from its parent's size when it is forked.
         subprocess.run([sys.executable, __file__, "--make", folder, "--scale", str(args.scale),
-                        "--dim", str(args.dim)], check=True)
-        path, pairs, lists = _files(Path(folder))
-        files = [str(path), str(pairs), *map(str, lists)]
+                        "--dim", str(args.dim)], check=True, stdout=subprocess.DEVNULL)
+        path, pairs, lists, calibration = _files(Path(folder))
+        files = [str(path), str(pairs), *map(str, lists), str(calibration)]
         floor = None
         for mode, label in (("floor", "numpy floor"), ("one-to-one", "template-eval 1:1"),
-                            ("one-to-n", "template-eval 1:N")):
+                            ("one-to-n", "template-eval 1:N"),
+                            ("one-to-one-calibrated", "1:1 --calibration"),
+                            ("one-to-n-calibrated", "1:N --calibration")):
             out = Path(folder) / f"{mode}.json"
             measured = timed_process([sys.executable, __file__, "--one", mode, *files,
                                       "--out", str(out)])

@@ -18,7 +18,7 @@ from PIL import Image
 from extraction_sources import (
     Interrupting, NoiseImages, encoded, load_tiny_model_module, noise_source, write_bin_folder,
     write_pair_list_with_a_bad_image, write_rfw_zip)
-from mfftools.data.images import Preprocessing, decode_image
+from mfftools.data.images import DEFAULT_PREPROCESSING, Preprocessing, decode_image
 from mfftools.embeddings import open_embeddings, partial_path
 from mfftools.errors import MfftoolsError
 from mfftools.extract import extract
@@ -35,7 +35,7 @@ def _expected(model, images, flip=True):
 
 
 def _images(source):
-    return torch.stack([source.images[k][0] for k in range(len(source))])
+    return torch.stack([source.images.decode(k, DEFAULT_PREPROCESSING) for k in range(len(source))])
 
 
 def test_images_layout_round_trip_with_flip(tmp_path, tiny_model):

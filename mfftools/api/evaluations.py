@@ -191,12 +191,15 @@ def template(embeddings: EmbeddingsLike, templates: Labels = None, media: Labels
              group_by: Sequence[str] = ("skintone", "gender"), norm: str = "keep",
              detector_score: str = "weight", far: Rates = FAR_TARGETS,
              fpir: Rates = FPIR_TARGETS, ranks: Sequence[int] = DEFAULT_RANKS,
-             skip_missing: bool = False, name: Optional[str] = None) -> TemplateResult:
+             skip_missing: bool = False, calibration: CalibrationLike = None,
+             name: Optional[str] = None) -> TemplateResult:
     """IJB-B / IJB-C templates (`mfftools template-eval`): 1:1 on the template pair list
     `pairs`, 1:N on each gallery list against the probe list, per group of the subject
     `metadata`. `embeddings`: an IJB embeddings file (`extract --ijb`), or an array [N, D] with
     each image's template and media ids and detector score (needed unless
-    `detector_score="ignore"`). The protocol lists are IJB's own files."""
+    `detector_score="ignore"`). The protocol lists are IJB's own files. `calibration`: scores
+    calibrated by a `mfftools.calibrate` result or a calibration file (checked by
+    evaluate_templates against the embeddings and --metadata)."""
     if arrays.is_array(embeddings):
         if templates is None or media is None:
             raise MfftoolsError("give each image's template and media ids (templates=..., "
@@ -217,24 +220,28 @@ def template(embeddings: EmbeddingsLike, templates: Labels = None, media: Labels
     return TemplateResult(template_results(
         source, pairs=pairs, galleries=tuple(galleries), probes=probes, metadata=metadata,
         group_by=tuple(group_by), norm=norm, detector_score=detector_score, far=far,
-        fpir=fpir, ranks=ranks, skip_missing=skip_missing, name=name))
+        fpir=fpir, ranks=ranks, skip_missing=skip_missing, calibration=calibration,
+        name=name))
 
 
 def template_results(embeddings, *, pairs=None, galleries=(), probes=None, metadata=None,
                      group_by=("skintone", "gender"), norm="keep", detector_score="weight",
                      far=FAR_TARGETS, fpir=FPIR_TARGETS, ranks=DEFAULT_RANKS,
-                     skip_missing=False, name=None) -> dict:
+                     skip_missing=False, calibration=None, name=None) -> dict:
     """template-eval's results dict of an IJB embeddings file (a path or an opened
-    Embeddings), its model recorded as the command records it."""
+    Embeddings), its calibration file and model recorded as the command records them."""
     from mfftools.evaluation.template_eval import evaluate_templates
     from mfftools.evaluation.templates import TemplateSettings
 
     embeddings = arrays.images(embeddings)
+    fitted, calibration_file = resolve_calibration(calibration)
     result = evaluate_templates(
         embeddings, pairs=pairs, galleries=galleries, probes=probes, metadata=metadata,
         group_by=tuple(group_by), settings=TemplateSettings(norm, detector_score),
         far_targets=rates(far, "far"), fpir_targets=rates(fpir, "fpir"), ranks=ranks,
-        skip_missing=skip_missing)
+        skip_missing=skip_missing, calibration=fitted)
+    if calibration_file is not None:
+        result["calibration"]["file"] = str(calibration_file)
     name_model(result, name, embeddings)
     return result
 

@@ -5,8 +5,9 @@ Each image's key is its cluster (faircal, fsn) or its group (gst, oracle, group-
 pairs a calibration is fitted on (pipeline.image_keys_for): an image of the very embeddings it was
 fitted on (the same data_sha256) keeps its recorded cluster, any other image gets its nearest
 centroid; a group is matched by name (-1 for a group the calibration never saw). A template of
-1:N identification is keyed like an image: its cluster is the nearest centroid of its (canonical
-mean) row, its group the identity's.
+1:N identification, or an IJB template of template-eval, is keyed like an image: its cluster is
+the nearest centroid of its (canonical) row, its group the identity's (the subject's); a template
+in no group (-1) has the key -1, as a group the calibration never saw.
 """
 import numpy as np
 
@@ -17,10 +18,12 @@ from mfftools.pair_data import rows_sha256
 
 
 def group_keys(calibration, group_names, group):
-    """The calibration's group index of each group index `group` of a file with these names."""
+    """The calibration's group index of each group index `group` of a file with these names
+    (-1 for a group it never saw, and for the group index -1: no group)."""
     position = {name: index for index, name in enumerate(calibration.group_names)}
-    mapping = np.array([position.get(name, -1) for name in group_names], dtype=np.int64)
-    return mapping[np.asarray(group, dtype=np.int64)]
+    mapping = np.array([position.get(name, -1) for name in group_names] + [-1], dtype=np.int64)
+    group = np.asarray(group, dtype=np.int64)
+    return mapping[np.where(group < 0, len(group_names), group)]
 
 
 def row_keys(calibration, embeddings, rows, order):
@@ -55,9 +58,10 @@ def score_map(calibration, left_keys, right_keys):
     return ScoreMap(calibration.fitted, left_keys, right_keys)
 
 
-def describe(calibration, keys):
-    """The results file's `calibration` entry: what was applied, and how many images (keys)
-    fell back (a group the calibration never saw, or a cluster or group fitted globally)."""
+def describe(calibration, keys, counted="images"):
+    """The results file's `calibration` entry: what was applied, and how many images (keys;
+    `counted` names what they key: `<counted>_with_fallback`) fell back (a group the
+    calibration never saw, or a cluster or group fitted globally)."""
     fallback = calibration.fitted.fallback
     keys = np.asarray(keys, dtype=np.int64)
     fell_back = 0
@@ -70,6 +74,6 @@ def describe(calibration, keys):
         "settings": calibration.meta()["settings"],
         "data_sha256": calibration.data_sha256,
         "fallbacks": calibration.fitted.n_fallbacks,
-        "images_with_fallback": fell_back,
+        f"{counted}_with_fallback": fell_back,
         "score": "the calibrated confidence p in [0, 1], rounded to float32",
     }

@@ -64,9 +64,13 @@ class ScoreMap:
         self.right_keys = np.asarray(right_keys, dtype=np.int64)
         self.grid = np.linspace(-1.0, 1.0, GRID_STEPS + 1)
         self._row_keys, self._upper, self._lower = self._envelopes()
-        self._slot = {key: index for index, key in enumerate(self._row_keys)}
-        self._upper_all = self._upper.max(axis=0)
         self._lower_all = self._lower.min(axis=0)
+        # Running maxima: the first grid point where an envelope reaches a value is the first
+        # where its running maximum does, and those are sorted (a binary search finds it).
+        self._rising_upper = np.maximum.accumulate(self._upper, axis=1)
+        self._rising_lower = np.maximum.accumulate(self._lower, axis=1)
+        self._rising_upper_all = self._rising_upper.max(axis=0)
+        self._rising_lower_all = np.maximum.accumulate(self._lower_all)
 
     def _envelopes(self):
         """(row keys, U [A, M+1], L [A, M+1]): max and min over the column keys present of the
@@ -126,39 +130,50 @@ class ScoreMap:
                                                         keys_j)).confidence
         return torch.from_numpy(confidence.astype(np.float32)).to(scores.device)
 
-    def _tables(self, rows, table, everything):
-        """The envelope of each row (by its key), or the one over every row without rows."""
-        if rows is None:
-            return everything[None, :]
+    def _slots(self, rows):
+        """The envelope (row of the tables) of each row of `rows`, by its key."""
         keys = self.left_keys[np.asarray(rows.cpu() if torch.is_tensor(rows) else rows)]
-        return table[np.array([self._slot[key] for key in keys], dtype=np.int64)]
+        return np.searchsorted(self._row_keys, keys)
+
+    def _first(self, rising, rising_all, values, rows, side):
+        """Per value: the first grid point whose envelope (of its row's key, or over every row
+        without rows) is at least the value (`side` "left") or above it ("right");
+        len(grid) where none is. One binary search per value, on the running maxima: nothing
+        of size rows x grid is built."""
+        if rows is None:
+            return np.searchsorted(rising_all, values, side=side)
+        slots = self._slots(rows)
+        first = np.empty(len(values), dtype=np.int64)
+        for slot in np.unique(slots):
+            chosen = slots == slot
+            first[chosen] = np.searchsorted(rising[slot], values[chosen], side=side)
+        return first
 
     def floors(self, cuts, rows=None):
         """Raw floors (float64 numpy, one per cut; module docstring); -inf where the lowest grid
         point already reaches the cut."""
         cuts = np.atleast_1d(np.asarray(cuts, dtype=np.float64))
-        tables = self._tables(rows, self._upper, self._upper_all)
-        reached = tables >= (cuts - _ulp32(cuts))[:, None]
-        first = np.where(reached.any(axis=1), reached.argmax(axis=1), len(self.grid))
+        first = self._first(self._rising_upper, self._rising_upper_all, cuts - _ulp32(cuts),
+                            rows, "left")
         return np.where(first == 0, -math.inf, self.grid[np.maximum(first - 1, 0)])
 
     def ceilings(self, thresholds, rows=None):
         """Raw ceilings (float64 numpy, one per threshold); +inf where no grid point is surely
         above the threshold."""
         thresholds = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
-        tables = self._tables(rows, self._lower, self._lower_all)
-        above = tables > (thresholds + _ulp32(thresholds))[:, None]
-        first = above.argmax(axis=1)
-        return np.where(above.any(axis=1), self.grid[first], math.inf)
+        first = self._first(self._rising_lower, self._rising_lower_all,
+                            thresholds + _ulp32(thresholds), rows, "right")
+        return np.where(first < len(self.grid),
+                        self.grid[np.minimum(first, len(self.grid) - 1)], math.inf)
 
     def lowers(self, values, rows=None):
         """Lower bounds (float64 numpy) of the calibrated score of a pair whose raw score is at
         least each value."""
         values = np.atleast_1d(np.asarray(values, dtype=np.float64))
-        tables = self._tables(rows, self._lower, self._lower_all)
         point = np.clip(np.searchsorted(self.grid, values, side="right") - 1, 0,
                         len(self.grid) - 1)
-        found = tables[np.arange(len(values)) % len(tables), point]
+        found = (self._lower_all[point] if rows is None
+                 else self._lower[self._slots(rows), point])
         return found - _ulp32(found)
 
     def pair_lowers(self, values, rows_i, rows_j):

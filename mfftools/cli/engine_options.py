@@ -76,3 +76,11 @@ def calibration_option(command):
         help="Evaluate calibrated scores: a calibration file of `mfftools calibrate fit` for "
         "this model (beta or isotonic calibrator); every threshold, count and rate is then of "
         "the calibrated confidence, exactly, tile by tile.")(command)
+
+
+def announce_calibration(result, calibration_file):
+    """Say that the scores were calibrated, and by what, before the results' table."""
+    if calibration_file is not None:
+        entry = result["calibration"]
+        click.echo(f"calibrated scores ({calibration_file}: {entry['method']}, "
+                   f"{entry['calibrator']}): every threshold is a confidence in [0, 1]")

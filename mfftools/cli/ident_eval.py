@@ -10,6 +10,7 @@ import click
 
 from mfftools.cli.engine_options import (
     allow_degenerate_option,
+    announce_calibration,
     calibration_option,
     engine_options,
     run_on_ranks,
@@ -89,10 +90,7 @@ def command(embeddings_file, gallery, probes, match_by, gallery_images, targets,
     result, info = run_on_ranks(device, evaluate)
     if not info.is_main:
         return
-    if calibration_file is not None:
-        entry = result["calibration"]
-        click.echo(f"calibrated scores ({calibration_file}: {entry['method']}, "
-                   f"{entry['calibrator']}): every threshold is a confidence in [0, 1]")
+    announce_calibration(result, calibration_file)
     click.echo(identification_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")

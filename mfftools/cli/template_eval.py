@@ -3,6 +3,7 @@ from pathlib import Path
 
 import click
 
+from mfftools.cli.engine_options import announce_calibration, calibration_option
 from mfftools.cli.ident_eval import _ranks
 from mfftools.cli.options import name_list
 from mfftools.evaluation.text import template_summary
@@ -41,8 +42,9 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--name", help="The model's name in the results file and reports.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here.")
+@calibration_option
 def command(embeddings_file, pairs, galleries, probes, metadata, group_by, norm, detector_score,
-            far_targets, fpir_targets, ranks, skip_missing, name, json_path):
+            far_targets, fpir_targets, ranks, skip_missing, name, json_path, calibration_file):
     """IJB-B / IJB-C: 1:1 verification of template pairs (TAR@FAR read as insightface does and
     at the exact threshold, ROC, AUC) and 1:N identification per gallery (TPIR at FPIR, CMC),
     per demographic group with --metadata.
@@ -56,7 +58,9 @@ def command(embeddings_file, pairs, galleries, probes, metadata, group_by, norm,
     result = template_results(
         embeddings_file, pairs=pairs, galleries=galleries, probes=probes, metadata=metadata,
         group_by=group_by, norm=norm, detector_score=detector_score, far=far_targets,
-        fpir=fpir_targets, ranks=_ranks(ranks), skip_missing=skip_missing, name=name)
+        fpir=fpir_targets, ranks=_ranks(ranks), skip_missing=skip_missing, name=name,
+        calibration=calibration_file)
+    announce_calibration(result, calibration_file)
     click.echo(template_summary(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")

@@ -12,7 +12,9 @@ and every score is canonical. The recipe: score each mated search's own template
 mated searches x templates counts, per search, the other templates scoring strictly above its
 mated one (rank = 1 + that count); one pass over non-mated searches x templates keeps each
 search's best template (ties to the first in order). Thresholds, FNIR, FPIR, CMC and the
-false-positive matrix all come from those per-search numbers.
+false-positive matrix all come from those per-search numbers; each search's outcome at each
+threshold (missed, false positive) is recorded too, so that two runs on the same searches (before
+and after a calibration) can be paired search by search.
 """
 import logging
 import math
@@ -359,6 +361,8 @@ def _results_at(target, threshold, numbers, gallery, group_names, rank):
                 [s["fpir"] for s in groups.values() if s["fpir"] is not None]),
         },
         "false_positive_matrix": matrix.tolist(),
+        "missed": np.flatnonzero(missed).tolist(),
+        "false_positives": np.flatnonzero(false_positive).tolist(),
     }
 
 
@@ -466,7 +470,7 @@ def evaluate_identification(
                                           "rank", "ranks", "results", "cmc")},
         "gallery_images": gallery_images if probes is None else None,
         "match_by": None if probes is None else resolve_match(embeddings, probes, match_by),
-        **{key: searched[key] for key in ("rank_ties", "template_groups", "det")},
+        **{key: searched[key] for key in ("rank_ties", "template_groups", "det", "searches")},
         "images": images_fingerprint(*(file for file in (embeddings, probes) if file is not None)),
         "engine": searched["engine"],
         **skipped_counts(embeddings, probes),
@@ -510,6 +514,8 @@ def identify(gallery, group_names, targets, rank=1, ranks=DEFAULT_RANKS, tile=81
         "template_groups": np.bincount(gallery.template_group,
                                        minlength=len(group_names)).tolist(),
         "det": _det(numbers, gallery, group_names, rank),
+        "searches": {"mated_group": gallery.search_group[: gallery.n_mated].tolist(),
+                     "nonmated_group": gallery.search_group[gallery.n_mated :].tolist()},
         "engine": {"precision": screening.name, "n_rescored_pairs": rescored, "tile": tile,
                    "device": gallery.templates.device.type, "world_size": info.world_size},
     }

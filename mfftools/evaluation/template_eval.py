@@ -6,6 +6,10 @@ streamed (template_verification.py); each 1:N gallery is searched by the probe t
 (template_identification.py). Groups come from the subject metadata, joined to templates through
 the 1:N lists (TEMPLATE_ID -> SUBJECT_ID): a template whose subject has no metadata is in the
 group `unannotated` (counted), a template in no list has no group (counted; 1:1 only).
+
+With a calibration (`mfftools calibrate fit`, for this model) every score, 1:1 and 1:N, is the
+calibrated confidence of its two templates (calibration.protocols keys each template: the nearest
+centroid of its row, or its subject's group, which needs --metadata).
 """
 import logging
 
@@ -62,8 +66,11 @@ def template_groups(templates, lists, metadata, group_by=DEFAULT_GROUP_BY):
 
 def evaluate_templates(embeddings, pairs=None, galleries=(), probes=None, metadata=None,
                        group_by=DEFAULT_GROUP_BY, settings=TemplateSettings(), far_targets=TARGETS,
-                       fpir_targets=FPIR_TARGETS, ranks=DEFAULT_RANKS, skip_missing=False):
-    """The results dict of `template-eval` (see docs/template-eval.md for its keys)."""
+                       fpir_targets=FPIR_TARGETS, ranks=DEFAULT_RANKS, skip_missing=False,
+                       calibration=None):
+    """The results dict of `template-eval` (see docs/template-eval.md for its keys); of the
+    calibrated scores with a `calibration` (mfftools.calibration.store.Calibration, refused
+    when fitted for another model)."""
     if embeddings.layout != "images":
         raise MfftoolsError(f"{embeddings.path}: template-eval needs an 'images'-layout file")
     if pairs is None and not galleries:
@@ -74,6 +81,8 @@ def evaluate_templates(embeddings, pairs=None, galleries=(), probes=None, metada
     if metadata is not None and not galleries:
         raise MfftoolsError("--metadata joins subjects to templates through the 1:N lists: "
                             "give --gallery and --probes too")
+    if calibration is not None:
+        _check_calibration(calibration, embeddings, metadata)
     gallery_lists = [read_template_list(path) for path in galleries]
     probe_list = read_template_list(probes) if probes is not None else None
     templates = build_templates(embeddings, settings)
@@ -103,6 +112,9 @@ def evaluate_templates(embeddings, pairs=None, galleries=(), probes=None, metada
         result.update({"metadata": str(metadata), "group_by": list(group_by),
                        "group_names": group_names, "n_templates_in_no_list": outside,
                        "n_unannotated_templates": unannotated})
+    keys = score_map = None
+    if calibration is not None:
+        keys, score_map = _calibration_keys(calibration, templates, template_group, group_names)
     missing = set()
     skipped_pairs = 0
     if pairs is not None:
@@ -111,14 +123,40 @@ def evaluate_templates(embeddings, pairs=None, galleries=(), probes=None, metada
         skipped_pairs = listed.n_skipped
         result["pairs"] = str(pairs)
         result.update(evaluate_verification(templates, listed, far_targets, template_group,
-                                            group_names))
+                                            group_names, score_map=score_map))
     if galleries:
         names = group_names if group_names is not None else ["all"]
         groups = template_group if template_group is not None else np.zeros(len(templates),
                                                                               np.int64)
         result["identification"] = evaluate_template_identification(
             templates, gallery_lists, probe_list, groups, names, fpir_targets, ranks,
-            skip_missing, missing)
+            skip_missing, missing, calibration=calibration, keys=keys)
+    if calibration is not None:
+        from mfftools.calibration.protocols import describe
+
+        result["calibration"] = describe(calibration, keys, counted="templates")
     result["skipped"] = {"pairs": skipped_pairs, "n_templates": len(missing),
                          "templates": sorted(missing)[:100]}
     return result
+
+
+def _check_calibration(calibration, embeddings, metadata):
+    """Refuse a calibration for another model, or one keyed by group without --metadata."""
+    from mfftools.calibration.methods import key_kind
+
+    calibration.check_embeddings(embeddings)
+    if key_kind(calibration.method) == "group" and metadata is None:
+        raise MfftoolsError(
+            f"a {calibration.method} calibration keys each template by its subject's group: "
+            "give --metadata (with --gallery and --probes, which join subjects to templates)")
+
+
+def _calibration_keys(calibration, templates, template_group, group_names):
+    """Each template's calibration key (calibration.protocols.template_keys; no group: -1) and
+    the score map of template pairs."""
+    from mfftools.calibration import protocols
+
+    if template_group is None:
+        template_group, group_names = np.full(len(templates), -1, dtype=np.int64), []
+    keys = protocols.template_keys(calibration, templates.rows, template_group, group_names)
+    return keys, protocols.score_map(calibration, keys, keys)

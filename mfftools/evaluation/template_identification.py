@@ -8,6 +8,8 @@ searches whose mate is at rank 1 and scores above it (TPIR = 1 - FNIR at rank 1)
 template tying with the mate ranks ahead of it (ident-eval's pessimistic ties). The mean of
 the galleries: TPIR averaged over them (as ijb_evals.py), CMC pooled over their mated searches
 (ijb_evals.py divides by every probe, which is the same when each probe is mated in one gallery).
+With a calibration, every score is the calibrated one (identify's `calibration`), each template
+keyed as template-eval keys it (`keys`, one per template row).
 """
 import logging
 
@@ -40,8 +42,9 @@ def _rows(templates, listed, skip_missing, missing):
 
 def search_gallery_list(templates, gallery_list, probe_list, template_group, group_names,
                         targets=FPIR_TARGETS, ranks=DEFAULT_RANKS, skip_missing=False,
-                        missing=None, tile=8192):
-    """Section 7's results for one gallery list searched by every probe template."""
+                        missing=None, tile=8192, calibration=None, keys=None):
+    """Section 7's results for one gallery list searched by every probe template; of the
+    calibrated scores with a `calibration` (`keys`: each template row's calibration key)."""
     missing = set() if missing is None else missing
     gallery_rows, present = _rows(templates, gallery_list, skip_missing, missing)
     gallery_rows, subjects = gallery_rows[present], gallery_list.subjects[present]
@@ -67,18 +70,24 @@ def search_gallery_list(templates, gallery_list, probe_list, template_group, gro
         search_group=template_group[probe_rows[order]],
         mated=mate[order][: int((mate >= 0).sum())],
     )
+    if calibration is not None:
+        gallery.search_keys, gallery.template_keys = keys[probe_rows[order]], keys[gallery_rows]
     result = identify(gallery, group_names, targets, rank=1, ranks=ranks, tile=tile,
-                      screening=PRECISIONS["fp32"], info=DistInfo(), rank_ties="pessimistic")
+                      screening=PRECISIONS["fp32"], info=DistInfo(), rank_ties="pessimistic",
+                      calibration=calibration)
     for entry in result["results"]:
         entry["tpir"] = None if entry["fnir"] is None else 1.0 - entry["fnir"]
     result["engine"].pop("world_size", None)
+    result.pop("calibration", None)  # recorded once, for every template (template_eval)
     return result
 
 
 def evaluate_template_identification(templates, gallery_lists, probe_list, template_group,
                                      group_names, targets=FPIR_TARGETS, ranks=DEFAULT_RANKS,
-                                     skip_missing=False, missing=None):
-    """Every gallery list searched on its own, and their mean: the `identification` entry."""
+                                     skip_missing=False, missing=None, calibration=None,
+                                     keys=None):
+    """Every gallery list searched on its own, and their mean: the `identification` entry (of
+    the calibrated scores with a `calibration`, `keys` one per template row)."""
     targets = tuple(dict.fromkeys(float(target) for target in targets))
     ranks = tuple(sorted(dict.fromkeys(int(k) for k in ranks)))
     galleries = {}
@@ -88,7 +97,7 @@ def evaluate_template_identification(templates, gallery_lists, probe_list, templ
             raise MfftoolsError(f"two galleries are named {name}: give each gallery once")
         galleries[name] = search_gallery_list(templates, listed, probe_list, template_group,
                                               group_names, targets, ranks, skip_missing,
-                                              missing)
+                                              missing, calibration=calibration, keys=keys)
     values = list(galleries.values())
     mean_tpir = []
     for k, target in enumerate(targets):

@@ -14,6 +14,12 @@ TAR at each target FAR is read two ways:
     a point is dropped when its neighbours' steps in FPs and TPs are equal on both sides; the
     point (0, 0) put first), the last such point on ties. The quarter beyond the largest target
     is what lets this reading see the points just past it; when it cannot, it is null.
+
+With a score map (a calibration, mfftools.calibration.score_map), a pair's score is its
+calibrated confidence, float32(p) of its canonical score and its two templates' keys, and it
+replaces the canonical score everywhere: every count, threshold, reading and curve above is then
+that of the calibrated scores, with nothing else changed (each is a function of the scores only,
+ties included).
 """
 import logging
 import math
@@ -45,9 +51,13 @@ def _keep(n_negatives, reach):
     return max(1, min(n_negatives, math.ceil(reach * n_negatives) + 2))
 
 
-def _scores(rows, left, right):
-    return canonical_scores(rows, rows, torch.from_numpy(left.astype(np.int64)),
-                            torch.from_numpy(right.astype(np.int64))).numpy()
+def _scores(rows, left, right, score_map=None):
+    """The canonical scores of template pairs (rows `left`, `right`), mapped by `score_map`."""
+    left, right = torch.from_numpy(left.astype(np.int64)), torch.from_numpy(right.astype(np.int64))
+    scores = canonical_scores(rows, rows, left, right)
+    if score_map is not None and len(scores):
+        scores = score_map(scores, left, right)
+    return scores.numpy()
 
 
 class _Stream:
@@ -77,10 +87,10 @@ class _Stream:
 
 
 def evaluate_verification(templates, pairs, targets=TARGETS, template_group=None,
-                          group_names=None, chunk=CHUNK):
+                          group_names=None, chunk=CHUNK, score_map=None):
     """The 1:1 results dict of `pairs` (a TemplatePairs) on `templates` (Templates); per group
     when `template_group` (each template's group index, -1 for none) and `group_names` are
-    given."""
+    given; of the calibrated scores with a `score_map` (keyed by template row)."""
     targets = tuple(sorted(dict.fromkeys(float(target) for target in targets)))
     for target in targets:
         if not 0.0 < target < 1.0:
@@ -90,7 +100,7 @@ def evaluate_verification(templates, pairs, targets=TARGETS, template_group=None
     n_impostor = len(pairs) - n_genuine
     if not n_genuine or not n_impostor:
         raise MfftoolsError("the pair list needs genuine (label 1) and impostor (label 0) pairs")
-    genuine_scores = _scores(templates.rows, pairs.left[genuine], pairs.right[genuine])
+    genuine_scores = _scores(templates.rows, pairs.left[genuine], pairs.right[genuine], score_map)
     grouped = template_group is not None
     if grouped:
         group_left = template_group[pairs.left]
@@ -103,7 +113,7 @@ def evaluate_verification(templates, pairs, targets=TARGETS, template_group=None
     for first in range(0, len(pairs), chunk):
         chosen = first + np.flatnonzero(~pairs.genuine[first : first + chunk])
         left, right = pairs.left[chosen], pairs.right[chosen]
-        scores = _scores(templates.rows, left, right)
+        scores = _scores(templates.rows, left, right, score_map)
         if grouped:
             stream.add(scores, left, right, group_left[chosen], group_right[chosen])
         else:

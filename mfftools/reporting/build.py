@@ -122,8 +122,9 @@ def write_report(result_paths, out_dir, bootstrap=1000, seed=0, title="mfftools 
     template_results = [r for r in results if r.protocol == "template"]
     if template_results:
         report.sections += template_sections(template_results)
-    report.sections += calibration_sections(calibration_results, instance_results, bootstrap,
-                                            seed)
+    report.sections += calibration_sections(
+        calibration_results, instance_results, bootstrap, seed,
+        identification_results=identification_results, template_results=template_results)
     first_claims = [claim for claim in analysis.claims
                     if first_pairs and claim.point == point_of(first_pairs[0][1])]
     report.summary = summarise(pair_results, first_pairs, first_claims, first_searches, alpha)

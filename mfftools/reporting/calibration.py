@@ -10,10 +10,12 @@ Instance results of the same images with and without `--calibration` (a calibrat
 its model "MODEL + METHOD") are compared at each operating point they share: the spread of the
 per-identity TPR and FPR (their standard deviation over identities) and the gap between the
 highest and lowest group mean, before and after, each change tested by a paired permutation
-test over identities (`paired_test`).
+test over identities (`paired_test`). 1:N results (ident-eval, template-eval's galleries) before
+and after a calibration are compared likewise, search by search (calibrated_searches).
 """
 import numpy as np
 
+from mfftools.reporting.calibrated_searches import before_after_section, searched_pairs
 from mfftools.reporting.document import Section
 from mfftools.reporting.results import per_identity_rates, point_of
 from mfftools.reporting.tables import MISSING, Table, fmt_rate, fmt_ratio
@@ -58,20 +60,27 @@ def check_calibration(check, data):
                 check.number(group, measure, f"{where}groups.{name}.", nullable=True)
 
 
-def calibration_sections(results, instance_results=(), n_resamples=1000, seed=0):
+def calibration_sections(results, instance_results=(), n_resamples=1000, seed=0,
+                         identification_results=(), template_results=()):
     """One section per calibration results file (ResultFile), then the instance protocol before
     and after calibration where `instance_results` hold both (`n_resamples` of the paired test;
-    0: no tests)."""
+    0: no tests), then 1:N before and after where the identification or template results hold
+    both (calibrated_searches)."""
     sections = [_section(result) for result in results]
     pairs = calibrated_pairs(instance_results)
     if pairs:
         sections.append(_before_after_section(pairs, n_resamples, seed))
+    searched = searched_pairs(calibrated_pairs(identification_results),
+                              calibrated_pairs(template_results))
+    section = before_after_section(searched, n_resamples, seed) if searched else None
+    if section is not None:
+        sections.append(section)
     return sections
 
 
 def calibrated_pairs(results):
-    """(plain, calibrated) instance results of the same images: a calibrated result (with a
-    `calibration` entry) and the uncalibrated result whose model its name extends."""
+    """(plain, calibrated) results of one protocol on the same images: a calibrated result (with
+    a `calibration` entry) and the uncalibrated result whose model its name extends."""
     plain = [result for result in results if "calibration" not in result.data]
     pairs = []
     for result in results:

@@ -83,3 +83,28 @@ def test_calibrated_evaluations_equal_the_commands(tmp_path, images_file, pairs_
     result = mfftools.identification(images_file, fpir=0.1, device="cpu",
                                      calibration=tmp_path / "gst.npz")
     assert result.to_dict() == json.loads((tmp_path / "ident.json").read_text())
+
+
+def test_calibrated_templates_equal_the_command(tmp_path, ijb, rng):
+    from embedding_files import write_pairs_file
+
+    rows, template = ijb["rows"], ijb["template"]
+    first, second = rng.integers(0, len(rows), 300), rng.integers(0, len(rows), 300)
+    same = (template[first] - 1) // 3 == (template[second] - 1) // 3
+    second[::2] = np.where(same[::2], second[::2], first[::2] ^ 1)  # about half genuine
+    same = (template[first] - 1) // 3 == (template[second] - 1) // 3
+    paired = np.empty((600, rows.shape[1]), np.float32)
+    paired[0::2], paired[1::2] = rows[first], rows[second]
+    pairs_file = write_pairs_file(tmp_path / "ijb_pairs.h5", paired, same, np.zeros(300, int),
+                                  ["IJBC"], model="toy")
+    command("calibrate", "fit", pairs_file, "--method", "faircal", "--clusters", "2", "--out",
+            tmp_path / "cal.npz")
+    folder = ijb["folder"]
+    command("template-eval", ijb["file"], "--pairs", folder / "pairs.txt", "--far", "0.1",
+            "--calibration", tmp_path / "cal.npz", "--json", tmp_path / "t.json")
+    expected = json.loads((tmp_path / "t.json").read_text())
+    assert expected["model"] == "toy + faircal"
+    for calibration in (tmp_path / "cal.npz", mfftools.Calibration.load(tmp_path / "cal.npz")):
+        result = mfftools.template(ijb["file"], pairs=folder / "pairs.txt", far=0.1,
+                                   calibration=calibration)
+        assert result.to_dict() == expected

@@ -91,3 +91,40 @@ def test_floors_are_tight_to_a_grid_step(rng):
 def test_a_binning_calibration_is_refused(rng):
     with pytest.raises(MfftoolsError, match="binning calibrator is not monotone"):
         ScoreMap(_fitted(rng, "faircal", "binning"), np.zeros(2, int), np.zeros(2, int))
+
+
+@pytest.mark.parametrize("method, calibrator, separable", CASES)
+def test_bounds_of_many_rows_follow_the_definition(rng, method, calibrator, separable):
+    """Per row, the floor, ceiling and lower bound the module docstring defines from the
+    envelopes of the row's key over the column keys, on the grid, computed densely here."""
+    from mfftools.calibration.score_map import _ulp32
+
+    fitted = _fitted(rng, method, calibrator, separable)
+    left, right = rng.integers(0, N_KEYS, 40), np.array([0, 2, 3, 3])
+    left[:3] = -1  # a key the calibration never saw
+    score_map = ScoreMap(fitted, left, right)
+    grid = score_map.grid
+    maps = {a: np.stack([apply_method(fitted, PairKeys(grid, np.full(len(grid), a),
+                                                       np.full(len(grid), b))).confidence
+                         for b in np.unique(right)]) for a in np.unique(left)}
+    rows = rng.integers(0, len(left), 500)
+    # values on the envelopes themselves, give or take the slack: ties at the comparisons
+    points = rng.integers(0, len(grid), 500)
+    upper_at = np.array([maps[left[r]].max(axis=0)[m] for r, m in zip(rows, points)])
+    lower_at = np.array([maps[left[r]].min(axis=0)[m] for r, m in zip(rows, points)])
+    values = np.r_[rng.uniform(-0.05, 1.05, 280), np.zeros(10), np.ones(10),
+                   (upper_at + _ulp32(upper_at))[300:400], (lower_at - _ulp32(lower_at))[400:]]
+    floors = score_map.floors(values, torch.from_numpy(rows))
+    ceilings = score_map.ceilings(values, torch.from_numpy(rows))
+    raw = np.r_[rng.uniform(-1.2, 1.1, 490), -1.0, 1.0, grid[rng.integers(0, len(grid), 8)]]
+    lowers = score_map.lowers(raw, rows)
+    for k, row in enumerate(rows):
+        upper, lower = maps[left[row]].max(axis=0), maps[left[row]].min(axis=0)
+        reached = np.flatnonzero(upper >= values[k] - _ulp32(values[k]))
+        expected = (1.0 if not len(reached) else -np.inf if reached[0] == 0
+                    else grid[reached[0] - 1])
+        assert floors[k] == expected
+        above = np.flatnonzero(lower > values[k] + _ulp32(values[k]))
+        assert ceilings[k] == (grid[above[0]] if len(above) else np.inf)
+        point = max(np.searchsorted(grid, raw[k], side="right") - 1, 0)
+        assert lowers[k] == lower[point] - _ulp32(lower[point])

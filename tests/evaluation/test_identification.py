@@ -92,13 +92,17 @@ def dense_identification(emb, identity, group, targets, rank, ranks, images=1, p
             matrix[search_group[~mated][s], template_group[best_template[s]]] += 1
         results.append({"target_fpir": target, "threshold": threshold,
                         "fnir": float(missed.mean()), "fpir": float(hit.mean()),
-                        "groups": groups, "false_positive_matrix": matrix.tolist()})
+                        "groups": groups, "false_positive_matrix": matrix.tolist(),
+                        "missed": np.flatnonzero(missed).tolist(),
+                        "false_positives": np.flatnonzero(hit).tolist()})
     cmc = {"all": [float((rank_of <= k).mean()) for k in ranks]}
     for g, name in enumerate(NAMES):
         sel = rank_of[search_group[mated] == g]
         cmc[name] = [float((sel <= k).mean()) for k in ranks] if len(sel) else [None] * len(ranks)
     return {"n_templates": len(labels), "n_mated": n_mated, "n_nonmated": n_nonmated,
-            "results": results, "cmc": cmc}
+            "results": results, "cmc": cmc,
+            "searches": {"mated_group": search_group[mated].tolist(),
+                         "nonmated_group": search_group[~mated].tolist()}}
 
 
 def make_data(rng, n_identities=90, dim=16, max_images=5, lattice=False, single=0.2):
@@ -127,8 +131,9 @@ def assert_matches(result, reference):
         assert result[key] == reference[key], key
     for ours, theirs in zip(result["results"], reference["results"], strict=True):
         for key in ("target_fpir", "threshold", "fnir", "fpir", "groups",
-                    "false_positive_matrix"):
+                    "false_positive_matrix", "missed", "false_positives"):
             assert ours[key] == theirs[key], key
+    assert result["searches"] == reference["searches"]
 
 
 @pytest.mark.parametrize("case", ["random", "ties", "gallery_images_3", "tile_7_bf16"])

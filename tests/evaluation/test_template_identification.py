@@ -24,21 +24,28 @@ def setup(rng, subjects=30, probes_per_subject=3, dim=8):
     return templates, lists, probes
 
 
-def dense(templates, gallery, probes, target, ranks):
+def dense(templates, gallery, probes, target, ranks, mapped=None):
+    """(threshold, TPIR, CMC, each mated probe's rank, whether each mated probe is missed,
+    whether each non-mated probe is a false positive), probes in list order; the probe x
+    gallery scores mapped by `mapped(scores, probe rows, gallery rows)` when given."""
     rows = templates.rows
     g = templates.rows_of(gallery.templates)
     p = templates.rows_of(probes.templates)
     gi, pi = np.meshgrid(g, p)
     scores = canonical_scores(rows, rows, torch.from_numpy(pi.reshape(-1)),
                               torch.from_numpy(gi.reshape(-1))).numpy().reshape(len(p), len(g))
+    if mapped is not None:
+        scores = mapped(scores, pi, gi)
     mated = np.isin(probes.subjects, gallery.subjects)
-    best = np.sort(scores[~mated].max(axis=1))[::-1]
+    best_scores = scores[~mated].max(axis=1)
+    best = np.sort(best_scores)[::-1]
     threshold = best[int(np.floor(target * len(best)))]
     mate = np.array([list(gallery.subjects).index(s) for s in probes.subjects[mated]])
     mate_scores = scores[mated][np.arange(mated.sum()), mate]
     rank = (scores[mated] >= mate_scores[:, None]).sum(axis=1)  # ties ahead of the mate
-    tpir = np.mean((rank == 1) & (mate_scores > threshold))
-    return threshold, tpir, [np.mean(rank <= k) for k in ranks], rank
+    hit = (rank == 1) & (mate_scores > threshold)
+    return (threshold, np.mean(hit), [np.mean(rank <= k) for k in ranks], rank, ~hit,
+            best_scores > threshold)
 
 
 def test_each_gallery_searched_alone_as_a_dense_search(rng):
@@ -53,7 +60,7 @@ def test_each_gallery_searched_alone_as_a_dense_search(rng):
         entry = result["galleries"][name]
         assert entry["n_templates"] == 15 and entry["n_mated"] == 45 and entry["n_nonmated"] == 45
         for k, target in enumerate((0.1, 0.3)):
-            threshold, tpir, cmc, rank = dense(templates, gallery, probes, target, ranks)
+            threshold, tpir, cmc, rank, _, _ = dense(templates, gallery, probes, target, ranks)
             assert entry["results"][k]["threshold"] == threshold
             assert entry["results"][k]["tpir"] == pytest.approx(tpir)
         assert entry["cmc"]["all"] == pytest.approx(cmc)

@@ -50,13 +50,9 @@ def dense_nearest(negatives, positives, target):
     return fpr[best], tpr[best]
 
 
-def test_one_to_one_matches_a_dense_reference(rng):
-    templates = random_templates(rng)
-    pairs, _ = random_pairs(rng, len(templates))
-    scores = scores_of(templates, pairs)
+def assert_matches_dense(result, scores, pairs, targets):
+    """The 1:1 readings of `result` equal the dense ones of every pair's score `scores`."""
     genuine, impostor = scores[pairs.genuine], scores[~pairs.genuine]
-    targets = (1e-3, 1e-2, 5e-2, 1e-1)
-    result = evaluate_verification(templates, pairs, targets, chunk=97)
     assert result["n_genuine"] == len(genuine) and result["n_impostor"] == len(impostor)
     wins = (genuine[:, None] > impostor[None, :]).sum() + 0.5 * (genuine[:, None] == impostor[None, :]).sum()
     assert result["auc"] == pytest.approx(wins / (len(genuine) * len(impostor)), abs=1e-12)
@@ -73,10 +69,59 @@ def test_one_to_one_matches_a_dense_reference(rng):
         assert reading["far"] == np.mean(impostor > threshold) <= target
         fpr, tpr = dense_nearest(impostor, genuine, target)
         assert (reading["nearest_roc_point_far"], reading["nearest_roc_point"]) == (fpr, tpr)
-    same = evaluate_verification(templates, pairs, targets)
-    assert same == result  # chunks do not change a number
     roc = result["roc"]
     assert roc["far"] == sorted(roc["far"]) and len(roc["far"]) == len(roc["tar"])
+    for threshold, far, tar in zip(roc["threshold"], roc["far"], roc["tar"]):
+        assert far == pytest.approx(np.mean(impostor > np.float32(threshold)))
+        assert tar == pytest.approx(np.mean(genuine > np.float32(threshold)))
+
+
+def assert_groups_match_dense(result, scores, pairs, targets, template_group, names):
+    """Each group's rates, TAR within the group, DET and the FAR matrix of `result` equal the
+    dense ones of every pair's score `scores`."""
+    from mfftools.evaluation.threshold import det_curve
+
+    gl, gr = template_group[pairs.left], template_group[pairs.right]
+    impostor_scores = np.sort(scores[~pairs.genuine])[::-1]
+    for target in targets:
+        t = impostor_scores[int(np.floor(target * len(impostor_scores)))]
+        matrix = result["group_far_matrix"][far_key(target)]
+        for g, name in enumerate(names):
+            entry = result["groups"][name]
+            mine_genuine = pairs.genuine & (gl == g)
+            mine_impostor = ~pairs.genuine & (gl == g) & (gr == g)
+            assert entry["n_genuine"] == mine_genuine.sum()
+            assert entry["n_impostor"] == mine_impostor.sum()
+            at = entry["at_far"][far_key(target)]
+            assert at["fnmr"] == pytest.approx(np.mean(scores[mine_genuine] <= t))
+            assert at["fmr"] == pytest.approx(np.mean(scores[mine_impostor] > t))
+            own = np.sort(scores[mine_impostor])[::-1]
+            rank = int(np.floor(target * len(own)))
+            if rank < 1:  # the group's impostor pairs cannot resolve the target
+                assert at["tar_within_group"] is None
+            else:
+                assert at["tar_within_group"] == pytest.approx(
+                    np.mean(scores[mine_genuine] > own[rank]))
+            for h in range(len(names)):
+                between = ~pairs.genuine & (((gl == g) & (gr == h)) | ((gl == h) & (gr == g)))
+                assert matrix[g][h] == pytest.approx(np.mean(scores[between] > t))
+    for g, name in enumerate(names):
+        dense = det_curve(scores[pairs.genuine & (gl == g)],
+                          scores[~pairs.genuine & (gl == g) & (gr == g)])
+        det = result["groups"][name]["det"]
+        assert det["threshold"] == dense["threshold"]
+        assert det["fmr"] == pytest.approx(dense["fmr"])
+        assert det["fnmr"] == pytest.approx(dense["fnmr"])
+
+
+def test_one_to_one_matches_a_dense_reference(rng):
+    templates = random_templates(rng)
+    pairs, _ = random_pairs(rng, len(templates))
+    targets = (1e-3, 1e-2, 5e-2, 1e-1)
+    result = evaluate_verification(templates, pairs, targets, chunk=97)
+    assert_matches_dense(result, scores_of(templates, pairs), pairs, targets)
+    same = evaluate_verification(templates, pairs, targets)
+    assert same == result  # chunks do not change a number
 
 
 def test_default_targets_are_read_even_when_unresolvable(rng):
@@ -95,35 +140,15 @@ def test_default_targets_are_read_even_when_unresolvable(rng):
 def test_groups_match_a_dense_reference(rng):
     templates = random_templates(rng, n=80)
     pairs, subject = random_pairs(rng, len(templates), n_pairs=3000, subjects=20)
-    group = subject % 3
-    template_group = group.copy()
+    template_group = subject % 3
     template_group[subject == 0] = -1  # a template in no list: in no group
     names = ["a", "b", "c"]
-    scores = scores_of(templates, pairs)
     result = evaluate_verification(templates, pairs, (1e-2, 1e-1), template_group, names,
                                    chunk=101)
-    gl, gr = template_group[pairs.left], template_group[pairs.right]
-    impostor_scores = np.sort(scores[~pairs.genuine])[::-1]
-    for target in (1e-2, 1e-1):
-        t = impostor_scores[int(np.floor(target * len(impostor_scores)))]
-        matrix = result["group_far_matrix"][far_key(target)]
-        for g, name in enumerate(names):
-            entry = result["groups"][name]
-            mine_genuine = pairs.genuine & (gl == g)
-            mine_impostor = ~pairs.genuine & (gl == g) & (gr == g)
-            assert entry["n_genuine"] == mine_genuine.sum()
-            assert entry["n_impostor"] == mine_impostor.sum()
-            at = entry["at_far"][far_key(target)]
-            assert at["fnmr"] == pytest.approx(np.mean(scores[mine_genuine] <= t))
-            assert at["fmr"] == pytest.approx(np.mean(scores[mine_impostor] > t))
-            own = np.sort(scores[mine_impostor])[::-1]
-            own_t = own[int(np.floor(target * len(own)))]
-            assert at["tar_within_group"] == pytest.approx(np.mean(scores[mine_genuine] > own_t))
-            for h in range(3):
-                between = ~pairs.genuine & (((gl == g) & (gr == h)) | ((gl == h) & (gr == g)))
-                assert matrix[g][h] == pytest.approx(np.mean(scores[between] > t))
-        det = result["groups"]["a"]["det"]
-        assert det["fmr"] == sorted(det["fmr"])
+    assert_groups_match_dense(result, scores_of(templates, pairs), pairs, (1e-2, 1e-1),
+                              template_group, names)
+    det = result["groups"]["a"]["det"]
+    assert det["fmr"] == sorted(det["fmr"])
 
 
 def test_pairs_of_one_kind_are_refused(rng):
@@ -132,21 +157,3 @@ def test_pairs_of_one_kind_are_refused(rng):
                           np.array([True, True]), 2)
     with pytest.raises(MfftoolsError, match="needs genuine .* and impostor"):
         evaluate_verification(templates, pairs)
-
-
-def test_group_det_is_the_dense_det_of_its_matched_pairs(rng):
-    from mfftools.evaluation.threshold import det_curve
-
-    templates = random_templates(rng, n=80)
-    pairs, subject = random_pairs(rng, len(templates), n_pairs=3000, subjects=20)
-    group = subject % 2
-    scores = scores_of(templates, pairs)
-    result = evaluate_verification(templates, pairs, (1e-1,), group, ["a", "b"], chunk=77)
-    gl, gr = group[pairs.left], group[pairs.right]
-    for g, name in enumerate(("a", "b")):
-        impostor = scores[~pairs.genuine & (gl == g) & (gr == g)]
-        genuine = scores[pairs.genuine & (gl == g)]
-        dense = det_curve(genuine, impostor)
-        det = result["groups"][name]["det"]
-        assert det["threshold"] == dense["threshold"]
-        assert det["fmr"] == pytest.approx(dense["fmr"]) and det["fnmr"] == pytest.approx(dense["fnmr"])
