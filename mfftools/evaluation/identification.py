@@ -429,6 +429,7 @@ def evaluate_identification(
     are refused unless `allow_degenerate` (see `sanity`). `calibration`: a fitted calibration
     (mfftools.calibration.store.Calibration) whose calibrated scores replace the canonical
     ones: a search's best template and a mate's rank are then by calibrated score.
+    `progress`: progress bars over the tiles (on the main process).
     """
     for source in (embeddings, probes):
         if source is not None and source.layout != "images":

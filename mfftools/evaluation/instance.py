@@ -210,6 +210,7 @@ def evaluate_instance(
     scores replace the canonical ones in every count, threshold and rate (tile by tile, exactly:
     see mfftools.calibration.score_map); score distributions, which describe the raw scores, are
     then left out. Degenerate embeddings are refused unless `allow_degenerate` (see `sanity`).
+    `progress`: progress bars over the tiles (on the main process).
     """
     targets = tuple(dict.fromkeys(float(target) for target in targets))
     methods = tuple(dict.fromkeys(methods))
