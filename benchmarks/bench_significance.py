@@ -27,11 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from bench_extract import machine as cpu  # noqa: E402
-from mfftools.report.claims import GROUP_VERSUS_REST, GROUPS_DIFFER, group_claims  # noqa: E402
-from mfftools.report.claims import model_claims  # noqa: E402
-from mfftools.report.results import per_identity_rates  # noqa: E402
-from mfftools.report.significance import group_tests  # noqa: E402
-from mfftools.report.tables import entries_at  # noqa: E402
+from mfftools.reporting.claims import GROUP_VERSUS_REST, GROUPS_DIFFER, group_claims  # noqa: E402
+from mfftools.reporting.claims import model_claims  # noqa: E402
+from mfftools.reporting.results import per_identity_rates  # noqa: E402
+from mfftools.reporting.significance import group_tests  # noqa: E402
+from mfftools.reporting.tables import entries_at  # noqa: E402
 from significance_data import TARGET, identities, model_pair, rates, result  # noqa: E402
 
 ALPHA = 0.05

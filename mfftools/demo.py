@@ -10,6 +10,7 @@ demo model's: it shows each mitigation method before and after on data where the
 """
 import logging
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,8 @@ from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.files import write_results
 from mfftools.extract import extract
 from mfftools.pair_data import read_pair_set
-from mfftools.report.build import write_report
-from mfftools.report.summary import hardest_pair_group
+from mfftools.reporting.build import write_report
+from mfftools.reporting.summary import hardest_pair_group
 from mfftools.train.checkpoint import newest_checkpoint
 from mfftools.train.config import load_config
 from mfftools.train.trainer import CHECKPOINT_DIR, train
@@ -134,10 +135,11 @@ def run_demo(out_dir="demo_out", quick=False, device="auto", workers=1, progress
                               embeddings_dir / "instance.h5", **common)
         pairs_h5 = extract(data_dir / "rfw_bin", checkpoint, embeddings_dir / "pairs.h5", **common)
     with stages.run("instance protocol (inst-eval)", results_dir / "instance.json"):
-        instance = _evaluate_instance(instance_h5, device, progress)
+        shown = progress and sys.stderr.isatty()
+        instance = _evaluate_instance(instance_h5, device, shown)
         instance_json = write_results(instance, results_dir / "instance.json")
     with stages.run("1:N identification (ident-eval)", results_dir / "identification.json"):
-        identification = _evaluate_identification(instance_h5, device, progress)
+        identification = _evaluate_identification(instance_h5, device, shown)
         identification_json = write_results(identification, results_dir / "identification.json")
     with stages.run("pair protocol (pair-eval)", results_dir / "pair.json"):
         pair = evaluate_pairs(open_embeddings(pairs_h5, layout="pairs"))

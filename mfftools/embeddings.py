@@ -63,6 +63,7 @@ _CHUNK_ROWS = 1024
 # are read, as the canonical rows of the protocols are float32).
 STORED_DTYPES = (np.float32, np.float16, np.float64)
 PARTIAL_SUFFIX = ".partial"
+_ORDERED_BLOCK_ROWS = 4096
 
 
 def partial_path(path):
@@ -141,7 +142,7 @@ class Embeddings:
             for first in range(start, stop, block_rows):
                 with np.errstate(over="ignore"):  # float64 beyond float32: Inf, refused below
                     block = dataset[first : min(first + block_rows, stop)].astype(np.float32)
-                _check_rows(block, first, self.path)
+                check_rows(block, first, f"{self.path}: dataset 'embeddings'")
                 yield first, block
 
     def read(self, start=0, stop=None):
@@ -152,16 +153,35 @@ class Embeddings:
             out[first - start : first - start + len(block)] = block
         return out
 
+    def ordered_rows(self, order):
+        """All rows, row `order[k]` at position k (`order`: a permutation of the rows), as one
+        float32 torch tensor (validated) on the host, read block by block into place."""
+        import torch
 
-def _check_rows(block, first_row, path):
-    finite = np.isfinite(block).all(axis=1)
-    if not finite.all():
-        row = first_row + int(np.flatnonzero(~finite)[0])
-        raise MfftoolsError(f"{path}: dataset 'embeddings' row {row} contains NaN or Inf")
-    zero = ~block.any(axis=1)
-    if zero.any():
-        row = first_row + int(np.flatnonzero(zero)[0])
-        raise MfftoolsError(f"{path}: dataset 'embeddings' row {row} is all zeros")
+        rows = np.empty((self.n_rows, self.dim), dtype=np.float32)
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        # Blocks of a few MB: freed and allocated again, their memory is reused, not faulted in.
+        for first, block in self.iter_blocks(block_rows=_ORDERED_BLOCK_ROWS):
+            rows[position[first : first + len(block)]] = block
+        return torch.from_numpy(rows)
+
+
+def check_rows(block, first_row, where):
+    """Refuse a block of float32 rows (numpy) whose first row is row `first_row` of `where`
+    ("FILE: dataset 'embeddings'", or an array's name) when a row holds NaN or Inf or is all
+    zeros."""
+    refuse_bad_rows(~np.isfinite(block).all(axis=1), ~block.any(axis=1),
+                    first_row + np.arange(len(block)), where)
+
+
+def refuse_bad_rows(nonfinite, zero, row_numbers, where):
+    """The error for the first row (by `row_numbers`) that holds NaN or Inf, else the first that
+    is all zeros; nothing when no row is flagged."""
+    for flagged, problem in ((nonfinite, "contains NaN or Inf"), (zero, "is all zeros")):
+        if flagged.any():
+            row = int(np.asarray(row_numbers)[flagged].min())
+            raise MfftoolsError(f"{where} row {row} {problem}")
 
 
 def _str(value):

@@ -113,12 +113,14 @@ def evaluate_pair_set(pair_set, groups=None, distances=None, grid=None):
     return results
 
 
-def evaluate_embeddings(embeddings, groups=None, calibration_file=None, grid=None,
-                        allow_dropped_pairs=False, allow_degenerate=False):
-    """The pair protocol's results of an opened embeddings file holding pairs, on calibrated
-    scores when a calibration file is given; `grid`: the accuracy grid (default by name). A file
-    that lost pairs at extraction is refused unless it has its own folds or
-    `allow_dropped_pairs`; degenerate embeddings unless `allow_degenerate` (see `sanity`)."""
+def evaluate_embeddings(embeddings, groups=None, calibration=None, grid=None,
+                        allow_dropped_pairs=False, allow_degenerate=False, calibration_file=None):
+    """The pair protocol's results of an opened embeddings file holding pairs, on the scores
+    calibrated by `calibration` (a store.Calibration checked against these embeddings; its
+    `calibration_file`, when it was read from one, is recorded) when one is given; `grid`: the
+    accuracy grid (default by name). A file that lost pairs at extraction is refused unless it
+    has its own folds or `allow_dropped_pairs`; degenerate embeddings unless `allow_degenerate`
+    (see `sanity`)."""
     from mfftools.evaluation import sanity
     from mfftools.evaluation.pair import evaluate_pairs
     from mfftools.evaluation.skipped import check_folds, skipped_counts
@@ -129,17 +131,11 @@ def evaluate_embeddings(embeddings, groups=None, calibration_file=None, grid=Non
             f"{embeddings.path}: an images-layout file without a pair list (the instance "
             "protocol's input: use inst-eval); pair-eval needs pairs"
         )
-    if calibration_file is None and embeddings.layout == "pairs":
+    if calibration is None and embeddings.layout == "pairs":
         return evaluate_pairs(embeddings, groups=groups, grid=grid,
                               allow_dropped_pairs=allow_dropped_pairs,
                               allow_degenerate=allow_degenerate)
     check_folds(embeddings, allow_dropped_pairs)
-    calibration = None
-    if calibration_file is not None:
-        from mfftools.calibration.store import load
-
-        calibration = load(calibration_file)
-        calibration.check_embeddings(embeddings)
     pair_set = read_pair_set(embeddings)
     distances = pair_set.distances()
     degenerate = sanity.check_pair_scores(distances, pair_set.issame, str(embeddings.path),
@@ -151,9 +147,10 @@ def evaluate_embeddings(embeddings, groups=None, calibration_file=None, grid=Non
         distances, applied = calibrated_distances(calibration, scored)
     results = evaluate_pair_set(pair_set, groups, distances=distances, grid=grid)
     if calibration is not None:
-        results["calibration"] = {"file": str(calibration_file), "method": calibration.method,
-                                  "calibrator": calibration.fitted.calibrator,
-                                  "fallback_pairs": int(applied.fallback.sum())}
+        results["calibration"] = {
+            **({} if calibration_file is None else {"file": str(calibration_file)}),
+            "method": calibration.method, "calibrator": calibration.fitted.calibrator,
+            "fallback_pairs": int(applied.fallback.sum())}
     results["images"] = images_fingerprint(embeddings)
     results.update(skipped_counts(embeddings), degenerate=degenerate)
     return results

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from mfftools.report.results import ResultFile
+from mfftools.reporting.results import ResultFile
 
 GROUPS = ["African", "Asian", "Caucasian", "Indian"]
 

@@ -10,7 +10,7 @@ accepted, a few many). TPRs tie often and FPRs are mostly 0, as at real targets.
 """
 import numpy as np
 
-from mfftools.report.results import ResultFile
+from mfftools.reporting.results import ResultFile
 
 TARGET = 1e-3
 

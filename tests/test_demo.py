@@ -59,7 +59,7 @@ def test_target_fpir_leaves_enough_false_positives():
 def test_hardest_group_is_the_reports(tmp_path):
     """The demo prints the hardest group in the words of the report's summary, ties named."""
     from mfftools.demo import DemoResult
-    from mfftools.report.build import write_report
+    from mfftools.reporting.build import write_report
 
     pair = {"protocol": "pair", "model": "demo_tiny", "group_names": ["A", "B", "C"],
             "groups": {name: {"accuracy": accuracy, "fold_accuracies": [accuracy] * 10,

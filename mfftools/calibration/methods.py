@@ -37,11 +37,12 @@ without impostor pairs gets d = 0; a group with fewer than two impostor scores (
 is normalised with the statistics of all impostor pairs; an image whose group the calibration
 never saw is treated as in such a group.
 """
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mfftools.calibration.calibrators import DEFAULT_BINS, CalibratorBank, fit_calibrator
+from mfftools.calibration.calibrators import DEFAULT_BINS, KINDS, CalibratorBank, fit_calibrator
 from mfftools.errors import MfftoolsError
 from mfftools.evaluation.threshold import exact_threshold
 
@@ -64,6 +65,16 @@ class Settings:
     bins: int = DEFAULT_BINS
     fit_fpr: float = DEFAULT_FIT_FPR
     seed: int = 0
+
+    def __post_init__(self):
+        if self.calibrator not in KINDS:
+            raise MfftoolsError(f"--calibrator must be one of {', '.join(KINDS)}, got "
+                                f"{self.calibrator!r}")
+        for name, value in (("clusters", self.clusters), ("bins", self.bins)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise MfftoolsError(f"--{name} must be an integer of at least 1, got {value!r}")
+        if not isinstance(self.fit_fpr, numbers.Real) or not 0 < self.fit_fpr < 1:
+            raise MfftoolsError(f"--fit-fpr must be between 0 and 1, got {self.fit_fpr!r}")
 
 
 def key_kind(method):

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from mfftools.cli.logs import verbosity_options
+from mfftools.evaluation.text import calibration_table
 
 # The names of mfftools.calibration.methods.METHODS and calibrators.KINDS, without numpy for
 # --help.
@@ -50,22 +51,9 @@ def _fit_options(command):
     return command
 
 
-def _settings(calibrator, clusters, bins, fit_fpr, seed):
-    from mfftools.calibration.methods import Settings
-
-    return Settings(calibrator=calibrator, clusters=clusters, bins=bins, fit_fpr=fit_fpr,
-                    seed=seed)
-
-
-def _read_pairs(embeddings_file, pair_table, columns):
-    from mfftools.data.table import parse_column_map
-    from mfftools.embeddings import open_embeddings
-    from mfftools.pair_data import read_pair_set
-
-    embeddings = open_embeddings(embeddings_file)
+def _check_columns(pair_table, columns):
     if columns is not None and pair_table is None:
         raise click.UsageError("--columns maps the columns of a pair list: give one")
-    return embeddings, read_pair_set(embeddings, pair_table, parse_column_map(columns))
 
 
 _targets = click.option("--fpr", "targets", multiple=True, type=float, default=DEFAULT_TARGETS,
@@ -90,17 +78,14 @@ def fit(embeddings_file, pair_table, columns, method, calibrator, clusters, bins
         out_path):
     """Fit METHOD on every pair of EMBEDDINGS_FILE (a pairs-layout file, an images-layout file
     with its pair list, or one with PAIR_TABLE naming its images) and write it to --out."""
-    from mfftools.calibration.pipeline import fit_calibration
-    from mfftools.calibration.store import save
+    from mfftools.api.calibration import calibrate
 
-    embeddings, pair_set = _read_pairs(embeddings_file, pair_table, columns)
-    settings = _settings(calibrator, clusters, bins, fit_fpr, seed)
-    calibration = fit_calibration(pair_set, method, settings, embeddings=embeddings)
-    save(calibration, out_path)
-    fallbacks = calibration.fitted.n_fallbacks
-    click.echo(f"{method} ({calibration.fitted.calibrator}) fitted on {pair_set.n_pairs} pairs "
-               f"of {pair_set.n_images} images; {fallbacks} fallback"
-               f"{'' if fallbacks == 1 else 's'} to the global fit")
+    _check_columns(pair_table, columns)
+    calibration = calibrate(embeddings_file, pair_list=pair_table, columns=columns,
+                            method=method, calibrator=calibrator, clusters=clusters, bins=bins,
+                            fit_fpr=fit_fpr, seed=seed)
+    calibration.save(out_path)
+    click.echo(repr(calibration))
     click.echo(f"calibration written to {out_path}")
 
 
@@ -115,24 +100,16 @@ def fit(embeddings_file, pair_table, columns, method, calibrator, clusters, bins
 def apply(calibration_file, embeddings_file, pair_table, columns, targets, out_path, json_path):
     """Apply CALIBRATION_FILE to the pairs of EMBEDDINGS_FILE (of the model it was fitted for)
     and print the measures of the calibrated scores."""
-    from mfftools.calibration.pipeline import ScoredPairs, apply_calibration, evaluate_applied
+    from mfftools.api.calibration import apply_results, read_pairs
     from mfftools.calibration.store import load
     from mfftools.files import write_results
 
     calibration = load(calibration_file)
-    embeddings, pair_set = _read_pairs(embeddings_file, pair_table, columns)
-    calibration.check_embeddings(embeddings)
-    scored = ScoredPairs.of(pair_set, in_place=True)
-    applied = apply_calibration(calibration, scored, release_rows=True)
-    measures = evaluate_applied(applied, scored, targets, calibration.settings.bins)
-    measures["fallbacks"] = {"fitted": calibration.fitted.n_fallbacks,
-                             "test_pairs": int(applied.fallback.sum())}
-    result = {"protocol": "calibration", "folds": 1, "fold_assignment": "none",
-              "group_names": list(pair_set.group_names),
-              "targets": list(measures["tpr_at_fpr"]), "n_pairs": int(pair_set.n_pairs),
-              "n_images": pair_set.n_images, "calibration_file": str(calibration_file),
-              "methods": {calibration.method: measures}, "source": pair_set.source}
-    click.echo(format_table(result))
+    _check_columns(pair_table, columns)
+    embeddings, pair_set = read_pairs(embeddings_file, pair_list=pair_table, columns=columns)
+    result, scored, applied = apply_results(calibration, embeddings, pair_set, targets,
+                                            calibration_file)
+    click.echo(calibration_table(result))
     if out_path is not None:
         _write_scores(out_path, scored, applied)
         click.echo(f"scores written to {out_path}")
@@ -165,58 +142,18 @@ def cross_val(embeddings_file, pair_table, columns, methods, calibrator, cluster
               seed, folds, targets, json_path):
     """Test each fold with every method fitted on the other folds, as FairCal does, and print
     accuracy, false-positive-rate spread and calibration per method, averaged over folds."""
-    from mfftools.calibration.pipeline import cross_validate
+    from mfftools.api.calibration import cross_validation_results
     from mfftools.files import write_results
 
-    _, pair_set = _read_pairs(embeddings_file, pair_table, columns)
-    settings = _settings(calibrator, clusters, bins, fit_fpr, seed)
+    _check_columns(pair_table, columns)
 
     def announce(number, total):
         click.echo(f"fold {number}/{total}", err=True)
 
-    result = cross_validate(pair_set, methods, settings, n_folds=folds, targets=targets,
-                            on_fold=announce)
-    click.echo(format_table(result))
+    result = cross_validation_results(
+        embeddings_file, pair_list=pair_table, columns=columns, methods=methods,
+        n_folds=folds, fpr=targets, calibrator=calibrator, clusters=clusters, bins=bins,
+        fit_fpr=fit_fpr, seed=seed, on_fold=announce)
+    click.echo(calibration_table(result))
     if json_path is not None:
         click.echo(f"results written to {write_results(result, json_path)}")
-
-
-def format_table(result):
-    """One row per method: AUROC, TPR and the groups' FPR spread (AAD, MAD) at each target,
-    and the mean KS, ECE and Brier over groups; then the fallbacks."""
-    targets = result["targets"]
-    header = ["method", "AUROC"]
-    for target in targets:
-        header += [f"TPR@{target}", f"FPR AAD@{target}", f"FPR MAD@{target}"]
-    header += ["KS", "ECE", "Brier"]
-    rows = []
-    for method, entry in result["methods"].items():
-        row = [method, _number(entry["auroc"])]
-        for target in targets:
-            found = entry["fpr_spread"][target]
-            row += [_number(entry["tpr_at_fpr"][target]), _number(found["aad"], 5),
-                    _number(found["mad"], 5)]
-        row += [_number(entry["calibration"][measure]["mean"])
-                for measure in ("ks", "ece", "brier")]
-        rows.append(row)
-    widths = [max(len(str(line[column])) for line in [header] + rows)
-              for column in range(len(header))]
-    folds = result["folds"]
-    lines = [f"Calibration: {result['n_pairs']} pairs, {len(result['group_names'])} groups, "
-             + ("all pairs" if folds == 1 else f"{folds} folds ({result['fold_assignment']}), "
-                "each value the mean over test folds")]
-    for line in [header] + rows:
-        lines.append("  ".join(text.ljust(width) if column == 0 else text.rjust(width)
-                               for column, (text, width) in enumerate(zip(line, widths))))
-    fallbacks = [f"{method} {entry['fallbacks']['fitted']} fitted, "
-                 f"{entry['fallbacks']['test_pairs']} test pairs"
-                 for method, entry in result["methods"].items()
-                 if entry["fallbacks"]["fitted"] or entry["fallbacks"]["test_pairs"]]
-    if fallbacks:
-        lines.append("fallbacks to the global fit: " + "; ".join(fallbacks))
-    return "\n".join(lines)
-
-
-def _number(value, digits=4):
-    return "-" if value is None else f"{value:.{digits}f}"
-

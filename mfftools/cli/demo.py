@@ -1,7 +1,7 @@
 """`mfftools demo`: synthetic data -> trained model -> embeddings -> evaluations -> report."""
 import click
 
-from mfftools.cli.calibrate import format_table
+from mfftools.evaluation.text import calibration_table
 
 
 @click.command("demo")
@@ -44,7 +44,7 @@ def command(out_dir, quick, device):
     click.echo(f"hardest group: {result.hardest_group()}")
     click.echo(f"\ncalibration, before (baseline) and after, on synthetic embeddings whose "
                f"{result.calibration['group_names'][0]} impostors sit higher:")
-    click.echo(format_table(result.calibration))
+    click.echo(calibration_table(result.calibration))
     total = sum(result.seconds.values())
     click.echo(f"done in {total:.0f} s")
 

@@ -40,13 +40,6 @@ def allow_degenerate_option(command):
     )(command)
 
 
-def degenerate_note(result):
-    """`not shown: degenerate embeddings (...)` for results computed on degenerate embeddings,
-    else None: a fairness measure of such embeddings must not read as parity."""
-    findings = result.get("degenerate")
-    return f"not shown: degenerate embeddings ({'; '.join(findings)})" if findings else None
-
-
 def run_on_ranks(requested_device, evaluate):
     """`evaluate(device, dist_info)` in this torchrun job (or as the only process).
 
@@ -75,16 +68,6 @@ def run_on_ranks(requested_device, evaluate):
             dist.shutdown()
 
 
-def name_model(result, name, embeddings):
-    """The results' `model`: `name`, else the embeddings' model name (with " + METHOD" when the
-    scores were calibrated: a calibrated run is reported beside the plain one), else none."""
-    model = name or embeddings.model_name
-    if model is not None and name is None and "calibration" in result:
-        model = f"{model} + {result['calibration']['method']}"
-    if model is not None:
-        result["model"] = model
-
-
 def calibration_option(command):
     """--calibration CAL.npz: evaluate calibrated scores."""
     return click.option(
@@ -95,20 +78,9 @@ def calibration_option(command):
         "the calibrated confidence, exactly, tile by tile.")(command)
 
 
-def load_calibration(path, *embeddings):
-    """The calibration file at `path` (None without one), checked against each opened file."""
-    if path is None:
-        return None
-    from mfftools.calibration.store import load
-
-    calibration = load(path)
-    for file in embeddings:
-        if file is not None:
-            calibration.check_embeddings(file)
-    return calibration
-
-
-def record_calibration(result, path):
-    """Name the calibration file in the results' `calibration` entry."""
-    if path is not None:
-        result["calibration"]["file"] = str(path)
+def announce_calibration(result, calibration_file):
+    """Say that the scores were calibrated, and by what, before the results' table."""
+    if calibration_file is not None:
+        entry = result["calibration"]
+        click.echo(f"calibrated scores ({calibration_file}: {entry['method']}, "
+                   f"{entry['calibrator']}): every threshold is a confidence in [0, 1]")

@@ -1,5 +1,4 @@
 """`mfftools pair-eval`: the 10-fold pair protocol, from an embeddings file or from images."""
-import math
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,8 +12,9 @@ from mfftools.cli.options import (
     source_options,
     source_settings,
 )
-from mfftools.cli.engine_options import allow_degenerate_option, degenerate_note, name_model
+from mfftools.cli.engine_options import allow_degenerate_option
 from mfftools.errors import MfftoolsError
+from mfftools.evaluation.text import pair_table
 
 # A source with one of these suffixes is an embeddings file (and said to be damaged when it is
 # not readable HDF5), whatever its content.
@@ -66,7 +66,7 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
 
     from mfftools.files import write_results
 
-    evaluation = dict(grid=grid, calibration_file=calibration_file,
+    evaluation = dict(grid=grid, calibration=calibration_file, name=name,
                       allow_dropped_pairs=allow_dropped_pairs, allow_degenerate=allow_degenerate)
     embeddings_files = [path for path in sources if path.is_file() and (
         path.suffix.lower() in EMBEDDINGS_SUFFIXES or h5py.is_hdf5(path))]
@@ -75,37 +75,34 @@ def command(sources, model_path, arch, output_name, input_size, input_mean, inpu
             ("--model", model_path), ("--save", save), ("--image-root", image_root),
             ("--columns", columns), ("--attributes", attributes),
             ("--group-by", group_by)) if value is not None]
-        results, embeddings = _evaluate_file(sources, embeddings_files[0], given, groups,
-                                             evaluation)
+        results = _evaluate_file(sources, embeddings_files[0], given, groups, evaluation)
     else:
         extraction = dict(arch=arch, output=output_name, batch_size=batch_size, workers=workers,
                           device=device, flip=not no_flip, amp=amp,
                           preprocessing=preprocessing(input_size, input_mean, input_std, bgr))
         settings = source_settings(image_root, columns, group_by=group_by, groups=groups,
                                    attributes=attributes)
-        results, embeddings = _extract_and_evaluate(sources, model_path, settings, extraction,
-                                                    save, evaluation)
-    name_model(results, name, embeddings)
-    click.echo(format_table(results))
+        results = _extract_and_evaluate(sources, model_path, settings, extraction, save,
+                                        evaluation)
+    click.echo(pair_table(results))
     if json_path is not None:
         click.echo(f"results written to {write_results(results, json_path)}")
     if csv_dir is not None:
-        from mfftools.report.csv_tables import write_csv_tables
+        from mfftools.reporting.csv_tables import write_csv_tables
 
         for path in write_csv_tables(results, csv_dir):
             click.echo(f"table written to {path}")
     if plots_dir is not None:
-        from mfftools.report.build import write_figures
+        from mfftools.reporting.build import write_figures
 
         for path in write_figures(results, plots_dir, sources[0]):
             click.echo(f"figure written to {path}")
 
 
 def _evaluate_file(sources, path, given, groups, evaluation):
-    """(results, embeddings) of an embeddings file given alone, without the options that
-    concern extraction (`given`); `evaluation`: evaluate_embeddings' options."""
-    from mfftools.embeddings import open_embeddings
-    from mfftools.pair_data import evaluate_embeddings
+    """The results of an embeddings file given alone, without the options that concern
+    extraction (`given`); `evaluation`: pair_results' options."""
+    from mfftools.api.evaluations import pair_results
 
     if len(sources) > 1:
         raise MfftoolsError(
@@ -117,16 +114,13 @@ def _evaluate_file(sources, path, given, groups, evaluation):
             f"{'applies' if len(given) == 1 else 'apply'} only to images to extract "
             "(.bin files, folders of them, a pair list)"
         )
-    embeddings = open_embeddings(path)
-    return evaluate_embeddings(embeddings, groups, **evaluation), embeddings
+    return pair_results(path, only_groups=groups, **evaluation)
 
 
 def _extract_and_evaluate(sources, model_path, settings, extraction, save, evaluation):
-    """(results, embeddings) of images extracted with the model into `save` or a temporary
-    file."""
-    from mfftools.embeddings import open_embeddings
+    """The results of images extracted with the model into `save` or a temporary file."""
+    from mfftools.api.evaluations import pair_results
     from mfftools.extract import extract
-    from mfftools.pair_data import evaluate_embeddings
     from mfftools.sources import open_pair_sources
 
     if model_path is None:
@@ -142,10 +136,10 @@ def _extract_and_evaluate(sources, model_path, settings, extraction, save, evalu
             "a pair list"
         )
     with _extraction_target(save) as out_path:
-        embeddings = open_embeddings(extract(source, model_path, out_path, **extraction))
-        results = evaluate_embeddings(embeddings, **evaluation)
+        results = pair_results(extract(source, model_path, out_path, **extraction),
+                               **evaluation)
     results["source"] = ", ".join(map(str, sources))
-    return results, embeddings
+    return results
 
 
 @contextmanager
@@ -156,67 +150,3 @@ def _extraction_target(save):
         return
     with tempfile.TemporaryDirectory(prefix="mfftools-pairs-") as folder:
         yield Path(folder) / "pairs.h5"
-
-
-def format_table(results):
-    """The results as a readable table: per group or set its accuracy (mean +- std over folds),
-    TAR@FAR=1e-3 and the FAR its thresholds give, and the EER; then, over two groups or more
-    (insightface's verification sets are benchmarks of their own, each on its own line), the
-    mean accuracy, STD and SER. A TAR whose target the pair counts cannot resolve is marked so."""
-    names = results["group_names"]
-    groups = [results["groups"][name] for name in names]
-    sets = results.get("verification_sets", [])
-    width = max(len("group"), *(len(name) for name in names))
-    eers = results.get("eer", {})
-    lines = [f"Pair protocol: {_what(names, sets)}, {results['n_pairs']} pairs, "
-             f"{_folds(results)}, {results.get('grid', 'mixfairface')} grid",
-             f"{'group':<{width}}  {'accuracy (%)':>16}  {'TAR@FAR=1e-3':>12}  {'at FAR':>8}"
-             f"  {'EER':>7}"]
-    for name, group in zip(names, groups):
-        accuracy = f"{group['accuracy'] * 100:.2f} +- {group['accuracy_std'] * 100:.2f}"
-        tar = (f"{group['tar_at_far_1e-3']:.4f}" if group["tar_at_far_resolvable"]
-               else "unresolved*")
-        far = f"{group['far_at_tar_threshold']:.2g}"
-        eer = "-" if eers.get(name) is None else f"{eers[name]:.4f}"
-        lines.append(f"{name:<{width}}  {accuracy:>16}  {tar:>12}  {far:>8}  {eer:>7}")
-    if results["std"] is not None and degenerate_note(results):
-        lines += [f"{'mean':<{width}}  {results['mean_accuracy']:>16.2f}",
-                  f"STD and SER {degenerate_note(results)}"]
-    elif results["std"] is not None:
-        ser = results["ser"]
-        lines += [
-            f"{'mean':<{width}}  {results['mean_accuracy']:>16.2f}",
-            f"{'STD':<{width}}  {results['std']:>16.2f}",
-            f"{'SER':<{width}}  {'n/a (a perfect group)' if ser is None else f'{ser:.3f}':>16}",
-        ]
-    if sets and len(sets) < len(names):
-        lines.append(f"mean, STD and SER over the groups only: {', '.join(sets)} "
-                     f"{'is a benchmark' if len(sets) == 1 else 'are benchmarks'} of its own")
-    resolutions = [group["far_resolution"] for group in groups
-                   if not group["tar_at_far_resolvable"]]
-    if resolutions:
-        fewest = round(1 / max(resolutions))
-        needed = math.ceil(1 / results["far_target"])
-        lines.append(
-            f"* unresolved: choosing a threshold at FAR={results['far_target']:g} needs at least "
-            f"{needed:,} impostor pairs besides the test fold, and there are as few as {fewest:,} "
-            f"(FAR steps of 1/{fewest:,}); 'at FAR' is what the thresholds found give"
-        )
-    return "\n".join(lines)
-
-
-def _what(names, sets):
-    if len(names) == 1:
-        return names[0]
-    n_groups = len(names) - len(sets)
-    parts = [f"{count} {word}{'s' if count > 1 else ''}"
-             for count, word in ((n_groups, "group"), (len(sets), "verification set")) if count]
-    return " and ".join(parts)
-
-
-def _folds(results):
-    counts = sorted({len(group["fold_accuracies"]) for group in results["groups"].values()})
-    number = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-    if results.get("fold_assignment") == "file":
-        return f"{number} folds from the file"
-    return f"{number} contiguous folds"

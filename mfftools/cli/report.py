@@ -45,7 +45,7 @@ def command(results, out_dir, names, bootstrap, permutations, alpha, seed, title
     The model of each file is the one --name gives it, else its "model" field, else the file
     name without extension; files of one model share a column block.
     """
-    from mfftools.report.build import PERMUTATIONS, write_report
+    from mfftools.reporting.build import PERMUTATIONS, write_report
 
     files = write_report(results, out_dir, bootstrap=bootstrap, seed=seed, title=title,
                          names=names, alpha=alpha, images=not no_images,

@@ -18,7 +18,6 @@ and after a calibration) can be paired search by search.
 """
 import logging
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -415,7 +414,7 @@ def evaluate_identification(
     tile=8192,
     device="auto",
     precision="auto",
-    progress=True,
+    progress=False,
     dist_info=None,
     match_by=None,
     rank_ties="optimistic",
@@ -432,6 +431,7 @@ def evaluate_identification(
     are refused unless `allow_degenerate` (see `sanity`). `calibration`: a fitted calibration
     (mfftools.calibration.store.Calibration) whose calibrated scores replace the canonical
     ones: a search's best template and a mate's rank are then by calibrated score.
+    `progress`: progress bars over the tiles (on the main process).
     """
     for source in (embeddings, probes):
         if source is not None and source.layout != "images":
@@ -453,7 +453,7 @@ def evaluate_identification(
     info = dist_info or DistInfo()
     device = resolve_device(device, info.local_rank)
     screening = resolve_precision(precision, device)
-    progress = progress and info.is_main and sys.stderr.isatty()
+    progress = progress and info.is_main
     gallery = build_gallery(embeddings, probes, gallery_images, device, match_by)
     if gallery.n_mated == 0:
         raise MfftoolsError("no mated searches: no search's identity has a template in the "

@@ -11,7 +11,6 @@ targets and both methods cost one pass. statistics.py turns the counts into the 
 """
 import logging
 import math
-import sys
 
 import numpy as np
 import torch
@@ -37,7 +36,6 @@ from mfftools.evaluation.top_impostors import top_impostors
 logger = logging.getLogger(__name__)
 
 METHODS = ("bisection", "exact")
-_READ_ROWS = 4096  # rows read from the file at a time
 # FPR levels of each entry's ladder, as multiples of its target: 0.5x to 2x, four a factor of 2.
 LADDER = tuple(2.0 ** (k / 4) for k in range(-4, 5))
 
@@ -63,18 +61,13 @@ def check_targets(targets, n_impostor):
 
 
 def load_rows(embeddings, order, device):
-    """Canonical rows in the given order (sorted position -> file row), on `device`.
+    """Canonical rows in the given order (sorted position -> row of the embeddings), on `device`.
 
-    Rows are read block by block into one host array at their sorted positions and normalised
-    there in place, so the host holds one float32 copy and the device one more (none on CPU).
+    The rows are gathered where they are (a file's on the host, block by block; a tensor's on
+    its own device) and normalised there in place, then moved: a file's rows are held once on
+    the host and once more on the device (not again on the CPU).
     """
-    rows = np.empty((embeddings.n_rows, embeddings.dim), dtype=np.float32)
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    # Blocks of a few MB: freed and allocated again, their memory is reused, not faulted in anew.
-    for first, block in embeddings.iter_blocks(block_rows=_READ_ROWS):
-        rows[position[first : first + len(block)]] = block
-    return normalise_rows_(torch.from_numpy(rows)).to(device)
+    return normalise_rows_(embeddings.ordered_rows(order)).to(device)
 
 
 class _Pass:
@@ -198,7 +191,7 @@ def evaluate_instance(
     tile=8192,
     device="auto",
     precision="auto",
-    progress=True,
+    progress=False,
     dist_info=None,
     reference_group=None,
     det=False,
@@ -218,6 +211,7 @@ def evaluate_instance(
     scores replace the canonical ones in every count, threshold and rate (tile by tile, exactly:
     see mfftools.calibration.score_map); score distributions, which describe the raw scores, are
     then left out. Degenerate embeddings are refused unless `allow_degenerate` (see `sanity`).
+    `progress`: progress bars over the tiles (on the main process).
     """
     targets = tuple(dict.fromkeys(float(target) for target in targets))
     methods = tuple(dict.fromkeys(methods))
@@ -233,7 +227,7 @@ def evaluate_instance(
     info = dist_info or DistInfo()
     device = resolve_device(device, info.local_rank)
     screening = resolve_precision(precision, device)
-    progress = progress and info.is_main and sys.stderr.isatty()
+    progress = progress and info.is_main
 
     if det and calibration is not None:
         raise MfftoolsError("--det is not available with --calibration: DET curves are of the "

@@ -13,7 +13,7 @@ from mfftools.evaluation.identification import evaluate_identification
 from mfftools.evaluation.instance import evaluate_instance
 from mfftools.extract import extract
 from mfftools.files import write_results
-from mfftools.report.results import load_results
+from mfftools.reporting.results import load_results
 from mfftools.train.checkpoint import newest_checkpoint
 from mfftools.train.metrics import read_metrics
 from mfftools.train.trainer import train

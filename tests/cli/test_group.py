@@ -39,8 +39,8 @@ PAIR = {
     },
     "mean_accuracy": 85.0, "std": 7.0710678, "ser": 2.0,
 }
-INFO_LINE = "INFO mfftools.report.build: report with"
-DEBUG_LINE = "DEBUG mfftools.report.figures: wrote"
+INFO_LINE = "INFO mfftools.reporting.build: report with"
+DEBUG_LINE = "DEBUG mfftools.reporting.figures: wrote"
 
 
 @pytest.mark.parametrize("before, after, info, debug", [

@@ -88,7 +88,8 @@ def test_models_on_different_images_are_flagged_loudly(tmp_path, rng):
         main, ["report", *paths, "--out", str(tmp_path / "rep"), "--permutations", "99",
                "--bootstrap", "0"])
     assert result.exit_code == 0, result.output
-    assert ("WARNING mfftools.report.build: The instance results of a and b were NOT computed on "
+    assert ("WARNING mfftools.reporting.build: The instance results of a and b were NOT "
+            "computed on "
             "the same data (the image paths (sha256): a ") in result.stderr
     assert f"significance statements: {tmp_path / 'rep' / 'claims.json'}" in result.stdout
     html = (tmp_path / "rep" / "report.html").read_text()

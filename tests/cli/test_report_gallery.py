@@ -19,7 +19,7 @@ from mfftools.data.source_images import THUMBNAIL
 from mfftools.data.synthetic import synthesize
 from mfftools.embeddings import open_embeddings
 from mfftools.extract import extract
-from mfftools.report.gallery import GROUP_CARDS, IDENTITY_IMAGES, LOWEST
+from mfftools.reporting.gallery import GROUP_CARDS, IDENTITY_IMAGES, LOWEST
 from mfftools.sources import SourceOptions, open_source
 
 JPEG = re.compile(r'<img alt="([^"]*)" title="[^"]*" src="data:image/jpeg;base64,([^"]+)">')

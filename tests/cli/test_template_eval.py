@@ -129,7 +129,7 @@ def test_a_calibration_scores_every_pair_and_search(ijb_with_lists, method):
     for gallery in after["identification"]["galleries"].values():
         assert all(0 <= entry["threshold"] <= 1 for entry in gallery["results"])
         assert "calibration" not in gallery
-    from mfftools.report.build import write_report
+    from mfftools.reporting.build import write_report
 
     report = write_report([folder / "plain.json", folder / "cal.json"], folder / "report",
                           bootstrap=19, permutations=0).report

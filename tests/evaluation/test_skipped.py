@@ -14,7 +14,7 @@ from mfftools.evaluation.identification import evaluate_identification
 from mfftools.evaluation.instance import evaluate_instance
 from mfftools.evaluation.pair import evaluate_pairs
 from mfftools.files import write_results
-from mfftools.report.build import write_report
+from mfftools.reporting.build import write_report
 
 GROUPS = ["A", "B"]
 
