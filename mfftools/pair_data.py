@@ -121,10 +121,8 @@ def evaluate_embeddings(embeddings, groups=None, calibration=None, grid=None,
     accuracy grid (default by name). A file that lost pairs at extraction is refused unless it
     has its own folds or `allow_dropped_pairs`; degenerate embeddings unless `allow_degenerate`
     (see `sanity`)."""
-    from mfftools.evaluation import sanity
-    from mfftools.evaluation.pair import evaluate_pairs
-    from mfftools.evaluation.skipped import check_folds, skipped_counts
-    from mfftools.fingerprint import images_fingerprint
+    from mfftools.evaluation.pair import evaluate_pairs, file_results
+    from mfftools.evaluation.skipped import check_folds
 
     if not embeddings.has_pairs:
         raise MfftoolsError(
@@ -138,22 +136,18 @@ def evaluate_embeddings(embeddings, groups=None, calibration=None, grid=None,
     check_folds(embeddings, allow_dropped_pairs)
     pair_set = read_pair_set(embeddings)
     distances = pair_set.distances()
-    degenerate = sanity.check_pair_scores(distances, pair_set.issame, str(embeddings.path),
-                                          allow_degenerate)
+    calibrated, extra = None, None
     if calibration is not None:
         from mfftools.calibration.pipeline import ScoredPairs, calibrated_distances
 
-        scored = ScoredPairs.of(pair_set, in_place=True)
-        distances, applied = calibrated_distances(calibration, scored)
-    results = evaluate_pair_set(pair_set, groups, distances=distances, grid=grid)
-    if calibration is not None:
-        results["calibration"] = {
+        calibrated, applied = calibrated_distances(calibration,
+                                                   ScoredPairs.of(pair_set, in_place=True))
+        extra = {"calibration": {
             **({} if calibration_file is None else {"file": str(calibration_file)}),
             "method": calibration.method, "calibrator": calibration.fitted.calibrator,
-            "fallback_pairs": int(applied.fallback.sum())}
-    results["images"] = images_fingerprint(embeddings)
-    results.update(skipped_counts(embeddings), degenerate=degenerate)
-    return results
+            "fallback_pairs": int(applied.fallback.sum())}}
+    return file_results(embeddings, distances, pair_set.issame, pair_set.pair_group,
+                        pair_set.fold, groups, grid, allow_degenerate, calibrated, extra)
 
 
 def canonical_rows(rows, copy=True):

@@ -384,15 +384,24 @@ def evaluate_pairs(embeddings, groups=None, grid=None, allow_dropped_pairs=False
     extraction is refused unless it has its own folds or `allow_dropped_pairs`; degenerate
     embeddings unless `allow_degenerate` (see `sanity`)."""
     check_folds(embeddings, allow_dropped_pairs)
-    dist = embeddings_distances(embeddings)
-    degenerate = sanity.check_pair_scores(dist, embeddings.issame, str(embeddings.path),
-                                          allow_degenerate)
+    return file_results(embeddings, embeddings_distances(embeddings), embeddings.issame,
+                        embeddings.pair_group, embeddings.fold, groups, grid, allow_degenerate)
+
+
+def file_results(embeddings, dist, issame, pair_group, fold, groups=None, grid=None,
+                 allow_degenerate=False, evaluated=None, extra=None):
+    """The results dict of an embeddings file's pairs: their distances `dist` (the embeddings'
+    own, which the degenerate check reads), labels `issame`, `pair_group` and `fold`, evaluated
+    on `evaluated` when given (calibrated distances) instead of `dist`; `extra` keys (a
+    calibration's record) come before the file's fingerprint and counts."""
+    degenerate = sanity.check_pair_scores(dist, issame, str(embeddings.path), allow_degenerate)
     results = evaluate_pair_distances(
-        dist, embeddings.issame, embeddings.pair_group, embeddings.group_names,
-        fold=embeddings.fold, groups=groups, where=str(embeddings.path), grid=grid,
+        dist if evaluated is None else evaluated, issame, pair_group, embeddings.group_names,
+        fold=fold, groups=groups, where=str(embeddings.path), grid=grid,
     )
     results["dim"] = embeddings.dim
     results["source"] = str(embeddings.path)
+    results.update(extra or {})
     results["images"] = images_fingerprint(embeddings)
     results.update(skipped_counts(embeddings), degenerate=degenerate)
     return results
