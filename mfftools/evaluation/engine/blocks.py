@@ -76,15 +76,18 @@ class Scorer:
     def screen_floor(self, cut):
         """The screened value below which a pair's score is surely below `cut` (never below the
         lowest finite value, so that masked cells, at -inf, are never candidates)."""
-        floor = round_down(self._raw_floors(cut)[0] - self.bound, self.score_dtype)
+        raw = cut if self.score_map is None else float(self.score_map.floors(cut)[0])
+        floor = round_down(raw - self.bound, self.score_dtype)
         return max(floor, torch.finfo(self.score_dtype).min)
 
     def screen_floors(self, cuts, rows):
         """Per left row: the screened value below which a pair of that row scores surely below
         its cut (`cuts`, a float tensor, one per row of `rows`), in the score dtype, never below
         its lowest finite value."""
-        raw = torch.as_tensor(self._raw_floors(cuts.double().cpu().numpy(), rows),
-                              dtype=torch.float64, device=cuts.device)
+        raw = cuts.double()
+        if self.score_map is not None:  # otherwise the cuts stay where they are (no host copy)
+            raw = torch.as_tensor(self.score_map.floors(raw.cpu().numpy(), rows),
+                                  dtype=torch.float64, device=cuts.device)
         floors = round_down_tensor(raw - self.bound, self.score_dtype)
         return floors.clamp(min=torch.finfo(self.score_dtype).min)
 
@@ -120,11 +123,6 @@ class Scorer:
         else:
             found = self.score_map.lowers(low.cpu().numpy(), rows)
         return torch.as_tensor(found, dtype=torch.float64, device=screened.device)
-
-    def _raw_floors(self, cuts, rows=None):
-        if self.score_map is None:
-            return torch.as_tensor(cuts, dtype=torch.float64).reshape(-1).numpy()
-        return self.score_map.floors(cuts, rows)
 
     def rescore(self, rows_i, rows_j):
         """Scores of the pairs (left[i], right[j]): canonical, and mapped when the Scorer has a
